@@ -1,0 +1,1 @@
+"""EndoSpine OR display: sources, capture, inference worker, Qt UI, recorder."""

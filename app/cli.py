@@ -1,0 +1,48 @@
+"""`endospine`: the OR display."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Sequence
+
+from models.cliutil import run
+from models.paths import demo_video
+
+DEFAULT_SOURCE_HELP = "a video file or synthetic[:SEED] (default: the shipped demo video, else synthetic)"
+
+
+def default_source() -> str:
+    demo = demo_video()
+    return str(demo) if demo.is_file() else "synthetic"
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from app.sources import open_source
+    from app.ui.run import run_window
+
+    source = open_source(args.source or default_source(), loop=not args.no_loop)
+    source.open()  # a missing or unreadable source is a one-line error here, before any window
+    return run_window(source, fullscreen=args.fullscreen, screenshot=args.screenshot,
+                      quit_after=args.quit_after if args.quit_after is not None else (4.0 if args.screenshot else None))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="endospine", description=__doc__)
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    p = sub.add_parser("run", help="open the display on a source")
+    p.add_argument("source", nargs="?", metavar="SOURCE", help=DEFAULT_SOURCE_HELP)
+    p.add_argument("--fullscreen", action="store_true", help="start fullscreen (F11 toggles, Esc leaves)")
+    p.add_argument("--no-loop", action="store_true", help="stop at the end of a video file instead of looping")
+    p.add_argument("--quit-after", type=float, metavar="S", help="close the window after S seconds")
+    p.add_argument("--screenshot", type=Path, metavar="PNG",
+                   help="save a screenshot of the window just before closing (default after 4 s)")
+    p.set_defaults(func=_cmd_run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(build_parser(), argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,40 @@
+"""Starting the Qt application around a source."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from PyQt6.QtCore import QTimer
+from PyQt6.QtWidgets import QApplication
+
+from app.sources import Source
+from app.ui.main_window import MainWindow
+
+
+def run_window(source: Source, fullscreen: bool = False, screenshot: Path | None = None,
+               quit_after: float | None = None) -> int:
+    """Show the main window on `source` until closed (or for `quit_after` seconds)."""
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("EndoSpine")
+    window = MainWindow(source)
+    window.showFullScreen() if fullscreen else window.show()
+    window.start()
+    if quit_after is not None:
+        def finish() -> None:
+            if screenshot is not None:
+                save_screenshot(window, screenshot)
+            window.close()
+        QTimer.singleShot(int(quit_after * 1000), finish)
+    return app.exec()
+
+
+def save_screenshot(window: MainWindow, path: Path) -> None:
+    """The window as the screen shows it (title bar included under a real X server)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    screen = window.screen()
+    geo = window.frameGeometry()
+    pixmap = screen.grabWindow(0, geo.x(), geo.y(), geo.width(), geo.height()) if screen else None
+    if pixmap is None or pixmap.isNull():  # offscreen platform: no screen to grab, render the widget
+        pixmap = window.grab()
+    if not pixmap.save(str(path)):
+        print(f"endospine: error: {path}: cannot write screenshot", file=sys.stderr)

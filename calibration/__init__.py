@@ -1,0 +1,1 @@
+"""EndoSpine endoscope profiles: field of view, color, lens, latency."""

@@ -1,0 +1,1 @@
+"""EndoSpine model pipeline: datasets, synthetic scene engine, networks, training, export, runtime."""

@@ -1,0 +1,231 @@
+"""`endospine-model`: the pipeline that builds EndoSpine's models."""
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Sequence
+
+from models.cliutil import non_negative_int, positive_int, run
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from models.dataset import parse_ratios
+    from models.synth.generate import generate_dataset, generate_video
+    from models.video import parse_resolution
+
+    if args.video:
+        width, height = parse_resolution(args.resolution)
+        generate_video(args.video, args.out, width=width, height=height, fps=args.fps, frames=args.frames,
+                       seed=args.seed, clip=args.clip, workers=args.workers, crf=args.crf)
+        print(f"wrote {args.video} ({args.frames} frames, {width}x{height} @ {args.fps:g} fps) and labels in {args.out}")
+    else:
+        generate_dataset(args.out, clips=args.clips, frames=args.frames, width=args.size, height=args.size,
+                         seed=args.seed, stride=args.stride, workers=args.workers, ratios=parse_ratios(args.ratios))
+        print(f"wrote {args.clips * args.frames} images from {args.clips} clips to {args.out}")
+    return 0
+
+
+def _cmd_sheet(args: argparse.Namespace) -> int:
+    from models.sheet import write_contact_sheet
+
+    path = write_contact_sheet(args.data, args.out, n=args.n, split=args.split, seed=args.seed)
+    print(f"wrote {path}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from models.train.config import ExtraData, TrainConfig
+    from models.train.loop import train
+
+    extra = tuple(ExtraData.parse(e) for e in args.extra_data) or None
+    cfg = TrainConfig.load(args.config, model=args.model, iters=args.iters, batch_size=args.batch_size,
+                           lr=args.lr, input_size=args.input_size, seed=args.seed, workers=args.workers,
+                           eval_every=args.eval_every, extra_data=extra)
+    summary = train(args.data, args.out, cfg, resume=args.resume)
+    print(f"best validation mean IoU (tissues) {summary['best_val_miou']:.4f} at step {summary['best_step']}; "
+          f"run in {args.out}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from models.export import export_run
+
+    m = export_run(args.run, args.out, onnx=args.onnx, test_data=args.test_data, notice=args.notice)
+    test = m.metrics.get("test") or {}
+    figures = f"test mean IoU (tissues) {test['mean']['iou']:.4f} on {test['images']} images" if test else "no test split"
+    print(f"exported {m.model_id} to {args.out}: {figures}; export parity max abs {m.metrics['export_parity_max_abs']:.2e}")
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from models.predict import predict_dataset
+    from models.runtime import RuntimeSettings
+
+    settings = RuntimeSettings(device=args.device, threads=args.threads)
+    out = predict_dataset(args.model, args.data, args.out, split=args.split, probs=args.probs, settings=settings)
+    print(f"wrote label maps to {out}")
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from models.bench import main_bench
+
+    print(main_bench(args.model, runs=args.runs, threads=args.threads, native=not args.onednn_only))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="endospine-model", description=__doc__)
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    p = sub.add_parser("synth", help="render a labeled synthetic lumbar endoscopy dataset (or a video)",
+                       description="Render synthetic lumbar endoscopy frames with exact labels. Without --video: a "
+                                   "dataset (images, label PNGs, dataset.yaml, train/val/test lists split by clip). "
+                                   "With --video: one continuous clip as an H.264 video, label PNGs per frame in --out.")
+    p.add_argument("--out", required=True, help="output folder (must not exist or be empty)")
+    p.add_argument("--clips", type=positive_int, default=60, help="number of clips (scenes) (default 60)")
+    p.add_argument("--frames", type=positive_int, default=50, help="frames per clip, or video length in frames (default 50)")
+    p.add_argument("--size", type=positive_int, default=512, help="square image side in pixels (default 512)")
+    p.add_argument("--stride", type=positive_int, default=8, help="clip frames between dataset frames (default 8)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="random seed: same seed, same pixels (default 0)")
+    p.add_argument("--ratios", default="0.8,0.1,0.1", help="train,val,test share of images, split by clip")
+    p.add_argument("--workers", type=positive_int, default=max(1, min(2, os.cpu_count() or 1)),
+                   help="render processes (default: up to 2)")
+    g = p.add_argument_group("video")
+    g.add_argument("--video", metavar="OUT.mp4", help="write one clip as an H.264 video instead of a dataset")
+    g.add_argument("--resolution", default="1920x1080", help="video WIDTHxHEIGHT (default 1920x1080)")
+    g.add_argument("--fps", type=float, default=30.0, help="video frame rate (default 30)")
+    g.add_argument("--clip", type=non_negative_int, default=0, help="which clip of the seed to render (default 0)")
+    g.add_argument("--crf", type=non_negative_int, default=23, help="x264 quality, lower is better (default 23)")
+    p.set_defaults(func=_cmd_synth)
+
+    p = sub.add_parser("sheet", help="contact sheet: dataset images beside their label maps, as a PNG")
+    p.add_argument("data", help="dataset folder")
+    p.add_argument("--out", required=True, help="output PNG")
+    p.add_argument("--n", type=positive_int, default=12, help="number of images (default 12)")
+    p.add_argument("--split", default="all", choices=["all", "train", "val", "test"], help="which images (default all)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="which random sample (default 0)")
+    p.set_defaults(func=_cmd_sheet)
+    _add_dataset_commands(sub)
+
+    p = sub.add_parser("train", help="train a segmentation network on a dataset (best model by validation mean IoU)",
+                       description="Train from scratch. Settings: defaults < --config FILE < flags. "
+                                   "Multi-GPU: python -m paddle.distributed.launch --devices 0,1 "
+                                   "$(which endospine-model) train ...")
+    p.add_argument("--data", required=True, help="dataset folder (train and val splits used)")
+    p.add_argument("--out", required=True, help="run folder (checkpoints, logs, metrics)")
+    p.add_argument("--config", help="YAML file of training settings (see models/train/config.py)")
+    p.add_argument("--extra-data", action="append", default=[], metavar="DIR[:RATIO]",
+                   help="extra training dataset drawn for RATIO of each batch (default 0.3); repeatable")
+    p.add_argument("--model", help="network: liteseg-cpu (default) or liteseg-gpu")
+    p.add_argument("--iters", type=positive_int, help="training steps")
+    p.add_argument("--batch-size", type=positive_int, help="images per step")
+    p.add_argument("--lr", type=float, help="peak learning rate")
+    p.add_argument("--input-size", type=positive_int, help="square model input side (multiple of 128)")
+    p.add_argument("--eval-every", type=positive_int, help="steps between validations")
+    p.add_argument("--workers", type=non_negative_int, help="data loading processes")
+    p.add_argument("--seed", type=non_negative_int, help="random seed")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("export", help="export a run's best model for Paddle Inference, with manifest.yaml")
+    p.add_argument("run", help="training run folder")
+    p.add_argument("--out", required=True, help="model folder to create")
+    p.add_argument("--onnx", action="store_true", help="also write model.onnx (needs endospine[onnx])")
+    p.add_argument("--test-data", help="dataset whose test split goes into the manifest (default: the training dataset)")
+    p.add_argument("--notice", help="usage notice stored in the manifest (default: chosen from the training data)")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("predict", help="label PNGs (and probabilities) for every image of a dataset split")
+    p.add_argument("--model", required=True, help="exported model folder")
+    p.add_argument("--data", required=True, help="dataset folder")
+    p.add_argument("--split", default="test", choices=["train", "val", "test", "all"], help="which images (default test)")
+    p.add_argument("--out", required=True, help="output folder (<image stem>.png, class ids)")
+    p.add_argument("--probs", action="store_true", help="also <stem>.probs.npz: uint8 class probabilities")
+    p.add_argument("--device", default="cpu", choices=["cpu", "gpu", "tensorrt"], help="inference device")
+    p.add_argument("--threads", type=positive_int, default=2, help="CPU threads (default 2)")
+    p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("bench", help="time an exported model on this CPU (oneDNN vs native), JSON out")
+    p.add_argument("--model", required=True, help="exported model folder")
+    p.add_argument("--runs", type=positive_int, default=50, help="timed runs per configuration (default 50)")
+    p.add_argument("--threads", type=positive_int, default=2, help="CPU threads (default 2)")
+    p.add_argument("--onednn-only", action="store_true", help="skip the (slow) native CPU comparison")
+    p.set_defaults(func=_cmd_bench)
+    return parser
+
+
+def _add_dataset_commands(sub) -> None:
+    """extract, import, validate, split: the dataset tools (handlers in models/datatools/commands.py)."""
+    from models.datatools import commands as c
+    from models.datatools.common import default_workers
+
+    p = sub.add_parser("extract", help="pick frames worth labeling from surgery videos (unlabeled frame set)",
+                       description="Decode each video, take every N-th frame as a candidate, drop dark, blown-out, "
+                                   "blurry and near-duplicate ones, and write images/<clip>_<frame>.png plus "
+                                   "frames.yaml (clip = video file stem, frame index, pts, measures, drop counts).")
+    p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files; each is one clip (id = file stem)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (must not exist or be empty)")
+    p.add_argument("--every", type=positive_int, default=15, metavar="N",
+                   help="candidate every N decoded frames (default 15)")
+    p.add_argument("--max-per-clip", type=positive_int, metavar="N",
+                   help="keep at most N frames per clip, spread in time")
+    p.add_argument("--min-sharpness", type=c.non_negative_float, default=15.0, metavar="X",
+                   help="least variance of the Laplacian inside the field of view, at <=640 px wide (default 15)")
+    p.add_argument("--dup-threshold", type=c.fraction, default=0.1, metavar="X",
+                   help="dHash distance (0..1) under which frames of a clip are duplicates; 0 keeps all (default 0.1)")
+    p.add_argument("--max-dark", type=c.fraction, default=0.4, metavar="F",
+                   help="drop when more of the FOV than this is dark (default 0.4)")
+    p.add_argument("--max-bright", type=c.fraction, default=0.2, metavar="F",
+                   help="drop when more of the FOV than this is blown out (default 0.2)")
+    p.add_argument("--format", choices=["png", "jpg"], default="png", help="image file format (default png)")
+    p.add_argument("--classes", metavar="FILE",
+                   help="class table the frames will be labeled with (default assets/classes.yaml)")
+    p.set_defaults(func=c.cmd_extract)
+
+    p = sub.add_parser("import", help="labeled images from PaddleSeg, Labelme, CVAT or mask folders -> dataset",
+                       description="Build an EndoSpine dataset (images/, labels/ of class ids, dataset.yaml, and the "
+                                   "source's train/val/test lists when it has them). Each image is its own clip "
+                                   "unless --clip-from says otherwise.")
+    p.add_argument("format", choices=["paddleseg", "labelme", "cvat", "masks"], help="source format")
+    p.add_argument("src", metavar="SRC", help="source folder (or one PaddleSeg list file, or one Labelme JSON)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output dataset folder (must not exist or be empty)")
+    p.add_argument("--classes", metavar="FILE", help="class table YAML (default assets/classes.yaml)")
+    p.add_argument("--map", metavar="FILE",
+                   help="YAML: source label name, mask value or 'R,G,B' color -> class name, id or 'ignore'")
+    p.add_argument("--clip-from", metavar="REGEX",
+                   help="regex searched in the image's relative name without suffix: group 1 = clip id, optional "
+                        "group 2 = frame index (extracted frames: '^(.+)_(\\d+)$'); default: each image its own clip")
+    p.add_argument("--threshold", type=c.check_threshold, metavar="T",
+                   help="read masks as binary: gray >= T is class 1 (JPEG masks are read so with T=128)")
+    p.add_argument("--workers", type=positive_int, default=default_workers(), metavar="N",
+                   help="reader threads (default: up to 4)")
+    p.set_defaults(func=c.cmd_import)
+
+    p = sub.add_parser("validate", help="check a dataset; list every problem by file; exit 1 if any",
+                       description="Check every image/label pair, the class ids, the split lists and the by-clip "
+                                   "rule, and print class pixel counts. Problems are reported, never fixed.")
+    p.add_argument("data", metavar="DIR", help="dataset folder")
+    p.add_argument("--report", metavar="FILE", help="also write the report (.json, .yaml, or text for other suffixes)")
+    p.add_argument("--all", action="store_true", help="print every problem (default: the first 50)")
+    p.add_argument("--workers", type=positive_int, default=default_workers(), metavar="N",
+                   help="reader threads (default: up to 4)")
+    p.set_defaults(func=c.cmd_validate)
+
+    p = sub.add_parser("split", help="rewrite train/val/test.txt with whole clips per split",
+                       description="Assign whole clips to train/val/test by the ratios (counted in images), seeded. "
+                                   "--by image is refused: it would leak frames of one clip across splits.")
+    p.add_argument("data", metavar="DIR", help="dataset folder")
+    p.add_argument("--by", choices=["clip", "image"], default="clip", help="unit of splitting (only clip is allowed)")
+    p.add_argument("--ratios", default="0.8,0.1,0.1", metavar="T,V,T",
+                   help="train,val,test share of images (default 0.8,0.1,0.1)")
+    p.add_argument("--seed", type=non_negative_int, default=0, metavar="S", help="random seed (default 0)")
+    p.set_defaults(func=c.cmd_split)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(build_parser(), argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

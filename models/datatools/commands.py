@@ -1,0 +1,132 @@
+"""The dataset command handlers: parsed arguments in, library calls, a printed summary out.
+
+The parsers live in models/cli.py (_add_dataset_commands); nothing below this module sees an
+argparse namespace. Imports are deferred so that building the parser stays cheap.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+CLIP_FRAME_PATTERN = r"^(.+)_(\d+)$"
+
+
+def _classes(path: str | None):
+    from models.classes import ClassTable, default_classes
+
+    return ClassTable.load(path) if path else default_classes()
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    from models.datatools.extract import REASONS, ExtractSettings, counts, extract_frames
+
+    settings = ExtractSettings(every=args.every, max_per_clip=args.max_per_clip, min_sharpness=args.min_sharpness,
+                               dup_threshold=args.dup_threshold, max_dark=args.max_dark, max_bright=args.max_bright,
+                               image_format=args.format)
+    summaries = extract_frames(args.videos, args.out, settings, _classes(args.classes))
+    head = f"{'clip':<24}{'decoded':>8}{'cands':>7}{'kept':>6}" + "".join(f"{r:>11}" for r in REASONS)
+    head += f"{'sharp~':>9}"
+    print(head)
+    for s in summaries:
+        sharp = "-" if s.median_sharpness is None else f"{s.median_sharpness:.1f}"
+        print(f"{s.clip[:24]:<24}{s.decoded:>8}{s.candidates:>7}{s.kept:>6}"
+              + "".join(f"{s.dropped[r]:>11}" for r in REASONS) + f"{sharp:>9}")
+    total = counts(summaries)
+    if len(summaries) > 1:
+        print(f"{'total':<24}{total['decoded']:>8}{total['candidates']:>7}{total['kept']:>6}"
+              + "".join(f"{total[r]:>11}" for r in REASONS))
+    print(f"wrote {total['kept']} frames of {len(summaries)} clips to {args.out} (unlabeled; frames.yaml lists "
+          f"clip, frame index and pts). After labeling, import with --clip-from '{CLIP_FRAME_PATTERN}'.")
+    if total["kept"] == 0:
+        print("warning: no frame kept; look at the drop reasons and the median sharpness (sharp~) above")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from models.datatools.importers import ImportOptions, import_dataset
+    from models.datatools.masks import load_label_map
+    from models.datatools.validate import class_lines, class_rows
+
+    classes = _classes(args.classes)
+    options = ImportOptions(classes=classes, label_map=load_label_map(args.map, classes), threshold=args.threshold,
+                            clip_from=args.clip_from, workers=args.workers)
+    r = import_dataset(args.format, args.src, args.out, options)
+    print(f"imported {r.images} images ({r.clips} clips) from {args.src} ({r.kind}) into {r.out} in {r.seconds:.1f} s")
+    if r.splits:
+        print("splits: " + ", ".join(f"{s} {n} images ({c} clips)" for s, (n, c) in r.splits.items()))
+    print("\n".join(class_lines(class_rows(classes, r.pixels, r.images_with))))
+    for note in r.notes:
+        print(f"note: {note}")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    import yaml
+
+    from models.datatools.validate import validate_dataset
+    from models.imageio import write_bytes_atomic
+
+    report = validate_dataset(args.data, workers=args.workers)
+    print(report.to_text(max_problems=None if args.all else 50))
+    if args.report:
+        path = Path(args.report)
+        suffix = path.suffix.lower()
+        if suffix == ".json":
+            text = json.dumps(report.to_dict(), indent=2)
+        elif suffix in (".yaml", ".yml"):
+            text = yaml.safe_dump(report.to_dict(), sort_keys=False, width=120)
+        else:
+            text = report.to_text()
+        write_bytes_atomic(path, (text + "\n").encode("utf-8"))
+        print(f"wrote {path}")
+    return 0 if report.ok else 1
+
+
+def cmd_split(args: argparse.Namespace) -> int:
+    from models.dataset import SPLITS, parse_ratios
+    from models.datatools.splitting import resplit
+
+    ratios = parse_ratios(args.ratios)
+    splits = resplit(args.data, by=args.by, ratios=ratios, seed=args.seed)
+    total = sum(len(v) for v in splits.values())
+    for name in SPLITS:
+        items = splits[name]
+        share = len(items) / total if total else 0.0
+        print(f"{name:<6}{len(items):>7} images {share:>6.1%} {len({it.clip for it in items}):>6} clips")
+    print(f"wrote train.txt, val.txt, test.txt in {args.data} (by clip, seed {args.seed})")
+    empty = [name for name, r in zip(SPLITS, ratios) if r > 0 and not splits[name]]
+    if empty:
+        print(f"warning: {', '.join(empty)} got no clip: too few clips for the ratios")
+    return 0
+
+
+def check_threshold(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a gray level 1..255, got {text!r}") from None
+    if not 1 <= value <= 255:
+        raise argparse.ArgumentTypeError(f"expected a gray level 1..255, got {value}")
+    return value
+
+
+def fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in 0..1, got {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in 0..1, got {value}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected zero or more, got {value}")
+    return value
+

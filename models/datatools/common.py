@@ -1,0 +1,181 @@
+"""What the dataset tools share: dataset.yaml read leniently, clip ids, names, a parallel map."""
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Sequence, TypeVar
+
+import cv2
+import numpy as np
+import yaml
+from tqdm import tqdm
+
+from models.classes import ClassTable
+from models.dataset import FORMAT, Item
+from models.errors import EndoSpineError
+
+SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)   # libyaml when present: 8x faster on big files
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def default_workers() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+# -- dataset.yaml ----------------------------------------------------------------------------
+@dataclass
+class Meta:
+    path: Path
+    name: str
+    classes: ClassTable
+    items: list[Item]
+    bad_records: list[str]    # one message per item record that is not a valid Item
+    extra: dict               # every other top-level key, kept as it was
+
+
+def read_meta(root: Path) -> Meta:
+    """dataset.yaml without the split lists (those are checked, or rewritten, by the caller)."""
+    path = root / "dataset.yaml"
+    if not root.is_dir():
+        raise EndoSpineError(f"{root}: dataset folder not found")
+    if not path.is_file():
+        raise EndoSpineError(f"{path}: missing (not an EndoSpine dataset; use 'endospine-model import')")
+    try:
+        meta = yaml.load(path.read_text(encoding="utf-8"), Loader=SafeLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise EndoSpineError(f"{path}: cannot read ({type(exc).__name__})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise EndoSpineError(f"{path}: not a {FORMAT} file")
+    classes = ClassTable.from_dict(meta.get("classes"), source=str(path))
+    records = meta.get("items") or []
+    if not isinstance(records, list):
+        raise EndoSpineError(f"{path}: 'items' must be a list")
+    items, bad = [], []
+    for n, rec in enumerate(records, 1):
+        try:
+            item = Item(**rec)
+            if not all(isinstance(v, str) for v in (item.image, item.label, item.clip)) or type(item.frame) is not int:
+                raise ValueError("image, label and clip must be text and frame a whole number")
+            items.append(item)
+        except (TypeError, ValueError) as exc:
+            bad.append(f"item #{n}: bad record ({exc})")
+    extra = {k: v for k, v in meta.items() if k not in ("format", "name", "classes", "items")}
+    return Meta(path, str(meta.get("name", root.name)), classes, items, bad, extra)
+
+
+def write_texts_atomic(files: dict[Path, str]) -> None:
+    """Write several text files so that each is either the old or the new version, never partial.
+
+    All are written to temporary names first, then renamed one after the other.
+    """
+    done: list[tuple[str, Path]] = []
+    try:
+        for path, text in files.items():
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            done.append((tmp, path))
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+    except OSError as exc:
+        for tmp, _ in done:
+            Path(tmp).unlink(missing_ok=True)
+        raise EndoSpineError(f"{exc.filename or 'dataset'}: cannot write ({exc.strerror or exc})") from None
+    for tmp, path in done:
+        os.replace(tmp, path)
+
+
+def check_out_free(out: Path) -> None:
+    """Fail before any work when the output folder exists and is not empty (StagedDir's rule)."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise EndoSpineError(f"{out}: already exists and is not empty (choose another --out)")
+
+
+# -- names and clips -------------------------------------------------------------------------
+def safe_name(text: str) -> str:
+    """A file-name-safe version of a name: PaddleSeg list lines split on whitespace."""
+    return re.sub(r"[^\w.\-/]+", "_", text).strip("_") or "_"
+
+
+class ClipNamer:
+    """Clip id and frame index of an image from its key (relative path without suffix).
+
+    Without a pattern each image is its own clip (clip = key, frame 0). With --clip-from REGEX
+    the pattern is searched in the key: group 1 is the clip id, group 2 (if present) the frame
+    index. Example: '^(.+)_(\\d+)$' reads 'case03_000120' as clip 'case03', frame 120, which is
+    how `extract` names its frames.
+    """
+
+    def __init__(self, pattern: str | None = None):
+        self.pattern = pattern
+        self.regex = None
+        if pattern is not None:
+            try:
+                self.regex = re.compile(pattern)
+            except re.error as exc:
+                raise EndoSpineError(f"--clip-from {pattern!r}: not a valid regular expression ({exc})") from None
+            if self.regex.groups < 1:
+                raise EndoSpineError(f"--clip-from {pattern!r}: needs a group '(...)' that captures the clip id")
+
+    def __call__(self, key: str, origin: Path | str) -> tuple[str, int]:
+        if self.regex is None:
+            return key, 0
+        m = self.regex.search(key)
+        if m is None or not m.group(1):
+            raise EndoSpineError(f"{origin}: --clip-from {self.pattern!r} does not match {key!r}")
+        frame = 0
+        if self.regex.groups >= 2 and m.group(2) is not None:
+            if not m.group(2).isdigit():
+                raise EndoSpineError(f"{origin}: --clip-from group 2 must be a frame number, "
+                                     f"got {m.group(2)!r} in {key!r}")
+            frame = int(m.group(2))
+        return m.group(1), frame
+
+
+# -- parallel work ---------------------------------------------------------------------------
+def parallel_map(fn: Callable[[T], R], items: Sequence[T], workers: int, desc: str) -> Iterator[R]:
+    """fn over items in threads (OpenCV codecs release the GIL), results in order, with progress.
+
+    The first exception stops the work: pending items are cancelled and the exception raised.
+    """
+    bar = tqdm(total=len(items), desc=desc, unit="img", disable=None, leave=False)
+    if workers <= 1:
+        for item in items:
+            yield fn(item)
+            bar.update()
+        bar.close()
+        return
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
+        futures = [pool.submit(fn, item) for item in items]
+        for fut in futures:
+            yield fut.result()
+            bar.update()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        bar.close()
+
+
+def label_counts(labels: np.ndarray) -> np.ndarray:
+    """(256,) int64 pixel count per value of a uint8 label map (OpenCV, off the GIL, when exact)."""
+    if labels.size < 1 << 24:  # float32 histogram bins are exact below 2**24
+        return cv2.calcHist([labels], [0], None, [256], [0, 256]).ravel().astype(np.int64)
+    return np.bincount(labels.ravel(), minlength=256)
+
+
+def read_bytes(path: Path) -> bytes:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise EndoSpineError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise EndoSpineError(f"{path}: is a folder, expected a file") from None
+    except OSError as exc:
+        raise EndoSpineError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if not data:
+        raise EndoSpineError(f"{path}: file is empty")
+    return data

@@ -1,0 +1,268 @@
+"""Labeled image sets from other tools -> an EndoSpine dataset (images/, labels/, dataset.yaml).
+
+Formats (`endospine-model import FORMAT SRC --out DIR`):
+- paddleseg: SRC is a folder with train.txt / val.txt / test.txt (or *_list.txt), or one list
+  file; lines 'image_path label_path' relative to that folder. The lists' splits are kept.
+- masks: SRC holds images/ and masks/ (or labels/), matched by relative path without suffix.
+- labelme: SRC is a folder of Labelme JSON files (searched recursively), or one JSON file.
+- cvat: SRC is an unzipped CVAT 'Segmentation mask 1.1' export (see cvat.py).
+How masks become class ids (ids, binary JPEG masks, colors, --map): see masks.py.
+
+Every image gets a key: its path relative to the images' common folder, without suffix (the
+JSON's path for Labelme). Output: images/<key><original suffix> (bytes copied, never
+re-encoded), labels/<key>.png. Clip ids come from the key (common.ClipNamer): by default each
+image is its own clip; --clip-from REGEX takes group 1 as the clip (group 2 as frame index).
+All images are provenance 'real'. Source splits that would put one clip in two splits are an
+error. Without source splits no lists are written: run `endospine-model split`.
+"""
+from __future__ import annotations
+
+import os
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from models.classes import ClassTable
+from models.dataset import SPLITS, Item, StagedDir, write_meta, write_splits
+from models.datatools.common import (IMAGE_SUFFIXES, ClipNamer, check_out_free, default_workers, label_counts,
+                                     parallel_map, read_bytes, safe_name)
+from models.datatools.masks import LabelMap, MaskReader, check_ids
+from models.errors import EndoSpineError
+from models.imageio import write_bytes_atomic, write_label
+
+FORMATS = ("paddleseg", "labelme", "cvat", "masks")
+LIST_FILES = {"train": ("train.txt", "train_list.txt"), "val": ("val.txt", "val_list.txt"),
+              "test": ("test.txt", "test_list.txt")}
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One image and how to make its label map. Readers build these; import_dataset runs them."""
+    key: str                                   # "/"-separated relative name without suffix
+    origin: Path                               # the annotation file that errors name
+    label: Callable[[int, int], np.ndarray]    # (height, width) of the image -> HxW class ids
+    image: Path                                # the image file (or, with image_bytes, its nominal name)
+    image_bytes: Callable[[], bytes] | None = None   # image embedded in the annotation (Labelme)
+    split: str | None = None
+    files: tuple[Path, ...] = ()               # files that must exist (checked before any work)
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    classes: ClassTable
+    label_map: LabelMap = field(default_factory=LabelMap)
+    threshold: int | None = None
+    clip_from: str | None = None
+    workers: int = field(default_factory=default_workers)
+
+
+@dataclass
+class ImportReport:
+    out: Path
+    kind: str
+    classes: ClassTable
+    images: int
+    clips: int
+    splits: dict[str, tuple[int, int]]   # split -> (images, clips)
+    pixels: np.ndarray                   # (256,) pixel count per label value
+    images_with: np.ndarray              # (256,) images holding each label value
+    notes: list[str]
+    seconds: float
+
+
+def import_dataset(kind: str, src: str | Path, out: str | Path, options: ImportOptions) -> ImportReport:
+    from models.datatools.cvat import read_cvat
+    from models.datatools.labelme import read_labelme
+
+    readers = {"paddleseg": read_paddleseg, "masks": read_masks, "labelme": read_labelme, "cvat": read_cvat}
+    if kind not in readers:
+        raise EndoSpineError(f"unknown import format {kind!r} (choose from {', '.join(FORMATS)})")
+    src, out, start = Path(src), Path(out), time.perf_counter()
+    if not src.exists():
+        raise EndoSpineError(f"{src}: not found")
+    check_out_free(out)
+    namer = ClipNamer(options.clip_from)  # a bad pattern fails before any reading
+    pairs, notes = readers[kind](src, options)
+    if not pairs:
+        raise EndoSpineError(f"{src}: no images found for format '{kind}'")
+    plan = _plan(pairs, namer, notes)
+    classes = options.classes
+    with StagedDir(out) as tmp:
+        pixels = np.zeros(256, np.int64)
+        images_with = np.zeros(256, np.int64)
+        items = []
+        convert = lambda job: _convert(job, tmp, classes)  # noqa: E731
+        for item, counts in parallel_map(convert, plan, options.workers, f"import {kind}"):
+            items.append(item)
+            pixels += counts
+            images_with += counts > 0
+        _check_not_all_ignore(pixels, classes, src)
+        map_file = options.label_map.source if options.label_map.names else None
+        imported = {"format": kind, "from": str(src.resolve()), "clip_from": options.clip_from,
+                    "threshold": options.threshold, "map": map_file}
+        write_meta(tmp, classes, items, name=out.name, extra={"imported": imported})
+        splits: dict[str, list[Item]] = defaultdict(list)
+        for (pair, _, _), item in zip(plan, items):
+            if pair.split:
+                splits[pair.split].append(item)
+        if splits:
+            write_splits(tmp, splits)
+    split_counts = {s: (len(v), len({i.clip for i in v})) for s, v in splits.items()}
+    return ImportReport(out, kind, classes, len(items), len({i.clip for i in items}), split_counts,
+                        pixels, images_with, notes, time.perf_counter() - start)
+
+
+# -- the shared part ---------------------------------------------------------------------------
+def _plan(pairs: list[Pair], namer: ClipNamer, notes: list[str]) -> list[tuple[Pair, str, tuple[str, int]]]:
+    """Check names, files, clips and splits before any pixel is read; -> (pair, out key, clip)."""
+    by_key: dict[str, Pair] = {}
+    plan = []
+    for pair in pairs:
+        key = safe_name(pair.key)
+        if key.lower() in by_key:
+            raise EndoSpineError(f"{pair.origin}: same output name {key!r} as {by_key[key.lower()].origin}")
+        by_key[key.lower()] = pair
+        for f in pair.files:
+            if not f.is_file():
+                raise EndoSpineError(f"{f}: file not found (referenced by {pair.origin})")
+        plan.append((pair, key, namer(pair.key, pair.origin)))
+    split_of: dict[str, tuple[str, Pair]] = {}
+    unsplit = 0
+    for pair, _, (clip, _) in plan:
+        if pair.split is None:
+            unsplit += 1
+            continue
+        first = split_of.setdefault(clip, (pair.split, pair))
+        if first[0] != pair.split:
+            raise EndoSpineError(f"{pair.origin}: clip {clip!r} is in the source's {first[0]} split "
+                                 f"({first[1].image.name}) and its {pair.split} split; one clip must stay in one "
+                                 "split (check --clip-from)")
+    if split_of and unsplit:
+        notes.append(f"{unsplit} images are in no source split list")
+    if not split_of:
+        notes.append("no splits in the source: run 'endospine-model split' on the output")
+    return plan
+
+
+def _convert(job: tuple[Pair, str, tuple[str, int]], tmp: Path, classes: ClassTable) -> tuple[Item, np.ndarray]:
+    pair, key, (clip, frame) = job
+    data = pair.image_bytes() if pair.image_bytes is not None else read_bytes(pair.image)
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise EndoSpineError(f"{pair.image}: not a readable image")
+    h, w = img.shape[:2]
+    labels = pair.label(h, w)
+    if labels.shape != (h, w):
+        raise EndoSpineError(f"{pair.origin}: label is {labels.shape[1]}x{labels.shape[0]} "
+                             f"but image {pair.image.name} is {w}x{h}")
+    check_ids(labels, classes, pair.origin)
+    counts = label_counts(labels)
+    suffix = pair.image.suffix.lower()
+    if pair.image_bytes is not None or suffix not in IMAGE_SUFFIXES:
+        suffix = _sniff(data)
+    image_rel, label_rel = f"images/{key}{suffix}", f"labels/{key}.png"
+    write_bytes_atomic(tmp / image_rel, data)
+    write_label(tmp / label_rel, labels)
+    return Item(image_rel, label_rel, clip, frame, "real"), counts
+
+
+def _sniff(data: bytes) -> str:
+    return ".jpg" if data[:2] == b"\xff\xd8" else ".png"
+
+
+def _check_not_all_ignore(pixels: np.ndarray, classes: ClassTable, src: Path) -> None:
+    """Masks holding only 0 and 255 are binary masks read as ids: 255 would become 'ignore'."""
+    if len(classes) > 1 and pixels[1:len(classes)].sum() == 0 and pixels[classes.ignore_index] > 0:
+        raise EndoSpineError(f"{src}: every label holds only background (0) and ignore ({classes.ignore_index}); "
+                             "binary 0/255 masks? pass --threshold 128, or --map to say what each value means")
+
+
+def relative_keys(paths: list[Path]) -> list[str]:
+    """Keys of files: path relative to the files' common folder, without suffix, '/'-separated."""
+    absolute = [Path(os.path.abspath(p)) for p in paths]
+    common = Path(os.path.commonpath([str(p.parent) for p in absolute]))
+    return [p.relative_to(common).with_suffix("").as_posix() for p in absolute]
+
+
+def find_files(folder: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
+    """key (relative path without suffix) -> file, for files with the given suffixes under folder."""
+    found: dict[str, Path] = {}
+    for path in sorted(folder.rglob("*")):
+        if path.suffix.lower() not in suffixes or not path.is_file() or path.name.startswith("."):
+            continue
+        key = path.relative_to(folder).with_suffix("").as_posix()
+        if key in found:
+            raise EndoSpineError(f"{path}: same name as {found[key].name} in {found[key].parent} (ambiguous pair)")
+        found[key] = path
+    return found
+
+
+# -- paddleseg -------------------------------------------------------------------------------
+def read_paddleseg(src: Path, opts: ImportOptions) -> tuple[list[Pair], list[str]]:
+    if src.is_file():
+        root = src.parent
+        stem = src.stem.lower()
+        lists = [(next((s for s in SPLITS if stem.startswith(s)), None), src)]
+    else:
+        root = src
+        lists = []
+        for split, names in LIST_FILES.items():
+            found = next((root / n for n in names if (root / n).is_file()), None)
+            if found is not None:
+                lists.append((split, found))
+        if not lists:
+            raise EndoSpineError(f"{src}: no train.txt, val.txt or test.txt (PaddleSeg list files)")
+    reader = MaskReader(opts.classes, opts.label_map, opts.threshold)
+    entries: list[tuple[str | None, Path, Path]] = []
+    seen: dict[Path, str] = {}
+    for split, list_path in lists:
+        try:
+            lines = list_path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise EndoSpineError(f"{list_path}: cannot read ({type(exc).__name__})") from None
+        for lineno, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            parts = line.split()
+            if len(parts) != 2:
+                raise EndoSpineError(f"{list_path}:{lineno}: expected 'image_path label_path', got {line.strip()!r}")
+            image = Path(os.path.normpath(root / parts[0]))
+            where = f"{list_path.name}:{lineno}"
+            if image in seen:
+                raise EndoSpineError(f"{list_path}:{lineno}: {parts[0]} is listed twice (also {seen[image]})")
+            seen[image] = where
+            entries.append((split, image, Path(os.path.normpath(root / parts[1]))))
+    keys = relative_keys([image for _, image, _ in entries])
+    pairs = [Pair(key, label_path, _mask_label(reader, label_path), image, split=split, files=(image, label_path))
+             for key, (split, image, label_path) in zip(keys, entries)]
+    return pairs, []
+
+
+# -- masks -----------------------------------------------------------------------------------
+def read_masks(src: Path, opts: ImportOptions) -> tuple[list[Pair], list[str]]:
+    images_dir = src / "images"
+    masks_dir = next((src / n for n in ("masks", "labels") if (src / n).is_dir()), None)
+    if not images_dir.is_dir() or masks_dir is None:
+        raise EndoSpineError(f"{src}: expected an images/ folder and a masks/ (or labels/) folder")
+    images = find_files(images_dir, IMAGE_SUFFIXES)
+    masks = find_files(masks_dir, IMAGE_SUFFIXES)
+    lonely = [images[k] for k in images if k not in masks] + [masks[k] for k in masks if k not in images]
+    if lonely:
+        more = f" (and {len(lonely) - 1} more unmatched files)" if len(lonely) > 1 else ""
+        other = masks_dir.name if lonely[0].is_relative_to(images_dir) else "images"
+        raise EndoSpineError(f"{lonely[0]}: no file with the same name in {other}/{more}")
+    reader = MaskReader(opts.classes, opts.label_map, opts.threshold)
+    notes = []
+    if any((src / name).is_file() for names in LIST_FILES.values() for name in names):
+        notes.append(f"{src} has PaddleSeg split lists: 'import paddleseg' would keep those splits")
+    pairs = [Pair(key, masks[key], _mask_label(reader, masks[key]), images[key]) for key in images]
+    return pairs, notes
+
+
+def _mask_label(reader: MaskReader, path: Path) -> Callable[[int, int], np.ndarray]:
+    return lambda h, w: reader(path)

@@ -1,0 +1,144 @@
+"""`endospine-model export`: a training run -> a self-describing Paddle Inference model folder.
+
+The folder holds model.json + model.pdiparams (PIR, Paddle 3), optionally model.onnx, and
+manifest.yaml (classes, preprocessing, output kind, SHA-256 of each file, training summary,
+validation and test figures). The exported graph ends in a softmax: probabilities at stride 8.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from models.classes import ClassTable
+from models.dataset import StagedDir, load_dataset
+from models.errors import EndoSpineError
+from models.manifest import Manifest, sha256_file
+from models.nets import build_model
+from models.nets.complexity import count_macs, count_params
+from models.paddle_env import import_paddle
+from models.preprocess import Preprocess
+from models.train.config import TrainConfig
+
+paddle = import_paddle()
+
+SYNTHETIC_NOTICE = ("Demonstration model: trained only on synthetic frames from the EndoSpine scene engine. "
+                    "It shows that the pipeline works; it is not validated on real surgery and must not guide "
+                    "clinical decisions. Not a medical device.")
+
+
+class ProbabilityHead(paddle.nn.Layer):
+    """The trained network followed by a softmax over classes."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, image):
+        return paddle.nn.functional.softmax(self.net(image), axis=1)
+
+
+def load_trained(run: Path) -> tuple[TrainConfig, ClassTable, dict, paddle.nn.Layer]:
+    """The best checkpoint of a run folder, in eval mode. Only for the user's own runs (unpickles)."""
+    for name in ("config.yaml", "data.yaml", "state.yaml", "best.pdparams"):
+        if not (run / name).is_file():
+            raise EndoSpineError(f"{run / name}: missing (not a finished training run)")
+    cfg = TrainConfig.load(run / "config.yaml")
+    data = yaml.safe_load((run / "data.yaml").read_text(encoding="utf-8"))
+    classes = ClassTable.from_dict(data["classes"], source=str(run / "data.yaml"))
+    net = build_model(cfg.model, len(classes))
+    net.set_state_dict(paddle.load(str(run / "best.pdparams")))
+    net.eval()
+    return cfg, classes, data, net
+
+
+def export_run(run: str | Path, out: str | Path, onnx: bool = False, test_data: str | Path | None = None,
+               notice: str | None = None, progress: bool = True) -> Manifest:
+    run = Path(run)
+    cfg, classes, data, net = load_trained(run)
+    state = yaml.safe_load((run / "state.yaml").read_text(encoding="utf-8"))
+    size = cfg.input_size
+    pre = Preprocess((size, size), crop=cfg.crop)
+    head = ProbabilityHead(net)
+    head.eval()
+    with StagedDir(out, overwrite=False) as tmp:
+        paddle.jit.save(head, str(tmp / "model"), input_spec=[paddle.static.InputSpec([1, 3, size, size], "float32", "image")])
+        graph = tmp / "model.json" if (tmp / "model.json").exists() else tmp / "model.pdmodel"
+        files = {"model": graph, "params": tmp / "model.pdiparams"}
+        if onnx:
+            files["onnx"] = _export_onnx(tmp, graph)
+        manifest = Manifest(
+            name=f"endospine-{cfg.model}-{size}", classes=classes, preprocess=pre,
+            output={"kind": "probabilities", "stride": net.output_stride, "layout": "NCHW", "activation": "softmax"},
+            files={role: {"path": p.name, "sha256": sha256_file(p)} for role, p in files.items()},
+            network={"arch": cfg.model, "input": [1, 3, size, size], "gmac": round(count_macs(net, (1, 3, size, size)) / 1e9, 3),
+                     "params_m": round(count_params(net) / 1e6, 3), "paddle": paddle.__version__},
+            training={"run": str(run), "config": {"model": cfg.model, "iters": cfg.iters, "batch_size": cfg.batch_size,
+                                                  "lr": cfg.lr, "seed": cfg.seed, "crop_px": cfg.augment.crop},
+                      "data": {k: data[k] for k in ("train", "val", "test") if k in data},
+                      "best_step": state.get("best_step")},
+            metrics={"val_miou_tissues": round(float(state.get("best_miou", float("nan"))), 4)},
+            created=dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
+            notice=notice if notice is not None else _default_notice(data))
+        manifest.write(tmp)
+        parity = exported_parity(net, tmp, size)
+        metrics = dict(manifest.metrics, export_parity_max_abs=parity)
+        test_root = Path(test_data) if test_data else Path(data["val"]["dataset"])
+        metrics.update(_test_metrics(tmp, test_root, progress))
+        manifest = Manifest(**{**manifest.__dict__, "metrics": metrics})
+        manifest.write(tmp)
+    return manifest
+
+
+def exported_parity(net, model_dir: Path, size: int, runs: int = 3, seed: int = 0) -> float:
+    """Max |exported (oneDNN predictor) - eager| over a few random inputs, on probabilities."""
+    from models.runtime import RuntimeSettings, SegmentationRuntime
+
+    runtime = SegmentationRuntime(model_dir, RuntimeSettings(device="cpu", onednn=True))
+    rng = np.random.default_rng(seed)
+    worst = 0.0
+    with paddle.no_grad():
+        for _ in range(runs):
+            x = rng.standard_normal((1, 3, size, size)).astype(np.float32)
+            eager = paddle.nn.functional.softmax(net(paddle.to_tensor(x)), axis=1).numpy()
+            worst = max(worst, float(np.abs(runtime.run_tensor(x) - eager).max()))
+    return worst
+
+
+def _test_metrics(model_dir: Path, data_root: Path, progress: bool) -> dict:
+    from models.predict import split_metrics
+    from models.runtime import SegmentationRuntime
+
+    dataset = load_dataset(data_root)
+    items = dataset.splits.get("test") or []
+    if not items:
+        return {"test": None, "test_note": f"{data_root} has no test split"}
+    result = split_metrics(SegmentationRuntime(model_dir), dataset, items, progress=progress)
+    return {"test": {"dataset": str(data_root), **result}}
+
+
+def _export_onnx(folder: Path, graph: Path) -> Path:
+    try:
+        import paddle2onnx  # noqa: F401
+    except ImportError:
+        raise EndoSpineError("--onnx needs paddle2onnx: pip install 'endospine[onnx]'") from None
+    import subprocess
+    import sys
+
+    target = folder / "model.onnx"
+    cmd = [sys.executable, "-m", "paddle2onnx.command", "--model_dir", str(folder), "--model_filename", graph.name,
+           "--params_filename", "model.pdiparams", "--save_file", str(target), "--opset_version", "13"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0 or not target.is_file():
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise EndoSpineError(f"{target}: paddle2onnx failed ({tail[0]})")
+    return target
+
+
+def _default_notice(data: dict) -> str:
+    sources = " ".join(str(d.get("sources", "")) for d in data.get("train", []))
+    if sources and "real" not in sources:
+        return SYNTHETIC_NOTICE
+    return "Research model; not a medical device."

@@ -1,0 +1,70 @@
+"""Running an exported model over a dataset split: label PNGs, optional probabilities, metrics."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from models.dataset import Dataset, Item, StagedDir, load_dataset
+from models.errors import EndoSpineError
+from models.imageio import read_image, read_label, write_label
+from models.metrics import ConfusionMatrix, scores_from_matrix
+from models.runtime import RuntimeSettings, SegmentationRuntime, paste_into_frame
+
+
+def predict_frame(runtime: SegmentationRuntime, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Full-resolution (labels HxW uint8, probabilities CxHxW float32 over the crop box or None)."""
+    probs, box, _ = runtime.probabilities(rgb)
+    labels = runtime.post.labels(probs, (box[2], box[3]))
+    return paste_into_frame(labels, box, (rgb.shape[1], rgb.shape[0])), probs
+
+
+def predict_dataset(model_dir: str | Path, data_dir: str | Path, out: str | Path, split: str = "test",
+                    probs: bool = False, settings: RuntimeSettings | None = None, progress: bool = True) -> Path:
+    """Write <image stem>.png label maps (class ids) for every image of the split; with probs, also
+    <stem>.probs.npz holding uint8 probabilities (x/255) of each class on the model's output grid."""
+    runtime = SegmentationRuntime(model_dir, settings)
+    dataset = load_dataset(data_dir)
+    _check_classes(runtime, dataset)
+    items = dataset.split(split)
+    if not items:
+        raise EndoSpineError(f"{dataset.root}: split {split!r} has no images")
+    stems = [Path(it.image).stem for it in items]
+    if len(set(stems)) != len(stems):
+        raise EndoSpineError(f"{dataset.root}: image file names repeat in split {split!r}; predict names outputs by stem")
+    with StagedDir(out) as tmp:
+        for item, stem in zip(tqdm(items, unit="img", desc="predict", disable=not progress), stems):
+            labels, p = predict_frame(runtime, read_image(dataset.path(item.image)))
+            write_label(tmp / f"{stem}.png", labels)
+            if probs:
+                q = np.clip(np.rint(p * 255), 0, 255).astype(np.uint8)
+                np.savez_compressed(tmp / f"{stem}.probs.npz", probs=q, classes=np.array(runtime.classes.names))
+    return Path(out)
+
+
+def split_metrics(runtime: SegmentationRuntime, dataset: Dataset, items: list[Item], progress: bool = True) -> dict:
+    """Per-class and mean (over tissues) accuracy/precision/recall/IoU/Dice at full label resolution."""
+    _check_classes(runtime, dataset)
+    cm = ConfusionMatrix(len(dataset.classes), dataset.classes.ignore_index)
+    for item in tqdm(items, unit="img", desc="test", disable=not progress):
+        labels, _ = predict_frame(runtime, read_image(dataset.path(item.image)))
+        truth = read_label(dataset.path(item.label))
+        if truth.shape != labels.shape:
+            raise EndoSpineError(f"{dataset.path(item.label)}: size differs from its image")
+        cm.update(truth, np.where(labels == 255, 0, labels).astype(np.uint8))
+    scores = scores_from_matrix(cm.matrix)
+    names = dataset.classes.names
+    per_class = {n: {k: _num(v[i]) for k, v in scores.items()} for i, n in enumerate(names)}
+    tissues = {k: _num(np.nanmean(v[1:])) if len(v) > 1 else _num(v[0]) for k, v in scores.items()}
+    return {"images": len(items), "per_class": per_class, "mean": tissues}
+
+
+def _num(v) -> float | None:
+    return None if not np.isfinite(v) else round(float(v), 4)
+
+
+def _check_classes(runtime: SegmentationRuntime, dataset: Dataset) -> None:
+    if runtime.classes.names != dataset.classes.names:
+        raise EndoSpineError(f"{dataset.root}: classes {dataset.classes.names} differ from the model's "
+                             f"{runtime.classes.names}")

@@ -1,0 +1,1 @@
+"""Training: `endospine-model train`. Never imported by the app (see setup.cfg contracts)."""

@@ -1,0 +1,274 @@
+"""The training loop: mixed data, warmup + cosine AdamW, periodic validation, best/last checkpoints.
+
+A run folder holds everything about one training run:
+    config.yaml      the settings used (after flags)
+    data.yaml        what it trained on: datasets, splits, images per source, class table
+    train.log        the log (also shown with tqdm)
+    metrics.csv      step, loss parts, learning rate, validation figures
+    last.pdparams / last.pdopt / state.yaml   the resume point (written atomically)
+    best.pdparams    weights with the best validation mean IoU over tissue classes so far
+Launch on several GPUs with `python -m paddle.distributed.launch --devices 0,1 $(which endospine-model) train ...`:
+each rank draws its own share of the batches, rank 0 validates and writes.
+"""
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import yaml
+from tqdm import tqdm
+
+from models.classes import ClassTable
+from models.dataset import Dataset, load_dataset
+from models.errors import EndoSpineError
+from models.metrics import ConfusionMatrix, scores_from_matrix
+from models.nets import build_model
+from models.preprocess import Preprocess
+from models.train.config import TrainConfig
+from models.train.data import EvalSamples, MixedSampler, TrainSamples, label_histogram, mixing_weights
+from models.train.losses import SegLoss, class_weights_from_counts, paddle
+
+F = paddle.nn.functional
+log = logging.getLogger("endospine.train")
+warnings.filterwarnings("ignore", message="When training, we now always track global mean and variance")
+warnings.filterwarnings("ignore", message="There are some unused values in state_dict")
+
+
+def train(data_dir: str | Path, run_dir: str | Path, cfg: TrainConfig, resume: bool = False,
+          progress: bool = True) -> dict:
+    run = Path(run_dir)
+    dataset = load_dataset(data_dir)
+    train_items, val_items = dataset.split("train"), dataset.split("val")
+    if not train_items:
+        raise EndoSpineError(f"{dataset.root}: the train split is empty")
+    if not val_items:
+        raise EndoSpineError(f"{dataset.root}: the val split is empty (validation picks the best model)")
+    pools = [(dataset, train_items)] + [_extra_pool(e.path, dataset.classes) for e in cfg.extra_data]
+    _prepare_run_dir(run, resume)
+    rank, world = _distributed_setup()
+    _setup_logging(run if rank == 0 else None)
+    paddle.seed(cfg.seed + rank)
+
+    classes = dataset.classes
+    pre = Preprocess((cfg.input_size, cfg.input_size), crop=cfg.crop)
+    model = build_model(cfg.model, len(classes))
+    weights = None
+    if cfg.loss.class_weights == "auto":
+        weights = class_weights_from_counts(label_histogram(dataset, train_items, len(classes)))
+    loss_fn = SegLoss(cfg.loss, len(classes), weights, classes.ignore_index)
+    sched = paddle.optimizer.lr.LinearWarmup(
+        paddle.optimizer.lr.CosineAnnealingDecay(cfg.lr, T_max=cfg.iters, eta_min=cfg.lr * 0.01),
+        warmup_steps=min(cfg.warmup_iters, cfg.iters // 2), start_lr=cfg.lr * 0.05, end_lr=cfg.lr)
+    opt = paddle.optimizer.AdamW(learning_rate=sched, parameters=model.parameters(), weight_decay=cfg.weight_decay)
+
+    state = {"step": 0, "best_miou": -1.0, "best_step": 0, "epoch": 0}
+    if resume:
+        state = _load_resume(run, model, opt)
+    if rank == 0:
+        _write_yaml(run / "config.yaml", cfg.to_dict())
+        _write_yaml(run / "data.yaml", _data_summary(dataset, pools, val_items, weights))
+        log.info("train data: %s", ", ".join(f"{_sources(items)} from {ds.root}" for ds, items in pools))
+        log.info("validation: %d images from %s (%s)", len(val_items), dataset.root, _sources(val_items))
+    if world > 1:
+        model = paddle.DataParallel(model)
+
+    samples = TrainSamples(pools, pre, cfg.augment, cfg.seed)
+    ratios = [e.ratio for e in cfg.extra_data]
+    sampler = MixedSampler(mixing_weights([len(items) for _, items in pools], ratios),
+                           per_epoch=max(len(samples) // world, cfg.batch_size), seed=cfg.seed * 1000 + rank)
+    batches = paddle.io.BatchSampler(sampler=sampler, batch_size=cfg.batch_size, drop_last=True)
+    loader = paddle.io.DataLoader(samples, batch_sampler=batches, num_workers=cfg.workers,
+                                  use_shared_memory=cfg.workers > 0)
+    val_loader = paddle.io.DataLoader(EvalSamples(dataset, _val_subset(val_items, cfg.val_max_images), pre),
+                                      batch_size=4, num_workers=0)
+
+    step = state["step"]
+    bar = tqdm(total=cfg.iters, initial=step, unit="it", desc="train", disable=not progress or rank != 0)
+    t0, seen = time.monotonic(), 0
+    model.train()
+    while step < cfg.iters:
+        sampler.epoch = samples.epoch = state["epoch"]
+        for images, labels in loader:
+            logits = model(images)
+            total, parts = loss_fn(logits, labels)
+            total.backward()
+            opt.step()
+            opt.clear_grad()
+            sched.step()
+            step += 1
+            seen += images.shape[0]
+            bar.update(1)
+            if step % cfg.log_every == 0 and rank == 0:
+                row = {"step": step, "loss": float(total), "lr": sched.get_lr(),
+                       **{k: float(v) for k, v in parts.items()},
+                       "images_per_s": seen / max(time.monotonic() - t0, 1e-6)}
+                bar.set_postfix(loss=f"{row['loss']:.3f}")
+                _append_csv(run / "metrics.csv", row)
+                log.info("step %d loss %.4f %s lr %.2e %.1f img/s", step, row["loss"],
+                         " ".join(f"{k} {float(v):.4f}" for k, v in parts.items()), row["lr"], row["images_per_s"])
+            if (step % cfg.eval_every == 0 or step == cfg.iters) and rank == 0:
+                miou, per_class = evaluate_model(model, val_loader, classes)
+                model.train()
+                state.update(step=step)
+                if miou > state["best_miou"]:
+                    state.update(best_miou=miou, best_step=step)
+                    _save(run / "best.pdparams", _unwrap(model).state_dict())
+                _save(run / "last.pdparams", _unwrap(model).state_dict())
+                _save(run / "last.pdopt", _rename_opt_state(opt.state_dict(), _param_names(_unwrap(model))))
+                _write_yaml(run / "state.yaml", state)
+                _append_csv(run / "metrics.csv", {"step": step, "val_miou": miou,
+                                                   **{f"val_iou_{k}": v for k, v in per_class.items()}})
+                log.info("step %d validation mean IoU (tissues) %.4f [%s] best %.4f @ %d", step, miou,
+                         ", ".join(f"{k} {v:.3f}" for k, v in per_class.items()), state["best_miou"], state["best_step"])
+            if step >= cfg.iters:
+                break
+        state["epoch"] += 1
+    bar.close()
+    summary = {"run": str(run), "steps": step, "best_val_miou": state["best_miou"], "best_step": state["best_step"],
+               "minutes": round((time.monotonic() - t0) / 60, 1)}
+    if rank == 0:
+        _write_yaml(run / "state.yaml", state)
+        log.info("done: %s", summary)
+    return summary
+
+
+def evaluate_model(model, loader, classes: ClassTable) -> tuple[float, dict[str, float]]:
+    """Mean IoU over tissue classes (all but background) and per-class IoU, at the input size."""
+    model.eval()
+    cm = ConfusionMatrix(len(classes), classes.ignore_index)
+    with paddle.no_grad():
+        for images, labels in loader:
+            logits = model(images)
+            logits = F.interpolate(logits, size=labels.shape[1:], mode="bilinear", align_corners=False)
+            pred = logits.argmax(axis=1).numpy().astype(np.uint8)
+            for t, p in zip(labels.numpy().astype(np.uint8), pred):
+                cm.update(t, p)
+    iou = scores_from_matrix(cm.matrix)["iou"]
+    per_class = {c.name: float(iou[c.id]) for c in classes.classes}
+    tissues = iou[1:] if len(iou) > 1 else iou
+    miou = float(np.nanmean(tissues)) if np.isfinite(tissues).any() else 0.0
+    return miou, per_class
+
+
+# -- helpers ---------------------------------------------------------------------------------
+def _extra_pool(path: str, classes: ClassTable) -> tuple[Dataset, list]:
+    extra = load_dataset(path)
+    if extra.classes.names != classes.names:
+        raise EndoSpineError(f"{path}: classes {extra.classes.names} differ from the main dataset's {classes.names}")
+    items = extra.splits.get("train") or extra.items
+    if not items:
+        raise EndoSpineError(f"{path}: extra dataset has no images")
+    return extra, items
+
+
+def _prepare_run_dir(run: Path, resume: bool) -> None:
+    if resume:
+        if not (run / "state.yaml").is_file():
+            raise EndoSpineError(f"{run}: nothing to resume (no state.yaml)")
+        return
+    if (run / "state.yaml").exists() or (run / "last.pdparams").exists():
+        raise EndoSpineError(f"{run}: already holds a training run (use --resume, or another --out)")
+    run.mkdir(parents=True, exist_ok=True)
+
+
+def _load_resume(run: Path, model, opt) -> dict:
+    # Checkpoints unpickle: only ever from the user's own run folder, which is what --resume names.
+    state = yaml.safe_load((run / "state.yaml").read_text(encoding="utf-8"))
+    model.set_state_dict(paddle.load(str(run / "last.pdparams")))
+    opt.set_state_dict(_rename_opt_state(paddle.load(str(run / "last.pdopt")), _param_names(model), to_local=True))
+    log.info("resumed %s at step %d", run, state["step"])
+    return state
+
+
+def _param_names(model) -> dict[str, str]:
+    """Paddle's global parameter name (e.g. conv2d_94.w_0, differs per process) -> structured name."""
+    return {p.name: key for key, p in model.named_parameters()}
+
+
+def _rename_opt_state(state: dict, names: dict[str, str], to_local: bool = False) -> dict:
+    """Optimizer state keys are '<param name>_<slot>'; store them under structured names so that a
+    resumed run (whose layers got other global names) finds its moments again."""
+    mapping = {v: k for k, v in names.items()} if to_local else names
+    prefixes = sorted(mapping, key=len, reverse=True)
+    out = {}
+    for key, value in state.items():
+        new = key
+        for prefix in prefixes:
+            if key.startswith(prefix + "_"):
+                new = mapping[prefix] + key[len(prefix):]
+                break
+        out[new] = value
+    return out
+
+
+def _distributed_setup() -> tuple[int, int]:
+    world = paddle.distributed.get_world_size()
+    if world > 1:
+        paddle.distributed.init_parallel_env()
+    return paddle.distributed.get_rank(), world
+
+
+def _unwrap(model):
+    return model._layers if isinstance(model, paddle.DataParallel) else model
+
+
+def _val_subset(items: list, limit: int) -> list:
+    if not limit or len(items) <= limit:
+        return items
+    return items[:: max(1, len(items) // limit)][:limit]
+
+
+def _sources(items) -> str:
+    counts: dict[str, int] = {}
+    for it in items:
+        counts[it.source] = counts.get(it.source, 0) + 1
+    return "+".join(f"{n} {s}" for s, n in sorted(counts.items()))
+
+
+def _data_summary(dataset: Dataset, pools, val_items, weights) -> dict:
+    return {
+        "classes": dataset.classes.to_dict(),
+        "train": [{"dataset": str(ds.root), "name": ds.name, "images": len(items), "sources": _sources(items),
+                   "clips": len({it.clip for it in items})} for ds, items in pools],
+        "val": {"dataset": str(dataset.root), "images": len(val_items), "sources": _sources(val_items)},
+        "test": {"images": len(dataset.splits.get("test", []))},
+        "class_weights": None if weights is None else [round(float(w), 4) for w in weights],
+    }
+
+
+def _setup_logging(run: Path | None) -> None:
+    log.setLevel(logging.INFO)
+    log.handlers.clear()
+    log.propagate = False
+    if run is not None:
+        handler = logging.FileHandler(run / "train.log", encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        log.addHandler(handler)
+
+
+def _save(path: Path, obj) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    paddle.save(obj, str(tmp))
+    os.replace(tmp, path)
+
+
+def _write_yaml(path: Path, data) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _append_csv(path: Path, row: dict) -> None:
+    new = not path.exists()
+    with path.open("a", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        if new:
+            writer.writerow(["key", "value", "step"])
+        for k, v in row.items():
+            if k != "step":
+                writer.writerow([k, f"{v:.6g}" if isinstance(v, float) else v, row["step"]])

@@ -1,0 +1,71 @@
+"""Hand-off types between the stages: a captured Frame in, an inference Result out.
+
+Every stage passes these; nothing else crosses a stage boundary. Class ids match
+assets/classes.yaml (checked by a test).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+import numpy as np
+
+
+class ClassId(IntEnum):
+    BACKGROUND = 0
+    BONE = 1
+    LIGAMENT = 2
+    DISC = 3
+    IGNORE = 255
+
+
+TISSUES = (ClassId.BONE, ClassId.LIGAMENT, ClassId.DISC)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One source image.
+
+    frame_id: strictly increasing per source session (0, 1, 2, ...).
+    capture_time: time.monotonic() seconds when the frame arrived from the source.
+    pts: presentation time in seconds within the source (None for live devices without one).
+    image: HxWx3 uint8 RGB, C-contiguous.
+    """
+
+    frame_id: int
+    capture_time: float
+    pts: float | None
+    image: np.ndarray
+
+    def __post_init__(self) -> None:
+        img = self.image
+        if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
+            raise ValueError(f"Frame.image must be HxWx3 uint8 RGB, got {img.dtype} {img.shape}")
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height)."""
+        return self.image.shape[1], self.image.shape[0]
+
+
+@dataclass(frozen=True)
+class Result:
+    """The model's answer for one frame.
+
+    mask: HxW uint8 class ids (255 = ignore/outside the field of view), at any resolution;
+          the display scales it to the frame.
+    timings: per-stage milliseconds, e.g. {"preprocess": 2.1, "predict": 11.8, "postprocess": 1.0}.
+    """
+
+    frame_id: int
+    mask: np.ndarray
+    model_id: str
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.mask.dtype != np.uint8 or self.mask.ndim != 2:
+            raise ValueError(f"Result.mask must be HxW uint8, got {self.mask.dtype} {self.mask.shape}")
+
+    @property
+    def total_ms(self) -> float:
+        return float(sum(self.timings.values()))

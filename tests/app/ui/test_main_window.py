@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.app.fakes import ListSource, gray_frames
+
+pytestmark = pytest.mark.gui
+
+
+def test_window_shows_newest_frames_then_end(qtbot):
+    from app.ui.main_window import MainWindow
+
+    frames = gray_frames(20, 64, 48)
+    win = MainWindow(ListSource(frames, fps=100, realtime=True))
+    qtbot.addWidget(win)
+    win.show()
+    win.start()
+    qtbot.waitUntil(lambda: win._last_id == 19, timeout=5000)
+    qtbot.waitUntil(lambda: win.view.message == "END OF VIDEO", timeout=5000)
+    win.close()
+    assert not win.capture.is_alive()
+
+
+def test_window_paints_frame_with_aspect_kept(qtbot):
+    from app.ui.main_window import MainWindow
+
+    img = np.zeros((100, 200, 3), np.uint8)
+    img[:] = (255, 0, 0)
+    win = MainWindow(ListSource([img]))
+    qtbot.addWidget(win)
+    win.resize(800, 800)
+    win.show()
+    win.view.set_frame(img)
+    rect = win.view.video_rect()
+    assert rect.width() / rect.height() == pytest.approx(2.0, rel=0.01)
+    shot = win.view.grab().toImage()
+    center = shot.pixelColor(shot.width() // 2, shot.height() // 2)
+    corner = shot.pixelColor(2, 2)
+    assert (center.red(), center.green(), center.blue()) == (255, 0, 0)
+    assert (corner.red(), corner.green(), corner.blue()) == (0, 0, 0)  # letterbox
+
+
+def test_no_signal_when_source_fails(qtbot):
+    from app.ui.main_window import MainWindow
+
+    win = MainWindow(ListSource([], fail_open="capture:0: no device"))
+    qtbot.addWidget(win)
+    win.show()
+    win.start()
+    qtbot.waitUntil(lambda: "no device" in win.view.detail, timeout=5000)
+    assert win.view.message == "NO SIGNAL"
+    win.close()

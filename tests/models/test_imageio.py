@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.errors import EndoSpineError
+from models.imageio import read_image, read_label, write_image, write_label
+
+
+@pytest.mark.unit
+def test_round_trips(tmp_path):
+    rgb = np.zeros((5, 7, 3), np.uint8)
+    rgb[..., 0] = 200  # red stays red: RGB in memory, BGR only inside OpenCV
+    write_image(tmp_path / "a.png", rgb)
+    assert np.array_equal(read_image(tmp_path / "a.png"), rgb)
+    lab = np.arange(35, dtype=np.uint8).reshape(5, 7)
+    write_label(tmp_path / "l.png", lab)
+    assert np.array_equal(read_label(tmp_path / "l.png"), lab)
+
+
+@pytest.mark.unit
+def test_gray_image_becomes_rgb(tmp_path):
+    write_label(tmp_path / "g.png", np.full((3, 3), 9, np.uint8))
+    assert read_image(tmp_path / "g.png").shape == (3, 3, 3)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("content, problem", [(None, "not found"), (b"", "empty"), (b"not an image", "not a readable")])
+def test_bad_files_name_the_file(tmp_path, content, problem):
+    path = tmp_path / "x.png"
+    if content is not None:
+        path.write_bytes(content)
+    for reader in (read_image, read_label):
+        with pytest.raises(EndoSpineError) as exc:
+            reader(path)
+        assert str(path) in str(exc.value) and problem in str(exc.value)
+
+
+@pytest.mark.unit
+def test_color_label_is_refused(tmp_path):
+    rgb = np.zeros((4, 4, 3), np.uint8)
+    rgb[0, 0] = (255, 0, 0)
+    write_image(tmp_path / "c.png", rgb)
+    with pytest.raises(EndoSpineError, match="single-channel"):
+        read_label(tmp_path / "c.png")

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.metrics import ConfusionMatrix, mean_iou, scores_from_matrix
+
+
+@pytest.mark.unit
+def test_known_case():
+    truth = np.array([[0, 0, 1, 1], [2, 2, 255, 1]], np.uint8)
+    pred = np.array([[0, 1, 1, 1], [2, 0, 2, 2]], np.uint8)
+    cm = ConfusionMatrix(3)
+    cm.update(truth, pred)
+    assert cm.matrix.tolist() == [[1, 1, 0], [0, 2, 1], [1, 0, 1]]
+    s = cm.scores()
+    assert s["iou"][1] == pytest.approx(2 / 4)       # TP 2, FP 1, FN 1
+    assert s["dice"][1] == pytest.approx(4 / 6)
+    assert s["precision"][0] == pytest.approx(1 / 2)
+    assert s["recall"][2] == pytest.approx(1 / 2)
+    assert s["accuracy"][0] == pytest.approx(5 / 7)  # 7 valid pixels
+    assert mean_iou(cm.matrix) == pytest.approx(np.mean([2 / 4, 1 / 3]))
+
+
+@pytest.mark.unit
+def test_absent_class_is_nan_not_perfect():
+    m = np.array([[5, 0], [0, 0]])
+    s = scores_from_matrix(m)
+    assert np.isnan(s["iou"][1]) and s["iou"][0] == 1.0
+
+
+@pytest.mark.unit
+def test_shape_and_range_errors():
+    cm = ConfusionMatrix(2)
+    with pytest.raises(ValueError):
+        cm.update(np.zeros((2, 2), np.uint8), np.zeros((2, 3), np.uint8))
+    with pytest.raises(ValueError):
+        cm.update(np.full((2, 2), 3, np.uint8), np.zeros((2, 2), np.uint8))
