@@ -15,9 +15,13 @@ from models.runtime import RuntimeSettings, SegmentationRuntime
 
 def bench_model(model_dir: str, runs: int = 50, warmup: int = 5, threads: int = 2,
                 compare_native: bool = True) -> dict:
+    from models.manifest import load_manifest
+
     configs = {"onednn": RuntimeSettings(device="cpu", threads=threads, onednn=True)}
     if compare_native:
         configs["native"] = RuntimeSettings(device="cpu", threads=threads, onednn=False)
+    if "onnx" in load_manifest(model_dir).files:
+        configs["onnxruntime"] = RuntimeSettings(backend="onnxruntime", threads=threads)
     runtimes = {name: SegmentationRuntime(model_dir, s) for name, s in configs.items()}
     first = next(iter(runtimes.values()))
     w, h = first.pre.input_size
@@ -33,8 +37,9 @@ def bench_model(model_dir: str, runs: int = 50, warmup: int = 5, threads: int = 
     for name, ts in times.items():
         result[f"{name}_ms_median"] = round(float(np.median(ts)), 2)
         result[f"{name}_ms_p90"] = round(float(np.percentile(ts, 90)), 2)
-    if compare_native:
-        result["native_over_onednn"] = round(result["native_ms_median"] / result["onednn_ms_median"], 2)
+    for name in runtimes:
+        if name != "onednn":
+            result[f"{name}_over_onednn"] = round(result[f"{name}_ms_median"] / result["onednn_ms_median"], 2)
     return result
 
 

@@ -176,6 +176,9 @@ class StagedDir:
                 raise EndoSpineError(f"{self.final}: already exists and is not empty (choose another --out)")
         self.final.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = Path(tempfile.mkdtemp(dir=self.final.parent, prefix=f".{self.final.name}.partial-"))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self.tmp, 0o777 & ~umask)  # mkdtemp makes 0700; the result is an ordinary folder
         return self.tmp
 
     def __exit__(self, exc_type, exc, tb) -> None:

@@ -86,6 +86,8 @@ def export_run(run: str | Path, out: str | Path, onnx: bool = False, test_data: 
         parity = exported_parity(net, tmp, size)
         metrics = dict(manifest.metrics, export_parity_max_abs=parity)
         test_root = Path(test_data) if test_data else Path(data["val"]["dataset"])
+        if onnx:
+            metrics["onnx_parity_max_abs"] = onnx_parity(tmp, test_root)
         metrics.update(_test_metrics(tmp, test_root, progress))
         manifest = Manifest(**{**manifest.__dict__, "metrics": metrics})
         manifest.write(tmp)
@@ -104,6 +106,32 @@ def exported_parity(net, model_dir: Path, size: int, runs: int = 3, seed: int = 
             x = rng.standard_normal((1, 3, size, size)).astype(np.float32)
             eager = paddle.nn.functional.softmax(net(paddle.to_tensor(x)), axis=1).numpy()
             worst = max(worst, float(np.abs(runtime.run_tensor(x) - eager).max()))
+    return worst
+
+
+ONNX_TOLERANCE = 1e-3
+
+
+def onnx_parity(model_dir: Path, data_root: Path, images: int = 4) -> float:
+    """Max |ONNX Runtime - Paddle predictor| on real images of the dataset (and one random input).
+
+    PIR exports converted to ONNX have misread norm epsilons before (Paddle2ONNX #1646): a
+    model.onnx that disagrees is refused rather than shipped.
+    """
+    from models.imageio import read_image
+    from models.runtime import RuntimeSettings, SegmentationRuntime
+
+    paddle_rt = SegmentationRuntime(model_dir)
+    onnx_rt = SegmentationRuntime(model_dir, RuntimeSettings(backend="onnxruntime"))
+    dataset = load_dataset(data_root)
+    items = (dataset.splits.get("test") or dataset.items)[:images]
+    inputs = [paddle_rt.pre(read_image(dataset.path(it.image)))[0] for it in items]
+    w, h = paddle_rt.pre.input_size
+    inputs.append(np.random.default_rng(0).standard_normal((1, 3, h, w)).astype(np.float32))
+    worst = max(float(np.abs(onnx_rt.run_tensor(x) - paddle_rt.run_tensor(x)).max()) for x in inputs)
+    if worst > ONNX_TOLERANCE:
+        raise EndoSpineError(f"{model_dir / 'model.onnx'}: differs from the Paddle model by {worst:.2e} "
+                             f"(> {ONNX_TOLERANCE:g}); not exported")
     return worst
 
 

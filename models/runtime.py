@@ -19,10 +19,12 @@ from models.paddle_env import import_paddle
 from models.preprocess import Postprocess
 
 DEVICES = ("cpu", "gpu", "tensorrt")
+BACKENDS = ("paddle", "onnxruntime")
 
 
 @dataclass(frozen=True)
 class RuntimeSettings:
+    backend: str = "paddle"          # or "onnxruntime" (CPU; needs model.onnx from `export --onnx`)
     device: str = "cpu"
     threads: int = 2                 # CPU math threads
     onednn: bool = True              # CPU: oneDNN kernels (5-7x faster than without)
@@ -35,6 +37,10 @@ class RuntimeSettings:
     trt_dynamic_shapes: bool = False # the exported input is fixed-size; set for batch > 1 variants
 
     def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+        if self.backend == "onnxruntime" and self.device != "cpu":
+            raise ValueError("the onnxruntime backend runs on the CPU only here; use backend paddle for GPU/TensorRT")
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
         if self.precision not in ("fp32", "fp16"):
@@ -90,15 +96,14 @@ class SegmentationRuntime:
         self.pre = self.manifest.preprocess
         self.post = postprocess or Postprocess(ignore_index=self.classes.ignore_index)
         self.model_id = self.manifest.model_id
-        self._predictor = build_predictor(self.manifest, self.root, self.settings)
-        self._input = self._predictor.get_input_handle(self._predictor.get_input_names()[0])
-        self._output = self._predictor.get_output_handle(self._predictor.get_output_names()[0])
+        if self.settings.backend == "onnxruntime":
+            self._run = _onnx_runner(self.manifest, self.root, self.settings)
+        else:
+            self._run = _paddle_runner(build_predictor(self.manifest, self.root, self.settings))
 
     def run_tensor(self, x: np.ndarray) -> np.ndarray:
         """(1, 3, H, W) float32 -> (1, C, h, w) float32 class probabilities."""
-        self._input.copy_from_cpu(np.ascontiguousarray(x, dtype=np.float32))
-        self._predictor.run()
-        probs = self._output.copy_to_cpu()
+        probs = self._run(np.ascontiguousarray(x, dtype=np.float32))
         if not np.isfinite(probs).all():
             raise EndoSpineError(f"{self.root}: model produced non-finite probabilities")
         return probs
@@ -119,6 +124,41 @@ class SegmentationRuntime:
         labels = self.post.labels(probs, mask_size or (box[2], box[3]))
         timings["postprocess"] = (time.perf_counter() - t0) * 1e3
         return labels, box, timings
+
+
+def _paddle_runner(predictor):
+    inp = predictor.get_input_handle(predictor.get_input_names()[0])
+    out = predictor.get_output_handle(predictor.get_output_names()[0])
+
+    def run(x: np.ndarray) -> np.ndarray:
+        inp.copy_from_cpu(x)
+        predictor.run()
+        return out.copy_to_cpu()
+
+    return run
+
+
+def _onnx_runner(manifest: Manifest, root: Path, settings: RuntimeSettings):
+    if "onnx" not in manifest.files:
+        raise EndoSpineError(f"{root}: no model.onnx in this model folder (export with --onnx)")
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise EndoSpineError("the onnxruntime backend needs onnxruntime: pip install -e '.[onnx]'") from None
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = settings.threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(str(manifest.path(root, "onnx")), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
+        raise EndoSpineError(f"{manifest.path(root, 'onnx')}: cannot load ({str(exc).splitlines()[0]})") from None
+    name = session.get_inputs()[0].name
+
+    def run(x: np.ndarray) -> np.ndarray:
+        return session.run(None, {name: x})[0]
+
+    return run
 
 
 def paste_into_frame(labels: np.ndarray, box: tuple[int, int, int, int], frame_size: tuple[int, int],

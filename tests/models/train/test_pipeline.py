@@ -75,6 +75,21 @@ def test_predict_writes_label_maps(tiny_model, tmp_path):
         assert probs.shape[0] == 4 and probs.dtype == np.uint8
 
 
+def test_onnx_export_matches_paddle(tiny_model, tmp_path):
+    from models.runtime import RuntimeSettings, SegmentationRuntime
+
+    data, run, _ = tiny_model
+    out = tmp_path / "onnx-model"
+    assert main(["export", str(run), "--out", str(out), "--onnx"]) == 0
+    m = yaml.safe_load((out / "manifest.yaml").read_text())
+    assert "onnx" in m["files"] and m["metrics"]["onnx_parity_max_abs"] < 1e-3
+    ds = load_dataset(data)
+    frame = read_image(ds.path(ds.items[0].image))
+    a, _, _ = SegmentationRuntime(out).segment(frame)
+    b, _, _ = SegmentationRuntime(out, RuntimeSettings(backend="onnxruntime")).segment(frame)
+    assert (a != b).mean() < 0.001
+
+
 def test_tampered_or_missing_files_are_refused(tiny_model, tmp_path):
     from models.runtime import SegmentationRuntime
 
