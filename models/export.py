@@ -54,6 +54,29 @@ def load_trained(run: Path) -> tuple[TrainConfig, ClassTable, dict, paddle.nn.La
     return cfg, classes, data, net
 
 
+def write_model_folder(net, arch: str, classes: ClassTable, pre: Preprocess, folder: Path, *, onnx: bool = False,
+                       training: dict | None = None, metrics: dict | None = None, notice: str = "") -> Manifest:
+    """Save `net` (eval mode) + softmax for Paddle Inference into an existing folder, with its manifest."""
+    w, h = pre.input_size
+    head = ProbabilityHead(net)
+    head.eval()
+    paddle.jit.save(head, str(folder / "model"), input_spec=[paddle.static.InputSpec([1, 3, h, w], "float32", "image")])
+    graph = folder / "model.json" if (folder / "model.json").exists() else folder / "model.pdmodel"
+    files = {"model": graph, "params": folder / "model.pdiparams"}
+    if onnx:
+        files["onnx"] = _export_onnx(folder, graph)
+    manifest = Manifest(
+        name=f"endospine-{arch}-{w}" if w == h else f"endospine-{arch}-{w}x{h}", classes=classes, preprocess=pre,
+        output={"kind": "probabilities", "stride": net.output_stride, "layout": "NCHW", "activation": "softmax"},
+        files={role: {"path": p.name, "sha256": sha256_file(p)} for role, p in files.items()},
+        network={"arch": arch, "input": [1, 3, h, w], "gmac": round(count_macs(net, (1, 3, h, w)) / 1e9, 3),
+                 "params_m": round(count_params(net) / 1e6, 3), "paddle": paddle.__version__},
+        training=training or {}, metrics=metrics or {},
+        created=dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(), notice=notice)
+    manifest.write(folder)
+    return manifest
+
+
 def export_run(run: str | Path, out: str | Path, onnx: bool = False, test_data: str | Path | None = None,
                notice: str | None = None, progress: bool = True) -> Manifest:
     run = Path(run)
@@ -61,30 +84,15 @@ def export_run(run: str | Path, out: str | Path, onnx: bool = False, test_data: 
     state = yaml.safe_load((run / "state.yaml").read_text(encoding="utf-8"))
     size = cfg.input_size
     pre = Preprocess((size, size), crop=cfg.crop)
-    head = ProbabilityHead(net)
-    head.eval()
+    training = {"run": str(run), "config": {"model": cfg.model, "iters": cfg.iters, "batch_size": cfg.batch_size,
+                                            "lr": cfg.lr, "seed": cfg.seed, "crop_px": cfg.augment.crop},
+                "data": {k: data[k] for k in ("train", "val", "test") if k in data}, "best_step": state.get("best_step")}
     with StagedDir(out, overwrite=False) as tmp:
-        paddle.jit.save(head, str(tmp / "model"), input_spec=[paddle.static.InputSpec([1, 3, size, size], "float32", "image")])
-        graph = tmp / "model.json" if (tmp / "model.json").exists() else tmp / "model.pdmodel"
-        files = {"model": graph, "params": tmp / "model.pdiparams"}
-        if onnx:
-            files["onnx"] = _export_onnx(tmp, graph)
-        manifest = Manifest(
-            name=f"endospine-{cfg.model}-{size}", classes=classes, preprocess=pre,
-            output={"kind": "probabilities", "stride": net.output_stride, "layout": "NCHW", "activation": "softmax"},
-            files={role: {"path": p.name, "sha256": sha256_file(p)} for role, p in files.items()},
-            network={"arch": cfg.model, "input": [1, 3, size, size], "gmac": round(count_macs(net, (1, 3, size, size)) / 1e9, 3),
-                     "params_m": round(count_params(net) / 1e6, 3), "paddle": paddle.__version__},
-            training={"run": str(run), "config": {"model": cfg.model, "iters": cfg.iters, "batch_size": cfg.batch_size,
-                                                  "lr": cfg.lr, "seed": cfg.seed, "crop_px": cfg.augment.crop},
-                      "data": {k: data[k] for k in ("train", "val", "test") if k in data},
-                      "best_step": state.get("best_step")},
+        manifest = write_model_folder(
+            net, cfg.model, classes, pre, tmp, onnx=onnx, training=training,
             metrics={"val_miou_tissues": round(float(state.get("best_miou", float("nan"))), 4)},
-            created=dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
             notice=notice if notice is not None else _default_notice(data))
-        manifest.write(tmp)
-        parity = exported_parity(net, tmp, size)
-        metrics = dict(manifest.metrics, export_parity_max_abs=parity)
+        metrics = dict(manifest.metrics, export_parity_max_abs=exported_parity(net, tmp, size))
         test_root = Path(test_data) if test_data else Path(data["val"]["dataset"])
         if onnx:
             metrics["onnx_parity_max_abs"] = onnx_parity(tmp, test_root)

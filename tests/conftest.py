@@ -53,3 +53,21 @@ def pattern_video(tmp_path_factory):
         return made[key]
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """An exported, untrained (seeded) liteseg-cpu model at 128x128 with the lumbar class table."""
+    from models.classes import default_classes
+    from models.export import write_model_folder
+    from models.nets import build_model
+    from models.nets.layers import paddle
+    from models.preprocess import Preprocess
+
+    folder = tmp_path_factory.mktemp("tiny-model")
+    paddle.seed(0)
+    net = build_model("liteseg-cpu", 4)
+    net.eval()
+    write_model_folder(net, "liteseg-cpu", default_classes(), Preprocess((128, 128)), folder,
+                       notice="untrained test model")
+    return folder
