@@ -20,7 +20,7 @@ class LatestFrame:
     """A one-slot, thread-safe store: put() replaces, get_newer() returns the newest unseen frame."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._frame: Frame | None = None
         self._taken = True
         self.put_count = 0
@@ -33,10 +33,21 @@ class LatestFrame:
             self._frame = frame
             self._taken = False
             self.put_count += 1
+            self._lock.notify_all()
 
     def get_newer(self, than_id: int) -> Frame | None:
         """The newest frame if its id is greater than `than_id`, else None."""
         with self._lock:
+            frame = self._frame
+            if frame is None or frame.frame_id <= than_id:
+                return None
+            self._taken = True
+            return frame
+
+    def wait_newer(self, than_id: int, timeout: float) -> Frame | None:
+        """Like get_newer, but waits up to `timeout` seconds for such a frame."""
+        with self._lock:
+            self._lock.wait_for(lambda: self._frame is not None and self._frame.frame_id > than_id, timeout)
             frame = self._frame
             if frame is None or frame.frame_id <= than_id:
                 return None

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Sequence
 
 from models.cliutil import run
-from models.paths import demo_video
+from models.paths import demo_video, shipped_model
 
 DEFAULT_SOURCE_HELP = "a video file or synthetic[:SEED] (default: the shipped demo video, else synthetic)"
 
@@ -16,13 +16,30 @@ def default_source() -> str:
     return str(demo) if demo.is_file() else "synthetic"
 
 
+def worker_config(model: str | None, no_ai: bool):
+    """The AI settings for a run: --model, else the shipped model if present; None for no AI."""
+    from app.inference import WorkerConfig
+    from models.manifest import load_manifest
+
+    if no_ai:
+        return None
+    if model is None:
+        shipped = shipped_model()
+        if not (shipped / "manifest.yaml").is_file():
+            return None
+        model = str(shipped)
+    load_manifest(model, verify=False)  # a wrong folder is a one-line error now; hashes are checked on load
+    return WorkerConfig(model_dir=model)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from app.sources import open_source
     from app.ui.run import run_window
 
+    worker = worker_config(args.model, args.no_ai)
     source = open_source(args.source or default_source(), loop=not args.no_loop)
     source.open()  # a missing or unreadable source is a one-line error here, before any window
-    return run_window(source, fullscreen=args.fullscreen, screenshot=args.screenshot,
+    return run_window(source, worker, fullscreen=args.fullscreen, screenshot=args.screenshot,
                       quit_after=args.quit_after if args.quit_after is not None else (4.0 if args.screenshot else None))
 
 
@@ -31,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     p = sub.add_parser("run", help="open the display on a source")
     p.add_argument("source", nargs="?", metavar="SOURCE", help=DEFAULT_SOURCE_HELP)
+    p.add_argument("--model", metavar="DIR", help="exported model folder (default: the shipped model, if present)")
+    p.add_argument("--no-ai", action="store_true", help="video only, no inference worker")
     p.add_argument("--fullscreen", action="store_true", help="start fullscreen (F11 toggles, Esc leaves)")
     p.add_argument("--no-loop", action="store_true", help="stop at the end of a video file instead of looping")
     p.add_argument("--quit-after", type=float, metavar="S", help="close the window after S seconds")

@@ -53,14 +53,19 @@ class Result:
     """The model's answer for one frame.
 
     mask: HxW uint8 class ids (255 = ignore/outside the field of view), at any resolution;
-          the display scales it to the frame.
+          the display scales it onto `box`.
     timings: per-stage milliseconds, e.g. {"preprocess": 2.1, "predict": 11.8, "postprocess": 1.0}.
+    box: the region (x, y, w, h) of the frame, in frame pixels, that the mask covers
+         (None: the whole frame).
+    capture_time: the frame's capture_time (time.monotonic() seconds), for staleness checks.
     """
 
     frame_id: int
     mask: np.ndarray
     model_id: str
     timings: dict[str, float] = field(default_factory=dict)
+    box: tuple[int, int, int, int] | None = None
+    capture_time: float | None = None
 
     def __post_init__(self) -> None:
         if self.mask.dtype != np.uint8 or self.mask.ndim != 2:

@@ -1,86 +1,197 @@
-"""The main window: a video view fed by the capture thread, a status line, fullscreen."""
+"""The main window: video view fed by the capture thread, AI overlay from the worker, side panel.
+
+The GUI thread only polls: the newest frame from the capture store and the newest result from
+the inference client. Nothing queues up as Qt events, and neither capture nor the AI ever waits
+for the GUI.
+"""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from PyQt6.QtCore import Qt, QTimer
 from PyQt6.QtGui import QKeySequence, QShortcut
-from PyQt6.QtWidgets import QLabel, QMainWindow, QStatusBar
+from PyQt6.QtWidgets import QHBoxLayout, QLabel, QMainWindow, QStatusBar, QWidget
 
 from app.capture import CaptureState, CaptureThread, LatestFrame
+from app.inference import AIState, InferenceClient, WorkerConfig
+from app.overlay import OverlayStyle, overlay_allowed, render_overlay
 from app.sources import Source
 from app.stats import RateMeter
+from app.ui.controls import ControlPanel
 from app.ui.video_view import VideoView
+from models.classes import ClassTable, default_classes
+from models.errors import EndoSpineError
+from models.manifest import load_manifest
+from models.types import Frame, Result
 
 NO_SIGNAL_AFTER_S = 0.5  # no new frame for this long: the picture is not live any more
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, source: Source):
+    def __init__(self, source: Source, worker: WorkerConfig | None = None):
         super().__init__()
         self.setWindowTitle(f"EndoSpine - {source.name}")
+        self.classes = _classes_of(worker)
+        self.style = OverlayStyle()
         self.view = VideoView(self)
-        self.setCentralWidget(self.view)
+        self.panel = ControlPanel(self.classes, self.style, self)
+        central = QWidget(self)
+        row = QHBoxLayout(central)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.setSpacing(0)
+        row.addWidget(self.view, 1)
+        row.addWidget(self.panel)
+        self.setCentralWidget(central)
         self.status_label = QLabel("starting", self)
         status = QStatusBar(self)
         status.addPermanentWidget(self.status_label, 1)
         self.setStatusBar(status)
-        self.resize(1280, 760)
+        self.resize(1440, 860)
 
         self.store = LatestFrame()
         self.capture = CaptureThread(source, self.store)
-        self._last_id = -1
+        self.ai = InferenceClient(worker, self.store) if worker else None
+        if self.ai is None:
+            self.panel.ai_box.setChecked(False)
+            self.panel.ai_box.setEnabled(False)
+        self.frame: Frame | None = None
         self._last_new = time.monotonic()
+        self._drawn: tuple[Result, OverlayStyle] | None = None
+        self.overlay_age_ms: float | None = None
         self.display_rate = RateMeter()
         self.source_rate = RateMeter()
 
+        self.panel.style_changed.connect(self._on_style)
+        self.panel.ai_toggled.connect(lambda on: self.ai and self.ai.set_enabled(on))
         self._poll = QTimer(self)
         self._poll.setTimerType(Qt.TimerType.PreciseTimer)
         self._poll.timeout.connect(self._on_poll)
         self._status_timer = QTimer(self)
         self._status_timer.timeout.connect(self._update_status)
+        self._shortcuts()
 
-        QShortcut(QKeySequence(Qt.Key.Key_F11), self, activated=self.toggle_fullscreen)
-        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, activated=self.showNormal)
+    def _shortcuts(self) -> None:
+        keys = {Qt.Key.Key_F11: self.toggle_fullscreen, Qt.Key.Key_Escape: self.showNormal,
+                Qt.Key.Key_Space: self.toggle_overlay, Qt.Key.Key_O: self.toggle_overlay}
+        for n, c in enumerate(self.classes.foreground[:9], start=1):
+            keys[getattr(Qt.Key, f"Key_{n}")] = lambda cid=c.id: self.toggle_class(cid)
+        for key, slot in keys.items():
+            QShortcut(QKeySequence(key), self, activated=slot)
         QShortcut(QKeySequence.StandardKey.Quit, self, activated=self.close)
 
+    # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
         self.capture.start()
+        if self.ai is not None:
+            self.ai.start()
         self._last_new = time.monotonic()
         self._poll.start(4)
         self._status_timer.start(500)
-
-    def toggle_fullscreen(self) -> None:
-        self.showNormal() if self.isFullScreen() else self.showFullScreen()
-
-    def _on_poll(self) -> None:
-        now = time.monotonic()
-        frame = self.store.get_newer(self._last_id)
-        if frame is not None:
-            for _ in range(frame.frame_id - self._last_id):
-                self.source_rate.tick(now)
-            self._last_id = frame.frame_id
-            self._last_new = now
-            self.view.set_frame(frame.image)
-            self.display_rate.tick(now)
-            return
-        status = self.capture.status
-        if status.state in (CaptureState.ENDED, CaptureState.FAULTED):
-            title = "END OF VIDEO" if status.state is CaptureState.ENDED else "NO SIGNAL"
-            if (self.view.message, self.view.detail) != (title, status.message):
-                self.view.set_message(title, status.message)
-        elif now - self._last_new > NO_SIGNAL_AFTER_S and self.view.message != "NO SIGNAL":
-            self.view.set_message("NO SIGNAL", "waiting for frames from " + self.capture.source.name)
-
-    def _update_status(self) -> None:
-        state = self.capture.status.state.value
-        self.status_label.setText(
-            f"{self.capture.source.name}  |  source {self.source_rate.rate():.1f} fps  |  "
-            f"display {self.display_rate.rate():.1f} fps  |  frames {self._last_id + 1}  |  "
-            f"skipped {self.store.overwritten}  |  capture {state}  |  AI: not loaded")
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
         self._poll.stop()
         self._status_timer.stop()
         self.capture.stop()
+        if self.ai is not None:
+            self.ai.stop()
         super().closeEvent(event)
+
+    # -- user actions ------------------------------------------------------------------------
+    def toggle_fullscreen(self) -> None:
+        self.showNormal() if self.isFullScreen() else self.showFullScreen()
+
+    def toggle_overlay(self) -> None:
+        from dataclasses import replace
+
+        self.panel.apply(replace(self.style, enabled=not self.style.enabled))
+
+    def toggle_class(self, class_id: int) -> None:
+        self.panel.apply(self.style.toggled(class_id))
+
+    def _on_style(self, style: OverlayStyle) -> None:
+        self.style = style
+        self._refresh_overlay()
+
+    # -- per tick ----------------------------------------------------------------------------
+    def _on_poll(self) -> None:
+        now = time.monotonic()
+        last_id = self.frame.frame_id if self.frame is not None else -1
+        frame = self.store.get_newer(last_id)
+        if frame is not None:
+            for _ in range(frame.frame_id - last_id):
+                self.source_rate.tick(now)
+            self.frame = frame
+            self._last_new = now
+            self.view.set_frame(frame.image)
+            self.display_rate.tick(now)
+            self._refresh_overlay()
+            return
+        if self.ai is not None and self.frame is not None and self._drawn_result() is not self.ai.latest():
+            self._refresh_overlay()  # the result for the frame on screen arrived after it
+        status = self.capture.status
+        if status.state in (CaptureState.ENDED, CaptureState.FAULTED):
+            title = "END OF VIDEO" if status.state is CaptureState.ENDED else "NO SIGNAL"
+            if (self.view.message, self.view.detail) != (title, status.message):
+                self.frame = None
+                self.view.set_message(title, status.message)
+        elif now - self._last_new > NO_SIGNAL_AFTER_S and self.view.message != "NO SIGNAL":
+            self.frame = None
+            self.view.set_message("NO SIGNAL", "waiting for frames from " + self.capture.source.name)
+
+    def _drawn_result(self) -> Result | None:
+        return self._drawn[0] if self._drawn else None
+
+    def _refresh_overlay(self) -> None:
+        """Paint the newest mask if it belongs to the frame on screen (staleness rule), else hide it."""
+        if self.frame is None:
+            return
+        result = self.ai.latest() if self.ai is not None else None
+        allowed, age = overlay_allowed(self.frame.frame_id, self.frame.capture_time, result)
+        self.overlay_age_ms = age if allowed else None
+        if allowed:
+            if self._drawn != (result, self.style):
+                self.view.set_overlay(render_overlay(result.mask, self.classes, self.style), result.box)
+                self._drawn = (result, self.style)
+            self.view.set_badge("" if self.style.enabled else "OVERLAY OFF")
+            return
+        if self._drawn is not None:
+            self.view.set_overlay(None)
+            self._drawn = None
+        self.view.set_badge(self._hidden_reason(result, age))
+
+    def _hidden_reason(self, result: Result | None, age: float | None) -> str:
+        if self.ai is None:
+            return ""
+        state = self.ai.state
+        if state is AIState.OFF:
+            return "AI OFF"
+        if state in (AIState.LOADING, AIState.RESTARTING, AIState.UNAVAILABLE):
+            return f"AI {state.value.upper()}"
+        if result is None:
+            return "AI: no mask yet"
+        return f"AI overlay hidden: mask {age:.0f} ms old" if age is not None else "AI overlay hidden"
+
+    def _update_status(self) -> None:
+        parts = [self.capture.source.name, f"source {self.source_rate.rate():.1f} fps",
+                 f"display {self.display_rate.rate():.1f} fps", f"skipped {self.store.overwritten}",
+                 f"capture {self.capture.status.state.value}"]
+        if self.ai is None:
+            parts.append("AI: no model")
+        else:
+            ai = self.ai
+            parts += [f"AI {ai.state.value} {ai.rate.rate():.1f} fps", f"latency {ai.latency_ms:.0f} ms",
+                      f"model {ai.model_ms:.0f} ms",
+                      "overlay age " + (f"{self.overlay_age_ms:.0f} ms" if self.overlay_age_ms is not None else "-")]
+            self.panel.ai_label.setText(f"{ai.state.value}: {ai.message}")
+        self.status_label.setText("  |  ".join(parts))
+
+
+def _classes_of(worker: WorkerConfig | None) -> ClassTable:
+    """Class names and colors for the legend: from the model's manifest (the worker verifies it)."""
+    if worker is None or not Path(worker.model_dir).is_dir():
+        return default_classes()
+    try:
+        return load_manifest(worker.model_dir, verify=False).classes
+    except EndoSpineError:
+        return default_classes()

@@ -7,16 +7,17 @@ from pathlib import Path
 from PyQt6.QtCore import QTimer
 from PyQt6.QtWidgets import QApplication
 
+from app.inference import WorkerConfig
 from app.sources import Source
 from app.ui.main_window import MainWindow
 
 
-def run_window(source: Source, fullscreen: bool = False, screenshot: Path | None = None,
-               quit_after: float | None = None) -> int:
-    """Show the main window on `source` until closed (or for `quit_after` seconds)."""
+def run_window(source: Source, worker: WorkerConfig | None = None, fullscreen: bool = False,
+               screenshot: Path | None = None, quit_after: float | None = None) -> int:
+    """Show the main window on `source` (with the AI of `worker`) until closed or `quit_after` s."""
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("EndoSpine")
-    window = MainWindow(source)
+    window = MainWindow(source, worker)
     window.showFullScreen() if fullscreen else window.show()
     window.start()
     if quit_after is not None:

@@ -1,8 +1,9 @@
-"""The video widget: paints the newest frame scaled to fit (aspect kept), or a NO SIGNAL screen."""
+"""The video widget: the newest frame scaled to fit (aspect kept), the tissue overlay on top of
+it (smoothly scaled onto the frame region it covers), a status badge, or a NO SIGNAL screen."""
 from __future__ import annotations
 
 import numpy as np
-from PyQt6.QtCore import QRectF, Qt
+from PyQt6.QtCore import QPoint, QRectF, Qt
 from PyQt6.QtGui import QColor, QFont, QImage, QPainter
 from PyQt6.QtWidgets import QSizePolicy, QWidget
 
@@ -17,6 +18,10 @@ class VideoView(QWidget):
         self._qimage: QImage | None = None
         self._message = "NO SIGNAL"
         self._detail = ""
+        self._overlay: np.ndarray | None = None
+        self._overlay_qimage: QImage | None = None
+        self._overlay_box: tuple[int, int, int, int] | None = None
+        self._badge = ""
 
     def set_frame(self, image: np.ndarray) -> None:
         """Show an HxWx3 uint8 RGB image. It must not be modified afterwards (frames are immutable)."""
@@ -27,10 +32,36 @@ class VideoView(QWidget):
         self.update()
 
     def set_message(self, message: str, detail: str = "") -> None:
-        """Replace the picture with a message screen (NO SIGNAL, errors)."""
+        """Replace the picture with a message screen (NO SIGNAL, errors). Hides the overlay."""
         self._message, self._detail = message, detail
         self._image = self._qimage = None
+        self.set_overlay(None)
         self.update()
+
+    def set_overlay(self, rgba: np.ndarray | None, box: tuple[int, int, int, int] | None = None) -> None:
+        """Premultiplied RGBA to paint over `box` (frame pixels; None = whole frame), or None to hide."""
+        self._overlay = rgba
+        self._overlay_box = box
+        if rgba is None:
+            self._overlay_qimage = None
+        else:
+            h, w = rgba.shape[:2]
+            self._overlay_qimage = QImage(rgba.data, w, h, rgba.strides[0], QImage.Format.Format_RGBA8888_Premultiplied)
+        self.update()
+
+    @property
+    def overlay_visible(self) -> bool:
+        return self._overlay_qimage is not None and self._qimage is not None
+
+    def set_badge(self, text: str) -> None:
+        """A short status line drawn over the top-left of the picture ('' hides it)."""
+        if text != self._badge:
+            self._badge = text
+            self.update()
+
+    @property
+    def badge(self) -> str:
+        return self._badge
 
     @property
     def message(self) -> str:
@@ -54,10 +85,34 @@ class VideoView(QWidget):
         painter.fillRect(self.rect(), QColor(0, 0, 0))
         if self._qimage is not None:
             painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
-            painter.drawImage(self.video_rect(), self._qimage)
+            rect = self.video_rect()
+            painter.drawImage(rect, self._qimage)
+            if self._overlay_qimage is not None:
+                painter.drawImage(self._frame_to_widget(rect, self._overlay_box), self._overlay_qimage)
+            if self._badge:
+                self._paint_badge(painter, rect)
         else:
             self._paint_message(painter)
         painter.end()
+
+    def _frame_to_widget(self, rect: QRectF, box: tuple[int, int, int, int] | None) -> QRectF:
+        if box is None:
+            return rect
+        s = rect.width() / self._qimage.width()
+        x, y, w, h = box
+        return QRectF(rect.x() + x * s, rect.y() + y * s, w * s, h * s)
+
+    def _paint_badge(self, painter: QPainter, rect: QRectF) -> None:
+        font = QFont(self.font())
+        font.setPointSize(max(12, self.height() // 45))
+        font.setBold(True)
+        painter.setFont(font)
+        metrics = painter.fontMetrics()
+        box = metrics.boundingRect(self._badge).adjusted(-10, -6, 10, 6)
+        box.moveTopLeft(rect.topLeft().toPoint() + QPoint(12, 12))
+        painter.fillRect(box, QColor(0, 0, 0, 190))
+        painter.setPen(QColor(255, 200, 0))
+        painter.drawText(box, Qt.AlignmentFlag.AlignCenter, self._badge)
 
     def _paint_message(self, painter: QPainter) -> None:
         font = QFont(self.font())

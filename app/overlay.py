@@ -1,0 +1,83 @@
+"""What the display paints over the video: pure functions, no Qt.
+
+A mask becomes a premultiplied RGBA image (fill or contours) through a 256-entry lookup table;
+the Qt view scales it onto the frame with smooth filtering, so edges stay soft at any display
+size. Whether a mask may be painted over a frame at all is decided by `overlay_allowed`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import cv2
+import numpy as np
+
+from models.classes import ClassTable
+from models.types import Result
+
+STALE_LIMIT_S = 0.120
+MODES = ("fill", "contour")
+
+
+@dataclass(frozen=True)
+class OverlayStyle:
+    opacity: float = 0.45
+    mode: str = "fill"
+    visible: frozenset[int] = field(default_factory=lambda: frozenset({1, 2, 3}))
+    enabled: bool = True          # the all-overlay switch (space / O)
+    contour_px: int = 3
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.opacity <= 1.0:
+            raise ValueError("opacity must be in [0, 1]")
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}")
+
+    def toggled(self, class_id: int) -> "OverlayStyle":
+        return replace(self, visible=self.visible ^ {class_id})
+
+
+def rgba_lut(classes: ClassTable, style: OverlayStyle, alpha: float | None = None) -> np.ndarray:
+    """256x4 premultiplied RGBA: visible classes get their color at `alpha`, all else transparent."""
+    a = style.opacity if alpha is None else alpha
+    lut = np.zeros((256, 4), np.uint8)
+    if not style.enabled:
+        return lut
+    for c in classes.classes:
+        if c.id in style.visible and c.id != 0:
+            lut[c.id, :3] = np.rint(np.asarray(c.color) * a)
+            lut[c.id, 3] = round(255 * a)
+    return lut
+
+
+def render_overlay(mask: np.ndarray, classes: ClassTable, style: OverlayStyle) -> np.ndarray | None:
+    """HxW class ids -> HxWx4 premultiplied RGBA, or None when nothing would show."""
+    if not style.enabled or not style.visible or style.opacity <= 0:
+        return None
+    if style.mode == "fill":
+        lut = rgba_lut(classes, style)
+        return cv2.LUT(cv2.merge([mask, mask, mask, mask]), lut.reshape(256, 1, 4))
+    out = np.zeros(mask.shape + (4,), np.uint8)
+    line_alpha = min(1.0, 0.35 + style.opacity)  # outlines stay visible at low opacity
+    lut = rgba_lut(classes, style, line_alpha)
+    for c in classes.classes:
+        if c.id == 0 or c.id not in style.visible:
+            continue
+        contours, _ = cv2.findContours((mask == c.id).astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+        if contours:
+            cv2.drawContours(out, contours, -1, tuple(int(v) for v in lut[c.id]), style.contour_px, cv2.LINE_AA)
+    return out
+
+
+def overlay_allowed(frame_id: int, frame_capture_time: float, result: Result | None,
+                    limit_s: float = STALE_LIMIT_S) -> tuple[bool, float | None]:
+    """May this result's mask be painted over this frame? Returns (allowed, age in ms).
+
+    Only over the frame it was computed from, or a newer frame captured at most `limit_s` after
+    it; never over an older frame.
+    """
+    if result is None or result.capture_time is None:
+        return False, None
+    age = frame_capture_time - result.capture_time
+    if result.frame_id > frame_id or age < 0:
+        return False, age * 1e3
+    return age <= limit_s, age * 1e3

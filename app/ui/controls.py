@@ -1,0 +1,121 @@
+"""The side panel: tissue toggles with the legend, opacity, fill/contour, AI on/off.
+
+Large, high-contrast controls for an OR monitor. The panel only reports what the user chose
+(signals in the past tense); the main window owns the state.
+"""
+from __future__ import annotations
+
+from PyQt6.QtCore import Qt, pyqtSignal
+from PyQt6.QtGui import QColor, QIcon, QPixmap
+from PyQt6.QtWidgets import (QButtonGroup, QCheckBox, QGroupBox, QLabel, QRadioButton, QSlider, QVBoxLayout,
+                             QWidget)
+
+from app.overlay import OverlayStyle
+from models.classes import ClassTable
+
+PANEL_STYLE = """
+QWidget { background: #15171a; color: #f2f2f2; font-size: 15pt; }
+QGroupBox { border: 1px solid #444; margin-top: 14px; padding: 8px; font-weight: bold; }
+QGroupBox::title { subcontrol-origin: margin; left: 8px; padding: 0 4px; }
+QCheckBox::indicator, QRadioButton::indicator { width: 24px; height: 24px; }
+QSlider::groove:horizontal { height: 10px; background: #444; }
+QSlider::handle:horizontal { width: 26px; margin: -9px 0; background: #ffd000; }
+"""
+
+
+class ControlPanel(QWidget):
+    style_changed = pyqtSignal(object)   # OverlayStyle
+    ai_toggled = pyqtSignal(bool)
+
+    def __init__(self, classes: ClassTable, style: OverlayStyle, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setStyleSheet(PANEL_STYLE)
+        self.setMinimumWidth(250)
+        self._style = style
+        layout = QVBoxLayout(self)
+
+        tissues = QGroupBox("Tissues", self)
+        tl = QVBoxLayout(tissues)
+        self.tissue_boxes: dict[int, QCheckBox] = {}
+        for n, c in enumerate(classes.foreground, start=1):
+            box = QCheckBox(f"{c.name}   [{n}]" if n <= 9 else c.name, tissues)
+            box.setIcon(_swatch(c.color))
+            box.setChecked(c.id in style.visible)
+            box.toggled.connect(lambda on, cid=c.id: self._set_visible(cid, on))
+            tl.addWidget(box)
+            self.tissue_boxes[c.id] = box
+        self.all_box = QCheckBox("Overlay   [Space]", tissues)
+        self.all_box.setChecked(style.enabled)
+        self.all_box.toggled.connect(lambda on: self._update(enabled=on))
+        tl.addWidget(self.all_box)
+        layout.addWidget(tissues)
+
+        look = QGroupBox("Display", self)
+        ll = QVBoxLayout(look)
+        self.opacity_label = QLabel(self)
+        ll.addWidget(self.opacity_label)
+        self.opacity = QSlider(Qt.Orientation.Horizontal, look)
+        self.opacity.setRange(0, 100)
+        self.opacity.setValue(round(style.opacity * 100))
+        self.opacity.valueChanged.connect(lambda v: self._update(opacity=v / 100))
+        ll.addWidget(self.opacity)
+        group = QButtonGroup(look)
+        self.fill_button = QRadioButton("Fill", look)
+        self.contour_button = QRadioButton("Contour", look)
+        (self.fill_button if style.mode == "fill" else self.contour_button).setChecked(True)
+        for b in (self.fill_button, self.contour_button):
+            group.addButton(b)
+            ll.addWidget(b)
+        self.contour_button.toggled.connect(lambda on: self._update(mode="contour" if on else "fill"))
+        layout.addWidget(look)
+
+        ai = QGroupBox("AI", self)
+        al = QVBoxLayout(ai)
+        self.ai_box = QCheckBox("AI overlay on", ai)
+        self.ai_box.setChecked(True)
+        self.ai_box.toggled.connect(self.ai_toggled.emit)
+        al.addWidget(self.ai_box)
+        self.ai_label = QLabel("", ai)
+        self.ai_label.setWordWrap(True)
+        al.addWidget(self.ai_label)
+        layout.addWidget(ai)
+        layout.addStretch(1)
+        self._show_opacity()
+
+    @property
+    def style(self) -> OverlayStyle:
+        return self._style
+
+    def apply(self, style: OverlayStyle) -> None:
+        """Reflect a style chosen elsewhere (keyboard) in the widgets, then report it."""
+        for cid, box in self.tissue_boxes.items():
+            box.blockSignals(True)
+            box.setChecked(cid in style.visible)
+            box.blockSignals(False)
+        self.all_box.blockSignals(True)
+        self.all_box.setChecked(style.enabled)
+        self.all_box.blockSignals(False)
+        self._style = style
+        self._show_opacity()
+        self.style_changed.emit(style)
+
+    def _set_visible(self, class_id: int, on: bool) -> None:
+        visible = set(self._style.visible)
+        visible.add(class_id) if on else visible.discard(class_id)
+        self._update(visible=frozenset(visible))
+
+    def _update(self, **changes) -> None:
+        from dataclasses import replace
+
+        self._style = replace(self._style, **changes)
+        self._show_opacity()
+        self.style_changed.emit(self._style)
+
+    def _show_opacity(self) -> None:
+        self.opacity_label.setText(f"Opacity {round(self._style.opacity * 100)}%")
+
+
+def _swatch(color) -> QIcon:
+    pix = QPixmap(22, 22)
+    pix.fill(QColor(*color))
+    return QIcon(pix)

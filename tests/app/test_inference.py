@@ -1,0 +1,148 @@
+"""The supervised inference worker: results, staleness inputs, and every way it can fail."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from app.capture import LatestFrame
+from app.inference import AIState, InferenceClient, WorkerConfig, mask_size
+from models.types import Frame
+
+FAKE = "tests.app.fake_runtimes:FakeRuntime"
+
+
+def _client(spec: str, **kw) -> tuple[InferenceClient, LatestFrame]:
+    store = LatestFrame()
+    cfg = WorkerConfig(model_dir=spec, runtime=FAKE, hang_timeout_s=kw.pop("hang", 1.0),
+                       backoff_s=(0.1, 0.2), **kw)
+    return InferenceClient(cfg, store), store
+
+
+def _feed(store: LatestFrame, seconds: float, fps: float = 50.0, start: int = 0, level: int = 130) -> int:
+    n = start
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        store.put(Frame(n, time.monotonic(), n / fps, np.full((48, 64, 3), level, np.uint8)))
+        n += 1
+        time.sleep(1 / fps)
+    return n
+
+
+def _wait(pred, timeout: float = 20.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("box, cap, size", [((0, 0, 1080, 1080), 768, (768, 768)), ((0, 0, 300, 200), 768, (300, 200)),
+                                            ((5, 5, 2000, 1000), 500, (500, 250))])
+def test_mask_size(box, cap, size):
+    assert mask_size(box, cap) == size
+
+
+def test_results_belong_to_their_frames():
+    client, store = _client("mode=ok")
+    client.start()
+    try:
+        assert _wait(lambda: client.state is AIState.RUNNING)
+        _feed(store, 1.0, level=130)  # brightness 130 -> class 2 everywhere
+        assert _wait(lambda: client.latest() is not None)
+        r = client.latest()
+        assert r.model_id == "fake-ok" and r.mask.shape == (48, 64) and (r.mask == 2).all()
+        assert r.box == (0, 0, 64, 48) and r.capture_time is not None
+        assert client.rate.rate() > 5
+    finally:
+        client.stop()
+
+
+@pytest.mark.parametrize("mode", ["crash", "segv", "hang"])
+def test_worker_failure_is_survived_and_restarted(mode, tmp_path):
+    client, store = _client(f"mode={mode},at=5,once={tmp_path / 'faulted'}", hang=0.5)
+    client.start()
+    try:
+        assert _wait(lambda: client.state is AIState.RUNNING)
+        n = _feed(store, 0.5)
+        assert _wait(lambda: client.restarts >= 1, 15), client.message
+        assert client.latest() is None  # the dead worker's last mask is withdrawn
+        assert ("hung" if mode == "hang" else "died") in client.last_failure
+        assert _wait(lambda: client.state in (AIState.RUNNING, AIState.DELAYED), 20), client.message
+        _feed(store, 0.5, start=n)  # fresh frames: fresh, timely masks again
+        assert _wait(lambda: client.state is AIState.RUNNING and client.latest() is not None, 10), client.message
+        assert client.latest().frame_id >= n
+    finally:
+        client.stop()
+
+
+def test_repeated_crashes_turn_the_ai_off_until_reenabled():
+    client, store = _client("mode=crash,at=1", max_failures=3)
+    client.start()
+    try:
+        fed = 0
+        end = time.monotonic() + 30
+        while client.state is not AIState.UNAVAILABLE and time.monotonic() < end:
+            fed = _feed(store, 0.2, start=fed)
+        assert client.state is AIState.UNAVAILABLE, client.message
+        assert "3 failures" in client.message
+        client.set_enabled(True)
+        assert _wait(lambda: client.state in (AIState.LOADING, AIState.RUNNING, AIState.RESTARTING))
+    finally:
+        client.stop()
+
+
+def test_model_that_cannot_load_is_unavailable_with_its_reason():
+    client, _ = _client("mode=failload")
+    client.start()
+    try:
+        assert _wait(lambda: client.state is AIState.UNAVAILABLE)
+        assert "SHA-256 mismatch" in client.message
+    finally:
+        client.stop()
+
+
+def test_nan_output_hides_the_mask_but_keeps_serving():
+    client, store = _client("mode=nan,at=3")
+    client.start()
+    try:
+        assert _wait(lambda: client.state is AIState.RUNNING)
+        _feed(store, 0.6)
+        assert _wait(lambda: client.errors >= 1)
+        assert client.latest() is None and "non-finite" in client.message
+        assert client.restarts == 0
+    finally:
+        client.stop()
+
+
+def test_switch_off_and_on():
+    client, store = _client("mode=ok")
+    client.start()
+    try:
+        assert _wait(lambda: client.state is AIState.RUNNING)
+        client.set_enabled(False)
+        assert client.state is AIState.OFF and client.latest() is None
+        client.set_enabled(True)
+        assert _wait(lambda: client.state is AIState.RUNNING)
+        _feed(store, 0.3)
+        assert _wait(lambda: client.latest() is not None)
+    finally:
+        client.stop()
+
+
+def test_real_model_in_the_worker(tiny_model_dir):
+    store = LatestFrame()
+    client = InferenceClient(WorkerConfig(model_dir=str(tiny_model_dir)), store)
+    client.start()
+    try:
+        assert _wait(lambda: client.state is AIState.RUNNING, 60), client.message
+        _feed(store, 0.5)
+        assert _wait(lambda: client.latest() is not None, 20)
+        r = client.latest()
+        assert r.mask.shape == (48, 48) and r.box == (8, 0, 48, 48)
+        assert set(r.timings) == {"preprocess", "predict", "postprocess"}
+    finally:
+        client.stop()
