@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 from typing import Sequence
 
-from models.cliutil import run
+from models.cliutil import positive_int, run
 from models.paths import demo_video, shipped_model
 
 DEFAULT_SOURCE_HELP = "a video file or synthetic[:SEED] (default: the shipped demo video, else synthetic)"
@@ -43,6 +43,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
                       quit_after=args.quit_after if args.quit_after is not None else (4.0 if args.screenshot else None))
 
 
+def _cmd_render(args: argparse.Namespace) -> int:
+    from app.render import render_video, summary_line
+    from models.errors import EndoSpineError
+
+    model = args.model or str(shipped_model())
+    if not args.model and not (shipped_model() / "manifest.yaml").is_file():
+        raise EndoSpineError("no --model given and no shipped model in assets/model")
+    summary = render_video(args.source, args.out, model, frames_csv=args.frames_csv, max_frames=args.max_frames)
+    print(summary_line(summary))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="endospine", description=__doc__)
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
@@ -56,6 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--screenshot", type=Path, metavar="PNG",
                    help="save a screenshot of the window just before closing (default after 4 s)")
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("render", help="frame-exact overlay video of a source, with a per-frame CSV (headless)")
+    p.add_argument("source", metavar="SOURCE", help="a video file or synthetic[:SEED]")
+    p.add_argument("--out", required=True, metavar="OUT.mp4", help="overlay video to write")
+    p.add_argument("--model", metavar="DIR", help="exported model folder (default: the shipped model)")
+    p.add_argument("--frames-csv", metavar="F", help="per-frame CSV: frame, pts, tissue area shares, inference ms")
+    p.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N frames")
+    p.set_defaults(func=_cmd_render)
     return parser
 
 

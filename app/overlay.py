@@ -81,3 +81,20 @@ def overlay_allowed(frame_id: int, frame_capture_time: float, result: Result | N
     if result.frame_id > frame_id or age < 0:
         return False, age * 1e3
     return age <= limit_s, age * 1e3
+
+
+def composite(frame: np.ndarray, rgba: np.ndarray | None, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """A new RGB image: `rgba` (premultiplied) scaled smoothly onto `box` of `frame` and blended.
+
+    The offline counterpart of what the Qt view paints (render, snapshots, reports).
+    """
+    out = frame.copy()
+    if rgba is None:
+        return out
+    x, y, w, h = box if box is not None else (0, 0, frame.shape[1], frame.shape[0])
+    if rgba.shape[:2] != (h, w):
+        rgba = cv2.resize(rgba, (w, h), interpolation=cv2.INTER_LINEAR)
+    region = out[y:y + h, x:x + w]
+    keep = (255 - rgba[..., 3:4]).astype(np.uint16)
+    region[:] = ((region.astype(np.uint16) * keep + 127) // 255 + rgba[..., :3]).clip(0, 255).astype(np.uint8)
+    return out

@@ -28,6 +28,7 @@ class Source(ABC):
     fps: float = 30.0
     size: tuple[int, int] = (0, 0)
     opened: bool = False  # set by open() on success
+    realtime: bool = True  # deliver at the source's own pace; False: as fast as read() is called
 
     def __init__(self) -> None:
         self._next_id = 0
@@ -155,7 +156,7 @@ class SyntheticSource(Source):
         t = self._next_id
         if self._t0 is None:
             self._t0 = time.monotonic()
-        if self._stop.is_set() or not self._wait_until(self._t0 + t / self.fps):
+        if self._stop.is_set() or (self.realtime and not self._wait_until(self._t0 + t / self.fps)):
             return None
         image, _ = self._clip.render(t)
         return self._frame(image, t / self.fps)
