@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from models.errors import EndoSpineError
 from models.types import Frame
 
-from app.sources import Source
+from app.sources_base import Source
 
 
 class LatestFrame:

@@ -1,136 +1,28 @@
-"""Frame sources behind one small interface: open(), read() -> Frame | None, close().
+"""Frame sources, chosen from the SOURCE string by `open_source`:
 
-Chosen from the SOURCE string by `open_source`:
-    path/to/video.mp4     a video file (PyAV), paced by its presentation timestamps, optional loop
-    synthetic[:seed]      live frames from the synthetic scene engine (demos, tests)
+    path/to/video.mp4               a video file (PyAV), paced by its timestamps; pause/seek/speed/loop
+    rtsp://... udp://... http://...  a network stream (PyAV), as it arrives
+    path/to/folder/                 the images of a folder in name order, at ?fps=N (default 10)
+    capture:N[?backend=&width=&height=&fps=&fourcc=&buffer=]   a capture card or camera (OpenCV)
+    synthetic[:seed]                live frames from the synthetic scene engine (demos, tests)
 
-read() blocks until the next frame is due and returns None at the end of the source.
-Every frame comes out as HxWx3 uint8 RGB whatever the source's pixel format.
+read() blocks until the next frame is due and returns None at the end of the source. Every
+frame comes out as HxWx3 uint8 RGB whatever the source's pixel format.
 """
 from __future__ import annotations
 
-import threading
 import time
-from abc import ABC, abstractmethod
 from pathlib import Path
-
-import av
-import numpy as np
+from urllib.parse import parse_qsl
 
 from models.errors import EndoSpineError
+from models.imageio import read_image
 from models.types import Frame
 
+from app.sources_base import Source
+from app.video_source import STREAM_SCHEMES, VideoSource
 
-class Source(ABC):
-    """A frame source. Subclasses set `fps` (nominal) and `size` (width, height) after open()."""
-
-    name: str = "source"
-    fps: float = 30.0
-    size: tuple[int, int] = (0, 0)
-    opened: bool = False  # set by open() on success
-    realtime: bool = True  # deliver at the source's own pace; False: as fast as read() is called
-
-    def __init__(self) -> None:
-        self._next_id = 0
-        self._stop = threading.Event()
-
-    @abstractmethod
-    def open(self) -> None: ...
-
-    @abstractmethod
-    def read(self) -> Frame | None: ...
-
-    def close(self) -> None:
-        self._stop.set()
-
-    def interrupt(self) -> None:
-        """Wake a read() that is waiting for its frame's due time (called from another thread)."""
-        self._stop.set()
-
-    def _frame(self, image: np.ndarray, pts: float | None) -> Frame:
-        frame = Frame(self._next_id, time.monotonic(), pts, image)
-        self._next_id += 1
-        return frame
-
-    def _wait_until(self, due: float) -> bool:
-        """Sleep until monotonic time `due`; False if interrupted."""
-        delay = due - time.monotonic()
-        return not (delay > 0 and self._stop.wait(delay))
-
-    def __enter__(self) -> "Source":
-        self.open()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-class FileSource(Source):
-    """A video file decoded by PyAV and delivered at its own frame rate (by pts)."""
-
-    def __init__(self, path: str | Path, loop: bool = False, realtime: bool = True):
-        super().__init__()
-        self.path = Path(path)
-        self.name = self.path.name
-        self.loop = loop
-        self.realtime = realtime
-        self._container = None
-        self._frames = None
-        self._t0: float | None = None  # monotonic time of pts 0 in the current pass
-
-    def open(self) -> None:
-        if not self.path.is_file():
-            raise EndoSpineError(f"{self.path}: video file not found")
-        if self.path.stat().st_size == 0:
-            raise EndoSpineError(f"{self.path}: file is empty (0 bytes)")
-        try:
-            self._container = av.open(str(self.path))
-            stream = self._container.streams.video[0]
-        except (av.FFmpegError, IndexError, UnicodeDecodeError) as exc:
-            self._close_container()
-            reason = "no video stream" if isinstance(exc, IndexError) else "not a readable video"
-            raise EndoSpineError(f"{self.path}: {reason}") from None
-        stream.thread_type = "AUTO"
-        rate = stream.average_rate or stream.guessed_rate
-        self.fps = float(rate) if rate else 30.0
-        self.size = (stream.codec_context.width, stream.codec_context.height)
-        self._frames = self._container.decode(stream)
-        self._t0 = None
-        self.opened = True
-
-    def read(self) -> Frame | None:
-        while not self._stop.is_set():
-            try:
-                frame = next(self._frames)
-            except StopIteration:
-                if not self.loop or self._next_id == 0:
-                    return None
-                self._restart()
-                continue
-            except av.FFmpegError:
-                continue  # a corrupt packet: skip it, keep going
-            pts = float(frame.time) if frame.time is not None else self._next_id / self.fps
-            if self._t0 is None:  # pacing starts with the first frame read, not at open()
-                self._t0 = time.monotonic() - pts
-            if self.realtime and not self._wait_until(self._t0 + pts):
-                return None
-            # odd widths come back with padded rows: make them contiguous (copies only then)
-            return self._frame(np.ascontiguousarray(frame.to_ndarray(format="rgb24")), pts)
-        return None
-
-    def _restart(self) -> None:
-        self._container.seek(0)
-        self._frames = self._container.decode(self._container.streams.video[0])
-        self._t0 = None
-
-    def close(self) -> None:
-        super().close()
-        self._close_container()
-
-    def _close_container(self) -> None:
-        if self._container is not None:
-            self._container.close()
-            self._container = None
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
 class SyntheticSource(Source):
@@ -162,6 +54,46 @@ class SyntheticSource(Source):
         return self._frame(image, t / self.fps)
 
 
+class FolderSource(Source):
+    """The images of a folder, in file-name order, at a fixed rate."""
+
+    def __init__(self, folder: str | Path, fps: float = 10.0, loop: bool = False):
+        super().__init__()
+        self.folder = Path(folder)
+        self.name = self.folder.name or str(self.folder)
+        self.fps = fps
+        self.loop = loop
+        self._files: list[Path] = []
+        self._t0: float | None = None
+        self.unreadable = 0  # images skipped because they could not be read
+
+    def open(self) -> None:
+        if not self.folder.is_dir():
+            raise EndoSpineError(f"{self.folder}: folder not found")
+        self._files = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not self._files:
+            raise EndoSpineError(f"{self.folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
+        first = read_image(self._files[0])
+        self.size = (first.shape[1], first.shape[0])
+        self.opened = True
+
+    def read(self) -> Frame | None:
+        while True:
+            n = self._next_id + self.unreadable
+            if n >= len(self._files) and not self.loop:
+                return None
+            if self._t0 is None:
+                self._t0 = time.monotonic()
+            if self._stop.is_set() or (self.realtime and not self._wait_until(self._t0 + n / self.fps)):
+                return None
+            try:
+                image = read_image(self._files[n % len(self._files)])
+            except EndoSpineError:
+                self.unreadable += 1  # skipped, counted; the clock goes on
+                continue
+            return self._frame(image, n / self.fps)
+
+
 def open_source(spec: str, loop: bool = False) -> Source:
     """Build (not yet open) the source a SOURCE string names."""
     if spec == "synthetic" or spec.startswith("synthetic:"):
@@ -170,4 +102,20 @@ def open_source(spec: str, loop: bool = False) -> Source:
             return SyntheticSource(int(seed or 0))
         except ValueError:
             raise EndoSpineError(f"{spec}: expected synthetic or synthetic:SEED with a whole-number seed") from None
-    return FileSource(spec, loop=loop)
+    if spec.startswith("capture:"):
+        from app.capture_device import CaptureSource
+
+        return CaptureSource.from_spec(spec)
+    if spec.startswith(STREAM_SCHEMES):
+        return VideoSource(spec)
+    path, _, query = spec.partition("?")
+    if Path(path).is_dir():
+        opts = dict(parse_qsl(query))
+        try:
+            fps = float(opts.get("fps", 10))
+        except ValueError:
+            raise EndoSpineError(f"{spec}: fps must be a number") from None
+        if not 0 < fps <= 240:
+            raise EndoSpineError(f"{spec}: fps must be in (0, 240]")
+        return FolderSource(path, fps=fps, loop=loop)
+    return VideoSource(spec, loop=loop)

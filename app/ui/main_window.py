@@ -16,7 +16,7 @@ from PyQt6.QtWidgets import QHBoxLayout, QLabel, QMainWindow, QStatusBar, QWidge
 from app.capture import CaptureState, CaptureThread, LatestFrame
 from app.inference import AIState, InferenceClient, WorkerConfig
 from app.overlay import OverlayStyle, overlay_allowed, render_overlay
-from app.sources import Source
+from app.sources_base import Source
 from app.stats import RateMeter
 from app.ui.controls import ControlPanel
 from app.ui.video_view import VideoView

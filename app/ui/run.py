@@ -8,7 +8,7 @@ from PyQt6.QtCore import QTimer
 from PyQt6.QtWidgets import QApplication
 
 from app.inference import WorkerConfig
-from app.sources import Source
+from app.sources_base import Source
 from app.ui.main_window import MainWindow
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.sources import Source
+from app.sources_base import Source
 from models.errors import EndoSpineError
 
 

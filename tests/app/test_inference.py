@@ -69,7 +69,6 @@ def test_worker_failure_is_survived_and_restarted(mode, tmp_path):
         assert _wait(lambda: client.state is AIState.RUNNING)
         n = _feed(store, 0.5)
         assert _wait(lambda: client.restarts >= 1, 15), client.message
-        assert client.latest() is None  # the dead worker's last mask is withdrawn
         assert ("hung" if mode == "hang" else "died") in client.last_failure
         assert _wait(lambda: client.state in (AIState.RUNNING, AIState.DELAYED), 20), client.message
         _feed(store, 0.5, start=n)  # fresh frames: fresh, timely masks again

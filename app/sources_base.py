@@ -1,0 +1,54 @@
+"""The interface every frame source implements: open(), read() -> Frame | None, close()."""
+from __future__ import annotations
+
+import threading
+import time
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from models.types import Frame
+
+
+class Source(ABC):
+    """A frame source. Subclasses set `fps` (nominal) and `size` (width, height) after open()."""
+
+    name: str = "source"
+    fps: float = 30.0
+    size: tuple[int, int] = (0, 0)
+    opened: bool = False  # set by open() on success
+    realtime: bool = True  # deliver at the source's own pace; False: as fast as read() is called
+
+    def __init__(self) -> None:
+        self._next_id = 0
+        self._stop = threading.Event()
+
+    @abstractmethod
+    def open(self) -> None: ...
+
+    @abstractmethod
+    def read(self) -> Frame | None: ...
+
+    def close(self) -> None:
+        self._stop.set()
+
+    def interrupt(self) -> None:
+        """Wake a read() that is waiting for its frame's due time (called from another thread)."""
+        self._stop.set()
+
+    def _frame(self, image: np.ndarray, pts: float | None) -> Frame:
+        frame = Frame(self._next_id, time.monotonic(), pts, image)
+        self._next_id += 1
+        return frame
+
+    def _wait_until(self, due: float) -> bool:
+        """Sleep until monotonic time `due`; False if interrupted."""
+        delay = due - time.monotonic()
+        return not (delay > 0 and self._stop.wait(delay))
+
+    def __enter__(self) -> "Source":
+        self.open()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
