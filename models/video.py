@@ -29,7 +29,7 @@ class VideoWriter:
     """Encode RGB uint8 frames to a video file.
 
     fragmented=True writes a fragmented MP4 (moov up front, fragments per keyframe) that stays
-    playable up to the last fragment if the process dies; use it for recordings.
+    playable up to the last fragment if the process dies; use it with atomic=False for recordings.
     """
 
     def __init__(
@@ -45,12 +45,15 @@ class VideoWriter:
         preset: str = "medium",
         gop: int | None = None,
         fragmented: bool = False,
+        atomic: bool = True,
     ):
         self.path = Path(path)
         if pix_fmt == "yuv420p" and (width % 2 or height % 2):
             raise EndoSpineError(f"{self.path}: {width}x{height} needs even sides for yuv420p")
         self.width, self.height = width, height
-        self.tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
+        # atomic: write under a temporary name, rename on close. Recordings (fragmented) write
+        # straight to their name instead, so that a crash leaves a playable file where expected.
+        self.tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}") if atomic else self.path
         self.path.parent.mkdir(parents=True, exist_ok=True)
         options: dict[str, str] = {}
         if fragmented and self.path.suffix.lower() in (".mp4", ".mov", ".m4v"):
@@ -89,14 +92,16 @@ class VideoWriter:
         for packet in self._stream.encode():
             self._container.mux(packet)
         self._container.close()
-        os.replace(self.tmp, self.path)
+        if self.tmp != self.path:
+            os.replace(self.tmp, self.path)
 
     def abort(self) -> None:
         try:
             self._container.close()
         except Exception:  # noqa: BLE001 - closing a broken encoder; the file is discarded anyway
             pass
-        self.tmp.unlink(missing_ok=True)
+        if self.tmp != self.path:  # a recording keeps what it has; a staged file goes
+            self.tmp.unlink(missing_ok=True)
 
     def __enter__(self) -> "VideoWriter":
         return self

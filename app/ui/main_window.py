@@ -11,15 +11,18 @@ from pathlib import Path
 
 from PyQt6.QtCore import Qt, QTimer
 from PyQt6.QtGui import QKeySequence, QShortcut
-from PyQt6.QtWidgets import QHBoxLayout, QLabel, QMainWindow, QStatusBar, QWidget
+from PyQt6.QtWidgets import QHBoxLayout, QLabel, QMainWindow, QStatusBar, QVBoxLayout, QWidget
 
 from app.capture import CaptureState, CaptureThread, LatestFrame
 from app.inference import AIState, InferenceClient, WorkerConfig
 from app.overlay import OverlayStyle, overlay_allowed, render_overlay
+from app.recorder import Recorder, snapshot
 from app.sources_base import Source
 from app.stats import RateMeter
 from app.ui.controls import ControlPanel
+from app.ui.replay import ReplayBar
 from app.ui.video_view import VideoView
+from app.video_source import VideoSource
 from models.classes import ClassTable, default_classes
 from models.errors import EndoSpineError
 from models.manifest import load_manifest
@@ -29,19 +32,28 @@ NO_SIGNAL_AFTER_S = 0.5  # no new frame for this long: the picture is not live a
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, source: Source, worker: WorkerConfig | None = None):
+    def __init__(self, source: Source, worker: WorkerConfig | None = None, output_dir: Path | None = None):
         super().__init__()
+        self.output_dir = Path(output_dir) if output_dir else Path.home() / "EndoSpine"
+        self.recorder: Recorder | None = None
         self.setWindowTitle(f"EndoSpine - {source.name}")
         self.classes = _classes_of(worker)
         self.style = OverlayStyle()
         self.view = VideoView(self)
         self.panel = ControlPanel(self.classes, self.style, self)
         central = QWidget(self)
-        row = QHBoxLayout(central)
-        row.setContentsMargins(0, 0, 0, 0)
+        column = QVBoxLayout(central)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        row = QHBoxLayout()
         row.setSpacing(0)
         row.addWidget(self.view, 1)
         row.addWidget(self.panel)
+        column.addLayout(row, 1)
+        replayable = isinstance(source, VideoSource) and not source.is_stream
+        self.replay = ReplayBar(source, central) if replayable else None
+        if self.replay is not None:
+            column.addWidget(self.replay)
         self.setCentralWidget(central)
         self.status_label = QLabel("starting", self)
         status = QStatusBar(self)
@@ -73,7 +85,11 @@ class MainWindow(QMainWindow):
 
     def _shortcuts(self) -> None:
         keys = {Qt.Key.Key_F11: self.toggle_fullscreen, Qt.Key.Key_Escape: self.showNormal,
-                Qt.Key.Key_Space: self.toggle_overlay, Qt.Key.Key_O: self.toggle_overlay}
+                Qt.Key.Key_Space: self.toggle_overlay, Qt.Key.Key_O: self.toggle_overlay,
+                Qt.Key.Key_S: self.take_snapshot, Qt.Key.Key_R: self.toggle_recording}
+        if self.replay is not None:
+            keys[Qt.Key.Key_P] = self.replay.toggle_pause
+            keys[Qt.Key.Key_Period] = self.replay.step
         for n, c in enumerate(self.classes.foreground[:9], start=1):
             keys[getattr(Qt.Key, f"Key_{n}")] = lambda cid=c.id: self.toggle_class(cid)
         for key, slot in keys.items():
@@ -92,6 +108,8 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
         self._poll.stop()
         self._status_timer.stop()
+        if self.recorder is not None:
+            self.recorder.stop()
         self.capture.stop()
         if self.ai is not None:
             self.ai.stop()
@@ -105,6 +123,29 @@ class MainWindow(QMainWindow):
         from dataclasses import replace
 
         self.panel.apply(replace(self.style, enabled=not self.style.enabled))
+
+    def take_snapshot(self) -> None:
+        if self.frame is None:
+            return
+        try:
+            paths = snapshot(self.output_dir / "snapshots", self.frame, self._drawn_result(), self.classes, self.style)
+            self.statusBar().showMessage(f"snapshot: {paths[-1]}", 4000)
+        except Exception as exc:  # noqa: BLE001 - a full disk must not end the session
+            self.statusBar().showMessage(f"snapshot failed: {exc}", 6000)
+
+    def toggle_recording(self) -> None:
+        if self.recorder is not None:
+            rec, self.recorder = self.recorder, None
+            rec.stop()
+            self.statusBar().showMessage(f"recording stopped: {rec.written} frames in {rec.folder}", 6000)
+            return
+        if self.frame is None:
+            return
+        try:
+            self.recorder = Recorder(self.output_dir / "recordings", self.frame.size, self.capture.source.fps, self.classes)
+            self.statusBar().showMessage(f"recording to {self.recorder.folder}", 4000)
+        except Exception as exc:  # noqa: BLE001
+            self.statusBar().showMessage(f"cannot record: {exc}", 6000)
 
     def toggle_class(self, class_id: int) -> None:
         self.panel.apply(self.style.toggled(class_id))
@@ -126,6 +167,8 @@ class MainWindow(QMainWindow):
             self.view.set_frame(frame.image)
             self.display_rate.tick(now)
             self._refresh_overlay()
+            if self.recorder is not None:
+                self.recorder.offer(frame, self._drawn_result(), self.style)
             return
         if self.ai is not None and self.frame is not None and self._drawn_result() is not self.ai.latest():
             self._refresh_overlay()  # the result for the frame on screen arrived after it
@@ -184,6 +227,13 @@ class MainWindow(QMainWindow):
                       f"model {ai.model_ms:.0f} ms",
                       "overlay age " + (f"{self.overlay_age_ms:.0f} ms" if self.overlay_age_ms is not None else "-")]
             self.panel.ai_label.setText(f"{ai.state.value}: {ai.message}")
+        if self.recorder is not None:
+            parts.append(f"REC {self.recorder.written} frames" + (f" ({self.recorder.dropped} dropped)"
+                                                                  if self.recorder.dropped else ""))
+            if self.recorder.error:
+                parts.append(f"recording failed: {self.recorder.error}")
+        if self.replay is not None:
+            self.replay.refresh()
         self.status_label.setText("  |  ".join(parts))
 
 

@@ -100,3 +100,37 @@ def test_golden_view(qtbot):
     assert got.shape == want.shape
     diff = np.abs(got.astype(int) - want.astype(int))
     assert diff.mean() < 1.0 and (diff > 24).mean() < 0.01
+
+
+def test_replay_bar_snapshot_and_recording(qtbot, small_video, tmp_path):
+    import av
+    from PyQt6.QtCore import Qt
+
+    from app.ui.main_window import MainWindow
+    from app.video_source import VideoSource
+
+    worker = WorkerConfig(model_dir="mode=ok", runtime=FAKE)
+    win = MainWindow(VideoSource(small_video, loop=True), worker, output_dir=tmp_path)
+    qtbot.addWidget(win)
+    win.show()
+    win.start()
+    try:
+        assert win.replay is not None
+        qtbot.waitUntil(lambda: win.view.overlay_visible, timeout=30000)
+        qtbot.keyClick(win, Qt.Key.Key_S)
+        shots = sorted((tmp_path / "snapshots").glob("*.png"))
+        assert [p.name.split("_")[-1] for p in shots] == ["overlay.png", "raw.png"]
+        qtbot.keyClick(win, Qt.Key.Key_R)
+        qtbot.waitUntil(lambda: win.recorder is not None and win.recorder.written >= 10, timeout=10000)
+        qtbot.keyClick(win, Qt.Key.Key_R)
+        assert win.recorder is None
+        videos = sorted((tmp_path / "recordings").glob("*.mp4"))
+        assert len(videos) == 2 and len(list((tmp_path / "recordings").glob("*.csv"))) == 1
+        with av.open(str(videos[0])) as c:
+            assert sum(1 for _ in c.decode(video=0)) >= 10
+        win.replay.toggle_pause()
+        qtbot.waitUntil(lambda: win.capture.source.paused, timeout=2000)
+        win.replay.seek(1.0)
+        qtbot.waitUntil(lambda: abs(win.capture.source.position - 1.0) < 0.05, timeout=3000)
+    finally:
+        win.close()

@@ -1,0 +1,109 @@
+"""Recording what the surgeon sees, and snapshots. No Qt.
+
+The GUI hands each displayed frame (with the mask it showed, if any) to `Recorder.offer`, which
+never blocks: a writer thread composites and encodes from a bounded queue, and frames it has no
+room for are counted, not queued without end. Files are fragmented MP4 (playable up to the
+last fragment if the process dies) plus a per-frame CSV.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import queue
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from models.classes import ClassTable
+from models.imageio import write_image
+from models.types import Frame, Result
+from models.video import VideoWriter
+
+from app.overlay import OverlayStyle, composite, render_overlay
+
+
+def stamp() -> str:
+    return dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def snapshot(folder: Path, frame: Frame, result: Result | None, classes: ClassTable, style: OverlayStyle) -> list[Path]:
+    """Write <stamp>_raw.png and, with a mask, <stamp>_overlay.png. Returns the paths written."""
+    base = folder / f"{stamp()}_f{frame.frame_id:06d}"
+    paths = [base.with_name(base.name + "_raw.png")]
+    write_image(paths[0], frame.image)
+    if result is not None:
+        image = composite(frame.image, render_overlay(result.mask, classes, style), result.box)
+        paths.append(base.with_name(base.name + "_overlay.png"))
+        write_image(paths[1], image)
+    return paths
+
+
+class Recorder:
+    """Records raw and/or overlay video of displayed frames, with a CSV row per frame."""
+
+    def __init__(self, folder: Path, size: tuple[int, int], fps: float, classes: ClassTable,
+                 raw: bool = True, overlay: bool = True, queue_size: int = 16):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.classes = classes
+        self.source_size = size
+        w, h = size[0] - size[0] % 2, size[1] - size[1] % 2  # H.264 4:2:0 wants even sides
+        self.size = (w, h)
+        name = stamp()
+        self.writers = {}
+        if raw:
+            self.writers["raw"] = VideoWriter(self.folder / f"{name}_raw.mp4", w, h, fps, preset="veryfast",
+                                              crf=18, fragmented=True, gop=int(fps), atomic=False)
+        if overlay:
+            self.writers["overlay"] = VideoWriter(self.folder / f"{name}_overlay.mp4", w, h, fps, preset="veryfast",
+                                                  crf=18, fragmented=True, gop=int(fps), atomic=False)
+        self.csv_path = self.folder / f"{name}_frames.csv"
+        self._csv_file = self.csv_path.open("w", newline="", encoding="utf-8")
+        self._csv = csv.writer(self._csv_file)
+        self._csv.writerow(["index", "frame_id", "pts", "capture_time", "mask_frame_id", "overlay_shown"])
+        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self.written = 0
+        self.dropped = 0
+        self.error = ""
+        self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
+        self._thread.start()
+
+    def offer(self, frame: Frame, result: Result | None, style: OverlayStyle) -> None:
+        try:
+            self._queue.put_nowait((frame, result, style))
+        except queue.Full:
+            self.dropped += 1
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        try:
+            while (item := self._queue.get()) is not None:
+                frame, result, style = item
+                if frame.size != self.source_size:
+                    self.dropped += 1  # the source changed size mid-recording: skip rather than corrupt
+                    continue
+                w, h = self.size
+                if "raw" in self.writers:
+                    self.writers["raw"].write(np.ascontiguousarray(frame.image[:h, :w]))
+                if "overlay" in self.writers:
+                    rgba = render_overlay(result.mask, self.classes, style) if result is not None else None
+                    shown = composite(frame.image, rgba, result.box if result else None)
+                    self.writers["overlay"].write(np.ascontiguousarray(shown[:h, :w]))
+                self._csv.writerow([self.written, frame.frame_id, frame.pts, f"{frame.capture_time:.6f}",
+                                    result.frame_id if result else "", int(result is not None)])
+                self.written += 1
+        except Exception as exc:  # noqa: BLE001 - a failing disk must not take the display down
+            self.error = f"{type(exc).__name__}: {exc}"
+            while self._queue.get() is not None:
+                pass
+        finally:
+            for writer in self.writers.values():
+                try:
+                    writer.close()
+                except Exception:  # noqa: BLE001
+                    writer.abort()
+            self._csv_file.close()
