@@ -39,7 +39,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     worker = worker_config(args.model, args.no_ai)
     source = open_source(args.source or default_source(), loop=not args.no_loop)
     source.open()  # a missing or unreadable source is a one-line error here, before any window
-    return run_window(source, worker, fullscreen=args.fullscreen, screenshot=args.screenshot,
+    return run_window(source, worker, output_dir=args.out_dir, fullscreen=args.fullscreen, screenshot=args.screenshot,
                       quit_after=args.quit_after if args.quit_after is not None else (4.0 if args.screenshot else None))
 
 
@@ -55,6 +55,23 @@ def _cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import json
+
+    from app.ui.bench import run_bench
+    from models.errors import EndoSpineError
+
+    model = args.model or str(shipped_model())
+    if not (Path(model) / "manifest.yaml").is_file():
+        raise EndoSpineError(f"{model}: no exported model here (give --model)")
+    result = run_bench(args.source or default_source(), model, seconds=args.seconds, warmup=args.warmup)
+    text = json.dumps(result)
+    if args.json:
+        Path(args.json).write_text(text + "\n", encoding="utf-8")
+    print(text)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="endospine", description=__doc__)
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
@@ -62,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", nargs="?", metavar="SOURCE", help=DEFAULT_SOURCE_HELP)
     p.add_argument("--model", metavar="DIR", help="exported model folder (default: the shipped model, if present)")
     p.add_argument("--no-ai", action="store_true", help="video only, no inference worker")
+    p.add_argument("--out-dir", type=Path, metavar="DIR", help="snapshots and recordings (default ~/EndoSpine)")
     p.add_argument("--fullscreen", action="store_true", help="start fullscreen (F11 toggles, Esc leaves)")
     p.add_argument("--no-loop", action="store_true", help="stop at the end of a video file instead of looping")
     p.add_argument("--quit-after", type=float, metavar="S", help="close the window after S seconds")
@@ -76,6 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames-csv", metavar="F", help="per-frame CSV: frame, pts, tissue area shares, inference ms")
     p.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N frames")
     p.set_defaults(func=_cmd_render)
+
+    p = sub.add_parser("bench", help="measure the live pipeline (real window, offscreen) against a naive loop")
+    p.add_argument("source", nargs="?", metavar="SOURCE", help="default: the shipped demo video")
+    p.add_argument("--model", metavar="DIR", help="exported model folder (default: the shipped model)")
+    p.add_argument("--seconds", type=float, default=20.0, help="measured seconds per part (default 20)")
+    p.add_argument("--warmup", type=float, default=5.0, help="seconds before measuring (default 5)")
+    p.add_argument("--json", metavar="OUT", help="also write the JSON result here")
+    p.set_defaults(func=_cmd_bench)
     return parser
 
 

@@ -127,6 +127,7 @@ class InferenceClient:
         self.model_ms = 0.0            # worker's own preprocess + predict + postprocess, last result
         self.restarts = 0
         self.errors = 0
+        self.frames_done = 0         # results received
         self.last_failure = ""       # why the worker last crashed, hung or failed to load
         self._failures: list[float] = []
         self._enabled = threading.Event()
@@ -299,6 +300,7 @@ class InferenceClient:
         self.latency_ms = (now - frame.capture_time) * 1e3
         self.model_ms = float(sum(timings.values()))
         self.rate.tick(now)
+        self.frames_done += 1
         with self._lock:
             self._result = result
         late = now - frame.capture_time > self.cfg.delayed_after_s

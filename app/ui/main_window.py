@@ -164,7 +164,7 @@ class MainWindow(QMainWindow):
                 self.source_rate.tick(now)
             self.frame = frame
             self._last_new = now
-            self.view.set_frame(frame.image)
+            self.view.set_frame(frame.image, frame.frame_id, frame.capture_time)
             self.display_rate.tick(now)
             self._refresh_overlay()
             if self.recorder is not None:
@@ -194,7 +194,8 @@ class MainWindow(QMainWindow):
         self.overlay_age_ms = age if allowed else None
         if allowed:
             if self._drawn != (result, self.style):
-                self.view.set_overlay(render_overlay(result.mask, self.classes, self.style), result.box)
+                self.view.set_overlay(render_overlay(result.mask, self.classes, self.style), result.box,
+                                      result.frame_id, result.capture_time)
                 self._drawn = (result, self.style)
             self.view.set_badge("" if self.style.enabled else "OVERLAY OFF")
             return

@@ -12,12 +12,12 @@ from app.sources_base import Source
 from app.ui.main_window import MainWindow
 
 
-def run_window(source: Source, worker: WorkerConfig | None = None, fullscreen: bool = False,
-               screenshot: Path | None = None, quit_after: float | None = None) -> int:
+def run_window(source: Source, worker: WorkerConfig | None = None, output_dir: Path | None = None,
+               fullscreen: bool = False, screenshot: Path | None = None, quit_after: float | None = None) -> int:
     """Show the main window on `source` (with the AI of `worker`) until closed or `quit_after` s."""
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("EndoSpine")
-    window = MainWindow(source, worker)
+    window = MainWindow(source, worker, output_dir)
     window.showFullScreen() if fullscreen else window.show()
     window.start()
     if quit_after is not None:

@@ -2,6 +2,8 @@
 it (smoothly scaled onto the frame region it covers), a status badge, or a NO SIGNAL screen."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 from PyQt6.QtCore import QPoint, QRectF, Qt
 from PyQt6.QtGui import QColor, QFont, QImage, QPainter
@@ -22,10 +24,14 @@ class VideoView(QWidget):
         self._overlay_qimage: QImage | None = None
         self._overlay_box: tuple[int, int, int, int] | None = None
         self._badge = ""
+        self._frame_meta: tuple[int, float] = (-1, 0.0)
+        self._mask_meta: tuple[int | None, float | None] = (None, None)
+        self.probe = None  # an app.stats.PaintProbe to measure what is painted (benchmarks)
 
-    def set_frame(self, image: np.ndarray) -> None:
+    def set_frame(self, image: np.ndarray, frame_id: int = -1, capture_time: float = 0.0) -> None:
         """Show an HxWx3 uint8 RGB image. It must not be modified afterwards (frames are immutable)."""
         h, w = image.shape[:2]
+        self._frame_meta = (frame_id, capture_time)
         self._image = image
         self._qimage = QImage(image.data, w, h, image.strides[0], QImage.Format.Format_RGB888)
         self._message = ""
@@ -38,9 +44,14 @@ class VideoView(QWidget):
         self.set_overlay(None)
         self.update()
 
-    def set_overlay(self, rgba: np.ndarray | None, box: tuple[int, int, int, int] | None = None) -> None:
-        """Premultiplied RGBA to paint over `box` (frame pixels; None = whole frame), or None to hide."""
+    def set_overlay(self, rgba: np.ndarray | None, box: tuple[int, int, int, int] | None = None,
+                    mask_frame_id: int | None = None, mask_time: float | None = None) -> None:
+        """Premultiplied RGBA to paint over `box` (frame pixels; None = whole frame), or None to hide.
+
+        mask_frame_id / mask_time say which frame the mask was computed from (for the paint probe).
+        """
         self._overlay = rgba
+        self._mask_meta = (mask_frame_id, mask_time) if rgba is not None else (None, None)
         self._overlay_box = box
         if rgba is None:
             self._overlay_qimage = None
@@ -94,6 +105,9 @@ class VideoView(QWidget):
         else:
             self._paint_message(painter)
         painter.end()
+        if self.probe is not None and self._qimage is not None:
+            mask = self._mask_meta if self._overlay_qimage is not None else (None, None)
+            self.probe.on_paint(time.monotonic(), *self._frame_meta, *mask)
 
     def _frame_to_widget(self, rect: QRectF, box: tuple[int, int, int, int] | None) -> QRectF:
         if box is None:
