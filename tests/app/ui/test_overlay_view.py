@@ -134,3 +134,16 @@ def test_replay_bar_snapshot_and_recording(qtbot, small_video, tmp_path):
         qtbot.waitUntil(lambda: abs(win.capture.source.position - 1.0) < 0.05, timeout=3000)
     finally:
         win.close()
+
+
+@pytest.mark.slow
+def test_bench_runs_end_to_end(qtbot, small_video, tiny_model_dir):
+    from app.ui.bench import run_bench
+
+    result = run_bench(str(small_video), str(tiny_model_dir), seconds=1.5, warmup=0.5)
+    for key in ("source_fps", "display_fps", "overlay_fps", "model_ms_median", "raw_latency_ms", "overlay_age_ms",
+                "max_raw_stall_ms", "frames_captured", "frames_displayed", "frames_inferred", "stale_masks_drawn",
+                "naive_display_fps", "naive_overlay_fps"):
+        assert key in result, key
+    assert result["frames_displayed"] > 0 and result["naive_frames"] > 0
+    assert result["stale_masks_drawn"] == 0
