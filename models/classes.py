@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-import yaml
-
 from models.errors import EndoSpineError
 from models.paths import default_class_table
+from models.yamlio import read_yaml
 
 IGNORE_INDEX = 255
 
@@ -104,13 +103,7 @@ class ClassTable:
     @classmethod
     def load(cls, path: str | Path | None = None) -> "ClassTable":
         path = Path(path) if path is not None else default_class_table()
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise EndoSpineError(f"{path}: class table not found") from None
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            raise EndoSpineError(f"{path}: cannot read class table ({type(exc).__name__})") from None
-        return cls.from_dict(data, source=str(path))
+        return cls.from_dict(read_yaml(path, "class table"), source=str(path))
 
 
 def default_classes() -> ClassTable:

@@ -25,21 +25,24 @@ def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
         return 130
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
-    return value
+def number(kind: type = int, low: float | None = None, high: float | None = None, what: str | None = None):
+    """An argparse type: text -> int or float within [low, high], with a plain-words error."""
+    noun = what or ("a whole number" if kind is int else "a number")
+    bounds = (f" in {low:g}..{high:g}" if low is not None and high is not None
+              else f" >= {low:g}" if low is not None else f" <= {high:g}" if high is not None else "")
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {noun}{bounds}, got {text!r}") from None
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"expected {noun}{bounds}, got {value}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected zero or more, got {value}")
-    return value
+positive_int = number(int, 1, what="a positive whole number")
+non_negative_int = number(int, 0, what="a whole number")

@@ -17,7 +17,7 @@ from models.errors import EndoSpineError
 def read_image(path: str | Path) -> np.ndarray:
     """Any image OpenCV reads -> HxWx3 uint8 RGB (grayscale expanded, alpha dropped, 16-bit scaled)."""
     path = Path(path)
-    data = _read_bytes(path)
+    data = read_bytes(path)
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise EndoSpineError(f"{path}: not a readable image")
@@ -35,7 +35,7 @@ def read_image(path: str | Path) -> np.ndarray:
 def read_label(path: str | Path) -> np.ndarray:
     """A label PNG -> HxW uint8 class ids. Color (3-channel) label files are refused."""
     path = Path(path)
-    data = _read_bytes(path)
+    data = read_bytes(path)
     lab = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if lab is None:
         raise EndoSpineError(f"{path}: not a readable label image")
@@ -49,11 +49,13 @@ def read_label(path: str | Path) -> np.ndarray:
     return np.ascontiguousarray(lab)
 
 
-def _read_bytes(path: Path) -> bytes:
+def read_bytes(path: Path) -> bytes:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         raise EndoSpineError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise EndoSpineError(f"{path}: is a folder, expected a file") from None
     except OSError as exc:
         raise EndoSpineError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if not data:

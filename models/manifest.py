@@ -15,6 +15,7 @@ import yaml
 from models.classes import ClassTable
 from models.errors import EndoSpineError
 from models.preprocess import Preprocess
+from models.yamlio import read_yaml
 
 FORMAT = "endospine-model/1"
 MANIFEST = "manifest.yaml"
@@ -68,10 +69,7 @@ def load_manifest(root: str | Path, verify: bool = True) -> Manifest:
         raise EndoSpineError(f"{root}: model folder not found")
     if not path.is_file():
         raise EndoSpineError(f"{path}: missing (not an exported EndoSpine model; use 'endospine-model export')")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise EndoSpineError(f"{path}: cannot read ({type(exc).__name__})") from None
+    data = read_yaml(path, "manifest")
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise EndoSpineError(f"{path}: not a {FORMAT} manifest")
     try:

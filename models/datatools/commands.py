@@ -9,6 +9,8 @@ import argparse
 import json
 from pathlib import Path
 
+from models.cliutil import number
+
 CLIP_FRAME_PATTERN = r"^(.+)_(\d+)$"
 
 
@@ -101,32 +103,7 @@ def cmd_split(args: argparse.Namespace) -> int:
     return 0
 
 
-def check_threshold(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a gray level 1..255, got {text!r}") from None
-    if not 1 <= value <= 255:
-        raise argparse.ArgumentTypeError(f"expected a gray level 1..255, got {value}")
-    return value
-
-
-def fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in 0..1, got {text!r}") from None
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"expected a number in 0..1, got {value}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected zero or more, got {value}")
-    return value
+check_threshold = number(int, 1, 255, what="a gray level")
+fraction = number(float, 0, 1)
+non_negative_float = number(float, 0)
 

@@ -11,14 +11,12 @@ from typing import Callable, Iterator, Sequence, TypeVar
 
 import cv2
 import numpy as np
-import yaml
 from tqdm import tqdm
 
 from models.classes import ClassTable
-from models.dataset import FORMAT, Item
+from models.dataset import Item, read_meta_file
 from models.errors import EndoSpineError
 
-SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)   # libyaml when present: 8x faster on big files
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 T = TypeVar("T")
 R = TypeVar("R")
@@ -41,17 +39,7 @@ class Meta:
 
 def read_meta(root: Path) -> Meta:
     """dataset.yaml without the split lists (those are checked, or rewritten, by the caller)."""
-    path = root / "dataset.yaml"
-    if not root.is_dir():
-        raise EndoSpineError(f"{root}: dataset folder not found")
-    if not path.is_file():
-        raise EndoSpineError(f"{path}: missing (not an EndoSpine dataset; use 'endospine-model import')")
-    try:
-        meta = yaml.load(path.read_text(encoding="utf-8"), Loader=SafeLoader)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise EndoSpineError(f"{path}: cannot read ({type(exc).__name__})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise EndoSpineError(f"{path}: not a {FORMAT} file")
+    path, meta = read_meta_file(root)
     classes = ClassTable.from_dict(meta.get("classes"), source=str(path))
     records = meta.get("items") or []
     if not isinstance(records, list):
@@ -167,15 +155,3 @@ def label_counts(labels: np.ndarray) -> np.ndarray:
     return np.bincount(labels.ravel(), minlength=256)
 
 
-def read_bytes(path: Path) -> bytes:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise EndoSpineError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise EndoSpineError(f"{path}: is a folder, expected a file") from None
-    except OSError as exc:
-        raise EndoSpineError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if not data:
-        raise EndoSpineError(f"{path}: file is empty")
-    return data

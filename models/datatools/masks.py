@@ -28,10 +28,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import yaml
 
 from models.classes import ClassTable
-from models.datatools.common import read_bytes
+from models.imageio import read_bytes
+from models.yamlio import read_yaml
 from models.errors import EndoSpineError
 
 DEFAULT_THRESHOLD = 128
@@ -80,12 +80,7 @@ def load_label_map(path: str | Path | None, classes: ClassTable) -> LabelMap:
     if path is None:
         return LabelMap()
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise EndoSpineError(f"{path}: map file not found") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise EndoSpineError(f"{path}: cannot read map file ({type(exc).__name__})") from None
+    data = read_yaml(path, "map file")
     if not isinstance(data, dict) or not data:
         raise EndoSpineError(f"{path}: expected a YAML mapping like 'source label: class name'")
     out = LabelMap(source=str(path))

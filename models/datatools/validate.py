@@ -24,7 +24,8 @@ import numpy as np
 
 from models.classes import ClassTable
 from models.dataset import SPLITS, Item
-from models.datatools.common import default_workers, label_counts, parallel_map, read_bytes, read_meta
+from models.imageio import read_bytes
+from models.datatools.common import default_workers, label_counts, parallel_map, read_meta
 from models.errors import EndoSpineError
 from models.imageio import read_image, read_label
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
-import yaml
-
 from models.augment import AugmentConfig
 from models.errors import EndoSpineError
 from models.nets import ARCHS
+from models.yamlio import read_yaml
 
 
 @dataclass(frozen=True)
@@ -110,12 +109,7 @@ class TrainConfig:
         data: dict = {}
         if path is not None:
             path = Path(path)
-            try:
-                data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-            except FileNotFoundError:
-                raise EndoSpineError(f"{path}: config file not found") from None
-            except (OSError, yaml.YAMLError) as exc:
-                raise EndoSpineError(f"{path}: cannot read config ({type(exc).__name__})") from None
+            data = read_yaml(path, "config file") or {}
             if not isinstance(data, dict):
                 raise EndoSpineError(f"{path}: config must be a mapping of settings")
         cfg = cls.from_dict(data, source=str(path or "config"))
