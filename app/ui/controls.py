@@ -15,8 +15,8 @@ from models.classes import ClassTable
 
 PANEL_STYLE = """
 QWidget { background: #15171a; color: #f2f2f2; font-size: 15pt; }
-QGroupBox { border: 1px solid #444; margin-top: 14px; padding: 8px; font-weight: bold; }
-QGroupBox::title { subcontrol-origin: margin; left: 8px; padding: 0 4px; }
+QGroupBox { border: 1px solid #444; margin-top: 1.2em; padding: 1.0em 8px 8px 8px; font-weight: bold; }
+QGroupBox::title { subcontrol-origin: margin; subcontrol-position: top left; left: 8px; padding: 0 4px; }
 QCheckBox::indicator, QRadioButton::indicator { width: 24px; height: 24px; }
 QSlider::groove:horizontal { height: 10px; background: #444; }
 QSlider::handle:horizontal { width: 26px; margin: -9px 0; background: #ffd000; }
@@ -29,6 +29,7 @@ class ControlPanel(QWidget):
 
     def __init__(self, classes: ClassTable, style: OverlayStyle, parent: QWidget | None = None):
         super().__init__(parent)
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)  # paint the dark background
         self.setStyleSheet(PANEL_STYLE)
         self.setMinimumWidth(250)
         self._style = style

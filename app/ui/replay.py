@@ -22,6 +22,7 @@ class ReplayBar(QWidget):
     def __init__(self, source: VideoSource, parent: QWidget | None = None):
         super().__init__(parent)
         self.source = source
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
         self.setStyleSheet("QWidget { background: #15171a; color: #f2f2f2; font-size: 14pt; } "
                            "QPushButton { padding: 6px 14px; }")
         row = QHBoxLayout(self)
