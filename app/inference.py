@@ -49,6 +49,8 @@ class WorkerConfig:
     load_timeout_s: float = 120.0
     hang_timeout_s: float = 2.0      # no answer this long after a frame: the worker is hung
     delayed_after_s: float = 0.25    # frame-to-result latency above this: state DELAYED
+    smoothing: float = 0.3           # weight of the previous probabilities (0 = off): steadier masks
+    thresholds: tuple[tuple[int, float], ...] = ()  # (class id, minimum probability) pairs
     max_failures: int = 4            # crashes/hangs/load failures within failure_window_s -> UNAVAILABLE
     failure_window_s: float = 60.0
     backoff_s: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
@@ -59,6 +61,29 @@ def mask_size(box: tuple[int, int, int, int], max_side: int) -> tuple[int, int]:
     _, _, w, h = box
     s = min(1.0, max_side / max(w, h))
     return max(1, round(w * s)), max(1, round(h * s))
+
+
+class TemporalSmoother:
+    """Exponential smoothing of class probabilities over consecutive frames.
+
+    Restarts when frames are not consecutive enough (a seek, a stall, a new source) or the crop
+    changes, so a mask never carries another scene's probabilities.
+    """
+
+    def __init__(self, weight: float, max_gap: int = 5):
+        self.weight = weight
+        self.max_gap = max_gap
+        self._prev: np.ndarray | None = None
+        self._key: tuple | None = None
+        self._last_id = -(1 << 30)
+
+    def __call__(self, frame_id: int, probs: np.ndarray, box) -> np.ndarray:
+        key = (probs.shape, tuple(box))
+        fresh = (self.weight <= 0 or self._prev is None or key != self._key
+                 or not 0 < frame_id - self._last_id <= self.max_gap)
+        out = probs if fresh else (1 - self.weight) * probs + self.weight * self._prev
+        self._prev, self._key, self._last_id = out, key, frame_id
+        return out
 
 
 # -- the worker process -----------------------------------------------------------------------
@@ -74,6 +99,12 @@ def worker_main(conn, cfg: WorkerConfig) -> None:
         conn.send(("failed", _one_line(exc)))
         return
     conn.send(("ready", runtime.model_id))
+    smoother = TemporalSmoother(cfg.smoothing)
+    post = runtime.post
+    if cfg.thresholds:
+        from models.preprocess import Postprocess
+
+        post = Postprocess(ignore_index=post.ignore_index, thresholds=dict(cfg.thresholds))
     shm = None
     try:
         while True:
@@ -89,7 +120,8 @@ def worker_main(conn, cfg: WorkerConfig) -> None:
             try:
                 probs, box, timings = runtime.probabilities(image)
                 t0 = time.perf_counter()
-                mask = runtime.post.labels(probs, mask_size(box, cfg.mask_max_side))
+                probs = smoother(frame_id, probs, box)
+                mask = post.labels(probs, mask_size(box, cfg.mask_max_side))
                 timings["postprocess"] = (time.perf_counter() - t0) * 1e3
             except Exception as exc:  # noqa: BLE001 - a bad frame or a bad output: report, keep serving
                 del image

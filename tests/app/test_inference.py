@@ -145,3 +145,16 @@ def test_real_model_in_the_worker(tiny_model_dir):
         assert set(r.timings) == {"preprocess", "predict", "postprocess"}
     finally:
         client.stop()
+
+
+@pytest.mark.unit
+def test_temporal_smoother():
+    from app.inference import TemporalSmoother
+
+    s = TemporalSmoother(0.5)
+    a, b = np.zeros((2, 2, 2), np.float32), np.ones((2, 2, 2), np.float32)
+    assert (s(1, a, (0, 0, 4, 4)) == 0).all()
+    assert np.allclose(s(2, b, (0, 0, 4, 4)), 0.5)          # consecutive: blended
+    assert (s(40, b, (0, 0, 4, 4)) == 1).all()               # a jump (seek, stall): fresh start
+    assert (s(41, a, (1, 0, 4, 4)) == 0).all()               # another crop: fresh start
+    assert (TemporalSmoother(0)(1, b, (0, 0, 1, 1)) == 1).all()
