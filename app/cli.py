@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 from typing import Sequence
 
-from models.cliutil import positive_int, run
+from models.cliutil import non_negative_int, positive_int, run
 from models.paths import demo_video, shipped_model
 
 DEFAULT_SOURCE_HELP = "a video file or synthetic[:SEED] (default: the shipped demo video, else synthetic)"
@@ -39,7 +39,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     worker = worker_config(args.model, args.no_ai)
     source = open_source(args.source or default_source(), loop=not args.no_loop)
     source.open()  # a missing or unreadable source is a one-line error here, before any window
-    return run_window(source, worker, output_dir=args.out_dir, fullscreen=args.fullscreen, screenshot=args.screenshot,
+    return run_window(source, worker, output_dir=args.out_dir, fullscreen=args.fullscreen, screen=args.screen,
+                      screenshot=args.screenshot,
                       quit_after=args.quit_after if args.quit_after is not None else (4.0 if args.screenshot else None))
 
 
@@ -81,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-ai", action="store_true", help="video only, no inference worker")
     p.add_argument("--out-dir", type=Path, metavar="DIR", help="snapshots and recordings (default ~/EndoSpine)")
     p.add_argument("--fullscreen", action="store_true", help="start fullscreen (F11 toggles, Esc leaves)")
+    p.add_argument("--screen", type=non_negative_int, metavar="N", help="open on monitor N (0-based), e.g. the OR monitor")
     p.add_argument("--no-loop", action="store_true", help="stop at the end of a video file instead of looping")
     p.add_argument("--quit-after", type=float, metavar="S", help="close the window after S seconds")
     p.add_argument("--screenshot", type=Path, metavar="PNG",

@@ -32,13 +32,16 @@ NO_SIGNAL_AFTER_S = 0.5  # no new frame for this long: the picture is not live a
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, source: Source, worker: WorkerConfig | None = None, output_dir: Path | None = None):
+    def __init__(self, source: Source, worker: WorkerConfig | None = None, output_dir: Path | None = None,
+                 settings=None):
+        """settings: a QSettings to remember the display choices in (None: remember nothing)."""
         super().__init__()
+        self.settings = settings
         self.output_dir = Path(output_dir) if output_dir else Path.home() / "EndoSpine"
         self.recorder: Recorder | None = None
         self.setWindowTitle(f"EndoSpine - {source.name}")
         self.classes = _classes_of(worker)
-        self.style = OverlayStyle()
+        self.style = self._remembered_style()
         self.view = VideoView(self)
         self.panel = ControlPanel(self.classes, self.style, self)
         central = QWidget(self)
@@ -105,7 +108,32 @@ class MainWindow(QMainWindow):
         self._poll.start(4)
         self._status_timer.start(500)
 
+    def _remembered_style(self) -> OverlayStyle:
+        style = OverlayStyle()
+        if self.settings is None:
+            return style
+        try:
+            visible = {int(v) for v in str(self.settings.value("overlay/visible", "1,2,3")).split(",") if v}
+            return OverlayStyle(opacity=float(self.settings.value("overlay/opacity", style.opacity)),
+                                mode=str(self.settings.value("overlay/mode", style.mode)),
+                                visible=frozenset(visible))
+        except (TypeError, ValueError):
+            return style  # unreadable settings: defaults, never a failed start
+
+    def _remember(self) -> None:
+        if self.settings is None:
+            return
+        self.settings.setValue("overlay/opacity", self.style.opacity)
+        self.settings.setValue("overlay/mode", self.style.mode)
+        self.settings.setValue("overlay/visible", ",".join(str(c) for c in sorted(self.style.visible)))
+        self.settings.setValue("window/geometry", self.saveGeometry())
+
+    def restore_geometry(self) -> None:
+        if self.settings is not None and self.settings.value("window/geometry") is not None:
+            self.restoreGeometry(self.settings.value("window/geometry"))
+
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        self._remember()
         self._poll.stop()
         self._status_timer.stop()
         if self.recorder is not None:

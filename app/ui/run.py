@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from PyQt6.QtCore import QTimer
+from PyQt6.QtCore import QSettings, QTimer
 from PyQt6.QtWidgets import QApplication
 
 from app.inference import WorkerConfig
@@ -13,11 +13,24 @@ from app.ui.main_window import MainWindow
 
 
 def run_window(source: Source, worker: WorkerConfig | None = None, output_dir: Path | None = None,
-               fullscreen: bool = False, screenshot: Path | None = None, quit_after: float | None = None) -> int:
-    """Show the main window on `source` (with the AI of `worker`) until closed or `quit_after` s."""
+               fullscreen: bool = False, screen: int | None = None, screenshot: Path | None = None,
+               quit_after: float | None = None) -> int:
+    """Show the main window on `source` (with the AI of `worker`) until closed or `quit_after` s.
+
+    screen: which monitor (0-based, as Qt lists them) the window opens on, e.g. the OR monitor.
+    """
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("EndoSpine")
-    window = MainWindow(source, worker, output_dir)
+    app.setOrganizationName("EndoSpine")
+    window = MainWindow(source, worker, output_dir, settings=QSettings())
+    window.restore_geometry()
+    screens = app.screens()
+    if screen is not None:
+        if not 0 <= screen < len(screens):
+            print(f"endospine: warning: no screen {screen} (have {len(screens)}); using the primary", file=sys.stderr)
+        else:
+            window.setScreen(screens[screen])
+            window.move(screens[screen].availableGeometry().topLeft())
     window.showFullScreen() if fullscreen else window.show()
     window.start()
     if quit_after is not None:

@@ -51,3 +51,23 @@ def test_no_signal_when_source_fails(qtbot):
     qtbot.waitUntil(lambda: "no device" in win.view.detail, timeout=5000)
     assert win.view.message == "NO SIGNAL"
     win.close()
+
+
+def test_display_choices_are_remembered(qtbot, tmp_path):
+    from PyQt6.QtCore import QSettings
+
+    from app.ui.main_window import MainWindow
+
+    settings = QSettings(str(tmp_path / "endospine.ini"), QSettings.Format.IniFormat)
+    win = MainWindow(ListSource(gray_frames(3)), settings=settings)
+    qtbot.addWidget(win)
+    win.toggle_class(2)
+    win.panel.opacity.setValue(70)
+    win.panel.contour_button.setChecked(True)
+    win.close()
+    again = MainWindow(ListSource(gray_frames(3)), settings=settings)
+    qtbot.addWidget(again)
+    assert again.style.visible == frozenset({1, 3}) and again.style.opacity == 0.7 and again.style.mode == "contour"
+    assert not again.panel.tissue_boxes[2].isChecked() and again.panel.contour_button.isChecked()
+    settings.setValue("overlay/opacity", "not a number")
+    assert MainWindow(ListSource(gray_frames(1)), settings=settings).style.opacity == 0.45
