@@ -72,10 +72,13 @@ class CaptureStatus:
 class CaptureThread(threading.Thread):
     """Owns a source from open to close; feeds a LatestFrame until stopped or the source ends."""
 
-    def __init__(self, source: Source, store: LatestFrame):
+    def __init__(self, source: Source, store: LatestFrame, gate=None):
+        """gate(frame, stopping_event): called after each frame is stored, before the next read;
+        review mode passes one that waits for the frame's mask."""
         super().__init__(name="capture", daemon=True)
         self.source = source
         self.store = store
+        self.gate = gate
         self._status = CaptureStatus(CaptureState.STOPPED)
         self._stopping = threading.Event()
 
@@ -100,6 +103,8 @@ class CaptureThread(threading.Thread):
                         self._status = CaptureStatus(CaptureState.ENDED, "end of source")
                     break
                 self.store.put(frame)
+                if self.gate is not None:
+                    self.gate(frame, self._stopping)
         except Exception as exc:  # noqa: BLE001 - any source failure becomes a visible state, never a dead UI
             self._status = CaptureStatus(CaptureState.FAULTED, f"{self.source.name}: {type(exc).__name__}: {exc}")
         finally:

@@ -40,7 +40,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     source = open_source(args.source or default_source(), loop=not args.no_loop)
     source.open()  # a missing or unreadable source is a one-line error here, before any window
     return run_window(source, worker, output_dir=args.out_dir, fullscreen=args.fullscreen, screen=args.screen,
-                      screenshot=args.screenshot,
+                      screenshot=args.screenshot, review=args.review,
                       quit_after=args.quit_after if args.quit_after is not None else (4.0 if args.screenshot else None))
 
 
@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", nargs="?", metavar="SOURCE", help=DEFAULT_SOURCE_HELP)
     p.add_argument("--model", metavar="DIR", help="exported model folder (default: the shipped model, if present)")
     p.add_argument("--no-ai", action="store_true", help="video only, no inference worker")
+    p.add_argument("--review", action="store_true",
+                   help="frame-exact replay: each frame waits for its own mask (slower if the model is)")
     p.add_argument("--out-dir", type=Path, metavar="DIR", help="snapshots and recordings (default ~/EndoSpine)")
     p.add_argument("--fullscreen", action="store_true", help="start fullscreen (F11 toggles, Esc leaves)")
     p.add_argument("--screen", type=non_negative_int, metavar="N", help="open on monitor N (0-based), e.g. the OR monitor")

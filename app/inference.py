@@ -149,8 +149,9 @@ class InferenceClient:
         self.cfg = cfg
         self.store = store
         self._ctx = mp.get_context("spawn")
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._result: Result | None = None
+        self._answered = -1           # frame id of the last answer (mask or error)
         self._state = AIState.OFF
         self.message = ""
         self.model_id = ""
@@ -179,8 +180,19 @@ class InferenceClient:
         with self._lock:
             return self._result
 
+    def wait_answer(self, frame_id: int, timeout: float) -> bool:
+        """Block until the worker has answered for `frame_id` (review mode), the AI is not running,
+        or `timeout` passes. True if answered."""
+        def settled() -> bool:
+            return self._answered >= frame_id or self._state not in (AIState.RUNNING, AIState.DELAYED)
+
+        with self._lock:
+            self._lock.wait_for(settled, timeout)
+            return self._answered >= frame_id
+
     def start(self) -> None:
         self._enabled.set()
+        self._set_state(AIState.LOADING, f"loading {self.cfg.model_dir}")  # before any frame can ask
         self._thread = threading.Thread(target=self._supervise, name="inference-supervisor", daemon=True)
         self._thread.start()
 
@@ -324,8 +336,11 @@ class InferenceClient:
         now = time.monotonic()
         if msg[0] == "error":
             self.errors += 1
-            self._clear_result()
             self._set_state(AIState.DELAYED, f"frame {msg[1]}: {msg[2]}")
+            with self._lock:
+                self._result = None
+                self._answered = msg[1]
+                self._lock.notify_all()
             return "ok"
         _, frame_id, mask, box, timings = msg
         result = Result(frame_id, mask, self.model_id, timings, box=tuple(box), capture_time=frame.capture_time)
@@ -335,13 +350,17 @@ class InferenceClient:
         self.frames_done += 1
         with self._lock:
             self._result = result
+            self._answered = frame_id
+            self._lock.notify_all()
         late = now - frame.capture_time > self.cfg.delayed_after_s
         self._set_state(AIState.DELAYED if late else AIState.RUNNING, f"model {self.model_id}")
         return "ok"
 
     # -- helpers ------------------------------------------------------------------------------
     def _set_state(self, state: AIState, message: str) -> None:
-        self._state, self.message = state, message
+        with self._lock:
+            self._state, self.message = state, message
+            self._lock.notify_all()  # review mode stops waiting when the AI goes away
 
     def _clear_result(self) -> None:
         with self._lock:

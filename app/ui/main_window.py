@@ -33,8 +33,10 @@ NO_SIGNAL_AFTER_S = 0.5  # no new frame for this long: the picture is not live a
 
 class MainWindow(QMainWindow):
     def __init__(self, source: Source, worker: WorkerConfig | None = None, output_dir: Path | None = None,
-                 settings=None):
-        """settings: a QSettings to remember the display choices in (None: remember nothing)."""
+                 settings=None, review: bool = False):
+        """settings: a QSettings to remember the display choices in (None: remember nothing).
+        review: frame-exact replay, each frame waits for its own mask (slower than real time if
+        the model is)."""
         super().__init__()
         self.settings = settings
         self.output_dir = Path(output_dir) if output_dir else Path.home() / "EndoSpine"
@@ -65,8 +67,9 @@ class MainWindow(QMainWindow):
         self.resize(1440, 860)
 
         self.store = LatestFrame()
-        self.capture = CaptureThread(source, self.store)
         self.ai = InferenceClient(worker, self.store) if worker else None
+        self.review = review and self.ai is not None
+        self.capture = CaptureThread(source, self.store, gate=self._wait_for_mask if self.review else None)
         if self.ai is None:
             self.panel.ai_box.setChecked(False)
             self.panel.ai_box.setEnabled(False)
@@ -101,12 +104,18 @@ class MainWindow(QMainWindow):
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
-        self.capture.start()
         if self.ai is not None:
             self.ai.start()
+        self.capture.start()
         self._last_new = time.monotonic()
         self._poll.start(4)
         self._status_timer.start(500)
+
+    def _wait_for_mask(self, frame: Frame, stopping) -> None:
+        """Review mode (capture thread): hold the next frame until this one has its answer."""
+        while not stopping.is_set() and not self.ai.wait_answer(frame.frame_id, 0.1):
+            if self.ai.state not in (AIState.RUNNING, AIState.DELAYED, AIState.LOADING):
+                return  # no AI to wait for: video goes on
 
     def _remembered_style(self) -> OverlayStyle:
         style = OverlayStyle()
@@ -218,6 +227,8 @@ class MainWindow(QMainWindow):
         if self.frame is None:
             return
         result = self.ai.latest() if self.ai is not None else None
+        if self.review and result is not None and result.frame_id != self.frame.frame_id:
+            result = None  # review mode: only the frame's own mask, never a neighbour's
         allowed, age = overlay_allowed(self.frame.frame_id, self.frame.capture_time, result)
         self.overlay_age_ms = age if allowed else None
         if allowed:

@@ -14,7 +14,7 @@ from app.ui.main_window import MainWindow
 
 def run_window(source: Source, worker: WorkerConfig | None = None, output_dir: Path | None = None,
                fullscreen: bool = False, screen: int | None = None, screenshot: Path | None = None,
-               quit_after: float | None = None) -> int:
+               quit_after: float | None = None, review: bool = False) -> int:
     """Show the main window on `source` (with the AI of `worker`) until closed or `quit_after` s.
 
     screen: which monitor (0-based, as Qt lists them) the window opens on, e.g. the OR monitor.
@@ -22,7 +22,7 @@ def run_window(source: Source, worker: WorkerConfig | None = None, output_dir: P
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("EndoSpine")
     app.setOrganizationName("EndoSpine")
-    window = MainWindow(source, worker, output_dir, settings=QSettings())
+    window = MainWindow(source, worker, output_dir, settings=QSettings(), review=review)
     window.restore_geometry()
     screens = app.screens()
     if screen is not None:

@@ -147,3 +147,26 @@ def test_bench_runs_end_to_end(qtbot, small_video, tiny_model_dir):
         assert key in result, key
     assert result["frames_displayed"] > 0 and result["naive_frames"] > 0
     assert result["stale_masks_drawn"] == 0
+
+
+def test_review_mode_paints_only_each_frames_own_mask(qtbot):
+    from app.stats import PaintProbe
+    from app.ui.main_window import MainWindow
+
+    frames = [np.full((96, 128, 3), 40 + 60 * (i % 3), np.uint8) for i in range(40)]  # classes 0,1,2 cycle
+    worker = WorkerConfig(model_dir="mode=ok,delay=0.08", runtime=FAKE)  # slower than the 30 fps source
+    win = MainWindow(ListSource(frames, fps=30, realtime=True), worker, review=True)
+    qtbot.addWidget(win)
+    probe = PaintProbe()
+    win.view.probe = probe
+    win.show()
+    win.start()
+    try:
+        qtbot.waitUntil(lambda: win.ai.frames_done >= 12, timeout=30000)
+        assert win.store.overwritten == 0            # no frame skipped: each waited for its mask
+        assert probe.stale_masks_drawn == 0
+        r = win._drawn_result()
+        if r is not None:
+            assert r.frame_id == win.frame.frame_id
+    finally:
+        win.close()
