@@ -16,27 +16,21 @@ def default_source() -> str:
     return str(demo) if demo.is_file() else "synthetic"
 
 
-def worker_config(model: str | None, no_ai: bool):
-    """The AI settings for a run: --model, else the shipped model if present; None for no AI."""
-    from app.inference import WorkerConfig
-    from models.manifest import load_manifest
-
+def default_model(model: str | None, no_ai: bool) -> str | None:
+    """--model, else the shipped model if present; None for no AI."""
     if no_ai:
         return None
-    if model is None:
-        shipped = shipped_model()
-        if not (shipped / "manifest.yaml").is_file():
-            return None
-        model = str(shipped)
-    load_manifest(model, verify=False)  # a wrong folder is a one-line error now; hashes are checked on load
-    return WorkerConfig(model_dir=model)
+    if model is None and (shipped_model() / "manifest.yaml").is_file():
+        return str(shipped_model())
+    return model
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from app.inference import worker_config
     from app.sources import open_source
     from app.ui.run import run_window
 
-    worker = worker_config(args.model, args.no_ai)
+    worker = worker_config(default_model(args.model, args.no_ai))
     source = open_source(args.source or default_source(), loop=not args.no_loop)
     source.open()  # a missing or unreadable source is a one-line error here, before any window
     return run_window(source, worker, output_dir=args.out_dir, fullscreen=args.fullscreen, screen=args.screen,

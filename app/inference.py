@@ -56,6 +56,17 @@ class WorkerConfig:
     backoff_s: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
 
 
+def worker_config(model_dir: str | None, **overrides) -> WorkerConfig | None:
+    """The worker settings for a model folder (None: no AI). A folder without a readable
+    manifest is a one-line error now; file hashes are checked when the worker loads it."""
+    from models.manifest import load_manifest
+
+    if not model_dir:
+        return None
+    load_manifest(model_dir, verify=False)
+    return WorkerConfig(model_dir=str(model_dir), **overrides)
+
+
 def mask_size(box: tuple[int, int, int, int], max_side: int) -> tuple[int, int]:
     """(w, h) of the mask for a crop box: the box's size, scaled down to at most max_side."""
     _, _, w, h = box

@@ -9,9 +9,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from PyQt6.QtCore import Qt, QTimer
-from PyQt6.QtGui import QKeySequence, QShortcut
-from PyQt6.QtWidgets import QHBoxLayout, QLabel, QMainWindow, QStatusBar, QVBoxLayout, QWidget
+from PyQt6.QtCore import Qt, QTimer, pyqtSignal
+from PyQt6.QtGui import QAction, QKeySequence, QShortcut
+from PyQt6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QMainWindow, QStatusBar, QVBoxLayout, QWidget
 
 from app.capture import CaptureState, CaptureThread, LatestFrame
 from app.inference import AIState, InferenceClient, WorkerConfig
@@ -32,6 +32,9 @@ NO_SIGNAL_AFTER_S = 0.5  # no new frame for this long: the picture is not live a
 
 
 class MainWindow(QMainWindow):
+    # the user chose another video or model: (source spec, model folder or "" for none)
+    reopen_requested = pyqtSignal(str, str)
+
     def __init__(self, source: Source, worker: WorkerConfig | None = None, output_dir: Path | None = None,
                  settings=None, review: bool = False):
         """settings: a QSettings to remember the display choices in (None: remember nothing).
@@ -80,6 +83,9 @@ class MainWindow(QMainWindow):
         self.display_rate = RateMeter()
         self.source_rate = RateMeter()
 
+        self.source_spec = getattr(source, "target", None) or source.name
+        self.model_dir = worker.model_dir if worker else ""
+        self._menus()
         self.panel.style_changed.connect(self._on_style)
         self.panel.ai_toggled.connect(lambda on: self.ai and self.ai.set_enabled(on))
         self._poll = QTimer(self)
@@ -88,6 +94,36 @@ class MainWindow(QMainWindow):
         self._status_timer = QTimer(self)
         self._status_timer.timeout.connect(self._update_status)
         self._shortcuts()
+
+    def _menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        for text, key, slot in (("Open &video...", "Ctrl+O", self.choose_video),
+                                ("Open &model...", "Ctrl+M", self.choose_model),
+                                ("&Snapshot", "S", self.take_snapshot), ("&Record", "R", self.toggle_recording)):
+            action = QAction(text, self)
+            action.setShortcut(QKeySequence(key))
+            action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)  # keys handled by _shortcuts
+            action.triggered.connect(slot)
+            file_menu.addAction(action)
+        file_menu.addSeparator()
+        quit_action = QAction("&Quit", self)
+        quit_action.triggered.connect(self.close)
+        file_menu.addAction(quit_action)
+        view_menu = self.menuBar().addMenu("&View")
+        full = QAction("&Fullscreen (F11)", self)
+        full.triggered.connect(self.toggle_fullscreen)
+        view_menu.addAction(full)
+
+    def choose_video(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open a surgery video", str(Path.home()),
+                                              "Videos (*.mp4 *.mkv *.mov *.avi *.m4v *.ts);;All files (*)")
+        if path:
+            self.reopen_requested.emit(path, self.model_dir)
+
+    def choose_model(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open an exported model folder", str(Path.home()))
+        if path:
+            self.reopen_requested.emit(self.source_spec, path)
 
     def _shortcuts(self) -> None:
         keys = {Qt.Key.Key_F11: self.toggle_fullscreen, Qt.Key.Key_Escape: self.showNormal,
@@ -101,6 +137,8 @@ class MainWindow(QMainWindow):
         for key, slot in keys.items():
             QShortcut(QKeySequence(key), self, activated=slot)
         QShortcut(QKeySequence.StandardKey.Quit, self, activated=self.close)
+        QShortcut(QKeySequence("Ctrl+O"), self, activated=self.choose_video)
+        QShortcut(QKeySequence("Ctrl+M"), self, activated=self.choose_model)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:

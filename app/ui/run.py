@@ -5,11 +5,13 @@ import sys
 from pathlib import Path
 
 from PyQt6.QtCore import QSettings, QTimer
-from PyQt6.QtWidgets import QApplication
+from PyQt6.QtWidgets import QApplication, QMessageBox
 
-from app.inference import WorkerConfig
+from app.inference import WorkerConfig, worker_config
+from app.sources import open_source
 from app.sources_base import Source
 from app.ui.main_window import MainWindow
+from models.errors import EndoSpineError
 
 
 def run_window(source: Source, worker: WorkerConfig | None = None, output_dir: Path | None = None,
@@ -24,6 +26,7 @@ def run_window(source: Source, worker: WorkerConfig | None = None, output_dir: P
     app.setOrganizationName("EndoSpine")
     window = MainWindow(source, worker, output_dir, settings=QSettings(), review=review)
     window.restore_geometry()
+    _follow_reopen(window, output_dir, review)
     screens = app.screens()
     if screen is not None:
         if not 0 <= screen < len(screens):
@@ -40,6 +43,28 @@ def run_window(source: Source, worker: WorkerConfig | None = None, output_dir: P
             window.close()
         QTimer.singleShot(int(quit_after * 1000), finish)
     return app.exec()
+
+
+def _follow_reopen(window: MainWindow, output_dir: Path | None, review: bool) -> None:
+    """File > Open video / Open model: a new window on the new choice replaces this one; a bad
+    choice is one line in a message box and the current window stays."""
+    def reopen(spec: str, model: str) -> None:
+        try:
+            worker = worker_config(model or None)
+            source = open_source(spec, loop=True)
+            source.open()
+        except EndoSpineError as exc:
+            QMessageBox.warning(window, "EndoSpine", str(exc))
+            return
+        new = MainWindow(source, worker, output_dir, settings=window.settings, review=review)
+        new.setGeometry(window.geometry())
+        _follow_reopen(new, output_dir, review)
+        new.showFullScreen() if window.isFullScreen() else new.show()
+        new.start()
+        window.close()
+        QApplication.instance().setProperty("endospine_window", new)  # keep it referenced
+
+    window.reopen_requested.connect(reopen)
 
 
 def save_screenshot(window: MainWindow, path: Path) -> None:

@@ -71,3 +71,26 @@ def test_display_choices_are_remembered(qtbot, tmp_path):
     assert not again.panel.tissue_boxes[2].isChecked() and again.panel.contour_button.isChecked()
     settings.setValue("overlay/opacity", "not a number")
     assert MainWindow(ListSource(gray_frames(1)), settings=settings).style.opacity == 0.45
+
+
+def test_reopen_with_a_bad_video_keeps_the_window(qtbot, monkeypatch, tmp_path):
+    from PyQt6.QtWidgets import QMessageBox
+
+    from app.ui.main_window import MainWindow
+    from app.ui.run import _follow_reopen
+
+    shown = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda parent, title, text: shown.append(text))
+    win = MainWindow(ListSource(gray_frames(50, 64, 48), fps=30, realtime=True))
+    qtbot.addWidget(win)
+    _follow_reopen(win, tmp_path, review=False)
+    win.show()
+    win.start()
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"not a video at all")
+    win.reopen_requested.emit(str(bad), "")
+    assert shown and "broken.mp4" in shown[0] and "not a readable video" in shown[0]
+    assert win.isVisible()
+    win.reopen_requested.emit("synthetic:1", str(tmp_path))  # a folder that is no model
+    assert "manifest.yaml" in shown[1]
+    win.close()
