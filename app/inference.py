@@ -191,6 +191,10 @@ class InferenceClient:
         with self._lock:
             return self._result
 
+    def answered(self, frame_id: int) -> bool:
+        """Has the worker answered for this frame (or is there no running AI to wait for)?"""
+        return self._answered >= frame_id or self._state not in (AIState.RUNNING, AIState.DELAYED, AIState.LOADING)
+
     def wait_answer(self, frame_id: int, timeout: float) -> bool:
         """Block until the worker has answered for `frame_id` (review mode), the AI is not running,
         or `timeout` passes. True if answered."""

@@ -11,7 +11,7 @@ import statistics
 import sys
 import time
 
-from PyQt6.QtCore import QTimer
+from PyQt6.QtCore import QEventLoop, QTimer
 from PyQt6.QtGui import QImage, QPainter
 from PyQt6.QtWidgets import QApplication
 
@@ -43,6 +43,7 @@ def _live(app, source_spec: str, model_dir: str, seconds: float, warmup: float) 
     model_ms: list[float] = []
     probe = PaintProbe()
     marks = {}
+    loop = QEventLoop()  # a local loop: quitting it leaves the application usable afterwards
 
     def begin() -> None:  # after the worker has loaded and warmed up
         window.view.probe = probe
@@ -57,7 +58,7 @@ def _live(app, source_spec: str, model_dir: str, seconds: float, warmup: float) 
     def wait_ready() -> None:
         if window.ai.state.value in ("running", "delayed") and window.ai.latest() is not None:
             QTimer.singleShot(int(warmup * 1000), begin)
-            QTimer.singleShot(int((warmup + seconds) * 1000), app.quit)
+            QTimer.singleShot(int((warmup + seconds) * 1000), loop.quit)
         else:
             QTimer.singleShot(100, wait_ready)
 
@@ -65,7 +66,7 @@ def _live(app, source_spec: str, model_dir: str, seconds: float, warmup: float) 
     sampler.timeout.connect(sample)
     sampler.start(50)
     wait_ready()
-    app.exec()
+    loop.exec()
     elapsed = time.monotonic() - marks.get("t0", time.monotonic())
     captured = window.store.put_count - marks.get("captured0", 0)
     inferred = _inferred(window) - marks.get("inferred0", 0)

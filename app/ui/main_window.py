@@ -6,6 +6,7 @@ for the GUI.
 """
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -77,6 +78,9 @@ class MainWindow(QMainWindow):
             self.panel.ai_box.setChecked(False)
             self.panel.ai_box.setEnabled(False)
         self.frame: Frame | None = None
+        self._held: Frame | None = None  # review mode: captured, waiting for its mask
+        self._shown = threading.Condition()  # review mode: the GUI tells capture what is on screen
+        self._shown_id = -1
         self._last_new = time.monotonic()
         self._drawn: tuple[Result, OverlayStyle] | None = None
         self.overlay_age_ms: float | None = None
@@ -150,10 +154,11 @@ class MainWindow(QMainWindow):
         self._status_timer.start(500)
 
     def _wait_for_mask(self, frame: Frame, stopping) -> None:
-        """Review mode (capture thread): hold the next frame until this one has its answer."""
-        while not stopping.is_set() and not self.ai.wait_answer(frame.frame_id, 0.1):
-            if self.ai.state not in (AIState.RUNNING, AIState.DELAYED, AIState.LOADING):
-                return  # no AI to wait for: video goes on
+        """Review mode (capture thread): read the next frame only once this one is on screen,
+        which the GUI does when its mask has arrived (or when there is no AI to wait for)."""
+        with self._shown:
+            while not stopping.is_set() and self._shown_id < frame.frame_id:
+                self._shown.wait(0.1)
 
     def _remembered_style(self) -> OverlayStyle:
         style = OverlayStyle()
@@ -233,7 +238,14 @@ class MainWindow(QMainWindow):
     def _on_poll(self) -> None:
         now = time.monotonic()
         last_id = self.frame.frame_id if self.frame is not None else -1
-        frame = self.store.get_newer(last_id)
+        frame = self.store.get_newer(last_id if self._held is None else self._held.frame_id)
+        if self.review:  # a frame goes on screen only once its own mask is there
+            if frame is not None:
+                self._last_new = now  # the source is alive, the frame just waits for its mask
+            self._held = frame or self._held
+            frame = None
+            if self._held is not None and self.ai.answered(self._held.frame_id):
+                frame, self._held = self._held, None
         if frame is not None:
             for _ in range(frame.frame_id - last_id):
                 self.source_rate.tick(now)
@@ -242,6 +254,10 @@ class MainWindow(QMainWindow):
             self.view.set_frame(frame.image, frame.frame_id, frame.capture_time)
             self.display_rate.tick(now)
             self._refresh_overlay()
+            if self.review:
+                with self._shown:
+                    self._shown_id = frame.frame_id
+                    self._shown.notify_all()
             if self.recorder is not None:
                 self.recorder.offer(frame, self._drawn_result(), self.style)
             return
@@ -253,7 +269,7 @@ class MainWindow(QMainWindow):
             if (self.view.message, self.view.detail) != (title, status.message):
                 self.frame = None
                 self.view.set_message(title, status.message)
-        elif now - self._last_new > NO_SIGNAL_AFTER_S and self.view.message != "NO SIGNAL":
+        elif now - self._last_new > NO_SIGNAL_AFTER_S and self._held is None and self.view.message != "NO SIGNAL":
             self.frame = None
             self.view.set_message("NO SIGNAL", "waiting for frames from " + self.capture.source.name)
 

@@ -165,6 +165,11 @@ def test_review_mode_paints_only_each_frames_own_mask(qtbot):
         qtbot.waitUntil(lambda: win.ai.frames_done >= 12, timeout=30000)
         assert win.store.overwritten == 0            # no frame skipped: each waited for its mask
         assert probe.stale_masks_drawn == 0
+        shown = 0
+        for _ in range(10):
+            qtbot.wait(40)
+            shown += win.view.overlay_visible
+        assert shown >= 9                            # every frame on screen carries its own mask
         r = win._drawn_result()
         if r is not None:
             assert r.frame_id == win.frame.frame_id
