@@ -25,15 +25,16 @@ from models.runtime import SegmentationRuntime
 
 
 def run_bench(source_spec: str, model_dir: str, seconds: float = 20.0, warmup: float = 5.0) -> dict:
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    live = _live(app, source_spec, model_dir, seconds, warmup)
+    app = QApplication.instance() or QApplication(sys.argv[:1])  # kept referenced while we run
+    app.setApplicationName("EndoSpine bench")
+    live = _live(source_spec, model_dir, seconds, warmup)
     naive = _naive(source_spec, model_dir, seconds)
     return {**live, **naive,
             "raw_over_naive": round(live["display_fps"] / max(naive["naive_display_fps"], 1e-9), 2),
             "overlay_over_naive": round(live["overlay_fps"] / max(naive["naive_overlay_fps"], 1e-9), 2)}
 
 
-def _live(app, source_spec: str, model_dir: str, seconds: float, warmup: float) -> dict:
+def _live(source_spec: str, model_dir: str, seconds: float, warmup: float) -> dict:
     source = open_source(source_spec, loop=True)
     source.open()
     window = MainWindow(source, WorkerConfig(model_dir=model_dir))
