@@ -132,7 +132,7 @@ def worker_main(conn, cfg: WorkerConfig) -> None:
                 probs, box, timings = runtime.probabilities(image)
                 t0 = time.perf_counter()
                 probs = smoother(frame_id, probs, box)
-                mask = post.labels(probs, mask_size(box, cfg.mask_max_side))
+                mask = runtime.labels(probs, box, mask_size(box, cfg.mask_max_side), post)
                 timings["postprocess"] = (time.perf_counter() - t0) * 1e3
             except Exception as exc:  # noqa: BLE001 - a bad frame or a bad output: report, keep serving
                 del image

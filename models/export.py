@@ -152,7 +152,7 @@ def _test_metrics(model_dir: Path, data_root: Path, progress: bool) -> dict:
     if not items:
         return {"test": None, "test_note": f"{data_root} has no test split"}
     result = split_metrics(SegmentationRuntime(model_dir), dataset, items, progress=progress)
-    return {"test": {"dataset": str(data_root), **result}}
+    return {"test": {"dataset": str(data_root), "runtime": "paddle cpu onednn, fov auto", **result}}
 
 
 def _export_onnx(folder: Path, graph: Path) -> Path:

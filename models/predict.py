@@ -16,7 +16,7 @@ from models.runtime import RuntimeSettings, SegmentationRuntime, paste_into_fram
 def predict_frame(runtime: SegmentationRuntime, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Full-resolution (labels HxW uint8, probabilities CxHxW float32 over the crop box or None)."""
     probs, box, _ = runtime.probabilities(rgb)
-    labels = runtime.post.labels(probs, (box[2], box[3]))
+    labels = runtime.labels(probs, box, (box[2], box[3]))
     return paste_into_frame(labels, box, (rgb.shape[1], rgb.shape[0])), probs
 
 
@@ -24,7 +24,7 @@ def predict_dataset(model_dir: str | Path, data_dir: str | Path, out: str | Path
                     probs: bool = False, settings: RuntimeSettings | None = None, progress: bool = True) -> Path:
     """Write <image stem>.png label maps (class ids) for every image of the split; with probs, also
     <stem>.probs.npz holding uint8 probabilities (x/255) of each class on the model's output grid."""
-    runtime = SegmentationRuntime(model_dir, settings)
+    runtime = SegmentationRuntime(model_dir, settings).independent_frames()
     dataset = load_dataset(data_dir)
     _check_classes(runtime, dataset)
     items = dataset.split(split)
@@ -46,6 +46,7 @@ def predict_dataset(model_dir: str | Path, data_dir: str | Path, out: str | Path
 def split_metrics(runtime: SegmentationRuntime, dataset: Dataset, items: list[Item], progress: bool = True) -> dict:
     """Per-class and mean (over tissues) accuracy/precision/recall/IoU/Dice at full label resolution."""
     _check_classes(runtime, dataset)
+    runtime.independent_frames()
     cm = ConfusionMatrix(len(dataset.classes), dataset.classes.ignore_index)
     for item in tqdm(items, unit="img", desc="test", disable=not progress):
         labels, _ = predict_frame(runtime, read_image(dataset.path(item.image)))

@@ -69,9 +69,11 @@ class Preprocess:
         x /= np.asarray(self.std, np.float32)
         return np.ascontiguousarray(x.transpose(2, 0, 1))[None]
 
-    def __call__(self, rgb: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-        """A frame -> (input tensor, crop box in frame pixels)."""
-        box = self.crop_box(rgb.shape[1], rgb.shape[0])
+    def __call__(self, rgb: np.ndarray, box: tuple[int, int, int, int] | None = None
+                 ) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+        """A frame -> (input tensor, crop box in frame pixels). `box` overrides the crop setting
+        (e.g. the bounding square of a detected field of view)."""
+        box = box or self.crop_box(rgb.shape[1], rgb.shape[0])
         x, y, w, h = box
         return self.normalize(self.resize_to_input(rgb[y:y + h, x:x + w])), box
 

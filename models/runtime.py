@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from models.errors import EndoSpineError
+from models.fov import Circle, FovTracker
 from models.manifest import Manifest, load_manifest
 from models.paddle_env import import_paddle
 from models.preprocess import Postprocess
@@ -35,8 +36,12 @@ class RuntimeSettings:
     trt_workspace_mb: int = 1024
     trt_min_subgraph: int = 3
     trt_dynamic_shapes: bool = False # the exported input is fixed-size; set for batch > 1 variants
+    fov: str = "auto"                # "auto": find the circular field of view, crop its square, ignore
+                                     # outside it; "off": the manifest's crop as it is
 
     def __post_init__(self) -> None:
+        if self.fov not in ("auto", "off"):
+            raise ValueError("fov must be 'auto' or 'off'")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
         if self.backend == "onnxruntime" and self.device != "cpu":
@@ -96,10 +101,18 @@ class SegmentationRuntime:
         self.pre = self.manifest.preprocess
         self.post = postprocess or Postprocess(ignore_index=self.classes.ignore_index)
         self.model_id = self.manifest.model_id
+        self.fov = FovTracker() if self.settings.fov == "auto" else None
+        self.circle: Circle | None = None  # the field of view of the last frame, if found
         if self.settings.backend == "onnxruntime":
             self._run = _onnx_runner(self.manifest, self.root, self.settings)
         else:
             self._run = _paddle_runner(build_predictor(self.manifest, self.root, self.settings))
+
+    def independent_frames(self) -> "SegmentationRuntime":
+        """For datasets: find the field of view anew in every image (no tracking across images)."""
+        if self.fov is not None:
+            self.fov = FovTracker(every=1, smoothing=0.0)
+        return self
 
     def run_tensor(self, x: np.ndarray) -> np.ndarray:
         """(1, 3, H, W) float32 -> (1, C, h, w) float32 class probabilities."""
@@ -111,17 +124,27 @@ class SegmentationRuntime:
     def probabilities(self, rgb: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int], dict[str, float]]:
         """A frame -> ((C, h, w) probabilities on the model's output grid, crop box, timings ms)."""
         t0 = time.perf_counter()
-        x, box = self.pre(rgb)
+        self.circle = self.fov.update(rgb) if self.fov is not None else None
+        box = self.circle.box(rgb.shape[1], rgb.shape[0]) if self.circle is not None else None
+        x, box = self.pre(rgb, box)
         t1 = time.perf_counter()
         probs = self.run_tensor(x)[0]
         t2 = time.perf_counter()
         return probs, box, {"preprocess": (t1 - t0) * 1e3, "predict": (t2 - t1) * 1e3}
 
+    def labels(self, probs: np.ndarray, box: tuple[int, int, int, int], size: tuple[int, int],
+               post: Postprocess | None = None) -> np.ndarray:
+        """Probabilities -> labels of `size` over `box`; outside the field of view: ignore (255)."""
+        labels = (post or self.post).labels(probs, size)
+        if self.circle is not None:
+            labels[self.circle.outside(box, size)] = self.classes.ignore_index
+        return labels
+
     def segment(self, rgb: np.ndarray, mask_size: tuple[int, int] | None = None):
         """A frame -> (labels over the crop box at mask_size or the box's size, box, timings ms)."""
         probs, box, timings = self.probabilities(rgb)
         t0 = time.perf_counter()
-        labels = self.post.labels(probs, mask_size or (box[2], box[3]))
+        labels = self.labels(probs, box, mask_size or (box[2], box[3]))
         timings["postprocess"] = (time.perf_counter() - t0) * 1e3
         return labels, box, timings
 

@@ -32,6 +32,9 @@ class FakeRuntime:
         self.model_id = f"fake-{self.mode}"
         self.calls = 0
 
+    def labels(self, probs, box, size, post=None):
+        return (post or self.post).labels(probs, size)
+
     def probabilities(self, image: np.ndarray):
         self.calls += 1
         if self.calls >= self.at and self._may_fault():
