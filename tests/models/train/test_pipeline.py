@@ -69,8 +69,11 @@ def test_predict_writes_label_maps(tiny_model, tmp_path):
     for item in ds.split("test"):
         stem = item.image.rsplit("/", 1)[-1].rsplit(".", 1)[0]
         labels = read_label(out / f"{stem}.png")
+        truth = read_label(ds.path(item.label))
         assert labels.shape == read_image(ds.path(item.image)).shape[:2]
-        assert set(np.unique(labels)) <= {0, 1, 2, 3}
+        assert set(np.unique(labels)) <= {0, 1, 2, 3, 255}  # 255: outside the field of view
+        outside = labels == 255
+        assert (truth[outside] == 255).mean() > 0.9  # the predicted outside is the true outside
         probs = np.load(out / f"{stem}.probs.npz")["probs"]
         assert probs.shape[0] == 4 and probs.dtype == np.uint8
 
