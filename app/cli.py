@@ -30,7 +30,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from app.sources import open_source
     from app.ui.run import run_window
 
-    worker = worker_config(default_model(args.model, args.no_ai))
+    worker = worker_config(default_model(args.model, args.no_ai), args.backend)
     source = open_source(args.source or default_source(), loop=not args.no_loop)
     source.open()  # a missing or unreadable source is a one-line error here, before any window
     return run_window(source, worker, output_dir=args.out_dir, fullscreen=args.fullscreen, screen=args.screen,
@@ -52,6 +52,9 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     import json
+    import os
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # the real widget, no screen needed
 
     from app.ui.bench import run_bench
     from models.errors import EndoSpineError
@@ -59,7 +62,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     model = args.model or str(shipped_model())
     if not (Path(model) / "manifest.yaml").is_file():
         raise EndoSpineError(f"{model}: no exported model here (give --model)")
-    result = run_bench(args.source or default_source(), model, seconds=args.seconds, warmup=args.warmup)
+    result = run_bench(args.source or default_source(), model, seconds=args.seconds, warmup=args.warmup,
+                       backend=args.backend)
     text = json.dumps(result)
     if args.json:
         Path(args.json).write_text(text + "\n", encoding="utf-8")
@@ -74,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", nargs="?", metavar="SOURCE", help=DEFAULT_SOURCE_HELP)
     p.add_argument("--model", metavar="DIR", help="exported model folder (default: the shipped model, if present)")
     p.add_argument("--no-ai", action="store_true", help="video only, no inference worker")
+    p.add_argument("--backend", default="auto", choices=["auto", "paddle", "onnxruntime"],
+                   help="inference backend (default auto: ONNX Runtime when the model has model.onnx)")
     p.add_argument("--review", action="store_true",
                    help="frame-exact replay: each frame waits for its own mask (slower if the model is)")
     p.add_argument("--out-dir", type=Path, metavar="DIR", help="snapshots and recordings (default ~/EndoSpine)")
@@ -99,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=20.0, help="measured seconds per part (default 20)")
     p.add_argument("--warmup", type=float, default=5.0, help="seconds before measuring (default 5)")
     p.add_argument("--json", metavar="OUT", help="also write the JSON result here")
+    p.add_argument("--backend", default="auto", choices=["auto", "paddle", "onnxruntime"],
+                   help="inference backend (default auto: ONNX Runtime when the model has model.onnx)")
     p.set_defaults(func=_cmd_bench)
     return parser
 

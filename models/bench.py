@@ -1,43 +1,60 @@
 """`endospine-model bench`: how fast an exported model runs here (tensor in, probabilities out).
 
-Configurations are measured interleaved, round by round, so that machine noise hits them alike;
-medians and ratios are what to report.
+Each configuration (Paddle + oneDNN, Paddle native CPU, ONNX Runtime when the model has
+model.onnx) runs in a fresh process of its own, in alternating rounds, so that machine noise
+hits them alike and their thread pools never compete: measured in one process, OpenMP threads
+spinning after one runtime's call slowed the other's 3-4x. Medians and ratios are what to report.
 """
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
 import time
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
-from models.runtime import RuntimeSettings, SegmentationRuntime
+from models.manifest import load_manifest
+from models.runtime import RuntimeSettings
+
+
+def _time_config(model_dir: str, settings: RuntimeSettings, runs: int, warmup: int) -> list[float]:
+    from models.runtime import SegmentationRuntime
+
+    runtime = SegmentationRuntime(model_dir, settings)
+    w, h = runtime.pre.input_size
+    x = np.random.default_rng(0).standard_normal((1, 3, h, w)).astype(np.float32)
+    times = []
+    for i in range(warmup + runs):
+        t0 = time.perf_counter()
+        runtime.run_tensor(x)
+        if i >= warmup:
+            times.append((time.perf_counter() - t0) * 1e3)
+    return times
 
 
 def bench_model(model_dir: str, runs: int = 50, warmup: int = 5, threads: int = 2,
-                compare_native: bool = True) -> dict:
-    from models.manifest import load_manifest
-
+                compare_native: bool = True, rounds: int = 3) -> dict:
+    manifest = load_manifest(model_dir)
     configs = {"onednn": RuntimeSettings(device="cpu", threads=threads, onednn=True)}
     if compare_native:
         configs["native"] = RuntimeSettings(device="cpu", threads=threads, onednn=False)
-    if "onnx" in load_manifest(model_dir).files:
+    if "onnx" in manifest.files:
         configs["onnxruntime"] = RuntimeSettings(backend="onnxruntime", threads=threads)
-    runtimes = {name: SegmentationRuntime(model_dir, s) for name, s in configs.items()}
-    first = next(iter(runtimes.values()))
-    w, h = first.pre.input_size
-    x = np.random.default_rng(0).standard_normal((1, 3, h, w)).astype(np.float32)
-    times: dict[str, list[float]] = {name: [] for name in runtimes}
-    for i in range(warmup + runs):
-        for name, rt in runtimes.items():
-            t0 = time.perf_counter()
-            rt.run_tensor(x)
-            if i >= warmup:
-                times[name].append((time.perf_counter() - t0) * 1e3)
-    result = {"model": first.model_id, "input": [w, h], "threads": threads, "runs": runs}
+    per_round = max(1, runs // rounds)
+    times: dict[str, list[float]] = {name: [] for name in configs}
+    ctx = mp.get_context("spawn")
+    for _ in range(rounds):
+        for name, settings in configs.items():
+            with ProcessPoolExecutor(1, mp_context=ctx) as pool:
+                times[name] += pool.submit(_time_config, model_dir, settings, per_round, warmup).result()
+    w, h = manifest.preprocess.input_size
+    result = {"model": manifest.model_id, "input": [w, h], "threads": threads, "runs": per_round * rounds,
+              "rounds": rounds}
     for name, ts in times.items():
         result[f"{name}_ms_median"] = round(float(np.median(ts)), 2)
         result[f"{name}_ms_p90"] = round(float(np.percentile(ts, 90)), 2)
-    for name in runtimes:
+    for name in configs:
         if name != "onednn":
             result[f"{name}_over_onednn"] = round(result[f"{name}_ms_median"] / result["onednn_ms_median"], 2)
     return result

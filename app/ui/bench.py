@@ -15,7 +15,7 @@ from PyQt6.QtCore import QEventLoop, QTimer
 from PyQt6.QtGui import QImage, QPainter
 from PyQt6.QtWidgets import QApplication
 
-from app.inference import WorkerConfig
+from app.inference import WorkerConfig, worker_config
 from app.overlay import OverlayStyle, composite, render_overlay
 from app.sources import open_source
 from app.stats import PaintProbe, percentiles
@@ -24,20 +24,22 @@ from app.ui.video_view import VideoView
 from models.runtime import SegmentationRuntime
 
 
-def run_bench(source_spec: str, model_dir: str, seconds: float = 20.0, warmup: float = 5.0) -> dict:
+def run_bench(source_spec: str, model_dir: str, seconds: float = 20.0, warmup: float = 5.0,
+              backend: str = "auto") -> dict:
     app = QApplication.instance() or QApplication(sys.argv[:1])  # kept referenced while we run
     app.setApplicationName("EndoSpine bench")
-    live = _live(source_spec, model_dir, seconds, warmup)
-    naive = _naive(source_spec, model_dir, seconds)
+    worker = worker_config(model_dir, backend)
+    live = _live(source_spec, worker, seconds, warmup)
+    naive = _naive(source_spec, worker, seconds)
     return {**live, **naive,
             "raw_over_naive": round(live["display_fps"] / max(naive["naive_display_fps"], 1e-9), 2),
             "overlay_over_naive": round(live["overlay_fps"] / max(naive["naive_overlay_fps"], 1e-9), 2)}
 
 
-def _live(source_spec: str, model_dir: str, seconds: float, warmup: float) -> dict:
+def _live(source_spec: str, worker: WorkerConfig, seconds: float, warmup: float) -> dict:
     source = open_source(source_spec, loop=True)
     source.open()
-    window = MainWindow(source, WorkerConfig(model_dir=model_dir))
+    window = MainWindow(source, worker)
     window.resize(1600, 900)
     window.show()
     window.start()
@@ -74,7 +76,8 @@ def _live(source_spec: str, model_dir: str, seconds: float, warmup: float) -> di
     window.close()
     sampler.stop()
     return {
-        "source": source_spec, "model": window.ai.model_id, "seconds": round(elapsed, 2),
+        "source": source_spec, "model": window.ai.model_id, "backend": worker.settings.backend,
+        "seconds": round(elapsed, 2),
         "source_fps": round(captured / elapsed, 2) if elapsed else 0.0,
         "display_fps": round(probe.frames_displayed / elapsed, 2) if elapsed else 0.0,
         "overlay_fps": round(probe.overlay_updates / elapsed, 2) if elapsed else 0.0,
@@ -91,9 +94,9 @@ def _inferred(window: MainWindow) -> int:
     return window.ai.frames_done
 
 
-def _naive(source_spec: str, model_dir: str, seconds: float) -> dict:
+def _naive(source_spec: str, worker: WorkerConfig, seconds: float) -> dict:
     """Decode -> infer -> blend -> paint, one frame after the other, for `seconds`."""
-    runtime = SegmentationRuntime(model_dir)
+    runtime = SegmentationRuntime(worker.model_dir, worker.settings)
     style = OverlayStyle()
     source = open_source(source_spec, loop=True)
     source.realtime = False
