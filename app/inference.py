@@ -205,16 +205,6 @@ class InferenceClient:
         """Has the worker answered for this frame (or is there no running AI to wait for)?"""
         return self._answered >= frame_id or self._state not in (AIState.RUNNING, AIState.DELAYED, AIState.LOADING)
 
-    def wait_answer(self, frame_id: int, timeout: float) -> bool:
-        """Block until the worker has answered for `frame_id` (review mode), the AI is not running,
-        or `timeout` passes. True if answered."""
-        def settled() -> bool:
-            return self._answered >= frame_id or self._state not in (AIState.RUNNING, AIState.DELAYED)
-
-        with self._lock:
-            self._lock.wait_for(settled, timeout)
-            return self._answered >= frame_id
-
     def start(self) -> None:
         self._enabled.set()
         self._set_state(AIState.LOADING, f"loading {self.cfg.model_dir}")  # before any frame can ask
