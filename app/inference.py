@@ -170,7 +170,7 @@ class InferenceClient:
         self.cfg = cfg
         self.store = store
         self._ctx = mp.get_context("spawn")
-        self._lock = threading.Condition()
+        self._lock = threading.Lock()
         self._result: Result | None = None
         self._answered = -1           # frame id of the last answer (mask or error)
         self._state = AIState.OFF
@@ -355,7 +355,6 @@ class InferenceClient:
             with self._lock:
                 self._result = None
                 self._answered = msg[1]
-                self._lock.notify_all()
             return "ok"
         _, frame_id, mask, box, timings = msg
         result = Result(frame_id, mask, self.model_id, timings, box=tuple(box), capture_time=frame.capture_time)
@@ -366,7 +365,6 @@ class InferenceClient:
         with self._lock:
             self._result = result
             self._answered = frame_id
-            self._lock.notify_all()
         late = now - frame.capture_time > self.cfg.delayed_after_s
         self._set_state(AIState.DELAYED if late else AIState.RUNNING, f"model {self.model_id}")
         return "ok"
@@ -375,7 +373,6 @@ class InferenceClient:
     def _set_state(self, state: AIState, message: str) -> None:
         with self._lock:
             self._state, self.message = state, message
-            self._lock.notify_all()  # review mode stops waiting when the AI goes away
 
     def _clear_result(self) -> None:
         with self._lock:
