@@ -85,7 +85,10 @@ class MainWindow(QMainWindow):
         self._drawn: tuple[Result, OverlayStyle] | None = None
         self.overlay_age_ms: float | None = None
         self.display_rate = RateMeter()
-        self.source_rate = RateMeter()
+        self._shown_last = -1           # id of the newest frame ever put on screen (never reset)
+        self._seen_result: Result | None = None  # the AI result the overlay was last decided for
+        self._captured = (time.monotonic(), 0)  # (time, store.put_count) at the last status update
+        self.source_fps = 0.0
 
         self.source_spec = getattr(source, "target", None) or source.name
         self.model_dir = worker.model_dir if worker else ""
@@ -237,8 +240,8 @@ class MainWindow(QMainWindow):
     # -- per tick ----------------------------------------------------------------------------
     def _on_poll(self) -> None:
         now = time.monotonic()
-        last_id = self.frame.frame_id if self.frame is not None else -1
-        frame = self.store.get_newer(last_id if self._held is None else self._held.frame_id)
+        # _shown_last, not self.frame: after NO SIGNAL / END the last frame must not come back as live
+        frame = self.store.get_newer(self._shown_last if self._held is None else self._held.frame_id)
         if self.review:  # a frame goes on screen only once its own mask is there
             if frame is not None:
                 self._last_new = now  # the source is alive, the frame just waits for its mask
@@ -247,8 +250,7 @@ class MainWindow(QMainWindow):
             if self._held is not None and self.ai.answered(self._held.frame_id):
                 frame, self._held = self._held, None
         if frame is not None:
-            for _ in range(frame.frame_id - last_id):
-                self.source_rate.tick(now)
+            self._shown_last = frame.frame_id
             self.frame = frame
             self._last_new = now
             self.view.set_frame(frame.image, frame.frame_id, frame.capture_time)
@@ -261,8 +263,8 @@ class MainWindow(QMainWindow):
             if self.recorder is not None:
                 self.recorder.offer(frame, self._drawn_result(), self.style)
             return
-        if self.ai is not None and self.frame is not None and self._drawn_result() is not self.ai.latest():
-            self._refresh_overlay()  # the result for the frame on screen arrived after it
+        if self.ai is not None and self.frame is not None and self.ai.latest() is not self._seen_result:
+            self._refresh_overlay()  # a result arrived for the frame on screen (once per result)
         status = self.capture.status
         if status.state in (CaptureState.ENDED, CaptureState.FAULTED):
             title = "END OF VIDEO" if status.state is CaptureState.ENDED else "NO SIGNAL"
@@ -281,6 +283,7 @@ class MainWindow(QMainWindow):
         if self.frame is None:
             return
         result = self.ai.latest() if self.ai is not None else None
+        self._seen_result = result
         if self.review and result is not None and result.frame_id != self.frame.frame_id:
             result = None  # review mode: only the frame's own mask, never a neighbour's
         allowed, age = overlay_allowed(self.frame.frame_id, self.frame.capture_time, result)
@@ -310,7 +313,11 @@ class MainWindow(QMainWindow):
         return f"AI overlay hidden: mask {age:.0f} ms old" if age is not None else "AI overlay hidden"
 
     def _update_status(self) -> None:
-        parts = [self.capture.source.name, f"source {self.source_rate.rate():.1f} fps",
+        now, count = time.monotonic(), self.store.put_count
+        t0, n0 = self._captured
+        self.source_fps = (count - n0) / (now - t0) if now > t0 else 0.0
+        self._captured = (now, count)
+        parts = [self.capture.source.name, f"source {self.source_fps:.1f} fps",
                  f"display {self.display_rate.rate():.1f} fps", f"skipped {self.store.overwritten}",
                  f"capture {self.capture.status.state.value}"]
         if self.ai is None:
