@@ -204,8 +204,7 @@ def _dedupe(q: quality.FrameQuality, kept: list[KeptFrame], s: ExtractSettings, 
     """'duplicate' if a sharper near-duplicate is kept; else remove the blurrier kept ones (None)."""
     if s.dup_threshold <= 0 or not kept:
         return None
-    hashes = np.stack([f.hash for f in kept])
-    dist = np.count_nonzero(hashes != q.hash, axis=1) / q.hash.size
+    dist = quality.hash_distances(q.hash, np.stack([f.hash for f in kept]))
     near = np.flatnonzero(dist < s.dup_threshold)
     if len(near) == 0:
         return None

@@ -99,11 +99,14 @@ def hash_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.count_nonzero(a != b)) / a.size
 
 
+def hash_distances(h: np.ndarray, kept: np.ndarray) -> np.ndarray:
+    """hash_distance from `h` to every row of `kept`."""
+    return np.count_nonzero(kept != h, axis=1) / h.size
+
+
 def nearest_distance(h: np.ndarray, kept: np.ndarray) -> float:
     """Smallest hash_distance from `h` to any row of `kept` (1.0 when `kept` is empty)."""
-    if len(kept) == 0:
-        return 1.0
-    return float(np.count_nonzero(kept != h, axis=1).min()) / h.size
+    return float(hash_distances(h, kept).min()) if len(kept) else 1.0
 
 
 def measure(rgb: np.ndarray) -> FrameQuality:

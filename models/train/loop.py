@@ -26,7 +26,7 @@ from tqdm import tqdm
 from models.classes import ClassTable
 from models.dataset import Dataset, load_dataset
 from models.errors import EndoSpineError
-from models.metrics import ConfusionMatrix, scores_from_matrix
+from models.metrics import ConfusionMatrix, mean_iou, scores_from_matrix
 from models.nets import build_model
 from models.preprocess import Preprocess
 from models.train.config import TrainConfig
@@ -150,9 +150,8 @@ def evaluate_model(model, loader, classes: ClassTable) -> tuple[float, dict[str,
                 cm.update(t, p)
     iou = scores_from_matrix(cm.matrix)["iou"]
     per_class = {c.name: float(iou[c.id]) for c in classes.classes}
-    tissues = iou[1:] if len(iou) > 1 else iou
-    miou = float(np.nanmean(tissues)) if np.isfinite(tissues).any() else 0.0
-    return miou, per_class
+    miou = mean_iou(cm.matrix)
+    return (miou if np.isfinite(miou) else 0.0), per_class
 
 
 # -- helpers ---------------------------------------------------------------------------------
