@@ -89,6 +89,7 @@ class MainWindow(QMainWindow):
         self._seen_result: Result | None = None  # the AI result the overlay was last decided for
         self._captured = (time.monotonic(), 0)  # (time, store.put_count) at the last status update
         self.source_fps = 0.0
+        self.skipped = 0                # frames the display never showed (it had no time for them)
 
         self.source_spec = getattr(source, "target", None) or source.name
         self.model_dir = worker.model_dir if worker else ""
@@ -250,6 +251,8 @@ class MainWindow(QMainWindow):
             if self._held is not None and self.ai.answered(self._held.frame_id):
                 frame, self._held = self._held, None
         if frame is not None:
+            if self._shown_last >= 0:
+                self.skipped += max(0, frame.frame_id - self._shown_last - 1)  # captured, never shown
             self._shown_last = frame.frame_id
             self.frame = frame
             self._last_new = now
@@ -318,7 +321,7 @@ class MainWindow(QMainWindow):
         self.source_fps = (count - n0) / (now - t0) if now > t0 else 0.0
         self._captured = (now, count)
         parts = [self.capture.source.name, f"source {self.source_fps:.1f} fps",
-                 f"display {self.display_rate.rate():.1f} fps", f"skipped {self.store.overwritten}",
+                 f"display {self.display_rate.rate():.1f} fps", f"skipped {self.skipped}",
                  f"capture {self.capture.status.state.value}"]
         if self.ai is None:
             parts.append("AI: no model")
