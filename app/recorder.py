@@ -4,18 +4,26 @@ The GUI hands each displayed frame (with the mask it showed, if any) to `Recorde
 never blocks: a writer thread composites and encodes from a bounded queue, and frames it has no
 room for are counted, not queued without end. Files are fragmented MP4 (playable up to the
 last fragment if the process dies) plus a per-frame CSV.
+
+A recording never fills the disk: it refuses to start, or stops cleanly (closing its files so they
+stay playable), when the free space falls below a reserve, and a write error (disk full, the
+drive pulled) stops it the same way with the reason in `error`.
 """
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import errno
 import queue
+import shutil
 import threading
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from models.classes import ClassTable
+from models.errors import EndoSpineError
 from models.imageio import write_image
 from models.types import Frame, Result
 from models.video import VideoWriter
@@ -39,13 +47,27 @@ def snapshot(folder: Path, frame: Frame, result: Result | None, classes: ClassTa
     return paths
 
 
+RESERVE_BYTES = 2 * 1024 ** 3   # free space a recording leaves on the disk (other software needs it)
+
+
+def free_bytes(folder: Path) -> int:
+    return shutil.disk_usage(folder).free
+
+
 class Recorder:
     """Records raw and/or overlay video of displayed frames, with a CSV row per frame."""
 
     def __init__(self, folder: Path, size: tuple[int, int], fps: float, classes: ClassTable,
-                 raw: bool = True, overlay: bool = True, queue_size: int = 16):
+                 raw: bool = True, overlay: bool = True, queue_size: int = 16,
+                 reserve_bytes: int = RESERVE_BYTES, disk_free: Callable[[Path], int] = free_bytes):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
+        self.reserve_bytes = reserve_bytes
+        self._disk_free = disk_free
+        self._check_every = max(1, round(fps))  # frames between free-space checks (about a second)
+        if (free := disk_free(self.folder)) < reserve_bytes:
+            raise EndoSpineError(f"{self.folder}: only {free / 1e6:.0f} MB free, below the "
+                                 f"{reserve_bytes / 1e6:.0f} MB reserve; not recording")
         self.classes = classes
         self.source_size = size
         w, h = size[0] - size[0] % 2, size[1] - size[1] % 2  # H.264 4:2:0 wants even sides
@@ -76,7 +98,11 @@ class Recorder:
             self.dropped += 1
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._queue.put(None)
+        try:
+            self._queue.put(None, timeout=timeout)
+        except queue.Full:  # the writer thread is stuck in the encoder or the disk; do not hang the UI
+            self.error = self.error or "the writer did not finish; the files hold what was written"
+            return
         self._thread.join(timeout)
 
     def _run(self) -> None:
@@ -86,6 +112,10 @@ class Recorder:
                 if frame.size != self.source_size:
                     self.dropped += 1  # the source changed size mid-recording: skip rather than corrupt
                     continue
+                if self.written % self._check_every == 0 and (free := self._disk_free(self.folder)) < self.reserve_bytes:
+                    self.error = (f"disk space below the reserve ({free / 1e6:.0f} MB free): recording stopped "
+                                  f"after {self.written} frames")
+                    break
                 w, h = self.size
                 if "raw" in self.writers:
                     self.writers["raw"].write(np.ascontiguousarray(frame.image[:h, :w]))
@@ -97,13 +127,22 @@ class Recorder:
                                     result.frame_id if result else "", int(result is not None)])
                 self.written += 1
         except Exception as exc:  # noqa: BLE001 - a failing disk must not take the display down
-            self.error = f"{type(exc).__name__}: {exc}"
-            while self._queue.get() is not None:
-                pass
+            full = isinstance(exc, OSError) and exc.errno == errno.ENOSPC
+            self.error = "disk full: recording stopped" if full else f"{type(exc).__name__}: {exc}"
         finally:
-            for writer in self.writers.values():
-                try:
-                    writer.close()
-                except Exception:  # noqa: BLE001
-                    writer.abort()
+            self._close_files()
+        if self.error:  # take (and drop) what the display still offers until it calls stop()
+            while self._queue.get() is not None:
+                self.dropped += 1
+
+    def _close_files(self) -> None:
+        """Close every file, each on its own: one failing must not leave the others open."""
+        for writer in self.writers.values():
+            try:
+                writer.close()
+            except Exception:  # noqa: BLE001 - the fragments already written stay playable
+                writer.abort()
+        try:
             self._csv_file.close()
+        except OSError:
+            pass

@@ -1,0 +1,107 @@
+"""Recording: every offered frame lands in the video and the CSV, and a full disk ends the
+recording cleanly with playable files."""
+from __future__ import annotations
+
+import csv
+import errno
+import time
+
+import av
+import numpy as np
+import pytest
+
+from app.overlay import OverlayStyle
+from app.recorder import Recorder, snapshot
+from models.classes import default_classes
+from models.errors import EndoSpineError
+from models.imageio import read_image
+from models.types import Frame, Result
+
+W, H = 96, 64
+PLENTY = 10 ** 12
+
+
+def _frame(i: int) -> Frame:
+    image = np.full((H, W, 3), (i * 7) % 256, np.uint8)
+    return Frame(frame_id=i, capture_time=i / 30, pts=i / 30, image=image)
+
+
+def _result(i: int) -> Result:
+    mask = np.zeros((H, W), np.uint8)
+    mask[10:30, 10:50] = 1
+    return Result(frame_id=i, mask=mask, model_id="test", timings={}, box=(0, 0, W, H), capture_time=i / 30)
+
+
+def _decoded_frames(path) -> int:
+    with av.open(str(path)) as container:
+        return sum(1 for _ in container.decode(video=0))
+
+
+def _record(tmp_path, n: int, **kwargs) -> Recorder:
+    rec = Recorder(tmp_path, (W, H), 30.0, default_classes(), **kwargs)
+    for i in range(n):
+        while rec._queue.full():  # the test wants every frame; the display would drop instead
+            time.sleep(0.001)
+        rec.offer(_frame(i), _result(i) if i % 2 else None, OverlayStyle())
+    rec.stop()
+    return rec
+
+
+def _files(tmp_path):
+    videos = sorted(tmp_path.glob("*.mp4"))
+    rows = list(csv.DictReader(next(tmp_path.glob("*_frames.csv")).open()))
+    return videos, rows
+
+
+def test_every_frame_is_recorded_with_a_csv_row(tmp_path):
+    rec = _record(tmp_path, 40, disk_free=lambda _: PLENTY)
+    assert rec.error == "" and rec.written == 40 and rec.dropped == 0
+    videos, rows = _files(tmp_path)
+    assert [v.name.split("_")[-1] for v in videos] == ["overlay.mp4", "raw.mp4"]
+    assert all(_decoded_frames(v) == 40 for v in videos)
+    assert [int(r["frame_id"]) for r in rows] == list(range(40))
+    assert [r["overlay_shown"] for r in rows[:4]] == ["0", "1", "0", "1"]
+
+
+def test_refuses_to_start_below_the_reserve(tmp_path):
+    with pytest.raises(EndoSpineError, match="below the .* reserve"):
+        Recorder(tmp_path, (W, H), 30.0, default_classes(), reserve_bytes=10 ** 9, disk_free=lambda _: 10 ** 6)
+
+
+def test_stops_cleanly_when_the_disk_runs_low(tmp_path):
+    free = iter([PLENTY, PLENTY, PLENTY, 10 ** 6])  # start, frame 0, frame 30, frame 60: low
+
+    rec = _record(tmp_path, 90, reserve_bytes=10 ** 9, disk_free=lambda _: next(free, 10 ** 6))
+    assert rec.written == 60
+    assert "below the reserve" in rec.error
+    videos, rows = _files(tmp_path)
+    assert all(_decoded_frames(v) == 60 for v in videos)  # closed properly: every written frame plays
+    assert len(rows) == 60
+
+
+def test_disk_full_mid_write_keeps_what_was_written(tmp_path, monkeypatch):
+    from models import video
+
+    real_write = video.VideoWriter.write
+
+    def failing_write(self, rgb):
+        if self.frames >= 45:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(self, rgb)
+
+    monkeypatch.setattr(video.VideoWriter, "write", failing_write)
+    rec = _record(tmp_path, 80, disk_free=lambda _: PLENTY)
+    assert rec.error == "disk full: recording stopped"
+    assert rec.written == 45
+    videos, rows = _files(tmp_path)
+    raw = next(v for v in videos if v.name.endswith("_raw.mp4"))
+    assert _decoded_frames(raw) == 45  # the frames before the failure are all there and play
+    assert len(rows) == 45
+
+
+def test_snapshot_writes_raw_and_overlay(tmp_path):
+    paths = snapshot(tmp_path, _frame(3), _result(3), default_classes(), OverlayStyle())
+    raw, shown = (read_image(p) for p in paths)
+    assert np.array_equal(raw, _frame(3).image)
+    assert not np.array_equal(shown[20, 20], raw[20, 20])  # the mask is painted there
+    assert np.array_equal(shown[50, 80], raw[50, 80])      # and nowhere else
