@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.endospine-installed
 
-.PHONY: run test setup demo clean
+.PHONY: run test setup demo sbom clean
 .DEFAULT_GOAL := run
 
 setup: $(STAMP)
@@ -29,6 +29,10 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/endospine-model synth --out build/demo-labels --video assets/demo.mp4 \
 		--resolution 1920x1080 --fps 30 --frames 720 --seed 2026 --crf 26
+
+# Software bill of materials of the installed environment (CycloneDX JSON).
+sbom: $(STAMP)
+	$(BIN)/python -m models.sbom --out build/sbom.json
 
 clean:
 	rm -rf $(VENV) build .pytest_cache
