@@ -43,6 +43,15 @@ class Item:
     source: str = "real"
 
     def __post_init__(self) -> None:
+        for name in ("image", "label", "clip"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ValueError(f"{name} must be a non-empty string, got {getattr(self, name)!r}")
+        for name in ("image", "label"):  # inside the dataset folder: relative, no '..'
+            path = getattr(self, name)
+            if path.startswith(("/", "\\")) or ":" in path or ".." in path.replace("\\", "/").split("/"):
+                raise ValueError(f"{name} {path!r} must be a path inside the dataset folder")
+        if not isinstance(self.frame, int) or isinstance(self.frame, bool):
+            raise ValueError(f"frame must be a whole number, got {self.frame!r}")
         if self.source not in SOURCES:
             raise ValueError(f"source must be one of {SOURCES}, got {self.source!r}")
 
@@ -106,7 +115,10 @@ def load_dataset(root: str | Path) -> Dataset:
     meta_path, meta = read_meta_file(root)
     classes = ClassTable.from_dict(meta.get("classes"), source=str(meta_path))
     try:
-        items = [Item(**rec) for rec in meta.get("items") or []]
+        records = meta.get("items") or []
+        if not isinstance(records, list):
+            raise TypeError(f"'items' is a {type(records).__name__}, not a list")
+        items = [Item(**rec) for rec in records]
     except (TypeError, ValueError) as exc:
         raise EndoSpineError(f"{meta_path}: bad item record ({exc})") from None
     by_pair = {(it.image, it.label): it for it in items}

@@ -97,7 +97,8 @@ def test_paths_must_stay_inside_and_have_no_spaces(dataset):
         meta["items"][1]["image"] = "images/with space.png"
     edit_meta(dataset, change)
     found = {(p.file, p.message) for p in validate_dataset(dataset).problems}
-    assert ("../elsewhere.png", "path must be relative, inside the dataset folder") in found
+    # refused when the record is read (models.dataset.Item), so no tool ever opens it
+    assert any("'../elsewhere.png' must be a path inside the dataset folder" in m for _, m in found), found
     assert ("images/with space.png", "path contains whitespace (split list lines split on it)") in found
 
 
