@@ -15,9 +15,16 @@ from models.runtime import RuntimeSettings, SegmentationRuntime, paste_into_fram
 
 def predict_frame(runtime: SegmentationRuntime, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Full-resolution (labels HxW uint8, probabilities CxHxW float32 over the crop box or None)."""
+    labels, probs, _ = predict_frame_boxed(runtime, rgb)
+    return labels, probs
+
+
+def predict_frame_boxed(runtime: SegmentationRuntime, rgb: np.ndarray
+                        ) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]]:
+    """As predict_frame, plus the crop box (x, y, w, h) in frame pixels that the probabilities cover."""
     probs, box, _ = runtime.probabilities(rgb)
     labels = runtime.labels(probs, box, (box[2], box[3]))
-    return paste_into_frame(labels, box, (rgb.shape[1], rgb.shape[0])), probs
+    return paste_into_frame(labels, box, (rgb.shape[1], rgb.shape[0])), probs, box
 
 
 def predict_dataset(model_dir: str | Path, data_dir: str | Path, out: str | Path, split: str = "test",

@@ -1,0 +1,130 @@
+"""The report's figures as PNG bytes: matplotlib's object API (no pyplot, no display, no global state)."""
+from __future__ import annotations
+
+import io
+from typing import Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from models.classes import ClassTable
+from models.evaluate.roc import ScoreHistograms
+
+METRIC_LABELS = {"precision": "Precision", "recall": "Recall", "iou": "IoU", "dice": "Dice", "auc": "AUC"}
+
+
+def png(fig: Figure, dpi: int = 110) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def class_color(classes: ClassTable, i: int) -> tuple[float, float, float]:
+    """A class's display color for a white page (black background class drawn gray)."""
+    c = np.asarray(classes.classes[i].color, float) / 255
+    return (0.45, 0.45, 0.45) if c.max() < 0.15 else tuple(c)
+
+
+def confusion_heatmap(m: np.ndarray, names: Sequence[str]) -> bytes:
+    """Row-normalized confusion matrix (truth rows, prediction columns), share and count per cell."""
+    m = np.asarray(m, np.int64)
+    rows = m.sum(axis=1, keepdims=True)
+    share = np.divide(m, rows, out=np.zeros(m.shape, float), where=rows > 0)
+    n = len(names)
+    fig = Figure(figsize=(1.4 * n + 2.2, 1.2 * n + 1.4))
+    ax = fig.add_subplot()
+    im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    for i in range(n):
+        for j in range(n):
+            ax.text(j, i, f"{100 * share[i, j]:.1f}%\n{_count(m[i, j])}", ha="center", va="center", fontsize=8,
+                    color="white" if share[i, j] > 0.6 else "black")
+    ax.set_xticks(range(n), names, rotation=30, ha="right")
+    ax.set_yticks(range(n), names)
+    ax.set_xlabel("prediction")
+    ax.set_ylabel("reference")
+    ax.set_title("Confusion matrix (rows sum to 100%)")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    return png(fig)
+
+
+def roc_curves(hist: ScoreHistograms, classes: ClassTable) -> bytes:
+    fig = Figure(figsize=(5.2, 5.0))
+    ax = fig.add_subplot()
+    auc = hist.auc()
+    for i, c in enumerate(classes.classes):
+        fpr, tpr = hist.roc(i)
+        if not np.isfinite(auc[i]):
+            continue
+        ax.plot(fpr, tpr, color=class_color(classes, i), lw=2 if i else 1.2, ls="-" if i else "--",
+                label=f"{c.name}  AUC {auc[i]:.4f}")
+    ax.plot([0, 1], [0, 1], color="0.7", lw=0.8, ls=":")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    ax.set_xlabel("false positive rate (1 - specificity)")
+    ax.set_ylabel("true positive rate (sensitivity)")
+    ax.set_title("ROC per class, one-vs-rest over valid pixels")
+    ax.legend(loc="lower right", fontsize=9)
+    ax.grid(alpha=0.3)
+    return png(fig)
+
+
+def class_bars(per_class: dict, classes: ClassTable, metrics: Sequence[str]) -> bytes:
+    """Grouped bars: one group per class, one bar per metric (missing values left out)."""
+    names = classes.names
+    fig = Figure(figsize=(1.7 * len(names) + 2.5, 3.8))
+    ax = fig.add_subplot()
+    width = 0.8 / len(metrics)
+    for k, key in enumerate(metrics):
+        values = [per_class[n][key] for n in names]
+        xs = [i + (k - (len(metrics) - 1) / 2) * width for i in range(len(names))]
+        bars = ax.bar([x for x, v in zip(xs, values) if v is not None], [v for v in values if v is not None],
+                      width, label=METRIC_LABELS.get(key, key))
+        ax.bar_label(bars, fmt="%.2f", fontsize=6.5, padding=1)
+    ax.set_xticks(range(len(names)), names)
+    ax.set_ylim(0, 1.08)
+    ax.set_ylabel("fraction")
+    ax.set_title("Per-class figures (pooled over the split)")
+    ax.legend(ncols=len(metrics), fontsize=8, loc="lower center", bbox_to_anchor=(0.5, -0.3))
+    ax.grid(axis="y", alpha=0.3)
+    return png(fig)
+
+
+def image_boxplot(values: dict[str, np.ndarray], title: str, ylabel: str,
+                  colors: Sequence | None = None) -> bytes:
+    """Box plots of per-image values, one box per key (NaNs dropped), points overlaid."""
+    labels = list(values)
+    data = [np.asarray(values[k], float)[np.isfinite(values[k])] for k in labels]
+    ticks = [k.replace(" (", "\n(") for k in labels]  # "junior (SIMULATED)" on two lines
+    fig = Figure(figsize=(max(4.5, 1.5 * len(labels) + 1.5), 4.2))
+    ax = fig.add_subplot()
+    parts = ax.boxplot(data, tick_labels=ticks, showmeans=True, patch_artist=True, widths=0.55,
+                       meanprops={"marker": "D", "markerfacecolor": "white", "markeredgecolor": "black",
+                                  "markersize": 5},
+                       medianprops={"color": "black"}, flierprops={"markersize": 0})
+    rng = np.random.default_rng(0)
+    for i, d in enumerate(data):
+        color = colors[i] if colors else (0.55, 0.7, 0.9)
+        parts["boxes"][i].set_facecolor((*color[:3], 0.45))
+        ax.scatter(i + 1 + rng.uniform(-0.18, 0.18, d.size), d, s=5, color="0.25", alpha=0.35, lw=0)
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 1.02)
+    ax.set_title(title)
+    ax.grid(axis="y", alpha=0.3)
+    return png(fig)
+
+
+def clip_bars(clips: Sequence[str], values: Sequence[float], title: str) -> bytes:
+    """Mean IoU (tissues) per clip, in the order given."""
+    fig = Figure(figsize=(min(14.0, 2.0 + 0.32 * len(clips)), 3.4))
+    ax = fig.add_subplot()
+    ax.bar(range(len(clips)), values, color=(0.35, 0.55, 0.8))
+    ax.set_xticks(range(len(clips)), clips, rotation=60, ha="right", fontsize=7)
+    ax.set_ylim(0, 1.02)
+    ax.set_ylabel("mean IoU (tissues)")
+    ax.set_title(title)
+    ax.grid(axis="y", alpha=0.3)
+    return png(fig)
+
+
+def _count(v: int) -> str:
+    return f"{v / 1e6:.2f}M" if v >= 1e6 else f"{v / 1e3:.1f}k" if v >= 1e4 else str(int(v))

@@ -1,0 +1,155 @@
+"""Writing an evaluation: metrics.json, per_image.csv, per_clip.csv, the PNGs and report.html.
+
+report.html is self-contained (styles inline, the PNGs embedded as base64): it opens offline,
+from a USB stick or an e-mail, and shows the same pictures that sit beside it as PNG files.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from models.evaluate import html, plots
+from models.evaluate.accumulate import Accumulator
+from models.evaluate.gallery import compose
+from models.evaluate.summary import KEYS, clip_table, image_table
+from models.imageio import encode_image, write_bytes_atomic
+
+LABELS = {"accuracy": "Accuracy", "precision": "Precision", "recall": "Recall", "iou": "IoU", "dice": "Dice",
+          "auc": "AUC"}
+
+
+def write_report(out: Path, acc: Accumulator, doc: dict, about: dict[str, str]) -> dict[str, bytes]:
+    """Write every file of the report into `out`; `about` lines head the HTML (model, data, ...)."""
+    write_bytes_atomic(out / "metrics.json", (json.dumps(doc, indent=2) + "\n").encode())
+    header, rows = image_table(acc)
+    write_bytes_atomic(out / "per_image.csv", csv_bytes(header, rows))
+    clip_header, clip_rows = clip_table(acc)
+    write_bytes_atomic(out / "per_clip.csv", csv_bytes(clip_header, clip_rows))
+    figures = make_figures(acc, doc, clip_rows)
+    for name, data in figures.items():
+        if name.endswith(".png"):
+            write_bytes_atomic(out / name, data)
+    write_bytes_atomic(out / "report.html", render_html(acc, doc, about, figures, clip_header, clip_rows).encode())
+    return figures
+
+
+def make_figures(acc: Accumulator, doc: dict, clip_rows: list[list]) -> dict[str, bytes]:
+    classes = acc.classes
+    figures = {"confusion_matrix.png": plots.confusion_heatmap(acc.confusion.matrix, classes.names)}
+    if acc.histograms is not None:
+        figures["roc.png"] = plots.roc_curves(acc.histograms, classes)
+    keys = ["precision", "recall", "iou", "dice"] + (["auc"] if acc.histograms is not None else [])
+    figures["class_metrics.png"] = plots.class_bars(doc["per_class"], classes, keys)
+    shown = classes.foreground or list(classes.classes)
+    per_image = {c.name: np.array([r.iou[c.id] for r in acc.rows]) for c in shown}
+    figures["per_image_iou.png"] = plots.image_boxplot(
+        per_image, "IoU per image and class (where reference or prediction has it)", "IoU",
+        [plots.class_color(classes, c.id) for c in shown])
+    if len(clip_rows) > 1:
+        scored = [r for r in clip_rows if r[4] != ""]
+        figures["per_clip_iou.png"] = plots.clip_bars([r[0] for r in scored], [r[4] for r in scored],
+                                                      "Mean IoU over tissues per clip (pixels pooled), worst first")
+    for name, entries in (("gallery_best", acc.gallery.best()), ("gallery_worst", acc.gallery.worst())):
+        sheet = compose(entries, classes, acc.gallery.tile)
+        figures[f"{name}.png"] = encode_image(sheet)
+        figures[f"{name}.jpg"] = encode_image(sheet, ".jpg", jpeg_quality=88)  # embedded in the HTML
+    return figures
+
+
+def paper_table(doc: dict) -> tuple[list[str], list[list], list[str | None]]:
+    """The paper's table: one row per tissue, their mean, then background and the mean of all."""
+    names = doc["classes"]
+    header = ["class"] + [LABELS[k] + (" %" if k != "auc" else "") for k in KEYS]
+
+    def cells(d: dict) -> list[str]:
+        return [html.pct(d[k]) if k != "auc" else ("-" if d[k] is None else f"{d[k]:.4f}") for k in KEYS]
+
+    rows, css = [], []
+    for n in names[1:]:
+        rows.append([n] + cells(doc["per_class"][n]))
+        css.append(None)
+    rows.append(["mean (tissues)"] + cells(doc["mean"]))
+    css.append("mean")
+    rows.append([names[0]] + cells(doc["per_class"][names[0]]))
+    css.append(None)
+    rows.append(["mean (all classes)"] + cells(doc["mean_with_background"]))
+    css.append("mean")
+    return header, rows, css
+
+
+def render_html(acc: Accumulator, doc: dict, about: dict[str, str], figures: dict[str, bytes],
+                clip_header: list[str], clip_rows: list[list]) -> str:
+    classes = acc.classes
+    header, rows, css = paper_table(doc)
+    parts = [f"<h1>Segmentation evaluation: {html.esc(about.get('model', ''))}</h1>",
+             '<p class="meta">' + "<br>".join(f"<b>{html.esc(k)}</b>: {html.esc(v)}" for k, v in about.items())
+             + "</p>"]
+    if about.get("notice"):
+        parts.append(f'<p class="note">{html.esc(about["notice"])}</p>')
+    parts += [
+        "<h2>Figures on the split</h2>",
+        f"<p>{doc['images']} images, {doc['clips']} clips, {doc['valid_pixels']:,} valid pixels (reference label "
+        f"{classes.ignore_index} excluded). Per class one-vs-rest over all valid pixels of the split, pooled; "
+        f"the mean is over the tissue classes as in the paper. Overall pixel accuracy "
+        f"<b>{html.pct(doc['pixel_accuracy'])}%</b>.</p>",
+        html.table(header, rows, css),
+    ]
+    if acc.histograms is None:
+        parts.append('<p class="note">No ROC curves or AUC: this evaluation read label maps (--pred), which carry '
+                     'no class probabilities. Evaluate with --model for ROC/AUC.</p>')
+    else:
+        parts.append(f"<p class=\"meta\">AUC from the model's softmax probability of each class at label "
+                     f"resolution, integrated from {acc.histograms.bins} score bins per class (logit-spaced, ties "
+                     f"counted half). Pixels the model did not label (outside its view) score as background.</p>")
+    names = classes.names
+    cm_rows = [[names[i]] + [f"{int(v):,}" for v in row] for i, row in enumerate(doc["confusion_matrix"])]
+    parts += ["<h2>Confusion matrix</h2>", "<p>Rows: reference, columns: prediction; pixel counts.</p>",
+              html.table(["reference \\ prediction"] + names, cm_rows), html.image(figures["confusion_matrix.png"], "confusion matrix")]
+    if "roc.png" in figures:
+        parts += ["<h2>ROC curves</h2>", html.image(figures["roc.png"], "ROC curves")]
+    parts += ["<h2>Per-class figures</h2>", html.image(figures["class_metrics.png"], "per-class bars"),
+              html.image(figures["per_image_iou.png"], "per-image IoU"),
+              f'<p class="meta">Per image: a class that the prediction shows (even a few pixels) but the reference '
+              f'lacks scores IoU 0 on that image; a class in neither is left out of that image\'s mean. '
+              f'{html.esc(_phantoms(acc))}</p>']
+    if "per_clip_iou.png" in figures or clip_rows:
+        parts.append("<h2>Per clip</h2>")
+        if "per_clip_iou.png" in figures:
+            parts.append(html.image(figures["per_clip_iou.png"], "per-clip IoU"))
+        parts.append(html.table(clip_header[:6], [[_fmt(c) for c in r[:6]] for r in clip_rows], scroll=True))
+    legend = html.legend((c.name, c.color) for c in classes.foreground)
+    parts += ["<h2>Best and worst images</h2>",
+              f"<p>By mean IoU over tissues per image. Overlays: {legend}; errors: reference pixels the "
+              f"prediction got wrong, in red.</p>",
+              "<h3>Best</h3>", html.image(figures["gallery_best.jpg"], "best images", "image/jpeg"),
+              "<h3>Worst</h3>", html.image(figures["gallery_worst.jpg"], "worst images", "image/jpeg"),
+              '<p class="meta">Files beside this page: metrics.json, per_image.csv, per_clip.csv and the PNGs.</p>']
+    return html.page(f"Evaluation {about.get('model', '')}", parts)
+
+
+def _phantoms(acc: Accumulator) -> str:
+    """How often the prediction shows a tissue that the image's reference lacks (why per-image IoU dips)."""
+    parts = []
+    for c in acc.classes.foreground:
+        px = np.array([r.only_predicted[c.id] for r in acc.rows])
+        hit = px[px > 0]
+        if hit.size:
+            parts.append(f"{c.name} in {hit.size} images (median {int(np.median(hit))} px)")
+    return ("Tissue predicted in images whose reference has none of it: " + "; ".join(parts) + "."
+            if parts else "The prediction never shows a tissue that an image's reference lacks.")
+
+
+def csv_bytes(header: list[str], rows: list[list]) -> bytes:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buf.getvalue().encode()
+
+
+def _fmt(v) -> str:
+    return f"{v:.4f}" if isinstance(v, float) else str(v)
