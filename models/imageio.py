@@ -14,13 +14,43 @@ import numpy as np
 from models.errors import EndoSpineError
 
 
+MAX_PIXELS = 8192 * 8192   # larger images are refused before decoding (a 100-byte PNG can claim 4 Gpx)
+
+
+def declared_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG or JPEG header without decoding, else None."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if data[:2] != b"\xff\xd8":
+        return None
+    i = 2
+    while i + 9 < len(data):  # walk the JPEG segments to the first start-of-frame
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
+            i += 1 if marker == 0xFF else 2
+            continue
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return int.from_bytes(data[i + 7:i + 9], "big"), int.from_bytes(data[i + 5:i + 7], "big")
+        i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
+    return None
+
+
+def _decode(path: Path, data: bytes, what: str) -> np.ndarray:
+    size = declared_size(data)
+    if size and size[0] * size[1] > MAX_PIXELS:
+        raise EndoSpineError(f"{path}: {what} is {size[0]}x{size[1]}, above the {MAX_PIXELS // 10 ** 6} megapixel limit")
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise EndoSpineError(f"{path}: not a readable {what}")
+    return img
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """Any image OpenCV reads -> HxWx3 uint8 RGB (grayscale expanded, alpha dropped, 16-bit scaled)."""
     path = Path(path)
-    data = read_bytes(path)
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise EndoSpineError(f"{path}: not a readable image")
+    img = _decode(path, read_bytes(path), "image")
     if img.dtype == np.uint16:
         img = (img >> 8).astype(np.uint8)
     elif img.dtype != np.uint8:
@@ -35,10 +65,7 @@ def read_image(path: str | Path) -> np.ndarray:
 def read_label(path: str | Path) -> np.ndarray:
     """A label PNG -> HxW uint8 class ids. Color (3-channel) label files are refused."""
     path = Path(path)
-    data = read_bytes(path)
-    lab = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if lab is None:
-        raise EndoSpineError(f"{path}: not a readable label image")
+    lab = _decode(path, read_bytes(path), "label image")
     if lab.ndim == 3:
         if lab.shape[2] in (3, 4) and np.array_equal(lab[..., 0], lab[..., 1]) and np.array_equal(lab[..., 1], lab[..., 2]):
             lab = lab[..., 0]

@@ -43,3 +43,31 @@ def test_color_label_is_refused(tmp_path):
     write_image(tmp_path / "c.png", rgb)
     with pytest.raises(EndoSpineError, match="single-channel"):
         read_label(tmp_path / "c.png")
+
+
+def _header_claims(data: bytes, width: int, height: int, kind: str) -> bytes:
+    """The same image bytes with the header's size field changed (a decompression bomb)."""
+    buf = bytearray(data)
+    if kind == ".png":
+        buf[16:20], buf[20:24] = width.to_bytes(4, "big"), height.to_bytes(4, "big")
+    else:
+        sof = buf.index(b"\xff\xc0")
+        buf[sof + 5:sof + 7], buf[sof + 7:sof + 9] = height.to_bytes(2, "big"), width.to_bytes(2, "big")
+    return bytes(buf)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("kind", [".png", ".jpg"])
+def test_declared_size_and_huge_images_refused_before_decoding(tmp_path, kind):
+    import cv2
+
+    from models.imageio import declared_size
+
+    data = cv2.imencode(kind, np.zeros((30, 50, 3), np.uint8))[1].tobytes()
+    assert declared_size(data) == (50, 30)
+    bomb = tmp_path / f"bomb{kind}"
+    bomb.write_bytes(_header_claims(data, 60000, 60000, kind))
+    with pytest.raises(EndoSpineError, match=r"bomb.*60000x60000, above the 67 megapixel limit"):
+        read_image(bomb)
+    with pytest.raises(EndoSpineError, match="above the"):
+        read_label(bomb)
