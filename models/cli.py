@@ -67,6 +67,44 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from models.evaluate.run import evaluate
+    from models.runtime import RuntimeSettings
+
+    settings = RuntimeSettings(backend=args.backend, device=args.device, threads=args.threads)
+    doc = evaluate(args.data, args.out, split=args.split, model_dir=args.model, pred_dir=args.pred,
+                   settings=settings, gallery=args.gallery)
+    m = doc["mean"]
+    auc = f", AUC {m['auc']:.4f}" if m["auc"] is not None else " (no AUC from label maps)"
+    print(f"{doc['images']} images: mean over tissues IoU {m['iou']:.4f}, Dice {m['dice']:.4f}{auc}; "
+          f"report in {args.out}/report.html")
+    return 0
+
+
+def _cmd_reader_study(args: argparse.Namespace) -> int:
+    from models.reader_study.run import reader_study
+    from models.reader_study.study import parse_reader
+    from models.runtime import RuntimeSettings
+
+    settings = RuntimeSettings(backend=args.backend, device=args.device, threads=args.threads)
+    findings = reader_study(args.reference, [parse_reader(r) for r in args.reader], args.out, split=args.split,
+                            model_dir=args.model, pred_dir=args.pred, classes_file=args.classes, settings=settings,
+                            alpha=args.alpha)
+    for paragraph in findings.conclusion:
+        print(paragraph)
+    print(f"report in {args.out}/report.html")
+    return 0
+
+
+def _cmd_simulate_readers(args: argparse.Namespace) -> int:
+    from models.reader_study.simulate import simulate_readers
+
+    levels = tuple(v.strip() for v in args.levels.split(",") if v.strip())
+    out = simulate_readers(args.data, args.out, split=args.split, seed=args.seed, levels=levels)
+    print(f"wrote SIMULATED readers {', '.join(levels)} to {out}")
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from models.bench import main_bench
 
@@ -146,13 +184,85 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=positive_int, default=2, help="CPU threads (default 2)")
     p.set_defaults(func=_cmd_predict)
 
+    _add_evaluation_commands(sub)
+
     p = sub.add_parser("bench", help="time an exported model on this CPU (oneDNN vs native), JSON out")
     p.add_argument("--model", required=True, help="exported model folder")
     p.add_argument("--runs", type=positive_int, default=50, help="timed runs per configuration (default 50)")
     p.add_argument("--threads", type=positive_int, default=2, help="CPU threads (default 2)")
     p.add_argument("--onednn-only", action="store_true", help="skip the (slow) native CPU comparison")
     p.set_defaults(func=_cmd_bench)
+    _add_gan_commands(sub)
     return parser
+
+
+def _add_gan_commands(sub) -> None:
+    """gan train|synthesize|quality|ablation (parsers and handlers in models/gan/commands.py)."""
+    from models.gan.commands import add_gan_commands
+
+    add_gan_commands(sub)
+
+
+def _add_evaluation_commands(sub) -> None:
+    """evaluate, reader-study, simulate-readers (models/evaluate, models/reader_study)."""
+    from models.cliutil import number
+    from models.reader_study.simulate import SKILLS
+
+    def runtime_flags(p) -> None:
+        p.add_argument("--backend", default="paddle", choices=["paddle", "onnxruntime"],
+                       help="inference backend for --model (default paddle)")
+        p.add_argument("--device", default="cpu", choices=["cpu", "gpu", "tensorrt"], help="inference device")
+        p.add_argument("--threads", type=positive_int, default=2, help="CPU threads (default 2)")
+
+    p = sub.add_parser("evaluate", help="the paper's figures, ROC/AUC, per-image/per-clip tables, HTML report",
+                       description="Judge a model (or the label PNGs `predict` wrote) on a dataset split: per class "
+                                   "accuracy, precision, recall, IoU, Dice and (with --model) ROC/AUC over all valid "
+                                   "pixels; confusion matrix; per-image and per-clip CSV; PNGs and a self-contained "
+                                   "report.html with the best and worst images.")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--model", metavar="MODEL_DIR", help="exported model folder (run on every image)")
+    src.add_argument("--pred", metavar="DIR", help="folder of <image stem>.png label maps (no ROC/AUC)")
+    p.add_argument("--data", required=True, metavar="DIR", help="dataset folder (reference labels)")
+    p.add_argument("--split", default="test", choices=["train", "val", "test", "all"], help="which images (default test)")
+    p.add_argument("--out", required=True, metavar="REPORT_DIR", help="report folder (must not exist or be empty)")
+    p.add_argument("--gallery", type=non_negative_int, default=6, metavar="N",
+                   help="best and worst images shown (default 6 each)")
+    runtime_flags(p)
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("reader-study", help="readers and the model against a reference: IoU/Dice, tests, report",
+                       description="Score each reader's label PNGs and the model against the reference, image by "
+                                   "image (IoU and Dice over tissues), rank them, test for differences (Friedman, "
+                                   "Holm-corrected Wilcoxon signed-rank, one-way ANOVA) and write a report whose "
+                                   "conclusion is derived from the numbers. Readers with reader.yaml "
+                                   "'simulated: true' are marked SIMULATED.")
+    p.add_argument("--reference", required=True, metavar="DIR",
+                   help="dataset folder (its --split) or a folder of reference label PNGs")
+    p.add_argument("--reader", action="append", required=True, metavar="NAME=DIR",
+                   help="a reader's folder of <image stem>.png label maps; repeatable")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--model", metavar="MODEL_DIR", help="exported model, run on the reference dataset's images")
+    src.add_argument("--pred", metavar="DIR", help="folder of the model's <image stem>.png label maps")
+    p.add_argument("--out", required=True, metavar="DIR", help="report folder (must not exist or be empty)")
+    p.add_argument("--split", default="test", choices=["train", "val", "test", "all"],
+                   help="split of a dataset reference (default test)")
+    p.add_argument("--classes", metavar="FILE", help="class table of a label-folder reference (default assets/classes.yaml)")
+    p.add_argument("--alpha", type=number(float, 0.0001, 0.5), default=0.05, help="significance level (default 0.05)")
+    runtime_flags(p)
+    p.set_defaults(func=_cmd_reader_study)
+
+    p = sub.add_parser("simulate-readers", help="SIMULATED junior/intermediate/senior readers from a dataset's labels",
+                       description="Perturb the reference label maps of a split at three skill levels (boundary "
+                                   "noise, missed thin structures, class confusions) and write one folder of "
+                                   "<image stem>.png per level, each with reader.yaml marking it simulated. For "
+                                   "demonstration studies only: these are not surgeons.")
+    p.add_argument("--data", required=True, metavar="DIR", help="dataset folder")
+    p.add_argument("--split", default="test", choices=["train", "val", "test", "all"], help="which images (default test)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (one sub-folder per level)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default 0)")
+    p.add_argument("--levels", default="junior,intermediate,senior", metavar="L1,L2,...",
+                   help=f"skill levels to write (known: {', '.join(SKILLS)})")
+    p.set_defaults(func=_cmd_simulate_readers)
 
 
 def _add_dataset_commands(sub) -> None:
