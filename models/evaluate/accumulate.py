@@ -59,7 +59,7 @@ class Accumulator:
     def add(self, name: str, clip: str, frame: int, truth: np.ndarray, answer: np.ndarray,
             scores: np.ndarray | None = None,
             image: Callable[[], np.ndarray] | None = None) -> ImageRow:
-        """One image. truth/answer: HxW class ids (answer without ignore); scores: (n_valid, C)
+        """One image. truth/answer: HxW class ids (answer without ignore); scores: (C, n_valid)
         class probabilities of the valid truth pixels in row-major order (see frame_scores);
         image: returns the RGB picture, called only if the gallery keeps this image."""
         m = self.confusion.update(truth, answer)
@@ -77,7 +77,7 @@ class Accumulator:
             self.histograms.add(truth[truth != self.classes.ignore_index], scores)
         if image is not None:
             parts = ", ".join(f"{c.name} {_pct(row.iou[c.id])}" for c in self.classes.foreground)
-            self.gallery.offer(row.mean("iou"), f"{name} (clip {clip})  IoU {_pct(row.mean('iou'))}: {parts}",
+            self.gallery.offer(row.mean("iou"), clip, f"{name} (clip {clip})  IoU {_pct(row.mean('iou'))}: {parts}",
                                lambda: (image(), truth, answer))
         return row
 
@@ -97,22 +97,25 @@ def frame_scores(probs: np.ndarray, box: tuple[int, int, int, int], answer_ignor
     (predicted ignore counts as background). With a circular field of view the truth is ignore
     there too, so these pixels are rare: a truth label outside the model's view.
 
-    Returns (n_valid, C) float32 rows in row-major order of the valid pixels.
+    Returns (C, n_valid) float32, pixels in row-major order of the valid mask.
     """
     c = probs.shape[0]
     x, y, bw, bh = box
     hwc = np.ascontiguousarray(probs.transpose(1, 2, 0))
-    if hwc.shape[:2] != (bh, bw):
+    if hwc.shape[:2] != (bh, bw):  # the very call Postprocess.labels makes (bit-identical values)
         hwc = cv2.resize(hwc, (bw, bh), interpolation=cv2.INTER_LINEAR)
         if c == 1:
             hwc = hwc[..., None]
     scored = np.zeros(valid.shape, bool)
     scored[y:y + bh, x:x + bw] = True
     scored &= ~answer_ignored
-    out = np.zeros((int(valid.sum()), c), np.float32)
-    out[:, 0] = 1.0
-    # Row-major order over the frame restricted to the box is row-major order over the box.
-    out[scored[valid]] = hwc[(scored & valid)[y:y + bh, x:x + bw]]
+    inside = scored[valid]                             # which valid pixels have a probability
+    pick = (scored & valid)[y:y + bh, x:x + bw]        # the same pixels, on the box grid
+    out = np.zeros((c, inside.size), np.float32)
+    out[0] = 1.0
+    for k in range(c):  # one class plane at a time, so that the histograms read contiguous rows
+        # Row-major order over the frame restricted to the box is row-major order over the box.
+        out[k, inside] = hwc[..., k][pick]
     return out
 
 

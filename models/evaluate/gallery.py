@@ -6,9 +6,7 @@ the image, the reference overlay, the prediction overlay and the errors (wrong p
 """
 from __future__ import annotations
 
-import heapq
 from dataclasses import dataclass
-from itertools import count
 from typing import Callable
 
 import cv2
@@ -24,40 +22,44 @@ HEADERS = ("image", "reference", "prediction", "errors (red)")
 @dataclass(frozen=True)
 class GalleryEntry:
     score: float
+    clip: str
     caption: str
     tiles: np.ndarray  # one RGB row: image | reference | prediction | errors
 
 
 class Gallery:
-    """Keeps the `n` highest- and `n` lowest-scoring images offered to it."""
+    """Keeps the `n` highest- and `n` lowest-scoring images offered to it, at most one per clip
+    (neighbouring frames of one clip look alike; a gallery should show n different scenes)."""
 
     def __init__(self, classes: ClassTable, n: int = 6, tile: int = 200):
         self.classes, self.n, self.tile = classes, n, tile
         self.lut = classes.color_lut(ignore_color=(40, 40, 40))
-        self._best: list[tuple[float, int, GalleryEntry]] = []   # min-heap: the weakest of the best on top
-        self._worst: list[tuple[float, int, GalleryEntry]] = []  # min-heap of -score
-        self._seq = count()
+        self._best: list[GalleryEntry] = []
+        self._worst: list[GalleryEntry] = []
 
-    def offer(self, score: float, caption: str,
+    def offer(self, score: float, clip: str, caption: str,
               pictures: Callable[[], tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
         """`pictures()` -> (RGB image, reference labels, answer labels); called only if the image is kept."""
         if self.n <= 0 or not np.isfinite(score):
             return
-        to_best = len(self._best) < self.n or score > self._best[0][0]
-        to_worst = len(self._worst) < self.n or -score > self._worst[0][0]
-        if not (to_best or to_worst):
+        slots = [(kept, _slot(kept, self.n, clip, sign * score, sign)) for kept, sign in ((self._best, 1),
+                                                                                        (self._worst, -1))]
+        if all(slot is None for _, slot in slots):
             return
-        entry = GalleryEntry(score, caption, self._row(*pictures()))
-        seq = next(self._seq)
-        for heap, key, wanted in ((self._best, score, to_best), (self._worst, -score, to_worst)):
-            if wanted:
-                (heapq.heappush if len(heap) < self.n else heapq.heapreplace)(heap, (key, seq, entry))
+        entry = GalleryEntry(score, clip, caption, self._row(*pictures()))
+        for kept, slot in slots:
+            if slot is None:
+                continue
+            if slot < len(kept):
+                kept[slot] = entry
+            else:
+                kept.append(entry)
 
     def best(self) -> list[GalleryEntry]:
-        return [e for _, _, e in sorted(self._best, key=lambda t: (-t[0], t[1]))]
+        return sorted(self._best, key=lambda e: -e.score)
 
     def worst(self) -> list[GalleryEntry]:
-        return [e for _, _, e in sorted(self._worst, key=lambda t: (-t[0], t[1]))]
+        return sorted(self._worst, key=lambda e: e.score)
 
     def _row(self, image: np.ndarray, truth: np.ndarray, answer: np.ndarray) -> np.ndarray:
         h, w = truth.shape
@@ -71,6 +73,18 @@ class Gallery:
         errors[wrong] = ERROR_COLOR
         tiles = [img, blend(img, t, self.lut, 0.5), blend(img, a, self.lut, 0.5), errors]
         return np.hstack([_pad(x, self.tile) for x in tiles])
+
+
+def _slot(kept: list[GalleryEntry], n: int, clip: str, key: float, sign: int) -> int | None:
+    """Where a new entry of `clip` with rank key `key` (higher is kept) goes in `kept`: the index it
+    replaces, len(kept) to append, or None when it does not make the list."""
+    for i, e in enumerate(kept):
+        if e.clip == clip:
+            return i if key > sign * e.score else None
+    if len(kept) < n:
+        return len(kept)
+    weakest = min(range(len(kept)), key=lambda i: sign * kept[i].score)
+    return weakest if key > sign * kept[weakest].score else None
 
 
 def compose(entries: list[GalleryEntry], classes: ClassTable, tile: int = 200) -> np.ndarray:

@@ -86,8 +86,8 @@ def render_html(acc: Accumulator, doc: dict, about: dict[str, str], figures: dic
     classes = acc.classes
     header, rows, css = paper_table(doc)
     parts = [f"<h1>Segmentation evaluation: {html.esc(about.get('model', ''))}</h1>",
-             '<p class="meta">' + "<br>".join(f"<b>{html.esc(k)}</b>: {html.esc(v)}" for k, v in about.items())
-             + "</p>"]
+             '<p class="meta">' + "<br>".join(f"<b>{html.esc(k)}</b>: {html.esc(v)}" for k, v in about.items()
+                                             if k != "notice") + "</p>"]
     if about.get("notice"):
         parts.append(f'<p class="note">{html.esc(about["notice"])}</p>')
     parts += [
@@ -120,7 +120,13 @@ def render_html(acc: Accumulator, doc: dict, about: dict[str, str], figures: dic
         parts.append("<h2>Per clip</h2>")
         if "per_clip_iou.png" in figures:
             parts.append(html.image(figures["per_clip_iou.png"], "per-clip IoU"))
-        parts.append(html.table(clip_header[:6], [[_fmt(c) for c in r[:6]] for r in clip_rows], scroll=True))
+        tissues = [f"iou_{c.name}" for c in classes.foreground]
+        cols = [clip_header.index(k) for k in ["clip", "images", "pixel_accuracy", "iou_mean", "dice_mean", *tissues]]
+        parts.append("<p>Pixels pooled over each clip's images, in %. A tissue that a clip's reference never shows "
+                     "but the prediction does scores IoU 0 for that clip.</p>")
+        parts.append(html.table(["clip", "images", "pixel accuracy", "mean IoU", "mean Dice"]
+                                + [f"{c.name} IoU" for c in classes.foreground],
+                                [[_fmt(r[i]) for i in cols] for r in clip_rows], scroll=True))
     legend = html.legend((c.name, c.color) for c in classes.foreground)
     parts += ["<h2>Best and worst images</h2>",
               f"<p>By mean IoU over tissues per image. Overlays: {legend}; errors: reference pixels the "
@@ -152,4 +158,5 @@ def csv_bytes(header: list[str], rows: list[list]) -> bytes:
 
 
 def _fmt(v) -> str:
-    return f"{v:.4f}" if isinstance(v, float) else str(v)
+    """Table cell: fractions as percentages, empty (no such figure) as '-'."""
+    return f"{100 * v:.1f}" if isinstance(v, float) else "-" if v == "" else str(v)

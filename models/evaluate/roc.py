@@ -32,21 +32,26 @@ class ScoreHistograms:
         self.counts = np.zeros((num_classes, 2, bins), np.int64)
 
     def bin_index(self, p: np.ndarray) -> np.ndarray:
-        """Probabilities in [0, 1] -> bin indices in 0..bins-1, monotone in p."""
+        """Probabilities in [0, 1] -> bin indices in 0..bins-1, monotone in p (int32; in place where it can)."""
         p = np.asarray(p, np.float32)
-        with np.errstate(divide="ignore"):
-            z = np.log(p) - np.log1p(-p)  # p = 0 -> -inf, p = 1 -> +inf: both clipped to the end bins
+        z = np.subtract(np.float32(1), p)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            np.divide(p, z, out=z)   # p = 1 -> inf
+            np.log(z, out=z)         # p = 0 -> -inf; both clipped to the end bins
         scale = np.float32(self.bins / (2 * self.logit_range))
-        idx = np.floor((np.clip(z, -self.logit_range, self.logit_range) + np.float32(self.logit_range)) * scale)
-        return np.minimum(idx.astype(np.int64), self.bins - 1)
+        z *= scale
+        z += np.float32(self.bins / 2)
+        np.clip(z, 0, self.bins - 1, out=z)
+        return z.astype(np.int32)  # truncation is floor here: z >= 0
 
     def add(self, truth: np.ndarray, scores: np.ndarray) -> None:
-        """truth: (n,) class ids of valid pixels; scores: (n, C) probability of each class."""
+        """truth: (n,) class ids of valid pixels; scores: (C, n) probability of each class per pixel."""
         truth = np.asarray(truth).ravel()
-        if scores.shape != (truth.size, self.num_classes):
-            raise ValueError(f"scores {scores.shape} do not match {truth.size} pixels x {self.num_classes} classes")
+        if scores.shape != (self.num_classes, truth.size):
+            raise ValueError(f"scores {scores.shape} do not match {self.num_classes} classes x {truth.size} pixels")
         for c in range(self.num_classes):
-            key = self.bin_index(scores[:, c]) + self.bins * (truth == c)
+            key = self.bin_index(scores[c])
+            key[truth == c] += self.bins
             self.counts[c] += np.bincount(key, minlength=2 * self.bins).reshape(2, self.bins)
 
     def merge(self, other: "ScoreHistograms") -> None:

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from models.evaluate.accumulate import Accumulator, ImageRow
+from models.evaluate.accumulate import Accumulator
 from models.metrics import scores_from_matrix
 
 KEYS = ("accuracy", "precision", "recall", "iou", "dice", "auc")
@@ -76,10 +76,6 @@ def clip_table(acc: Accumulator) -> tuple[list[str], list[list]]:
                     + [cell(v) for v in s["iou"]] + [cell(v) for v in s["dice"]])
     rows.sort(key=lambda r: (math.inf if r[4] == "" else r[4], r[0]))
     return header, rows
-
-
-def ranked_rows(acc: Accumulator) -> list[ImageRow]:
-    return sorted((r for r in acc.rows if math.isfinite(r.mean("iou"))), key=lambda r: r.mean("iou"))
 
 
 def num(v) -> float | None:

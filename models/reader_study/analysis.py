@@ -92,7 +92,7 @@ def conclusion(rows: list[ReaderRow], tests: dict[str, MetricTests], images: int
     order = sorted(rows, key=lambda r: -_key(r.mean["dice"]))
     dice_omnibus = (f"Friedman {_p(d.friedman.p)}" if np.isfinite(d.friedman.p) else
                     f"Wilcoxon {_p(d.pairs[0].p_holm)}" if d.pairs else "no test")
-    out.append(f"By mean Dice: " + _ranking(order, "dice") + f" ({dice_omnibus}).")
+    out.append("By mean Dice: " + _ranking(order, "dice") + f" ({dice_omnibus}).")
     return [p for p in out if p]
 
 
@@ -119,8 +119,8 @@ def _posthoc(t: MetricTests, alpha: float) -> str:
     head = f"Post-hoc Wilcoxon signed-rank tests, Holm-corrected over {len(t.pairs)} pair(s): "
     if not sig:
         return head + "no pair differs significantly."
-    listed = "; ".join(f"{p.a} vs {p.b} (median difference {100 * p.median_difference:+.1f} points, "
-                       f"Holm {_p(p.p_holm)})" for p in sig)
+    listed = "; ".join(f"{p.a} {'above' if p.median_difference >= 0 else 'below'} {p.b} by a median "
+                       f"{abs(100 * p.median_difference):.1f} points per image (Holm {_p(p.p_holm)})" for p in sig)
     rest = len(t.pairs) - len(sig)
     caution = ("" if not np.isfinite(t.friedman.p) or t.friedman.significant(alpha)
                else " The omnibus test was not significant: read these pairs as exploratory.")

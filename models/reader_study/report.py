@@ -91,7 +91,7 @@ def render_html(scores: StudyScores, f: Findings, about: dict[str, str], figures
     parts += ["<h2>Conclusion</h2>"] + [f"<p>{html.esc(p)}</p>" for p in f.conclusion]
     header = (["rank", "reader", "images", "IoU % (mean ± SD)", "Dice % (mean ± SD)"]
               + [f"{t.name} IoU %" for t in tissues] + ["pooled IoU %"])
-    rows = [[i + 1, r.label + (" [model]" if r.is_model else ""), r.images, _ms(r.mean["iou"], r.sd["iou"]),
+    rows = [[i + 1, r.label, r.images, _ms(r.mean["iou"], r.sd["iou"]),
              _ms(r.mean["dice"], r.sd["dice"])] + [_p1(r.tissue_mean["iou"][t.name]) for t in tissues]
             + [_p1(r.pooled_iou)] for i, r in enumerate(f.rows)]
     parts += ["<h2>Readers</h2>",
@@ -107,7 +107,7 @@ def render_html(scores: StudyScores, f: Findings, about: dict[str, str], figures
         parts.append(html.table(["test", "statistic", "df", "p", "significant"], omni))
         pair_rows = [[f"{p.a} vs {p.b}", f"{100 * p.median_difference:+.2f}", p.n, _num(p.statistic), _pv(p.p),
                       _pv(p.p_holm), _yes(p.significant(f.alpha))] for p in t.pairs]
-        parts.append(html.table(["pair (Wilcoxon signed-rank)", "median diff. (points)", "non-zero diffs", "W",
+        parts.append(html.table(["pair a vs b (Wilcoxon signed-rank)", "median a - b (points)", "non-zero diffs", "W",
                                  "p", "p Holm", "significant"], pair_rows))
         parts.append(html.image(figures[f"box_{m}.png"], f"{label} box plot"))
     parts.append("<h2>Per tissue</h2>")

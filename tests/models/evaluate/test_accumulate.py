@@ -5,6 +5,7 @@ import json
 import math
 import tracemalloc
 
+import cv2
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
@@ -25,11 +26,11 @@ def bands(h: int = 8, w: int = 16) -> np.ndarray:
 
 
 def onehot_scores(truth: np.ndarray, labels: np.ndarray, p: float = 0.9) -> np.ndarray:
-    """Probabilities that put p on the answer's class, spread the rest (valid pixels, row-major)."""
+    """(C, n) probabilities that put p on the answer's class, spread the rest (valid pixels, row-major)."""
     valid = truth != 255
     a = labels[valid].astype(int)
-    s = np.full((a.size, 4), (1 - p) / 3, np.float32)
-    s[np.arange(a.size), a] = p
+    s = np.full((4, a.size), (1 - p) / 3, np.float32)
+    s[a, np.arange(a.size)] = p
     return s
 
 
@@ -116,7 +117,7 @@ def test_auc_accumulated_over_images_matches_sklearn_on_all_pixels():
         logits[..., :] += 2.0 * np.eye(4)[np.where(t == 255, 0, t)]
         p = np.exp(logits) / np.exp(logits).sum(axis=2, keepdims=True)
         s = p[t != 255].astype(np.float32)
-        acc.add(f"i{k}", "c0", k, t, p.argmax(axis=2).astype(np.uint8), s)
+        acc.add(f"i{k}", "c0", k, t, p.argmax(axis=2).astype(np.uint8), s.T)
         truths.append(t[t != 255])
         scores.append(s)
     truth, score = np.concatenate(truths), np.concatenate(scores)
@@ -136,14 +137,14 @@ def test_frame_scores_place_box_probabilities_on_the_right_pixels():
     declined = np.zeros((h, w), bool)
     declined[2, 4] = True  # e.g. outside the field-of-view circle
     s = frame_scores(probs, box, declined, truth != 255)
-    assert s.shape == (int((truth != 255).sum()), 4)
+    assert s.shape == (4, int((truth != 255).sum()))
     full = np.full((h, w), -1.0)
-    full[truth != 255] = s[:, 2]
+    full[truth != 255] = s[2]
     assert full[1, 3] == pytest.approx(0.00) and full[4, 6] == pytest.approx(0.15)
     assert full[2, 5] == pytest.approx(0.06)
     assert full[2, 4] == 0.0 and full[5, 0] == 0.0 and full[1, 0] == 0.0  # declined / outside box: background
     bg = np.full((h, w), -1.0)
-    bg[truth != 255] = s[:, 0]
+    bg[truth != 255] = s[0]
     assert bg[2, 4] == 1.0 and bg[3, 9] == 1.0
 
 
@@ -157,7 +158,9 @@ def test_frame_scores_resize_like_the_runtime():
     box = (0, 0, 20, 20)
     s = frame_scores(probs, box, np.zeros((20, 20), bool), np.ones((20, 20), bool))
     labels = Postprocess().labels(probs, (20, 20))
-    np.testing.assert_array_equal(s.argmax(axis=1).reshape(20, 20), labels)
+    np.testing.assert_array_equal(s.argmax(axis=0).reshape(20, 20), labels)
+    together = cv2.resize(np.ascontiguousarray(probs.transpose(1, 2, 0)), (20, 20), interpolation=cv2.INTER_LINEAR)
+    np.testing.assert_array_equal(s.T.reshape(20, 20, 4), together)  # the runtime's values, bit for bit
 
 
 def test_per_image_and_per_clip_tables():
@@ -178,7 +181,7 @@ def test_per_image_and_per_clip_tables():
     assert crows[0][0] == "c2"  # worst clip first
 
 
-def test_gallery_is_bounded_and_builds_only_kept_thumbnails():
+def test_gallery_is_bounded_one_per_clip_and_builds_only_kept_thumbnails():
     calls = []
     g = Gallery(LUMBAR, n=2, tile=32)
     t = bands()
@@ -189,12 +192,15 @@ def test_gallery_is_bounded_and_builds_only_kept_thumbnails():
             return np.zeros(t.shape + (3,), np.uint8), t, t
         return make
 
-    for k, score in enumerate([0.5, 0.9, 0.1, 0.6, 0.95, 0.55, 0.52]):
-        g.offer(score, f"img{k}", pictures(k))
-    assert [e.caption for e in g.best()] == ["img4", "img1"]
-    assert [e.caption for e in g.worst()] == ["img2", "img0"]
-    assert 5 not in calls and 6 not in calls  # neither among the best nor the worst when offered
-    g.offer(math.nan, "nan", pictures(99))
+    offers = [(0.5, "a"), (0.9, "b"), (0.1, "c"), (0.6, "d"), (0.95, "b"), (0.55, "e"), (0.52, "f"), (0.05, "c"),
+              (0.92, "g")]
+    for k, (score, clip) in enumerate(offers):
+        g.offer(score, clip, f"img{k}", pictures(k))
+    # best: clip b's better frame (img4) replaced img1, then g came in; worst: clip c's worse frame replaced img2
+    assert [e.caption for e in g.best()] == ["img4", "img8"]
+    assert [e.caption for e in g.worst()] == ["img7", "img0"]
+    assert not {5, 6} & set(calls)  # neither among the best nor the worst when offered
+    g.offer(math.nan, "z", "nan", pictures(99))
     assert 99 not in calls
 
 
@@ -202,11 +208,11 @@ def test_memory_stays_flat_with_the_number_of_images():
     """Images and probabilities are not kept: 50 more 128x128 images add only their small rows."""
     rng = np.random.default_rng(2)
     t = rng.integers(0, 4, (128, 128)).astype(np.uint8)
-    s = rng.random((t.size, 4)).astype(np.float32)  # 256 kB per image if it were kept
+    s = rng.random((4, t.size)).astype(np.float32)  # 256 kB per image if it were kept
     image = np.zeros((128, 128, 3), np.uint8)
     acc = Accumulator(LUMBAR, gallery_size=2)
-    for k in range(10):
-        acc.add(f"w{k}", "c", k, t, t, s, lambda: image)
+    for k in range(10):  # fills the gallery (equal scores never displace a kept image)
+        acc.add(f"w{k}", f"c{k % 5}", k, t, t, s, lambda: image)
     tracemalloc.start()
     try:
         base = tracemalloc.get_traced_memory()[0]

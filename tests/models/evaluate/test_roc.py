@@ -37,8 +37,8 @@ def test_histogram_auc_matches_sklearn(kind, seed):
     truth, scores = _case(kind, np.random.default_rng(seed))
     h = ScoreHistograms(3)
     half = len(truth) // 2  # added in two images: accumulation must not change the answer
-    h.add(truth[:half], scores[:half])
-    h.add(truth[half:], scores[half:])
+    h.add(truth[:half], scores[:half].T)
+    h.add(truth[half:], scores[half:].T)
     for c in range(3):
         exact = roc_auc_score(truth == c, scores[:, c])
         assert h.auc()[c] == pytest.approx(exact, abs=1e-3), (kind, c)
@@ -51,9 +51,8 @@ def test_confident_scores_need_logit_bins():
     truth = rng.integers(0, 2, n)
     # Positives at p ~ 1e-4..1e-3, negatives at p ~ 1e-5..1e-4: all within the first linear bin.
     p = np.where(truth == 1, 10 ** rng.uniform(-4, -3, n), 10 ** rng.uniform(-5, -4, n)).astype(np.float32)
-    scores = np.stack([1 - p, p], axis=1)
     h = ScoreHistograms(2)
-    h.add(truth, scores)
+    h.add(truth, np.stack([1 - p, p]))
     assert roc_auc_score(truth, p) == pytest.approx(1.0)
     assert h.auc()[1] == pytest.approx(1.0, abs=1e-3)
     linear = np.minimum((p * 4096).astype(int), 4095)
@@ -66,7 +65,7 @@ def test_hand_computed_auc_with_a_tie():
     # positives 0.9, 0.5; negatives 0.5, 0.1: pairs (0.9>0.5) (0.9>0.1) (0.5=0.5 half) (0.5>0.1) -> 3.5/4
     h = ScoreHistograms(2)
     p = np.array([0.9, 0.5, 0.5, 0.1], np.float32)
-    h.add(np.array([1, 1, 0, 0]), np.stack([1 - p, p], axis=1))
+    h.add(np.array([1, 1, 0, 0]), np.stack([1 - p, p]))
     assert h.auc()[1] == pytest.approx(0.875, abs=1e-12)
     assert h.auc()[0] == pytest.approx(0.875, abs=1e-12)
 
@@ -74,7 +73,7 @@ def test_hand_computed_auc_with_a_tie():
 def test_roc_curve_runs_from_origin_to_one_and_matches_sklearn_points():
     truth, scores = _case("ties", np.random.default_rng(5))
     h = ScoreHistograms(3)
-    h.add(truth, scores)
+    h.add(truth, scores.T)
     fpr, tpr = h.roc(1)
     assert (fpr[0], tpr[0]) == (0.0, 0.0) and fpr[-1] == pytest.approx(1.0) and tpr[-1] == pytest.approx(1.0)
     assert np.all(np.diff(fpr) >= 0) and np.all(np.diff(tpr) >= 0)
@@ -85,7 +84,7 @@ def test_roc_curve_runs_from_origin_to_one_and_matches_sklearn_points():
 
 def test_class_without_positives_has_no_auc():
     h = ScoreHistograms(3)
-    h.add(np.array([0, 1, 0, 1]), np.full((4, 3), 1 / 3, np.float32))
+    h.add(np.array([0, 1, 0, 1]), np.full((3, 4), 1 / 3, np.float32))
     auc = h.auc()
     assert np.isnan(auc[2]) and auc[0] == pytest.approx(0.5)
 
@@ -95,11 +94,11 @@ def test_memory_is_fixed_by_bins_not_pixels():
     before = h.counts.nbytes
     rng = np.random.default_rng(0)
     for _ in range(5):
-        h.add(rng.integers(0, 4, 10000), rng.random((10000, 4)).astype(np.float32))
+        h.add(rng.integers(0, 4, 10000), rng.random((4, 10000)).astype(np.float32))
     assert h.counts.nbytes == before == 4 * 2 * 1024 * 8
     assert h.counts.sum() == 5 * 10000 * 4
 
 
 def test_bad_shapes_are_refused():
     with pytest.raises(ValueError):
-        ScoreHistograms(3).add(np.zeros(5, int), np.zeros((5, 2), np.float32))
+        ScoreHistograms(3).add(np.zeros(5, int), np.zeros((5, 3), np.float32))  # (n, C) instead of (C, n)
