@@ -29,6 +29,9 @@ from models.errors import EndoSpineError
 from models.metrics import ConfusionMatrix, mean_iou, scores_from_matrix
 from models.nets import build_model
 from models.preprocess import Preprocess
+from models.train.checkpoint import param_names as _param_names
+from models.train.checkpoint import rename_opt_state as _rename_opt_state
+from models.train.checkpoint import save_atomic as _save
 from models.train.config import TrainConfig
 from models.train.data import EvalSamples, MixedSampler, TrainSamples, label_histogram, mixing_weights
 from models.train.losses import SegLoss, class_weights_from_counts, paddle
@@ -48,7 +51,9 @@ def train(data_dir: str | Path, run_dir: str | Path, cfg: TrainConfig, resume: b
         raise EndoSpineError(f"{dataset.root}: the train split is empty")
     if not val_items:
         raise EndoSpineError(f"{dataset.root}: the val split is empty (validation picks the best model)")
+    _check_real_only(dataset)
     pools = [(dataset, train_items)] + [_extra_pool(e.path, dataset.classes) for e in cfg.extra_data]
+    shares = [1 - sum(e.ratio for e in cfg.extra_data)] + [e.ratio for e in cfg.extra_data]
     _prepare_run_dir(run, resume)
     rank, world = _distributed_setup()
     _setup_logging(run if rank == 0 else None)
@@ -71,8 +76,9 @@ def train(data_dir: str | Path, run_dir: str | Path, cfg: TrainConfig, resume: b
         state = _load_resume(run, model, opt)
     if rank == 0:
         _write_yaml(run / "config.yaml", cfg.to_dict())
-        _write_yaml(run / "data.yaml", _data_summary(dataset, pools, val_items, weights))
-        log.info("train data: %s", ", ".join(f"{_sources(items)} from {ds.root}" for ds, items in pools))
+        _write_yaml(run / "data.yaml", _data_summary(dataset, pools, shares, val_items, weights))
+        log.info("train data: %s", ", ".join(f"{_sources(items)} from {ds.root} (share {share:.2f}{_gan_note(items)})"
+                                             for (ds, items), share in zip(pools, shares)))
         log.info("validation: %d images from %s (%s)", len(val_items), dataset.root, _sources(val_items))
     if world > 1:
         model = paddle.DataParallel(model)
@@ -159,10 +165,21 @@ def _extra_pool(path: str, classes: ClassTable) -> tuple[Dataset, list]:
     extra = load_dataset(path)
     if extra.classes.names != classes.names:
         raise EndoSpineError(f"{path}: classes {extra.classes.names} differ from the main dataset's {classes.names}")
-    items = extra.splits.get("train") or extra.items
+    # Only an extra dataset's train split is used (all its images when it has no split lists):
+    # validation and test stay on the main dataset, never on GAN or other extra images.
+    items = extra.splits.get("train", []) if extra.splits else extra.items
     if not items:
-        raise EndoSpineError(f"{path}: extra dataset has no images")
+        raise EndoSpineError(f"{path}: extra dataset has no training images (only its train split is used)")
     return extra, items
+
+
+def _check_real_only(dataset: Dataset) -> None:
+    """Validation and test judge the model on real (or engine-rendered) images, never GAN ones."""
+    for name in ("val", "test"):
+        gan = sum(it.source == "gan" for it in dataset.splits.get(name, []))
+        if gan:
+            raise EndoSpineError(f"{dataset.root}: the {name} split holds {gan} GAN-synthesized images; "
+                                 f"GAN images may only be training data (--extra-data)")
 
 
 def _prepare_run_dir(run: Path, resume: bool) -> None:
@@ -182,27 +199,6 @@ def _load_resume(run: Path, model, opt) -> dict:
     opt.set_state_dict(_rename_opt_state(paddle.load(str(run / "last.pdopt")), _param_names(model), to_local=True))
     log.info("resumed %s at step %d", run, state["step"])
     return state
-
-
-def _param_names(model) -> dict[str, str]:
-    """Paddle's global parameter name (e.g. conv2d_94.w_0, differs per process) -> structured name."""
-    return {p.name: key for key, p in model.named_parameters()}
-
-
-def _rename_opt_state(state: dict, names: dict[str, str], to_local: bool = False) -> dict:
-    """Optimizer state keys are '<param name>_<slot>'; store them under structured names so that a
-    resumed run (whose layers got other global names) finds its moments again."""
-    mapping = {v: k for k, v in names.items()} if to_local else names
-    prefixes = sorted(mapping, key=len, reverse=True)
-    out = {}
-    for key, value in state.items():
-        new = key
-        for prefix in prefixes:
-            if key.startswith(prefix + "_"):
-                new = mapping[prefix] + key[len(prefix):]
-                break
-        out[new] = value
-    return out
 
 
 def _distributed_setup() -> tuple[int, int]:
@@ -229,11 +225,18 @@ def _sources(items) -> str:
     return "+".join(f"{n} {s}" for s, n in sorted(counts.items()))
 
 
-def _data_summary(dataset: Dataset, pools, val_items, weights) -> dict:
+def _gan_note(items) -> str:
+    gan = sum(it.source == "gan" for it in items)
+    return f", {gan} GAN-synthetic images" if gan else ""
+
+
+def _data_summary(dataset: Dataset, pools, shares, val_items, weights) -> dict:
     return {
         "classes": dataset.classes.to_dict(),
         "train": [{"dataset": str(ds.root), "name": ds.name, "images": len(items), "sources": _sources(items),
-                   "clips": len({it.clip for it in items})} for ds, items in pools],
+                   "clips": len({it.clip for it in items}), "batch_share": round(share, 4),
+                   "gan_images": sum(it.source == "gan" for it in items)}
+                  for (ds, items), share in zip(pools, shares)],
         "val": {"dataset": str(dataset.root), "images": len(val_items), "sources": _sources(val_items)},
         "test": {"images": len(dataset.splits.get("test", []))},
         "class_weights": None if weights is None else [round(float(w), 4) for w in weights],
@@ -248,12 +251,6 @@ def _setup_logging(run: Path | None) -> None:
         handler = logging.FileHandler(run / "train.log", encoding="utf-8")
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
         log.addHandler(handler)
-
-
-def _save(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    paddle.save(obj, str(tmp))
-    os.replace(tmp, path)
 
 
 def _write_yaml(path: Path, data) -> None:
