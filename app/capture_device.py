@@ -5,63 +5,17 @@ arrive as BGR and leave as RGB. Devices are opened through a factory so that tes
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
-from urllib.parse import parse_qsl
 
 import cv2
-import numpy as np
 
+from models.capture import BACKENDS, CaptureSettings, configure, opencv_device, to_rgb
 from models.errors import EndoSpineError
 from models.types import Frame
 
 from app.sources_base import Source
 
-BACKENDS = {"any": cv2.CAP_ANY, "v4l2": cv2.CAP_V4L2, "dshow": cv2.CAP_DSHOW, "msmf": cv2.CAP_MSMF,
-            "avfoundation": cv2.CAP_AVFOUNDATION, "gstreamer": cv2.CAP_GSTREAMER, "ffmpeg": cv2.CAP_FFMPEG}
-
-
-@dataclass(frozen=True)
-class CaptureSettings:
-    index: int
-    backend: str = "any"
-    width: int | None = None
-    height: int | None = None
-    fps: float | None = None
-    fourcc: str | None = None      # e.g. MJPG, YUYV
-    buffer: int | None = 1         # driver-side queue: 1 keeps latency low
-
-    @classmethod
-    def parse(cls, spec: str) -> "CaptureSettings":
-        head, _, query = spec.partition("?")
-        try:
-            index = int(head.split(":", 1)[1])
-            opts = dict(parse_qsl(query, strict_parsing=bool(query)))
-        except (ValueError, IndexError):
-            raise EndoSpineError(f"{spec}: expected capture:N[?backend=&width=&height=&fps=&fourcc=&buffer=]") from None
-        unknown = set(opts) - {"backend", "width", "height", "fps", "fourcc", "buffer"}
-        if unknown:
-            raise EndoSpineError(f"{spec}: unknown option(s) {', '.join(sorted(unknown))}")
-        backend = opts.get("backend", "any").lower()
-        if backend not in BACKENDS:
-            raise EndoSpineError(f"{spec}: backend must be one of {', '.join(BACKENDS)}")
-        fourcc = opts.get("fourcc")
-        if fourcc is not None and len(fourcc) != 4:
-            raise EndoSpineError(f"{spec}: fourcc must be 4 characters, e.g. MJPG or YUYV")
-        try:
-            return cls(index, backend, _int(opts, "width"), _int(opts, "height"),
-                       float(opts["fps"]) if "fps" in opts else None, fourcc,
-                       _int(opts, "buffer") if "buffer" in opts else 1)
-        except ValueError:
-            raise EndoSpineError(f"{spec}: width, height, buffer must be whole numbers and fps a number") from None
-
-
-def _int(opts: dict, key: str) -> int | None:
-    return int(opts[key]) if key in opts else None
-
-
-def opencv_device(settings: CaptureSettings):
-    return cv2.VideoCapture(settings.index, BACKENDS[settings.backend])
+__all__ = ["BACKENDS", "CaptureSettings", "CaptureSource", "opencv_device"]
 
 
 class CaptureSource(Source):
@@ -73,20 +27,17 @@ class CaptureSource(Source):
         self._cap = None
 
     @classmethod
-    def from_spec(cls, spec: str, device_factory: Callable = opencv_device) -> "CaptureSource":
-        return cls(CaptureSettings.parse(spec), device_factory)
+    def from_spec(cls, spec: str, device_factory: Callable = opencv_device,
+                  defaults: CaptureSettings | None = None) -> "CaptureSource":
+        """defaults: settings for options the spec does not give (an endoscope profile's capture section)."""
+        return cls(CaptureSettings.parse(spec, defaults), device_factory)
 
     def open(self) -> None:
         s = self.settings
         cap = self._factory(s)
         if cap is None or not cap.isOpened():
             raise EndoSpineError(f"{self.name}: cannot open the capture device (backend {s.backend})")
-        if s.fourcc:
-            cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*s.fourcc))
-        for prop, value in ((cv2.CAP_PROP_FRAME_WIDTH, s.width), (cv2.CAP_PROP_FRAME_HEIGHT, s.height),
-                            (cv2.CAP_PROP_FPS, s.fps), (cv2.CAP_PROP_BUFFERSIZE, s.buffer)):
-            if value is not None:
-                cap.set(prop, value)
+        configure(cap, s)
         self._cap = cap
         self.size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
         fps = cap.get(cv2.CAP_PROP_FPS)
@@ -99,7 +50,7 @@ class CaptureSource(Source):
         ok, bgr = self._cap.read()
         if not ok or bgr is None:
             return None
-        return self._frame(_to_rgb(bgr), None)
+        return self._frame(to_rgb(bgr), None)
 
     def close(self) -> None:
         super().close()
@@ -107,12 +58,3 @@ class CaptureSource(Source):
             self._cap.release()
             self._cap = None
 
-
-def _to_rgb(img: np.ndarray) -> np.ndarray:
-    if img.dtype == np.uint16:
-        img = (img >> 8).astype(np.uint8)
-    if img.ndim == 2:
-        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
-    if img.shape[2] == 4:
-        return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)

@@ -1,12 +1,19 @@
 """Finding the endoscope's circular field of view in a frame, cheaply, every frame if needed.
 
 The picture of an endoscope is a bright disc on a black surround (with a notch, instruments
-crossing the rim, dark tissue near the edge). On a small grayscale copy: threshold the
-surround, keep the largest bright region, fit the smallest enclosing circle. The model then
-sees the circle's bounding square (as in training) and pixels outside the circle are ignore.
+crossing the rim, dark tissue near the edge, text burned in by the tower, letterbox bars).
+Two steps:
+1. coarse, on a 192 px wide copy: threshold the surround, keep the largest bright region
+   (after an opening that cuts thin text strokes off it), smallest enclosing circle;
+2. fine, on the full frame: rim points along 180 rays at subpixel precision and a RANSAC
+   circle through them (models/circlefit.py), so the circle is exact to a fraction of a pixel
+   and rays through instruments, dark tissue, the notch or text do not pull it.
+A frame without a dark surround (a plain camera), or whose rim points do not agree on a
+circle seen most of the way round, has no field of view: None.
 
-`FovTracker` re-detects every few frames and smooths the circle, so that a steady scope gives
-a steady crop; a large jump (zoom, another scope) is taken at once.
+The model then sees the circle's bounding square (as in training) and pixels outside the
+circle are ignore. `FovTracker` re-detects every few frames and smooths the circle, so that a
+steady scope gives a steady crop; a large jump (zoom, another scope) is taken at once.
 """
 from __future__ import annotations
 
@@ -15,9 +22,13 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-DETECT_WIDTH = 192       # detection runs on a copy this wide
-DARK_LEVEL = 24          # surround is darker than this (0..255)
+from models.circlefit import fit_circle_ransac, rim_points
+
+DETECT_WIDTH = 192       # the coarse step runs on a copy this wide
+DARK_LEVEL = 24          # surround is darker than this (0..255, brightest channel)
 MIN_AREA_SHARE = 0.10    # a field of view covers at least this share of the frame
+MIN_INLIER_SHARE = 0.45  # of the rays cast, this share must land on the fitted rim
+MAX_GAP_DEG = 100.0      # and the rim must be seen all round but for gaps this wide (frame borders)
 
 
 @dataclass(frozen=True)
@@ -35,32 +46,61 @@ class Circle:
         return x0, y0, max(1, x1 - x0), max(1, y1 - y0)
 
     def outside(self, box: tuple[int, int, int, int], size: tuple[int, int]) -> np.ndarray:
-        """Boolean mask (size = (w, h) of a grid laid over `box`) of cells outside the circle."""
+        """Boolean mask (size = (w, h) of a grid laid over `box`) of cells outside the circle.
+
+        Pixel (x, y) is at integer coordinates (its center); a grid cell is tested at its center."""
         x, y, bw, bh = box
         w, h = size
-        xs = x + (np.arange(w, dtype=np.float32) + 0.5) * (bw / w)
-        ys = y + (np.arange(h, dtype=np.float32) + 0.5) * (bh / h)
+        xs = x + (np.arange(w, dtype=np.float32) + 0.5) * (bw / w) - 0.5
+        ys = y + (np.arange(h, dtype=np.float32) + 0.5) * (bh / h) - 0.5
         return ((xs[None, :] - self.cx) ** 2 + (ys[:, None] - self.cy) ** 2) > self.r ** 2
 
 
-def detect_fov(rgb: np.ndarray) -> Circle | None:
-    """The field-of-view circle of one frame, or None when the frame has no dark surround."""
+def coarse_fov(rgb: np.ndarray) -> Circle | None:
+    """A rough circle (a few % of the radius) from the largest bright region, or None."""
     h, w = rgb.shape[:2]
-    scale = DETECT_WIDTH / w
-    small = cv2.resize(rgb, (DETECT_WIDTH, max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-    gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
-    bright = (gray > DARK_LEVEL).astype(np.uint8)
+    scale = min(1.0, DETECT_WIDTH / w)
+    small = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    bright = (small.max(axis=2) > DARK_LEVEL).astype(np.uint8)
     if bright.mean() > 0.97:
         return None  # no surround: the picture fills the frame
+    bright = cv2.morphologyEx(bright, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))  # thin text strokes off
     bright = cv2.morphologyEx(bright, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
-    contours, _ = cv2.findContours(bright, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    contours, _ = cv2.findContours(bright, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     if not contours:
         return None
     largest = max(contours, key=cv2.contourArea)
     if cv2.contourArea(largest) < MIN_AREA_SHARE * bright.size:
         return None
     (cx, cy), r = cv2.minEnclosingCircle(cv2.convexHull(largest))
-    return Circle((cx + 0.5) / scale - 0.5, (cy + 0.5) / scale - 0.5, r / scale)
+    # The enclosing circle swells when text or a bar merged with the disc; a robust fit to the
+    # outline does not (outline points on the text, an instrument or the frame border drop out).
+    pts = largest[:, 0, :].astype(np.float64)
+    fit = fit_circle_ransac(pts, np.arctan2(pts[:, 1] - cy, pts[:, 0] - cx), tol=1.5, rays=len(pts))
+    if fit is not None and fit.inliers >= 0.3 * len(pts) and 0.2 * r < fit.r <= r:
+        cx, cy, r = fit.cx, fit.cy, fit.r
+    sx, sy = w / small.shape[1], h / small.shape[0]
+    return Circle((cx + 0.5) * sx - 0.5, (cy + 0.5) * sy - 0.5, r * max(sx, sy))
+
+
+def detect_fov(rgb: np.ndarray) -> Circle | None:
+    """The field-of-view circle of one frame (subpixel), or None when it has none."""
+    coarse = coarse_fov(rgb)
+    if coarse is None:
+        return None
+    circle = None
+    for _ in range(2):  # a second pass from the refined circle when the coarse one was far off
+        ref = circle or coarse
+        pts, angles = rim_points(rgb, ref.cx, ref.cy, ref.r)
+        fit = fit_circle_ransac(pts, angles, tol=max(1.0, 0.006 * ref.r), rays=180)
+        if fit is None or fit.inliers < MIN_INLIER_SHARE * fit.rays or fit.coverage > MAX_GAP_DEG:
+            return None
+        if not 0.5 * coarse.r < fit.r < 1.5 * coarse.r:
+            return None
+        circle = Circle(fit.cx, fit.cy, fit.r)
+        if abs(fit.r - ref.r) < 0.1 * ref.r and np.hypot(fit.cx - ref.cx, fit.cy - ref.cy) < 0.1 * ref.r:
+            break
+    return circle
 
 
 class FovTracker:

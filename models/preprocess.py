@@ -85,17 +85,22 @@ class Postprocess:
     ignore_index: int = 255
     thresholds: dict[int, float] = field(default_factory=dict)  # class id -> minimum probability
 
-    def labels(self, probs: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    def labels(self, probs: np.ndarray, size: tuple[int, int],
+               grid: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
         """(C, h, w) probabilities -> (H, W) uint8 labels at `size` = (W, H), bilinear in between.
 
+        grid: optional (x, y) float32 maps, each (H, W), of where every output cell samples the
+        probability grid (e.g. through a lens undistortion); default: a plain resize.
         A class whose probability stays under its threshold loses the pixel to background (0).
         """
         c = probs.shape[0]
         hwc = np.ascontiguousarray(probs.transpose(1, 2, 0))
-        if (hwc.shape[1], hwc.shape[0]) != tuple(size):
+        if grid is not None:
+            hwc = cv2.remap(hwc, grid[0], grid[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        elif (hwc.shape[1], hwc.shape[0]) != tuple(size):
             hwc = cv2.resize(hwc, tuple(size), interpolation=cv2.INTER_LINEAR)
-            if c == 1:
-                hwc = hwc[..., None]
+        if hwc.ndim == 2:
+            hwc = hwc[..., None]
         labels = hwc.argmax(axis=2).astype(np.uint8)
         for cid, t in self.thresholds.items():
             weak = (labels == cid) & (hwc[..., cid] < t)

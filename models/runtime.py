@@ -8,16 +8,18 @@ Importable without any training code; loads only a folder whose files match its 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from models.errors import EndoSpineError
-from models.fov import Circle, FovTracker
+from models.fov import Circle
+from models.frameview import FramePrep, View
 from models.manifest import Manifest, load_manifest
 from models.paddle_env import import_paddle
 from models.preprocess import Postprocess
+from models.profile import FovSection, Profile, default_profile, load_profile
 
 DEVICES = ("cpu", "gpu", "tensorrt")
 BACKENDS = ("paddle", "onnxruntime")
@@ -36,8 +38,11 @@ class RuntimeSettings:
     trt_workspace_mb: int = 1024
     trt_min_subgraph: int = 3
     trt_dynamic_shapes: bool = False # the exported input is fixed-size; set for batch > 1 variants
-    fov: str = "auto"                # "auto": find the circular field of view, crop its square, ignore
-                                     # outside it; "off": the manifest's crop as it is
+    fov: str = "auto"                # "auto": as the profile says (default: find the circular field of
+                                     # view, crop its square, ignore outside it); "off": the manifest's
+                                     # crop as it is, whatever the profile says
+    profile: str | None = None       # endoscope profile YAML (models/profile.py); None: the default
+                                     # profile (automatic field of view, no color change, no lens)
 
     def __post_init__(self) -> None:
         if self.fov not in ("auto", "off"):
@@ -52,6 +57,14 @@ class RuntimeSettings:
             raise ValueError("precision must be fp32 or fp16")
         if self.threads < 1:
             raise ValueError("threads must be at least 1")
+
+
+def runtime_profile(settings: RuntimeSettings) -> Profile:
+    """The profile a runtime applies: the file's (or the default), field of view off if asked."""
+    profile = load_profile(settings.profile) if settings.profile else default_profile()
+    if settings.fov == "off":
+        profile = replace(profile, fov=FovSection(mode="off"))
+    return profile
 
 
 def build_predictor(manifest: Manifest, root: Path, settings: RuntimeSettings):
@@ -101,8 +114,9 @@ class SegmentationRuntime:
         self.pre = self.manifest.preprocess
         self.post = postprocess or Postprocess(ignore_index=self.classes.ignore_index)
         self.model_id = self.manifest.model_id
-        self.fov = FovTracker() if self.settings.fov == "auto" else None
-        self.circle: Circle | None = None  # the field of view of the last frame, if found
+        self.profile = runtime_profile(self.settings)
+        self.prep = FramePrep(self.profile, self.pre)
+        self.view: View | None = None      # where the last frame's model input came from
         if self.settings.backend == "onnxruntime":
             self._run = _onnx_runner(self.manifest, self.root, self.settings)
         else:
@@ -110,9 +124,13 @@ class SegmentationRuntime:
 
     def independent_frames(self) -> "SegmentationRuntime":
         """For datasets: find the field of view anew in every image (no tracking across images)."""
-        if self.fov is not None:
-            self.fov = FovTracker(every=1, smoothing=0.0)
+        self.prep = FramePrep(self.profile, self.pre, independent=True)
         return self
+
+    @property
+    def circle(self) -> Circle | None:
+        """The field of view of the last frame (working-frame pixels), if any."""
+        return self.view.circle if self.view is not None else None
 
     def run_tensor(self, x: np.ndarray) -> np.ndarray:
         """(1, 3, H, W) float32 -> (1, C, h, w) float32 class probabilities."""
@@ -124,21 +142,20 @@ class SegmentationRuntime:
     def probabilities(self, rgb: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int], dict[str, float]]:
         """A frame -> ((C, h, w) probabilities on the model's output grid, crop box, timings ms)."""
         t0 = time.perf_counter()
-        self.circle = self.fov.update(rgb) if self.fov is not None else None
-        box = self.circle.box(rgb.shape[1], rgb.shape[0]) if self.circle is not None else None
-        x, box = self.pre(rgb, box)
+        x, self.view = self.prep(rgb)
         t1 = time.perf_counter()
         probs = self.run_tensor(x)[0]
         t2 = time.perf_counter()
-        return probs, box, {"preprocess": (t1 - t0) * 1e3, "predict": (t2 - t1) * 1e3}
+        return probs, self.view.box, {"preprocess": (t1 - t0) * 1e3, "predict": (t2 - t1) * 1e3}
 
     def labels(self, probs: np.ndarray, box: tuple[int, int, int, int], size: tuple[int, int],
                post: Postprocess | None = None) -> np.ndarray:
-        """Probabilities -> labels of `size` over `box`; outside the field of view: ignore (255)."""
-        labels = (post or self.post).labels(probs, size)
-        if self.circle is not None:
-            labels[self.circle.outside(box, size)] = self.classes.ignore_index
-        return labels
+        """Probabilities of the last frame -> labels of `size` over `box`; outside the field of
+        view: ignore (255)."""
+        view = self.view
+        if view is None or tuple(box) != view.box:
+            view = View(tuple(box), tuple(box), None, None)  # probabilities not from the last frame
+        return self.prep.labels(probs, view, size, post or self.post)
 
     def segment(self, rgb: np.ndarray, mask_size: tuple[int, int] | None = None):
         """A frame -> (labels over the crop box at mask_size or the box's size, box, timings ms)."""
