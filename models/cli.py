@@ -40,7 +40,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     extra = tuple(ExtraData.parse(e) for e in args.extra_data) or None
     cfg = TrainConfig.load(args.config, model=args.model, iters=args.iters, batch_size=args.batch_size,
                            lr=args.lr, input_size=args.input_size, seed=args.seed, workers=args.workers,
-                           eval_every=args.eval_every, extra_data=extra)
+                           eval_every=args.eval_every, extra_data=extra, profile=args.profile)
     summary = train(args.data, args.out, cfg, resume=args.resume)
     print(f"best validation mean IoU (tissues) {summary['best_val_miou']:.4f} at step {summary['best_step']}; "
           f"run in {args.out}")
@@ -61,7 +61,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from models.predict import predict_dataset
     from models.runtime import RuntimeSettings
 
-    settings = RuntimeSettings(device=args.device, threads=args.threads)
+    settings = RuntimeSettings(device=args.device, threads=args.threads, profile=args.profile)
     out = predict_dataset(args.model, args.data, args.out, split=args.split, probs=args.probs, settings=settings)
     print(f"wrote label maps to {out}")
     return 0
@@ -164,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=non_negative_int, help="data loading processes")
     p.add_argument("--seed", type=non_negative_int, help="random seed")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--profile", metavar="FILE",
+                   help="endoscope profile of the tower that recorded --data (endospine-calibrate); default: automatic FOV")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("export", help="export a run's best model for Paddle Inference, with manifest.yaml")
@@ -182,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--probs", action="store_true", help="also <stem>.probs.npz: uint8 class probabilities")
     p.add_argument("--device", default="cpu", choices=["cpu", "gpu", "tensorrt"], help="inference device")
     p.add_argument("--threads", type=positive_int, default=2, help="CPU threads (default 2)")
+    p.add_argument("--profile", metavar="FILE", help="endoscope profile of the images' tower (default: automatic FOV)")
     p.set_defaults(func=_cmd_predict)
 
     _add_evaluation_commands(sub)

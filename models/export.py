@@ -85,7 +85,8 @@ def export_run(run: str | Path, out: str | Path, onnx: bool = False, test_data: 
     size = cfg.input_size
     pre = Preprocess((size, size), crop=cfg.crop)
     training = {"run": str(run), "config": {"model": cfg.model, "iters": cfg.iters, "batch_size": cfg.batch_size,
-                                            "lr": cfg.lr, "seed": cfg.seed, "crop_px": cfg.augment.crop},
+                                            "lr": cfg.lr, "seed": cfg.seed, "crop_px": cfg.augment.crop,
+                                            "profile": cfg.profile},
                 "data": {k: data[k] for k in ("train", "val", "test") if k in data}, "best_step": state.get("best_step")}
     with StagedDir(out, overwrite=False) as tmp:
         manifest = write_model_folder(
@@ -96,7 +97,8 @@ def export_run(run: str | Path, out: str | Path, onnx: bool = False, test_data: 
         test_root = Path(test_data) if test_data else Path(data["val"]["dataset"])
         if onnx:
             metrics["onnx_parity_max_abs"] = onnx_parity(tmp, test_root)
-        metrics.update(_test_metrics(tmp, test_root, progress))
+        # the training data's tower profile applies to its own test split, not to another dataset's
+        metrics.update(_test_metrics(tmp, test_root, progress, cfg.profile if not test_data else None))
         manifest = Manifest(**{**manifest.__dict__, "metrics": metrics})
         manifest.write(tmp)
     return manifest
@@ -143,16 +145,17 @@ def onnx_parity(model_dir: Path, data_root: Path, images: int = 4) -> float:
     return worst
 
 
-def _test_metrics(model_dir: Path, data_root: Path, progress: bool) -> dict:
+def _test_metrics(model_dir: Path, data_root: Path, progress: bool, profile: str | None = None) -> dict:
     from models.predict import split_metrics
-    from models.runtime import SegmentationRuntime
+    from models.runtime import RuntimeSettings, SegmentationRuntime
 
     dataset = load_dataset(data_root)
     items = dataset.splits.get("test") or []
     if not items:
         return {"test": None, "test_note": f"{data_root} has no test split"}
-    result = split_metrics(SegmentationRuntime(model_dir), dataset, items, progress=progress)
-    return {"test": {"dataset": str(data_root), "runtime": "paddle cpu onednn, fov auto", **result}}
+    result = split_metrics(SegmentationRuntime(model_dir, RuntimeSettings(profile=profile)), dataset, items,
+                           progress=progress)
+    return {"test": {"dataset": str(data_root), "runtime": "paddle cpu onednn, fov auto", "profile": profile, **result}}
 
 
 def _export_onnx(folder: Path, graph: Path) -> Path:

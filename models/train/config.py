@@ -61,6 +61,8 @@ class TrainConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     extra_data: tuple[ExtraData, ...] = ()
+    profile: str | None = None     # endoscope profile of the tower that recorded --data (models/profile.py);
+                                   # None: the default (automatic field of view, no color change)
 
     def __post_init__(self) -> None:
         if self.model not in ARCHS:

@@ -5,6 +5,7 @@ import numpy as np
 
 from models.augment import AugmentConfig, augment
 from models.dataset import Dataset, Item
+from models.frameview import FramePrep
 from models.imageio import read_image, read_label
 from models.paddle_env import import_paddle
 from models.preprocess import Preprocess
@@ -15,9 +16,13 @@ paddle = import_paddle()
 class TrainSamples(paddle.io.Dataset):
     """Random augmented views. Index i always gives the same sample for the same epoch seed."""
 
-    def __init__(self, pools: list[tuple[Dataset, list[Item]]], pre: Preprocess, aug: AugmentConfig, seed: int):
+    def __init__(self, pools: list[tuple[Dataset, list[Item]]], pre: Preprocess, aug: AugmentConfig, seed: int,
+                 preps: list[FramePrep] | None = None):
+        """preps: how each pool's images become views (its tower's profile); default: the
+        default profile (automatic field of view) for every pool."""
         super().__init__()
-        self.entries = [(ds.root, item) for ds, items in pools for item in items]
+        self.entries = [(ds.root, item, k) for k, (ds, items) in enumerate(pools) for item in items]
+        self.preps = preps or [FramePrep(None, pre, independent=True) for _ in pools]
         self.pre, self.aug, self.seed = pre, aug, seed
         self.epoch = 0
 
@@ -25,8 +30,8 @@ class TrainSamples(paddle.io.Dataset):
         return len(self.entries)
 
     def __getitem__(self, index: int):
-        root, item = self.entries[index]
-        image, label = load_view(root, item, self.pre)
+        root, item, pool = self.entries[index]
+        image, label = load_view(root, item, self.pre, self.preps[pool])
         rng = np.random.default_rng([self.seed, self.epoch, index])
         img, lab = augment(image, label, self.pre.input_size[0], self.aug, rng)
         return self.pre.normalize(img)[0], lab.astype(np.int64)
@@ -35,9 +40,10 @@ class TrainSamples(paddle.io.Dataset):
 class EvalSamples(paddle.io.Dataset):
     """Validation views at the model's input size, no augmentation (labels resized nearest)."""
 
-    def __init__(self, dataset: Dataset, items: list[Item], pre: Preprocess):
+    def __init__(self, dataset: Dataset, items: list[Item], pre: Preprocess, prep: FramePrep | None = None):
         super().__init__()
         self.root, self.items, self.pre = dataset.root, items, pre
+        self.prep = prep or FramePrep(None, pre, independent=True)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -45,20 +51,21 @@ class EvalSamples(paddle.io.Dataset):
     def __getitem__(self, index: int):
         import cv2
 
-        image, label = load_view(self.root, self.items[index], self.pre)
+        image, label = load_view(self.root, self.items[index], self.pre, self.prep)
         lab = cv2.resize(label, self.pre.input_size, interpolation=cv2.INTER_NEAREST)
         return self.pre.normalize(self.pre.resize_to_input(image))[0], lab.astype(np.int64)
 
 
-def load_view(root, item: Item, pre: Preprocess) -> tuple[np.ndarray, np.ndarray]:
-    """Image and label of an item, cropped the way the runtime crops frames."""
+def load_view(root, item: Item, pre: Preprocess, prep: FramePrep | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Image and label of an item, cut the way the runtime cuts frames (models/frameview.py):
+    the profile's lens undistortion, the field of view's square, outside it ignore, its colors."""
     image = read_image(root / item.image)
     label = read_label(root / item.label)
     if image.shape[:2] != label.shape:
         from models.errors import EndoSpineError
         raise EndoSpineError(f"{root / item.label}: size {label.shape[::-1]} differs from its image {image.shape[1::-1]}")
-    x, y, w, h = pre.crop_box(image.shape[1], image.shape[0])
-    image, label = image[y:y + h, x:x + w], label[y:y + h, x:x + w]
+    image, label = (prep or FramePrep(None, pre, independent=True)).training_view(image, label)
+    h, w = label.shape
     iw, ih = pre.input_size
     if abs(w / h - iw / ih) > 0.01:  # the runtime stretches such views to the input: train on the same shapes
         import cv2

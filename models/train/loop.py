@@ -26,9 +26,11 @@ from tqdm import tqdm
 from models.classes import ClassTable
 from models.dataset import Dataset, load_dataset
 from models.errors import EndoSpineError
+from models.frameview import FramePrep
 from models.metrics import ConfusionMatrix, mean_iou, scores_from_matrix
 from models.nets import build_model
 from models.preprocess import Preprocess
+from models.profile import load_profile
 from models.train.checkpoint import param_names as _param_names
 from models.train.checkpoint import rename_opt_state as _rename_opt_state
 from models.train.checkpoint import save_atomic as _save
@@ -52,6 +54,7 @@ def train(data_dir: str | Path, run_dir: str | Path, cfg: TrainConfig, resume: b
     if not val_items:
         raise EndoSpineError(f"{dataset.root}: the val split is empty (validation picks the best model)")
     _check_real_only(dataset)
+    profile = load_profile(cfg.profile) if cfg.profile else None  # a bad file stops us before any output
     pools = [(dataset, train_items)] + [_extra_pool(e.path, dataset.classes) for e in cfg.extra_data]
     shares = [1 - sum(e.ratio for e in cfg.extra_data)] + [e.ratio for e in cfg.extra_data]
     _prepare_run_dir(run, resume)
@@ -83,14 +86,16 @@ def train(data_dir: str | Path, run_dir: str | Path, cfg: TrainConfig, resume: b
     if world > 1:
         model = paddle.DataParallel(model)
 
-    samples = TrainSamples(pools, pre, cfg.augment, cfg.seed)
+    main_prep = FramePrep(profile, pre, independent=True)
+    preps = [main_prep] + [FramePrep(None, pre, independent=True) for _ in cfg.extra_data]
+    samples = TrainSamples(pools, pre, cfg.augment, cfg.seed, preps)
     ratios = [e.ratio for e in cfg.extra_data]
     sampler = MixedSampler(mixing_weights([len(items) for _, items in pools], ratios),
                            per_epoch=max(len(samples) // world, cfg.batch_size), seed=cfg.seed * 1000 + rank)
     batches = paddle.io.BatchSampler(sampler=sampler, batch_size=cfg.batch_size, drop_last=True)
     loader = paddle.io.DataLoader(samples, batch_sampler=batches, num_workers=cfg.workers,
                                   use_shared_memory=cfg.workers > 0)
-    val_loader = paddle.io.DataLoader(EvalSamples(dataset, _val_subset(val_items, cfg.val_max_images), pre),
+    val_loader = paddle.io.DataLoader(EvalSamples(dataset, _val_subset(val_items, cfg.val_max_images), pre, main_prep),
                                       batch_size=4, num_workers=0)
 
     step = state["step"]
