@@ -105,7 +105,7 @@ def _generate(generator, labels: np.ndarray, classes) -> np.ndarray:
 def _nearest_grid(z_fake, z_train, labels, fake, real, train_imgs, classes, rows: int) -> np.ndarray:
     """label | generated | real (same map) | nearest train image by feature distance."""
     lines, notes = [], []
-    for k in range(min(rows, len(fake))):
+    for k in np.unique(np.linspace(0, len(fake) - 1, min(rows, len(fake))).round().astype(int)):  # spread out
         dist = np.linalg.norm(z_train - z_fake[k], axis=1)
         j = int(dist.argmin())
         lines.append((label_tile(labels[k], classes), fake[k], real[k], train_imgs[j]))
