@@ -9,6 +9,7 @@ from models.cliutil import non_negative_int, positive_int, run
 from models.paths import demo_video, shipped_model
 
 DEFAULT_SOURCE_HELP = "a video file or synthetic[:SEED] (default: the shipped demo video, else synthetic)"
+PROFILE_HELP = "endoscope profile YAML from endospine-calibrate (default: automatic field of view, no color change)"
 
 
 def default_source() -> str:
@@ -25,13 +26,35 @@ def default_model(model: str | None, no_ai: bool) -> str | None:
     return model
 
 
+def display_profile(path: str | None):
+    """--profile for the live display: the profile, or None (the default profile: automatic field
+    of view, no color change). A bad file is a warning, not a dark OR screen."""
+    import sys
+
+    from models.errors import EndoSpineError
+    from models.profile import load_profile
+
+    if path is None:
+        return None
+    try:
+        return load_profile(path)
+    except EndoSpineError as exc:
+        print(f"endospine: warning: {exc}; using the default profile (automatic field of view, no color change)",
+              file=sys.stderr)
+        return None
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from app.inference import worker_config
     from app.sources import open_source
     from app.ui.run import run_window
 
-    worker = worker_config(default_model(args.model, args.no_ai), args.backend)
-    source = open_source(args.source or default_source(), loop=not args.no_loop)
+    profile = display_profile(args.profile)
+    capture = profile.capture if profile is not None else None
+    worker = worker_config(default_model(args.model, args.no_ai), args.backend,
+                           profile=args.profile if profile is not None else None)
+    spec = args.source or (capture.spec() if capture is not None else default_source())  # the tower's capture card
+    source = open_source(spec, loop=not args.no_loop, capture=capture)
     source.open()  # a missing or unreadable source is a one-line error here, before any window
     return run_window(source, worker, output_dir=args.out_dir, fullscreen=args.fullscreen, screen=args.screen,
                       screenshot=args.screenshot, review=args.review,
@@ -45,7 +68,10 @@ def _cmd_render(args: argparse.Namespace) -> int:
     model = args.model or str(shipped_model())
     if not args.model and not (shipped_model() / "manifest.yaml").is_file():
         raise EndoSpineError("no --model given and no shipped model in assets/model")
-    summary = render_video(args.source, args.out, model, frames_csv=args.frames_csv, max_frames=args.max_frames)
+    from models.runtime import RuntimeSettings
+
+    summary = render_video(args.source, args.out, model, frames_csv=args.frames_csv, max_frames=args.max_frames,
+                           settings=RuntimeSettings(profile=args.profile))
     print(summary_line(summary))
     return 0
 
@@ -62,13 +88,23 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     model = args.model or str(shipped_model())
     if not (Path(model) / "manifest.yaml").is_file():
         raise EndoSpineError(f"{model}: no exported model here (give --model)")
+    if args.profile:
+        from models.profile import load_profile
+
+        load_profile(args.profile)  # a bad file is a one-line error before any measuring
     result = run_bench(args.source or default_source(), model, seconds=args.seconds, warmup=args.warmup,
-                       backend=args.backend)
+                       backend=args.backend, profile=args.profile)
     text = json.dumps(result)
     if args.json:
         Path(args.json).write_text(text + "\n", encoding="utf-8")
     print(text)
     return 0
+
+
+def _cmd_pattern(args: argparse.Namespace) -> int:
+    from app.ui.pattern import run_pattern
+
+    return run_pattern(screen=args.screen, windowed=args.windowed, quit_after=args.quit_after)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quit-after", type=float, metavar="S", help="close the window after S seconds")
     p.add_argument("--screenshot", type=Path, metavar="PNG",
                    help="save a screenshot of the window just before closing (default after 4 s)")
+    p.add_argument("--profile", metavar="FILE", help=PROFILE_HELP + "; its capture settings open the tower's "
+                   "capture card when no SOURCE is given (a bad file: a warning and the default profile)")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("render", help="frame-exact overlay video of a source, with a per-frame CSV (headless)")
@@ -97,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", metavar="DIR", help="exported model folder (default: the shipped model)")
     p.add_argument("--frames-csv", metavar="F", help="per-frame CSV: frame, pts, tissue area shares, inference ms")
     p.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N frames")
+    p.add_argument("--profile", metavar="FILE", help=PROFILE_HELP)
     p.set_defaults(func=_cmd_render)
 
     p = sub.add_parser("bench", help="measure the live pipeline (real window, offscreen) against a naive loop")
@@ -107,7 +146,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="OUT", help="also write the JSON result here")
     p.add_argument("--backend", default="auto", choices=["auto", "paddle", "onnxruntime"],
                    help="inference backend (default auto: ONNX Runtime when the model has model.onnx)")
+    p.add_argument("--profile", metavar="FILE", help=PROFILE_HELP)
     p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser("pattern", help="show the latency loopback pattern full screen (endospine-calibrate latency)")
+    p.add_argument("--screen", type=non_negative_int, metavar="N", help="on monitor N (0-based)")
+    p.add_argument("--windowed", action="store_true", help="in a window instead of full screen")
+    p.add_argument("--quit-after", type=float, metavar="S", help="close after S seconds")
+    p.set_defaults(func=_cmd_pattern)
     return parser
 
 

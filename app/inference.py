@@ -57,9 +57,11 @@ class WorkerConfig:
     backoff_s: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
 
 
-def worker_config(model_dir: str | None, backend: str = "auto", **overrides) -> WorkerConfig | None:
+def worker_config(model_dir: str | None, backend: str = "auto", profile: str | None = None,
+                  **overrides) -> WorkerConfig | None:
     """The worker settings for a model folder (None: no AI). A folder without a readable
     manifest is a one-line error now; file hashes are checked when the worker loads it.
+    profile: the endoscope profile YAML the worker applies (None: the default profile).
 
     backend "auto": ONNX Runtime when the model ships model.onnx (measured 1.8x faster than
     Paddle + oneDNN for the shipped model on 2 cores, same output), else Paddle Inference.
@@ -74,7 +76,7 @@ def worker_config(model_dir: str | None, backend: str = "auto", **overrides) -> 
     if backend == "auto":
         has_onnx = "onnx" in manifest.files and find_spec("onnxruntime") is not None
         backend = "onnxruntime" if has_onnx else "paddle"
-    return WorkerConfig(model_dir=str(model_dir), settings=RuntimeSettings(backend=backend), **overrides)
+    return WorkerConfig(model_dir=str(model_dir), settings=RuntimeSettings(backend=backend, profile=profile), **overrides)
 
 
 def mask_size(box: tuple[int, int, int, int], max_side: int) -> tuple[int, int]:

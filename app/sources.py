@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qsl
 
+from models.capture import CaptureSettings
 from models.errors import EndoSpineError
 from models.imageio import read_image
 from models.types import Frame
@@ -94,8 +95,9 @@ class FolderSource(Source):
             return self._frame(image, n / self.fps)
 
 
-def open_source(spec: str, loop: bool = False) -> Source:
-    """Build (not yet open) the source a SOURCE string names."""
+def open_source(spec: str, loop: bool = False, capture: CaptureSettings | None = None) -> Source:
+    """Build (not yet open) the source a SOURCE string names. capture: settings for a capture
+    device's options the spec does not give (an endoscope profile's capture section)."""
     if spec == "synthetic" or spec.startswith("synthetic:"):
         _, _, seed = spec.partition(":")
         try:
@@ -105,7 +107,7 @@ def open_source(spec: str, loop: bool = False) -> Source:
     if spec.startswith("capture:"):
         from app.capture_device import CaptureSource
 
-        return CaptureSource.from_spec(spec)
+        return CaptureSource.from_spec(spec, defaults=capture)
     if spec.startswith(STREAM_SCHEMES):
         return VideoSource(spec)
     path, _, query = spec.partition("?")

@@ -117,7 +117,7 @@ def _text(frame: np.ndarray, circle: Circle, rng: np.random.Generator) -> None:
 
 
 # -- color ---------------------------------------------------------------------------------------
-def white_card(size: tuple[int, int], circle: Circle, level: float = 0.78, seed: int = 0) -> np.ndarray:
+def white_card(size: tuple[int, int], circle: Circle, level: float = 0.55, seed: int = 0) -> np.ndarray:
     """A gray/white card filling the scope's view: a neutral level (linear light) with the
     scope's vignetting, a little texture and noise; black outside the circle."""
     w, h = size
@@ -138,3 +138,39 @@ def cast(rgb: np.ndarray, gains: tuple[float, float, float]) -> np.ndarray:
 
 # A wrong white balance in either direction, and a tinted light source (linear gains).
 CASTS = ((1.25, 1.0, 0.72), (0.78, 1.0, 1.3), (1.1, 0.9, 1.25), (1.35, 1.05, 0.85), (0.9, 1.12, 0.8))
+
+
+# -- latency -------------------------------------------------------------------------------------
+def simulated_loopback(delay_ms: float, seconds: float = 4.0, display_hz: float = 60.0, camera_fps: float = 30.0,
+                       exposure_ms: float = 8.0, seed: int = 0, t0: float = 5000.0):
+    """A loopback without hardware: the pattern as `endospine pattern` draws it every display
+    refresh, seen `delay_ms` later by a camera (exposure spanning refreshes blends patterns;
+    scaled, tilted, blurred, dim, noisy), each camera frame stamped when it "arrives".
+    Yields (RGB frame, arrival time in seconds) like calibration.frames.live_frames."""
+    from models.loopback import encode, render
+
+    rng = np.random.default_rng(seed)
+    screens: dict[int, np.ndarray] = {}
+
+    def screen(k: int) -> np.ndarray:        # display frame k, drawn at t0 + k / display_hz
+        if k not in screens:
+            screens[k] = render(encode(k & 0xFFFF, int(round((t0 + k / display_hz) * 1000)) & 0xFFFFFFFF),
+                                960, 540).astype(np.float32)
+            screens.pop(k - 8, None)
+        return screens[k]
+
+    angle, scale = rng.uniform(-4, 4), rng.uniform(0.45, 0.6)
+    view = cv2.getRotationMatrix2D((480, 270), angle, scale)
+    view[:, 2] += [320 - 480 + rng.uniform(-40, 40), 240 - 270 + rng.uniform(-30, 30)]
+    for j in range(int(seconds * camera_fps)):
+        arrival = t0 + 0.5 + j / camera_fps + rng.uniform(-0.002, 0.002)
+        mid = arrival - delay_ms / 1000.0               # the screen moment this frame shows
+        a, b = mid - exposure_ms / 2000.0, mid + exposure_ms / 2000.0
+        image = np.zeros((540, 960), np.float32)
+        for k in range(int(np.floor((a - t0) * display_hz)), int(np.floor((b - t0) * display_hz)) + 1):
+            lo, hi = max(a, t0 + k / display_hz), min(b, t0 + (k + 1) / display_hz)
+            if hi > lo:
+                image += screen(k)[..., 0] * ((hi - lo) / (b - a))
+        cam = cv2.warpAffine(image, view, (640, 480), borderValue=20.0)
+        cam = 30 + 0.65 * cv2.GaussianBlur(cam, (0, 0), 1.2) + rng.normal(0, 3, cam.shape)
+        yield np.repeat(np.clip(cam, 0, 255).astype(np.uint8)[..., None], 3, axis=2), arrival

@@ -146,6 +146,13 @@ class Profile:
     name: str = ""
     created: str = ""
 
+    def __post_init__(self) -> None:
+        undistorts = self.lens is not None and self.lens.undistort
+        if self.fov.mode == "fixed" and self.fov.undistorted != undistorts:
+            raise ValueError(f"fov.undistorted: the circle was measured on {'un' if self.fov.undistorted else ''}"
+                             f"distorted frames but the lens section {'does' if undistorts else 'does not'} undistort; "
+                             "re-run endospine-calibrate fov")
+
     def updated(self, **sections) -> "Profile":
         """A copy with some sections replaced and a fresh `created` stamp."""
         stamp = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()

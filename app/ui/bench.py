@@ -25,10 +25,10 @@ from models.runtime import SegmentationRuntime
 
 
 def run_bench(source_spec: str, model_dir: str, seconds: float = 20.0, warmup: float = 5.0,
-              backend: str = "auto") -> dict:
+              backend: str = "auto", profile: str | None = None) -> dict:
     app = QApplication.instance() or QApplication(sys.argv[:1])  # kept referenced while we run
     app.setApplicationName("EndoSpine bench")
-    worker = worker_config(model_dir, backend)
+    worker = worker_config(model_dir, backend, profile=profile)
     live = _live(source_spec, worker, seconds, warmup)
     naive = _naive(source_spec, worker, seconds)
     return {**live, **naive,

@@ -48,9 +48,11 @@ def run_window(source: Source, worker: WorkerConfig | None = None, output_dir: P
 def _follow_reopen(window: MainWindow, output_dir: Path | None, review: bool) -> None:
     """File > Open video / Open model: a new window on the new choice replaces this one; a bad
     choice is one line in a message box and the current window stays."""
+    profile = window.ai.cfg.settings.profile if window.ai is not None else None  # the tower stays the same
+
     def reopen(spec: str, model: str) -> None:
         try:
-            worker = worker_config(model or None)
+            worker = worker_config(model or None, profile=profile)
             source = open_source(spec, loop=True)
             source.open()
         except EndoSpineError as exc:
