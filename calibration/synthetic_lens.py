@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from calibration.lens import board_points
-from models.lens import LensModel
+from models.lens import LensModel, undistort_points
 
 SUPERSAMPLE = 3
 
@@ -35,11 +35,7 @@ class BoardCamera:
         xs = (np.arange(w * s) + 0.5) / s - 0.5
         ys = (np.arange(h * s) + 0.5) / s - 0.5
         mx, my = np.meshgrid(xs, ys)
-        pix = np.stack([mx.ravel(), my.ravel()], 1).reshape(-1, 1, 2)
-        if lens.model == "fisheye":
-            und = cv2.fisheye.undistortPoints(pix, self.k, self.d)
-        else:
-            und = cv2.undistortPoints(pix, self.k, self.d)
+        und = undistort_points(np.stack([mx.ravel(), my.ravel()], 1), lens.model, self.k, self.d)
         self.rays = und.reshape(h * s, w * s, 2)      # ideal normalized coordinates of each subpixel
 
     def project(self, obj: np.ndarray, rvec: np.ndarray, tvec: np.ndarray) -> np.ndarray:

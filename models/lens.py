@@ -16,6 +16,8 @@ import cv2
 import numpy as np
 
 MODELS = {"fisheye": 4, "rational": 8}   # model -> number of distortion coefficients
+_ITERATE = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 100, 1e-10)  # OpenCV's default 5 steps leave
+                                                                           # tenths of a pixel at the rim
 COARSE_STEP = 4                           # the raw -> undistorted lookup is kept at 1/4 resolution
 
 
@@ -85,12 +87,7 @@ class Undistorter:
     # -- points ------------------------------------------------------------------------------
     def to_undistorted(self, pts: np.ndarray) -> np.ndarray:
         """Raw frame pixels (N, 2) -> undistorted frame pixels (N, 2)."""
-        p = np.asarray(pts, np.float64).reshape(-1, 1, 2)
-        if self.lens.model == "fisheye":
-            out = cv2.fisheye.undistortPoints(p, self.k, self.d, R=np.eye(3), P=self.new_k)
-        else:
-            out = cv2.undistortPoints(p, self.k, self.d, R=None, P=self.new_k)
-        return out.reshape(-1, 2)
+        return undistort_points(pts, self.lens.model, self.k, self.d, self.new_k)
 
     def to_raw(self, pts: np.ndarray) -> np.ndarray:
         """Undistorted frame pixels (N, 2) -> raw frame pixels (N, 2)."""
@@ -145,3 +142,15 @@ class Undistorter:
             bad = ~np.isfinite(und).all(axis=1) | ~(np.abs(back - raw).max(axis=1) < 0.5)
         und[bad] = -1e6  # beyond the model's valid range (the inverse does not come back): outside everything
         return (und[:, 0].reshape(mx.shape).astype(np.float32), und[:, 1].reshape(mx.shape).astype(np.float32))
+
+
+def undistort_points(pts: np.ndarray, model: str, k: np.ndarray, d: np.ndarray, p: np.ndarray | None = None) -> np.ndarray:
+    """Raw pixels (N, 2) -> ideal points: normalized coordinates, or pixels of camera matrix `p`."""
+    src = np.asarray(pts, np.float64).reshape(-1, 1, 2)
+    if model == "fisheye":
+        out = cv2.fisheye.undistortPoints(src, k, d, R=np.eye(3), P=p if p is not None else np.eye(3), criteria=_ITERATE)
+    elif hasattr(cv2, "undistortPointsIter"):                 # OpenCV 4
+        out = cv2.undistortPointsIter(src, k, d, None, p, _ITERATE)
+    else:                                                     # OpenCV 5
+        out = cv2.undistortPoints(src, k, d, R=None, P=p, criteria=_ITERATE)
+    return out.reshape(-1, 2)
