@@ -1,8 +1,8 @@
 """The field-of-view circle of a tower, measured over many frames.
 
 Each frame gives a circle (models.fov.detect_fov: subpixel rim points, robust fit). Over the
-frames: the median circle, frames that disagree with it by more than 3 robust deviations (or
-0.4% of the radius) rejected as outliers, and the mean of the rest. The notch marker on the rim
+frames: the median circle, frames that disagree with it by more than 3 robust deviations (at
+least 0.4%, at most 1% of the radius) rejected as outliers, and the mean of the rest. The notch marker on the rim
 (an orientation mark on many scopes) is the angle where the rim is cut in (dark just inside the
 circle) in most frames and narrowly so (a shaft across the rim is wider); at least 3 frames.
 """
@@ -54,7 +54,9 @@ def estimate_fov(samples: list[Sample], prepare=None) -> FovEstimate:
     med = np.median(circles, axis=0)
     dev = np.abs(circles - med).max(axis=1)
     mad = float(np.median(dev))
-    keep = dev <= max(3 * 1.4826 * mad, 0.004 * med[2], 0.5)
+    # frames further than 3 robust deviations from the median are outliers; and never more than
+    # 1% of the radius away, or they show another circle (zoom, scope) whatever the spread
+    keep = dev <= min(max(3 * 1.4826 * mad, 0.004 * med[2], 0.5), max(0.01 * med[2], 0.5))
     if keep.sum() < 0.5 * len(hits):
         raise EndoSpineError(f"{_origin(samples)}: the circle is not steady across the frames (radius from "
                              f"{circles[:, 2].min():.0f} to {circles[:, 2].max():.0f} px): calibrate with one scope at one zoom")

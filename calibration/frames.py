@@ -123,11 +123,12 @@ def _synthetic(spec: str, count: int) -> list[Sample]:
     _, _, seed = head.partition(":")
     try:
         opts = {k: int(v) for k, v in parse_qsl(query, strict_parsing=bool(query))}
-        clip = SyntheticClip(int(seed or 0), 0, opts.pop("width", 960), opts.pop("height", 540))
+        size = opts.pop("width", 960), opts.pop("height", 540)
+        if opts:
+            raise EndoSpineError(f"{spec}: unknown option(s) {', '.join(sorted(opts))}")
+        clip = SyntheticClip(int(seed or 0), 0, *size)
     except ValueError:
         raise EndoSpineError(f"{spec}: expected synthetic[:SEED][?width=W&height=H] with whole numbers") from None
-    if opts:
-        raise EndoSpineError(f"{spec}: unknown option(s) {', '.join(sorted(opts))}")
     return [Sample(f"{head} frame {t}", clip.render(t)[0]) for t in _spread(list(range(SYNTHETIC_FRAMES)), count)]
 
 
