@@ -5,8 +5,13 @@ frames of `image_size`). An `Undistorter` serves one frame size: the remap that 
 frame (the model's view), and point mappings both ways, so that a mask computed on the
 undistorted view is drawn back on the frame the surgeon sees (which stays as the tower shows it).
 
-`balance` chooses the undistorted view: 1 keeps every pixel of the original field of view
-(black corners appear), 0 crops to the region that has pixels everywhere.
+A fitted distortion polynomial is only trustworthy where the calibration had data: beyond the
+farthest board corner (`valid_radius`) it extrapolates and can fold back on itself (a second
+ray landing on the same pixel). The undistorter therefore uses the model only within that
+radius (and within the range where it is monotonic, and 75 degrees off axis); outside it the
+undistorted view is black
+and masks are ignore. `balance` scales the undistorted view: 1 keeps every pixel of that valid
+region in the frame, 0 keeps the scale of the image center (the periphery is cut).
 """
 from __future__ import annotations
 
@@ -16,9 +21,11 @@ import cv2
 import numpy as np
 
 MODELS = {"fisheye": 4, "rational": 8}   # model -> number of distortion coefficients
+COARSE_STEP = 4                           # the raw -> undistorted lookup is kept at 1/4 resolution
+MAX_IDEAL_RADIUS = float(np.tan(np.radians(75)))  # a pinhole (undistorted) view stretches rays beyond 75 deg
+                                                   # off axis by 1/cos^2 > 15x: not worth showing
 _ITERATE = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 100, 1e-10)  # OpenCV's default 5 steps leave
                                                                            # tenths of a pixel at the rim
-COARSE_STEP = 4                           # the raw -> undistorted lookup is kept at 1/4 resolution
 
 
 @dataclass(frozen=True)
@@ -30,6 +37,7 @@ class LensModel:
     balance: float = 1.0
     undistort: bool = True                       # apply it in the app and the pipeline
     rms_px: float | None = None                  # reprojection error of the calibration
+    valid_radius: float | None = None            # px from the principal point that the boards covered
     measured: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -45,6 +53,8 @@ class LensModel:
             raise ValueError(f"distortion: the {self.model} model has {MODELS[self.model]} coefficients, got {d.size}")
         if not 0.0 <= self.balance <= 1.0:
             raise ValueError(f"balance: must be in 0..1, got {self.balance}")
+        if self.valid_radius is not None and not self.valid_radius > 0:
+            raise ValueError(f"valid_radius: must be a positive number of pixels, got {self.valid_radius}")
 
     def matrices(self, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         """(K, D) for frames of `size`: the camera matrix scaled when the frames were resized."""
@@ -60,6 +70,15 @@ class LensModel:
         w, h = self.image_size
         return abs(size[0] / size[1] - w / h) < 0.01 * (w / h)
 
+    def radial(self, rho: np.ndarray) -> np.ndarray:
+        """Distorted radius (normalized) of ideal rays at normalized radius rho (tangential terms aside)."""
+        d = np.asarray(self.distortion, np.float64)
+        if self.model == "fisheye":
+            t = np.arctan(rho)
+            return t * (1 + d[0] * t ** 2 + d[1] * t ** 4 + d[2] * t ** 6 + d[3] * t ** 8)
+        r2 = rho ** 2
+        return rho * (1 + d[0] * r2 + d[1] * r2 ** 2 + d[4] * r2 ** 3) / (1 + d[5] * r2 + d[6] * r2 ** 2 + d[7] * r2 ** 3)
+
 
 class Undistorter:
     """Undistortion for one frame size (maps built once)."""
@@ -67,14 +86,17 @@ class Undistorter:
     def __init__(self, lens: LensModel, size: tuple[int, int]):
         self.lens, self.size = lens, (int(size[0]), int(size[1]))
         self.k, self.d = lens.matrices(self.size)
-        eye = np.eye(3)
+        self.rho_valid = self._valid_ideal_radius()
+        self.new_k = self._new_camera_matrix()
+        w, h = self.size
         if lens.model == "fisheye":
-            self.new_k = cv2.fisheye.estimateNewCameraMatrixForUndistortRectify(
-                self.k, self.d, self.size, eye, balance=lens.balance)
-            self._maps = cv2.fisheye.initUndistortRectifyMap(self.k, self.d, eye, self.new_k, self.size, cv2.CV_16SC2)
+            mx, my = cv2.fisheye.initUndistortRectifyMap(self.k, self.d, np.eye(3), self.new_k, self.size, cv2.CV_32FC1)
         else:
-            self.new_k, _ = cv2.getOptimalNewCameraMatrix(self.k, self.d, self.size, lens.balance, self.size)
-            self._maps = cv2.initUndistortRectifyMap(self.k, self.d, None, self.new_k, self.size, cv2.CV_16SC2)
+            mx, my = cv2.initUndistortRectifyMap(self.k, self.d, None, self.new_k, self.size, cv2.CV_32FC1)
+        gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        beyond = self._ideal_radius(np.stack([gx.ravel(), gy.ravel()], 1)).reshape(h, w) > self.rho_valid
+        mx[beyond] = my[beyond] = -1.0                          # no trustworthy pixel there: black
+        self._maps = cv2.convertMaps(mx, my, cv2.CV_16SC2)
         self._coarse: tuple[np.ndarray, np.ndarray] | None = None
 
     # -- images ------------------------------------------------------------------------------
@@ -103,7 +125,8 @@ class Undistorter:
 
     def grid_to_undistorted(self, box: tuple[int, int, int, int], size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         """Undistorted coordinates (x, y), each (h, w) float32, of the cell centers of a w x h
-        grid laid over `box` of the raw frame (from a 1/4-resolution lookup built once)."""
+        grid laid over `box` of the raw frame (from a 1/4-resolution lookup built once); cells
+        beyond the model's valid region get a far-away coordinate (outside everything)."""
         if self._coarse is None:
             self._coarse = self._build_coarse()
         x, y, bw, bh = box
@@ -116,19 +139,62 @@ class Undistorter:
         return ux, uy
 
     def raw_box(self, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
-        """The raw-frame bounding box of an undistorted-frame box (clipped to the frame)."""
+        """The raw-frame bounding box of an undistorted-frame box (its valid part; clipped to the frame)."""
         x, y, bw, bh = box
         t = np.linspace(0, 1, 65)
-        edge = np.concatenate([np.stack([x + t * bw, np.full_like(t, y)], 1), np.stack([x + t * bw, np.full_like(t, y + bh)], 1),
-                               np.stack([np.full_like(t, x), y + t * bh], 1), np.stack([np.full_like(t, x + bw), y + t * bh], 1)])
-        raw = self.to_raw(edge)
-        raw = raw[np.isfinite(raw).all(axis=1)]
+        gx, gy = np.meshgrid(x + t * bw, y + t * bh)
+        pts = np.stack([gx.ravel(), gy.ravel()], 1)
+        pts = pts[self._ideal_radius(pts) <= self.rho_valid]
         w, h = self.size
-        if not len(raw):
+        if not len(pts):
             return 0, 0, w, h
+        raw = self.to_raw(pts)
         x0, y0 = np.clip(np.floor(raw.min(axis=0)).astype(int), 0, [w - 1, h - 1])
         x1, y1 = np.clip(np.ceil(raw.max(axis=0)).astype(int), 1, [w, h])
         return int(x0), int(y0), int(max(1, x1 - x0)), int(max(1, y1 - y0))
+
+    # -- where the model holds -----------------------------------------------------------------
+    def _ideal_radius(self, pts: np.ndarray) -> np.ndarray:
+        """Normalized ideal radius of undistorted-frame pixels."""
+        return np.hypot((pts[:, 0] - self.new_k[0, 2]) / self.new_k[0, 0], (pts[:, 1] - self.new_k[1, 2]) / self.new_k[1, 1])
+
+    def _valid_ideal_radius(self) -> float:
+        """The largest ideal radius the model may be used for: where it stays monotonic, within
+        the calibrated radius, within the frame, within 75 degrees off axis."""
+        w, h = self.size
+        f = float(np.sqrt(self.k[0, 0] * self.k[1, 1]))
+        cx, cy = self.k[0, 2], self.k[1, 2]
+        corner = max(np.hypot(x - cx, y - cy) for x in (0, w - 1) for y in (0, h - 1)) / f
+        limit = corner
+        if self.lens.valid_radius is not None:
+            limit = min(limit, self.lens.valid_radius * w / self.lens.image_size[0] / f)
+        rho = np.linspace(0, MAX_IDEAL_RADIUS, 8001)[1:]
+        rd = self.lens.radial(rho)
+        bad = np.flatnonzero((np.diff(rd) <= 0) | ~np.isfinite(rd[1:]))
+        mono = len(rho) - 1 if not len(bad) else int(bad[0])     # last index where it still increases
+        if rd[mono] < limit:
+            return float(rho[mono])
+        return float(np.interp(limit, rd[:mono + 1], rho[:mono + 1]))
+
+    def _new_camera_matrix(self) -> np.ndarray:
+        """K with its focal scaled: 1 at balance 0; at balance 1 small enough that every ideal
+        ray of the valid region lands in the frame."""
+        w, h = self.size
+        fx, fy, cx, cy = self.k[0, 0], self.k[1, 1], self.k[0, 2], self.k[1, 2]
+        a = np.linspace(0, 2 * np.pi, 360, endpoint=False)
+        rx, ry = np.cos(a) * self.rho_valid, np.sin(a) * self.rho_valid         # the valid disc's rim (ideal)
+        raw_x, raw_y = cx + fx * np.cos(a) * self.lens.radial(self.rho_valid), cy + fy * np.sin(a) * self.lens.radial(self.rho_valid)
+        seen = (raw_x >= 0) & (raw_x <= w - 1) & (raw_y >= 0) & (raw_y <= h - 1)  # rim directions inside the frame
+        if seen.any():
+            rx, ry = rx[seen], ry[seen]
+        with np.errstate(divide="ignore"):
+            sx = np.where(rx > 0, (w - 1 - cx) / (fx * rx), np.where(rx < 0, -cx / (fx * rx), np.inf))
+            sy = np.where(ry > 0, (h - 1 - cy) / (fy * ry), np.where(ry < 0, -cy / (fy * ry), np.inf))
+        s_all = float(min(np.min(sx), np.min(sy)))
+        s = 1.0 + self.lens.balance * (min(s_all, 1e3) - 1.0)
+        new = self.k.copy()
+        new[0, 0], new[1, 1] = fx * s, fy * s
+        return new
 
     def _build_coarse(self) -> tuple[np.ndarray, np.ndarray]:
         w, h = self.size
@@ -139,8 +205,9 @@ class Undistorter:
         und = self.to_undistorted(raw)
         with np.errstate(invalid="ignore"):
             back = self.to_raw(und)
-            bad = ~np.isfinite(und).all(axis=1) | ~(np.abs(back - raw).max(axis=1) < 0.5)
-        und[bad] = -1e6  # beyond the model's valid range (the inverse does not come back): outside everything
+            bad = (~np.isfinite(und).all(axis=1) | ~(np.abs(back - raw).max(axis=1) < 0.5)
+                   | ~(self._ideal_radius(und) <= self.rho_valid))
+        und[bad] = -1e6  # beyond the model's valid region: outside everything
         return (und[:, 0].reshape(mx.shape).astype(np.float32), und[:, 1].reshape(mx.shape).astype(np.float32))
 
 

@@ -268,7 +268,7 @@ def _parse_section(kind, data: Any, name: str):
 
 
 _TUPLES = {"frame_size": int, "center": float, "gains": float, "image_size": int, "distortion": float}
-_NUMBERS = {"radius", "notch_deg", "balance", "rms_px", "p50_ms", "p95_ms", "max_ms", "fps"}
+_NUMBERS = {"radius", "notch_deg", "balance", "rms_px", "valid_radius", "p50_ms", "p95_ms", "max_ms", "fps"}
 _INTS = {"samples", "index", "width", "height", "buffer"}
 
 

@@ -6,10 +6,10 @@ import pytest
 
 from calibration.cli import main
 from calibration.frames import Sample
-from calibration.lens import board_points, calibrate, parse_pattern
+from calibration.lens import board_points, calibrate, find_corners, parse_pattern
 from calibration.synthetic_lens import FISHEYE, RATIONAL, BoardCamera, mapping_error
 from models.errors import EndoSpineError
-from models.imageio import write_image
+from models.imageio import read_image, write_image
 from models.lens import Undistorter
 from models.profile import FovSection, Profile, load_profile, save_profile
 
@@ -47,12 +47,27 @@ def test_cli_recovers_the_fisheye_and_carries_the_circle_over(fisheye_boards, tm
     assert p.lens.model == "fisheye" and p.lens.undistort and p.lens.rms_px < 0.5
     # measured here: focal 0.05%, center 0.4 px, rays land within 0.4 px over the boards' area
     _check_recovered(FISHEYE, p.lens, corners, focal_pct=1.0, center_px=2.0, mapping_px=1.0)
+    # undistorted, the board's rows of corners are straight lines again (they bow in the raw image)
+    raw = read_image(folder / "board00.png")
+    bowed, straight = find_corners(raw, PATTERN), find_corners(Undistorter(p.lens, (640, 480)).frame(raw), PATTERN)
+    assert straight is not None
+    assert _worst_row_bend(straight) < 0.5 and 3 * _worst_row_bend(straight) < _worst_row_bend(bowed)
     # the fixed circle now lives in the undistorted frame: the old rim maps onto the new circle
     assert p.fov.undistorted
     t = np.linspace(0, 2 * np.pi, 16, endpoint=False)
     rim = Undistorter(p.lens, (640, 480)).to_undistorted(np.stack([321 + 200 * np.cos(t), 238 + 200 * np.sin(t)], 1))
     d = np.hypot(rim[:, 0] - p.fov.center[0], rim[:, 1] - p.fov.center[1])
     assert np.abs(d - p.fov.radius).max() < 0.01 * p.fov.radius
+
+
+def _worst_row_bend(corners: np.ndarray) -> float:
+    """Largest distance (px) of a corner from the straight line through its row."""
+    worst = 0.0
+    for row in corners.reshape(PATTERN[1], PATTERN[0], 2).astype(np.float64):
+        centered = row - row.mean(axis=0)
+        normal = np.linalg.svd(centered)[2][1]
+        worst = max(worst, float(np.abs(centered @ normal).max()))
+    return worst
 
 
 def test_rational_model():
