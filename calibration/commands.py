@@ -160,7 +160,8 @@ def cmd_latency(args: argparse.Namespace) -> int:
     try:
         bar = tqdm(total=int(args.seconds), unit="s", desc="latency", file=sys.stderr)
 
-        def progress(meter) -> None:
+        def progress(meter, elapsed: float) -> None:
+            bar.n = min(int(elapsed), bar.total)
             bar.set_postfix(read=f"{len(meter.latencies)}/{meter.frames}")
         stats = measure(frames, args.seconds, progress)
         bar.close()

@@ -78,7 +78,8 @@ class LatencyMeter:
 
 
 def measure(frames: Iterable[tuple[np.ndarray, float]], seconds: float, progress=None) -> LatencyStats:
-    """Read frames (image, arrival time in monotonic seconds) for `seconds` of arrival time."""
+    """Read frames (image, arrival time in monotonic seconds) for `seconds` of arrival time;
+    progress(meter, elapsed_s) after each frame."""
     meter = LatencyMeter()
     start = None
     for rgb, t in frames:
@@ -87,7 +88,7 @@ def measure(frames: Iterable[tuple[np.ndarray, float]], seconds: float, progress
             break
         meter.add(rgb, t)
         if progress is not None:
-            progress(meter)
+            progress(meter, t - start)
     return meter.stats()
 
 
