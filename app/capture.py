@@ -100,7 +100,7 @@ class CaptureThread(threading.Thread):
                 frame = self.source.read()
                 if frame is None:
                     if not self._stopping.is_set():
-                        self._status = CaptureStatus(CaptureState.ENDED, "end of source")
+                        self._status = CaptureStatus(CaptureState.ENDED, self.source.end_note() or "end of source")
                     break
                 self.store.put(frame)
                 if self.gate is not None:

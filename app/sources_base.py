@@ -36,6 +36,23 @@ class Source(ABC):
         """Wake a read() that is waiting for its frame's due time (called from another thread)."""
         self._stop.set()
 
+    # -- what the display asks (GUI thread; cheap, never blocks on the source) ------------------
+    def signal_note(self) -> str:
+        """Why no frames are coming, in words, for the NO SIGNAL screen ('' if nothing known)."""
+        return ""
+
+    def blank(self, image: np.ndarray) -> bool:
+        """True if this delivered frame carries no picture (live sources: uniform black)."""
+        return False
+
+    def idle(self) -> bool:
+        """True while no frames are expected (a paused replay): frame age then means nothing."""
+        return False
+
+    def end_note(self) -> str:
+        """How the source ended, in words, once read() has returned None ('' : a normal end)."""
+        return ""
+
     def _frame(self, image: np.ndarray, pts: float | None) -> Frame:
         frame = Frame(self._next_id, time.monotonic(), pts, image)
         self._next_id += 1

@@ -114,6 +114,9 @@ class VideoSource(Source):
             return self._frame(image, pts)  # capture time = delivery time
         return None
 
+    def idle(self) -> bool:
+        return self.paused
+
     def close(self) -> None:
         super().close()
         self._close_container()

@@ -32,6 +32,7 @@ class FakeDevice:
         self.frames -= 1
         bgr = np.zeros((6, 8, 3), np.uint8)
         bgr[..., 0] = 255  # blue in BGR
+        bgr[1:, :, 1] = 40 + self.frames  # new pixels every frame, as a camera's noise gives
         return True, bgr
 
     def release(self):
@@ -69,9 +70,12 @@ def test_reads_rgb_and_applies_settings():
     assert devices[0].props[cv2.CAP_PROP_FOURCC] == cv2.VideoWriter_fourcc(*"YUYV")
     assert devices[0].props[cv2.CAP_PROP_BUFFERSIZE] == 1
     src.read(), src.read()
-    assert src.read() is None  # device stopped delivering
+    assert src.losses == 0
+    frame = src.read()  # the device stopped delivering: released, reopened, frames go on
+    assert frame.frame_id == 3 and src.losses == 1 and src.reconnects == 1
+    assert devices[0].released and len(devices) == 2
     src.close()
-    assert devices[0].released
+    assert devices[1].released
 
 
 def test_device_that_does_not_open():
