@@ -8,6 +8,7 @@ restarts it with backoff when it crashes, hangs or fails to load. Video never wa
     worker -> ("ready", model_id) | ("failed", message)
     main   -> ("frame", shm_name, frame_id, width, height)      the frame is in shared memory
     worker -> ("result", frame_id, mask, box, timings) | ("error", frame_id, message)
+              every output is checked in the worker (app.output_check) before it is sent
     main   -> ("stop",)
 Only the supervisor touches the shared frame while no frame message is outstanding, and the
 worker only while one is, so no frame is ever read half-written.
@@ -28,6 +29,7 @@ from models.runtime import RuntimeSettings
 from models.types import Frame, Result
 
 from app.capture import LatestFrame
+from app.output_check import check_mask, check_probabilities
 from app.stats import RateMeter
 
 
@@ -36,6 +38,7 @@ class AIState(enum.Enum):
     LOADING = "loading"
     RUNNING = "running"
     DELAYED = "delayed"          # results arrive, but late
+    REJECTED = "output rejected" # the runtime's last output failed the checks (NaN, shape, box)
     RESTARTING = "restarting"    # crashed or hung; coming back after a backoff
     UNAVAILABLE = "unavailable"  # failed too often (or cannot load): off until re-enabled
 
@@ -52,6 +55,7 @@ class WorkerConfig:
     delayed_after_s: float = 0.25    # frame-to-result latency above this: state DELAYED
     smoothing: float = 0.3           # weight of the previous probabilities (0 = off): steadier masks
     thresholds: tuple[tuple[int, float], ...] = ()  # (class id, minimum probability) pairs
+    max_bad_outputs: int = 10        # rejected outputs in a row: restart the worker like a crash
     max_failures: int = 4            # crashes/hangs/load failures within failure_window_s -> UNAVAILABLE
     failure_window_s: float = 60.0
     backoff_s: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
@@ -124,6 +128,7 @@ def worker_main(conn, cfg: WorkerConfig) -> None:
     conn.send(("ready", runtime.model_id))
     smoother = TemporalSmoother(cfg.smoothing)
     post = runtime.post
+    n_classes = len(runtime.classes)
     if cfg.thresholds:
         from models.preprocess import Postprocess
 
@@ -142,9 +147,12 @@ def worker_main(conn, cfg: WorkerConfig) -> None:
             image = np.ndarray((height, width, 3), np.uint8, shm.buf)
             try:
                 probs, box, timings = runtime.probabilities(image)
+                check_probabilities(probs, box, n_classes, (width, height))  # before the smoother keeps it
                 t0 = time.perf_counter()
                 probs = smoother(frame_id, probs, box)
-                mask = runtime.labels(probs, box, mask_size(box, cfg.mask_max_side), post)
+                size = mask_size(box, cfg.mask_max_side)
+                mask = runtime.labels(probs, box, size, post)
+                check_mask(mask, size, n_classes, post.ignore_index)
                 timings["postprocess"] = (time.perf_counter() - t0) * 1e3
             except Exception as exc:  # noqa: BLE001 - a bad frame or a bad output: report, keep serving
                 del image
@@ -185,6 +193,7 @@ class InferenceClient:
         self.errors = 0
         self.frames_done = 0         # results received
         self.last_failure = ""       # why the worker last crashed, hung or failed to load
+        self.last_rejection = ""     # why the worker last refused a runtime output
         self._failures: list[float] = []
         self._enabled = threading.Event()
         self._stopping = threading.Event()
@@ -193,6 +202,7 @@ class InferenceClient:
         self._proc = None
         self._last_sent = -1
         self._off_count = 0
+        self._bad_run = 0            # rejected outputs in a row
 
     # -- public ------------------------------------------------------------------------------
     @property
@@ -353,11 +363,18 @@ class InferenceClient:
         now = time.monotonic()
         if msg[0] == "error":
             self.errors += 1
-            self._set_state(AIState.DELAYED, f"frame {msg[1]}: {msg[2]}")
+            self._bad_run += 1
+            self.last_rejection = msg[2]
             with self._lock:
                 self._result = None
                 self._answered = msg[1]
+            if self._bad_run >= self.cfg.max_bad_outputs:  # a broken model, not a bad frame: restart it
+                self.message = f"{self._bad_run} outputs rejected in a row, last: {msg[2]}"
+                self._bad_run = 0
+                return "faulty"
+            self._set_state(AIState.REJECTED, f"frame {msg[1]}: {msg[2]}")
             return "ok"
+        self._bad_run = 0
         _, frame_id, mask, box, timings = msg
         result = Result(frame_id, mask, self.model_id, timings, box=tuple(box), capture_time=frame.capture_time)
         self.latency_ms = (now - frame.capture_time) * 1e3

@@ -29,7 +29,7 @@ from models.errors import EndoSpineError
 from models.manifest import load_manifest
 from models.types import Frame, Result
 
-NO_SIGNAL_AFTER_S = 0.5  # no new frame for this long: the picture is not live any more
+NO_SIGNAL_AFTER_S = 0.4  # no new frame for this long (or 2.5 frame intervals if longer): not live any more
 
 
 class MainWindow(QMainWindow):
@@ -250,6 +250,12 @@ class MainWindow(QMainWindow):
             frame = None
             if self._held is not None and self.ai.answered(self._held.frame_id):
                 frame, self._held = self._held, None
+        if frame is not None and self.capture.source.blank(frame.image):  # the card delivers, but black
+            self._shown_last, self._last_new, self.frame = frame.frame_id, now, None
+            if self.view.message != "NO SOURCE IMAGE":
+                self.view.set_message("NO SOURCE IMAGE", f"{self.capture.source.name} delivers black frames: "
+                                      "check the camera head, the light source and the card's input")
+            return
         if frame is not None:
             if self._shown_last >= 0:
                 self.skipped += max(0, frame.frame_id - self._shown_last - 1)  # captured, never shown
@@ -274,9 +280,19 @@ class MainWindow(QMainWindow):
             if (self.view.message, self.view.detail) != (title, status.message):
                 self.frame = None
                 self.view.set_message(title, status.message)
-        elif now - self._last_new > NO_SIGNAL_AFTER_S and self._held is None and self.view.message != "NO SIGNAL":
-            self.frame = None
-            self.view.set_message("NO SIGNAL", "waiting for frames from " + self.capture.source.name)
+        elif self._held is None and self._frame_overdue(now):
+            detail = self.capture.source.signal_note() or "waiting for frames from " + self.capture.source.name
+            if (self.view.message, self.view.detail) != ("NO SIGNAL", detail):
+                self.frame = None
+                self.view.set_message("NO SIGNAL", detail)
+
+    def _frame_overdue(self, now: float) -> bool:
+        """Frame age says the picture is not live (never while a replay is paused)."""
+        source = self.capture.source
+        if source.idle():
+            self._last_new = now
+            return False
+        return now - self._last_new > max(NO_SIGNAL_AFTER_S, 2.5 / (source.fps * getattr(source, "speed", 1.0)))
 
     def _drawn_result(self) -> Result | None:
         return self._drawn[0] if self._drawn else None
@@ -309,7 +325,7 @@ class MainWindow(QMainWindow):
         state = self.ai.state
         if state is AIState.OFF:
             return "AI OFF"
-        if state in (AIState.LOADING, AIState.RESTARTING, AIState.UNAVAILABLE):
+        if state in (AIState.LOADING, AIState.RESTARTING, AIState.UNAVAILABLE, AIState.REJECTED):
             return f"AI {state.value.upper()}"
         if result is None:
             return "AI: no mask yet"

@@ -61,7 +61,7 @@ def test_results_belong_to_their_frames():
         client.stop()
 
 
-@pytest.mark.parametrize("mode", ["crash", "segv", "hang"])
+@pytest.mark.parametrize("mode", ["crash", "segv", "hang"])  # os.abort, SIGSEGV, sleeps forever
 def test_worker_failure_is_survived_and_restarted(mode, tmp_path):
     client, store = _client(f"mode={mode},at=5,once={tmp_path / 'faulted'}", hang=0.5)
     client.start()
@@ -104,15 +104,66 @@ def test_model_that_cannot_load_is_unavailable_with_its_reason():
         client.stop()
 
 
-def test_nan_output_hides_the_mask_but_keeps_serving():
-    client, store = _client("mode=nan,at=3")
+@pytest.mark.parametrize("mode, why", [("nan", "non-finite"), ("inf", "non-finite"), ("shape", "expected (4, h, w)"),
+                                       ("box", "not inside the 64x48 frame"), ("mask", "expected (48, 64) uint8")])
+def test_bad_outputs_are_rejected_by_the_worker_which_keeps_serving(mode, why):
+    """The fake really returns the bad output; only the worker's own checks can catch it."""
+    client, store = _client(f"mode={mode},at=3,count=2")
     client.start()
     try:
         assert _wait(lambda: client.state is AIState.RUNNING)
-        _feed(store, 0.6)
-        assert _wait(lambda: client.errors >= 1)
-        assert client.latest() is None and "non-finite" in client.message
+        n = _feed(store, 0.4)
+        assert _wait(lambda: client.errors >= 2)
+        assert client.errors == 2 and why in client.last_rejection, client.last_rejection
+        _feed(store, 0.4, start=n)
+        assert _wait(lambda: client.latest() is not None and client.latest().frame_id >= n)
+        assert (client.latest().mask == 2).all() and client.state is AIState.RUNNING
         assert client.restarts == 0
+    finally:
+        client.stop()
+
+
+def test_rejected_output_clears_the_mask_and_shows_the_state():
+    client, store = _client("mode=nan,at=4", max_bad_outputs=1000)
+    client.start()
+    try:
+        assert _wait(lambda: client.state is AIState.RUNNING)
+        _feed(store, 0.5)
+        assert _wait(lambda: client.errors >= 3)
+        assert client.latest() is None and client.state is AIState.REJECTED and "non-finite" in client.message
+    finally:
+        client.stop()
+
+
+def test_a_model_that_only_returns_bad_output_is_restarted_then_turned_off():
+    client, store = _client("mode=shape,at=1", max_bad_outputs=3, max_failures=2)
+    client.start()
+    try:
+        fed = 0
+        end = time.monotonic() + 30
+        while client.state is not AIState.UNAVAILABLE and time.monotonic() < end:
+            fed = _feed(store, 0.2, start=fed)
+        assert client.state is AIState.UNAVAILABLE, client.message
+        assert client.restarts == 1 and "3 outputs rejected in a row" in client.last_failure
+        assert "2 failures" in client.message and client.latest() is None
+    finally:
+        client.stop()
+
+
+def test_slow_ai_is_delayed_and_skips_frames_but_never_restarts():
+    client, store = _client("mode=ok,delay=0.3", hang=2.0)
+    client.start()
+    try:
+        assert _wait(lambda: client.state is AIState.RUNNING)
+        ids = set()
+        end = time.monotonic() + 2.0
+        n = 0
+        while time.monotonic() < end:
+            n = _feed(store, 0.1, start=n)
+            if client.latest() is not None:
+                ids.add(client.latest().frame_id)
+        assert client.state is AIState.DELAYED and client.restarts == 0
+        assert len(ids) >= 2 and n >= 3 * len(ids)  # answers for some frames only, the newest each time
     finally:
         client.stop()
 
