@@ -17,10 +17,12 @@ import numpy as np
 from models.errors import EndoSpineError
 from models.types import Frame
 
+from app.file_checks import clock, mp4_layout
 from app.sources_base import Source
 
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "udp://", "tcp://", "srt://", "http://", "https://")
 SPEEDS = (0.25, 4.0)
+MAX_SIZE = (8192, 4352)  # wider or taller, or more pixels than this: refused before any frame is decoded
 
 
 class VideoSource(Source):
@@ -36,6 +38,9 @@ class VideoSource(Source):
         self.paused = False
         self.speed = 1.0
         self.corrupt_packets = 0
+        self.timestamp_repairs = 0       # frames without a usable pts (missing, zero, repeated, backwards)
+        self.truncated = False           # the file is cut short (a recording that was not finalized)
+        self._last_pts: float | None = None
         self._commands: queue.SimpleQueue = queue.SimpleQueue()
         self._container = None
         self._stream = None
@@ -75,8 +80,15 @@ class VideoSource(Source):
         except (av.FFmpegError, IndexError, UnicodeDecodeError, OSError) as exc:
             self._close_container()
             reason = "no video stream" if isinstance(exc, IndexError) else (
-                "cannot connect" if self.is_stream else "not a readable video")
+                "cannot connect" if self.is_stream else self._unreadable_reason())
             raise EndoSpineError(f"{self.target}: {reason}") from None
+        layout = None if self.is_stream else mp4_layout(self.target)
+        self.truncated = bool(layout and layout.truncated)
+        width, height = self._stream.codec_context.width, self._stream.codec_context.height
+        if width > MAX_SIZE[0] or height > MAX_SIZE[1] or width * height > MAX_SIZE[0] * MAX_SIZE[1]:
+            self._close_container()
+            raise EndoSpineError(f"{self.target}: {width}x{height} is larger than this display decodes "
+                                 f"({MAX_SIZE[0]}x{MAX_SIZE[1]}); convert it to 4K or less")
         self._stream.thread_type = "AUTO"
         rate = self._stream.average_rate or self._stream.guessed_rate
         self.fps = float(rate) if rate else 30.0
@@ -116,6 +128,23 @@ class VideoSource(Source):
 
     def idle(self) -> bool:
         return self.paused
+
+    def end_note(self) -> str:
+        """'file ends early at mm:ss.s' when the file was cut short, else ''."""
+        if self.is_stream or self._next_id == 0:
+            return ""
+        short = self.duration is not None and self.position < self.duration - 1.5 / self.fps
+        if not (self.truncated or short):
+            return ""
+        total = f" of {clock(self.duration)}" if short else ""
+        return f"{self.name}: file ends early at {clock(self.position)}{total} (cut short: the part before plays)"
+
+    def _unreadable_reason(self) -> str:
+        layout = mp4_layout(self.target)
+        if layout is not None and layout.unplayable_cut:
+            return ("recording cut off before it was finalized: its index (moov) is missing, "
+                    "so no frame can be played")
+        return "not a readable video"
 
     def close(self) -> None:
         super().close()
@@ -164,7 +193,12 @@ class VideoSource(Source):
         return None
 
     def _to_image(self, av_frame) -> tuple[np.ndarray, float]:
-        pts = float(av_frame.time) if av_frame.time is not None else self._next_id / self.fps
+        pts = float(av_frame.time) if av_frame.time is not None else None
+        if pts is None or (self._last_pts is not None and pts <= self._last_pts):
+            # missing, repeated or backward timestamps: paced by the frame rate, never out of order
+            self.timestamp_repairs += 1
+            pts = (self._last_pts + 1.0 / self.fps) if self._last_pts is not None else self._next_id / self.fps
+        self._last_pts = pts
         # odd widths come back with padded rows: make them contiguous (copies only then)
         return np.ascontiguousarray(av_frame.to_ndarray(format="rgb24")), pts
 
@@ -173,6 +207,7 @@ class VideoSource(Source):
         self._container.seek(max(target, 0), stream=self._stream, backward=True, any_frame=False)
         self._frames = self._decode()
         self._ref = None
+        self._last_pts = None
 
     def _seek(self, seconds: float) -> tuple[np.ndarray, float] | None:
         """Seek to the keyframe before `seconds`, then decode forward to the exact frame."""
