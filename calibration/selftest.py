@@ -60,8 +60,7 @@ def fov_figures(quick: bool, out: Path | None) -> dict:
         clip = SyntheticClip(seed, 0, 1280, 720)
         est = estimate_fov(sample_frames(f"synthetic:{seed}?width=1280&height=720", 12))
         multi_err.append(_rel(est.circle, Circle(*clip.fov)))
-        notch = clip._fov.notch
-        truth = None if notch is None else float(np.degrees(notch[0]) % 360)
+        truth = clip.notch_deg
         if truth is None or est.notch_deg is None:
             notch_err.append(0.0 if truth is est.notch_deg else np.inf)
         else:

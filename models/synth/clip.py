@@ -75,6 +75,11 @@ class SyntheticClip:
         self._grit = rng.random((ih, iw), dtype=np.float32)
         self._build_canvas(rng_for(*key, "canvas"))
 
+    @property
+    def notch_deg(self) -> float | None:
+        """The rim's notch marker: its angle in degrees, clockwise on screen from 3 o'clock (None: no notch)."""
+        return None if self._fov.notch is None else float(np.degrees(self._fov.notch[0]) % 360)
+
     def _build_canvas(self, rng: np.random.Generator) -> None:
         ignore, _ = fov_masks(self._fov)
         self._ignore = ignore                                   # 255 outside / notch, else 0

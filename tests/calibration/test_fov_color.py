@@ -30,7 +30,7 @@ def test_multi_frame_circle_and_notch(synthetic_frames):
     assert est.used == 12 and not est.missing
     assert np.hypot(est.circle.cx - cx, est.circle.cy - cy) < 0.01 * r and abs(est.circle.r - r) < 0.01 * r
     assert max(np.hypot(est.circle.cx - cx, est.circle.cy - cy), abs(est.circle.r - r)) < 0.5   # subpixel
-    true_notch = np.degrees(clip._fov.notch[0]) % 360
+    true_notch = clip.notch_deg
     assert abs((est.notch_deg - true_notch + 180) % 360 - 180) < 1.0
 
 
