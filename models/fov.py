@@ -111,8 +111,16 @@ class FovTracker:
         self.circle: Circle | None = None
         self._count = 0
 
-    def update(self, rgb: np.ndarray) -> Circle | None:
-        if self._count % self.every == 0 or self.circle is None:
+    @property
+    def due(self) -> bool:
+        """Does the next update() detect (and so need the frame)?"""
+        return self._count % self.every == 0 or self.circle is None
+
+    def update(self, rgb: np.ndarray | None) -> Circle | None:
+        """The circle for the next frame; `rgb` may be None when no detection is `due`."""
+        if self.due:
+            if rgb is None:
+                raise ValueError("FovTracker.update: a detection is due and needs the frame")
             found = detect_fov(rgb)
             if found is None or self.circle is None:
                 self.circle = found

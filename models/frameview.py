@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -65,13 +66,10 @@ class FramePrep:
             self._undistorters[size] = Undistorter(self._lens, size) if fits else None
         return self._undistorters[size]
 
-    def working(self, rgb: np.ndarray) -> tuple[np.ndarray, Undistorter | None]:
-        """The frame the model's view is cut from (undistorted when a lens applies)."""
-        und = self.undistorter((rgb.shape[1], rgb.shape[0]))
-        return (und.frame(rgb) if und is not None else rgb), und
-
-    def circle(self, work: np.ndarray) -> Circle | None:
-        h, w = work.shape[:2]
+    def circle(self, size: tuple[int, int], working: Callable[[], np.ndarray]) -> Circle | None:
+        """The field of view in working-frame pixels; `working()` gives the working frame and is
+        called only when a detection needs it (undistorting a whole frame is the costly part)."""
+        w, h = size
         fov = self.profile.fov
         if fov.mode == "fixed":
             fixed = fov.circle_for(w, h)
@@ -81,17 +79,19 @@ class FramePrep:
                 self._warned.add((w, h))
                 log.warning("profile circle measured on %dx%d frames; detecting it in %dx%d frames instead",
                             *fov.frame_size, w, h)
-        return self.tracker.update(work) if self.tracker is not None else None
+        if self.tracker is None:
+            return None
+        return self.tracker.update(working() if self.tracker.due else None)
 
     # -- the model's input ---------------------------------------------------------------------
     def __call__(self, rgb: np.ndarray) -> tuple[np.ndarray, View]:
         """A frame -> (1x3xHxW float32 model input, View)."""
-        work, und = self.working(rgb)
-        circle = self.circle(work)
-        h, w = work.shape[:2]
+        h, w = rgb.shape[:2]
+        und = self.undistorter((w, h))
+        circle = self.circle((w, h), (lambda: und.frame(rgb)) if und is not None else (lambda: rgb))
         crop = circle.box(w, h) if circle is not None else self.pre.crop_box(w, h)
         x, y, cw, ch = crop
-        region = work[y:y + ch, x:x + cw]
+        region = und.region(rgb, crop) if und is not None else rgb[y:y + ch, x:x + cw]
         if self.color is not None:
             region = self.color(region)
         tensor = self.pre.normalize(self.pre.resize_to_input(region))
@@ -128,8 +128,8 @@ class FramePrep:
         und = self.undistorter((image.shape[1], image.shape[0]))
         if und is not None:
             image, label = und.frame(image), und.labels(label, ignore_index)
-        circle = self.circle(image)
         h, w = image.shape[:2]
+        circle = self.circle((w, h), lambda: image)
         x, y, cw, ch = circle.box(w, h) if circle is not None else self.pre.crop_box(w, h)
         image, label = image[y:y + ch, x:x + cw], label[y:y + ch, x:x + cw]
         if circle is not None:

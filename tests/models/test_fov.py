@@ -94,3 +94,15 @@ def test_tracker_follows_a_zoom_in_the_scene_engine():
     for t in range(6):
         circle = tracker.update(b.render(t)[0])
     assert abs(circle.r - b.fov[2]) < 0.5 and abs(circle.cx - b.fov[0]) < 0.5
+
+
+@pytest.mark.unit
+def test_tracker_needs_the_frame_only_when_it_detects():
+    frame = np.zeros((200, 300, 3), np.uint8)
+    cv2.circle(frame, (150, 100), 80, (150, 110, 90), -1)
+    t = FovTracker(every=3)
+    assert t.due and t.update(frame) is not None
+    assert not t.due and t.update(None) is not None and t.update(None) is not None
+    assert t.due
+    with pytest.raises(ValueError, match="needs the frame"):
+        t.update(None)

@@ -60,3 +60,10 @@ def test_bad_lens_models(kw, problem):
     base = dict(model="fisheye", image_size=(640, 480), camera_matrix=FISHEYE.camera_matrix, distortion=FISHEYE.distortion)
     with pytest.raises(ValueError, match=problem):
         LensModel(**{**base, **kw})
+
+
+def test_region_is_the_undistorted_frame_cut_to_the_box():
+    """The runtime undistorts only the crop it needs; training undistorts whole images: same pixels."""
+    und = Undistorter(FISHEYE, (640, 480))
+    frame = np.random.default_rng(3).integers(0, 255, (480, 640, 3), dtype=np.uint8)
+    assert np.array_equal(und.region(frame, (150, 60, 300, 280)), und.frame(frame)[60:340, 150:450])
