@@ -105,6 +105,8 @@ class CaptureThread(threading.Thread):
                 self.store.put(frame)
                 if self.gate is not None:
                     self.gate(frame, self._stopping)
+        except EndoSpineError as exc:  # already one line naming the source (e.g. its decoder process died)
+            self._status = CaptureStatus(CaptureState.FAULTED, str(exc))
         except Exception as exc:  # noqa: BLE001 - any source failure becomes a visible state, never a dead UI
             self._status = CaptureStatus(CaptureState.FAULTED, f"{self.source.name}: {type(exc).__name__}: {exc}")
         finally:

@@ -54,7 +54,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     worker = worker_config(default_model(args.model, args.no_ai), args.backend,
                            profile=args.profile if profile is not None else None)
     spec = args.source or (capture.spec() if capture is not None else default_source())  # the tower's capture card
-    source = open_source(spec, loop=not args.no_loop, capture=capture)
+    source = open_source(spec, loop=not args.no_loop, capture=capture, isolated=True)
     source.open()  # a missing or unreadable source is a one-line error here, before any window
     return run_window(source, worker, output_dir=args.out_dir, fullscreen=args.fullscreen, screen=args.screen,
                       screenshot=args.screenshot, review=args.review,

@@ -107,6 +107,14 @@ class FakeCard:
                 self.log.opens.append(now)
             return FakeHandle(self, self._generation, plugged)
 
+    def play_next(self, *steps) -> None:
+        """End the current step now and play `steps` before the rest of the timeline (a test or
+        the bench pulls the cable at a moment of its choosing)."""
+        with self._lock:
+            rest = self.steps[self._index + 1:] if self._index < len(self.steps) else []
+            self.steps = self.steps[:self._index] + list(steps) + rest
+            self._done_in_step = 0
+
     def shutdown(self) -> None:
         """Wake every sleeping read (ends a test without waiting out a Hang)."""
         self._shutdown.set()

@@ -95,9 +95,11 @@ class FolderSource(Source):
             return self._frame(image, n / self.fps)
 
 
-def open_source(spec: str, loop: bool = False, capture: CaptureSettings | None = None) -> Source:
+def open_source(spec: str, loop: bool = False, capture: CaptureSettings | None = None,
+                isolated: bool = False) -> Source:
     """Build (not yet open) the source a SOURCE string names. capture: settings for a capture
-    device's options the spec does not give (an endoscope profile's capture section)."""
+    device's options the spec does not give (an endoscope profile's capture section).
+    isolated: decode video files in a child process (the display: a decoder crash must not end it)."""
     if spec == "synthetic" or spec.startswith("synthetic:"):
         _, _, seed = spec.partition(":")
         try:
@@ -120,4 +122,8 @@ def open_source(spec: str, loop: bool = False, capture: CaptureSettings | None =
         if not 0 < fps <= 240:
             raise EndoSpineError(f"{spec}: fps must be in (0, 240]")
         return FolderSource(path, fps=fps, loop=loop)
+    if isolated:
+        from app.decoder_process import IsolatedVideoSource
+
+        return IsolatedVideoSource(spec, loop=loop)
     return VideoSource(spec, loop=loop)

@@ -41,6 +41,7 @@ class VideoSource(Source):
         self.timestamp_repairs = 0       # frames without a usable pts (missing, zero, repeated, backwards)
         self.truncated = False           # the file is cut short (a recording that was not finalized)
         self._last_pts: float | None = None
+        self.mark = 0                    # see _serve_commands
         self._commands: queue.SimpleQueue = queue.SimpleQueue()
         self._container = None
         self._stream = None
@@ -162,6 +163,8 @@ class VideoSource(Source):
             elif cmd == "speed":
                 self.speed = value
                 self._ref = None
+            elif cmd == "mark":  # every command before it has been applied (the decoder process tags frames)
+                self.mark = value
             elif cmd == "seek" and not self.is_stream:
                 self._pending = self._seek(value)
                 self._show_now = self._pending is not None

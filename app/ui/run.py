@@ -53,7 +53,7 @@ def _follow_reopen(window: MainWindow, output_dir: Path | None, review: bool) ->
     def reopen(spec: str, model: str) -> None:
         try:
             worker = worker_config(model or None, profile=profile)
-            source = open_source(spec, loop=True)
+            source = open_source(spec, loop=True, isolated=True)
             source.open()
         except EndoSpineError as exc:
             QMessageBox.warning(window, "EndoSpine", str(exc))

@@ -125,3 +125,12 @@ def test_black_frames_are_delivered_and_recognized():
     assert black == [False] * 2 + [True] * 5 + [False] * 2
     assert src.stale_frames == 0  # identical black frames are not "stale": the card is live
     assert not is_black(np.full((1080, 1920, 3), 40, np.uint8)) and is_black(np.full((1080, 1920, 3), 16, np.uint8))
+
+
+def test_play_next_pulls_the_cable_now():
+    card = FakeCard([Frames(1_000, fps=200)], after="unplugged")
+    src = _source(card, reconnect_every=0.1)
+    assert [_seq(src.read()) for _ in range(3)] == [1, 2, 3]
+    card.play_next(Unplug(0.3), Frames(2, fps=200))
+    assert _seq(src.read()) == 4 and src.losses == 1 and card.log.unplugged
+    assert _seq(src.read()) == 5

@@ -28,10 +28,11 @@ def _close(win, card):
 
 
 def test_unplug_shows_no_signal_hides_overlay_and_resumes(qtbot):
-    card = FakeCard([Frames(40), Unplug(2.0)])
+    card = FakeCard([Frames(100_000)])
     win = _window(qtbot, card, WorkerConfig(model_dir="mode=ok", runtime=FAKE, backoff_s=(0.1,)))
     try:
         qtbot.waitUntil(lambda: win.view.overlay_visible, timeout=30000)
+        card.play_next(Unplug(2.0))
         last_live = win._shown_last
         qtbot.waitUntil(lambda: win.view.message == "NO SIGNAL", timeout=5000)
         assert card.log.unplugged  # it went dark because of the unplug, not before it
@@ -47,7 +48,7 @@ def test_unplug_shows_no_signal_hides_overlay_and_resumes(qtbot):
 
 
 def test_hung_driver_read_gives_no_signal_and_the_gui_keeps_polling(qtbot):
-    card = FakeCard([Frames(20), Hang(2.0)])
+    card = FakeCard([Frames(20), Hang(2.0)])  # no AI to wait for: the first frames show at once
     win = _window(qtbot, card)
     ticks = []
     win._poll.timeout.connect(lambda: ticks.append(1))

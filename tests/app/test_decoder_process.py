@@ -1,0 +1,87 @@
+"""Video files decoded in a child process: same frames, controls and errors as in-process
+decoding, and a decoder killed by SIGSEGV is one line of error while the caller lives on."""
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+
+from app.capture import CaptureState, CaptureThread, LatestFrame
+from app.decoder_process import IsolatedVideoSource
+from app.video_source import VideoSource
+from models.errors import EndoSpineError
+from tests.app.test_file_faults import _cut, _remux
+
+
+def _all(src) -> list:
+    frames = []
+    with src:
+        while (f := src.read()) is not None:
+            frames.append(f)
+    return frames
+
+
+def test_same_frames_as_in_process(small_video):
+    ref = _all(VideoSource(small_video, realtime=False))
+    got = _all(IsolatedVideoSource(small_video, realtime=False))
+    assert len(got) == len(ref) == 30
+    assert [f.pts for f in got] == [f.pts for f in ref] and [f.frame_id for f in got] == list(range(30))
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(got, ref))
+
+
+def test_seek_pause_step_speed_loop(pattern_video):
+    path = pattern_video(width=64, height=48, frames=20, fps=25.0)
+    with IsolatedVideoSource(path, realtime=False) as src:
+        assert src.duration == pytest.approx(0.8) and src.size == (64, 48) and src.fps == 25
+        src.read()
+        src.pause()
+        src.seek(0.52)
+        frame = src.read()
+        assert frame.pts == pytest.approx(0.52) and src.paused and src.idle()
+        src.step(1)
+        assert src.read().pts == pytest.approx(0.56)
+        src.set_speed(4.0)
+        src.pause(False)
+        src.loop = True
+        pts = [src.read().pts for _ in range(20)]
+        assert src.speed == 4.0 and min(pts) == pytest.approx(0.0)  # went round the loop
+
+
+@pytest.mark.parametrize("case, problem", [("empty", "file is empty"), ("unfinished", "index (moov) is missing"),
+                                           ("missing", "video file not found")])
+def test_bad_files_give_the_same_one_line(pattern_video, tmp_path, case, problem):
+    path = tmp_path / f"{case}.mp4"
+    if case == "empty":
+        path.write_bytes(b"")
+    elif case == "unfinished":
+        _cut(_remux(pattern_video(), tmp_path / "m.mp4", "mp4"), path, 0.6)
+    with pytest.raises(EndoSpineError) as exc:
+        IsolatedVideoSource(path).open()
+    assert str(exc.value).startswith(str(path)) and problem in str(exc.value)
+
+
+def test_cut_file_end_note_comes_through(pattern_video, tmp_path):
+    cut = _cut(pattern_video(width=64, height=48, frames=40, fps=25.0), tmp_path / "cut.mp4", 0.55)
+    src = IsolatedVideoSource(cut, realtime=False)
+    frames = _all(src)
+    assert 5 < len(frames) < 40 and "file ends early at" in src.end_note()
+
+
+def test_decoder_killed_by_sigsegv_mid_playback(small_video):
+    src = IsolatedVideoSource(small_video, loop=True)  # real-time pacing: still playing when killed
+    store = LatestFrame()
+    thread = CaptureThread(src, store)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while store.put_count < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(src.decoder_pid, signal.SIGSEGV)
+    thread.join(10)
+    status = thread.status
+    assert status.state is CaptureState.FAULTED
+    assert status.message.startswith("small.mp4: the video decoder stopped (SIGSEGV) at 00:0")
+    assert "display is unaffected" in status.message and src._shm is None  # shared memory released
+    assert store.put_count >= 5
