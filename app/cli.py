@@ -101,6 +101,65 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _emit(result: dict, json_path: str | None) -> None:
+    """Print the one-line JSON summary (last) and, if asked, write it atomically."""
+    import json
+
+    from models.imageio import write_bytes_atomic
+
+    text = json.dumps(result)
+    if json_path:
+        write_bytes_atomic(Path(json_path), (text + "\n").encode("utf-8"))
+    print(text)
+
+
+def _cmd_faults(args: argparse.Namespace) -> int:
+    import os
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from app.reliability import run_faults
+    from app.ui.fault_bench import AI_FAULTS
+    from models.errors import EndoSpineError
+
+    names = tuple(n for n in (args.ai or ",".join(AI_FAULTS)).split(",") if n)
+    unknown = sorted(set(names) - set(AI_FAULTS))
+    if unknown:
+        raise EndoSpineError(f"--ai: unknown fault(s) {', '.join(unknown)} (known: {', '.join(AI_FAULTS)})")
+    _emit(run_faults(cycles=args.cycles, ai_faults=names, files=not args.no_files, corpus_dir=args.corpus_dir),
+          args.json)
+    return 0
+
+
+def _cmd_soak(args: argparse.Namespace) -> int:
+    import os
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from app.inference import worker_config
+    from app.reliability import soak_plot, soak_summary
+    from app.ui.soak import run_soak
+
+    worker = worker_config(default_model(args.model, args.no_ai), args.backend)
+    run = run_soak(args.source or default_source(), worker, args.minutes, interval_s=args.interval)
+    warmup = min(args.warmup, args.minutes * 60 / 3)  # a short check run still has samples to fit
+    summary = {k: v for k, v in run.items() if k != "samples"} | soak_summary(run["samples"], warmup)
+    if args.plot:
+        soak_plot(run["samples"], warmup, Path(args.plot))
+        summary["plot"] = str(args.plot)
+    if args.samples_csv:
+        import csv
+        import io
+
+        from models.imageio import write_bytes_atomic
+
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(run["samples"][0]))
+        writer.writeheader()
+        writer.writerows(run["samples"])
+        write_bytes_atomic(Path(args.samples_csv), buf.getvalue().encode("utf-8"))
+    _emit(summary, args.json)
+    return 0
+
+
 def _cmd_pattern(args: argparse.Namespace) -> int:
     from app.ui.pattern import run_pattern
 
@@ -148,6 +207,29 @@ def build_parser() -> argparse.ArgumentParser:
                    help="inference backend (default auto: ONNX Runtime when the model has model.onnx)")
     p.add_argument("--profile", metavar="FILE", help=PROFILE_HELP)
     p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser("faults", help="reliability figures: scripted AI faults, unplug/replug, broken files (offscreen)")
+    p.add_argument("--cycles", type=non_negative_int, default=100, help="unplug/replug cycles (default 100, ~2.9 s each)")
+    p.add_argument("--ai", metavar="LIST", help="comma-separated AI faults to run (default all: slow,hang,crash,segv,"
+                   "nan,wrong_shape)")
+    p.add_argument("--no-files", action="store_true", help="skip the broken-file corpus")
+    p.add_argument("--corpus-dir", type=Path, metavar="DIR", help="keep the generated broken files here")
+    p.add_argument("--json", metavar="OUT", help="also write the JSON result here")
+    p.set_defaults(func=_cmd_faults)
+
+    p = sub.add_parser("soak", help="run the live display offscreen for a long time; memory, fds and threads per hour")
+    p.add_argument("source", nargs="?", metavar="SOURCE", help="default: the shipped demo video (looped)")
+    p.add_argument("--minutes", type=float, default=60.0, help="how long (default 60)")
+    p.add_argument("--interval", type=float, default=5.0, help="seconds between samples (default 5)")
+    p.add_argument("--warmup", type=float, default=300.0,
+                   help="seconds left out of the growth fit (default 300; at most a third of the run)")
+    p.add_argument("--model", metavar="DIR", help="exported model folder (default: the shipped model, if present)")
+    p.add_argument("--no-ai", action="store_true", help="video only")
+    p.add_argument("--backend", default="auto", choices=["auto", "paddle", "onnxruntime"], help="inference backend")
+    p.add_argument("--plot", metavar="PNG", help="plot of the samples")
+    p.add_argument("--samples-csv", metavar="CSV", help="every sample")
+    p.add_argument("--json", metavar="OUT", help="also write the JSON result here")
+    p.set_defaults(func=_cmd_soak)
 
     p = sub.add_parser("pattern", help="show the latency loopback pattern full screen (endospine-calibrate latency)")
     p.add_argument("--screen", type=non_negative_int, metavar="N", help="on monitor N (0-based)")

@@ -1,0 +1,86 @@
+"""Reliability figures: the broken-file corpus judged in child processes, soak growth fits, and
+`endospine faults` end to end on a reduced scenario set (real window offscreen, real worker)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from app.corrupt_corpus import make_corpus, try_file
+from app.reliability import growth_per_hour, soak_summary
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return {p.name: p for p in make_corpus(tmp_path_factory.mktemp("corpus"))}
+
+
+@pytest.mark.parametrize("name, passed, words", [
+    ("zero_length.mp4", True, "file is empty (0 bytes)"),
+    ("truncated_index_at_end.mp4", True, "index (moov) is missing"),
+    ("truncated_index_at_start.mp4", True, "file ends early at 00:01.2"),
+    ("corrupt_packets_0.mp4", True, "corrupt packets, in order"),
+    ("intact_index_at_end.mp4", True, "50 frames"),
+])
+def test_broken_files_end_cleanly_in_a_child_process(corpus, name, passed, words):
+    outcome = try_file(corpus[name], timeout_s=60)
+    assert outcome.passed is passed and words in outcome.detail, outcome
+
+
+def test_a_child_that_dies_or_hangs_fails_the_case(tmp_path, monkeypatch):
+    """The judge itself: a crash (signal) or a hang of the player is a failed case, not a pass."""
+    import subprocess
+
+    import app.corrupt_corpus as cc
+
+    def crashing(cmd, **kw):
+        return subprocess.CompletedProcess(cmd, -11, "", "")
+
+    monkeypatch.setattr(cc.subprocess, "run", crashing)
+    assert not try_file(tmp_path / "x.mp4").passed
+
+    def hanging(cmd, **kw):
+        raise subprocess.TimeoutExpired(cmd, kw["timeout"])
+
+    monkeypatch.setattr(cc.subprocess, "run", hanging)
+    out = try_file(tmp_path / "x.mp4", timeout_s=3)
+    assert not out.passed and "hang" in out.detail
+
+
+@pytest.mark.unit
+def test_growth_per_hour_fits_after_the_warmup():
+    t = np.arange(0, 600, 5.0)
+    rss = np.where(t < 60, t, 60 + t * 0.01)  # a steep warm-up, then 0.01 MB/s = 36 MB/h
+    assert growth_per_hour(t, rss, warmup_s=60) == pytest.approx(36.0, abs=1e-6)
+    assert growth_per_hour(t, np.full_like(t, 7.0), warmup_s=60) == pytest.approx(0.0, abs=1e-9)
+    assert growth_per_hour([0, 1], [1, 2], warmup_s=0) is None
+    samples = [{"t_s": float(x), "main_rss_mb": 100.0, "worker_rss_mb": 50.0 + x / 100, "fds": 30, "threads": 12}
+               for x in t]
+    summary = soak_summary(samples, 60)
+    assert summary["worker_rss_mb"]["growth_per_hour"] == pytest.approx(36.0)
+    assert summary["fds"]["growth_per_hour"] == pytest.approx(0.0, abs=1e-9) and summary["samples"] == len(t)
+
+
+@pytest.mark.gui
+def test_faults_command_reports_the_figures(tmp_path, capsys):
+    from app.cli import main
+
+    out = tmp_path / "faults.json"
+    assert main(["faults", "--cycles", "2", "--ai", "crash,nan", "--no-files", "--json", str(out)]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert printed == json.loads(out.read_text())
+    crash, nan = printed["ai"]["crash"], printed["ai"]["nan"]
+    assert crash["restarts"] == 1 and "exit code -6" in crash["last_failure"] and "restarting" in crash["ai_states"]
+    assert crash["overlay_hidden_ms"] is not None  # when it comes back depends on the machine's load
+    assert nan["restarts"] == 0 and nan["rejected_outputs"] == 1 and "output rejected" in nan["ai_states"]
+    assert printed["unplug"]["cycles"] == 2 and printed["unplug"]["no_signal_shown"] == 2
+    assert printed["unplug"]["recovered"] == 2 and printed["unplug"]["old_frame_back_after_no_signal"] == 0
+    assert printed["stale_masks_drawn"] == 0 and printed["max_raw_stall_ms_ai_slow_hang_crash"] > 0
+
+
+def test_faults_command_refuses_an_unknown_fault(capsys):
+    from app.cli import main
+
+    assert main(["faults", "--ai", "crash,melt"]) == 1
+    assert "unknown fault(s) melt" in capsys.readouterr().err
