@@ -71,7 +71,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from models.evaluate.run import evaluate
     from models.runtime import RuntimeSettings
 
-    settings = RuntimeSettings(backend=args.backend, device=args.device, threads=args.threads)
+    settings = RuntimeSettings(backend=args.backend, device=args.device, threads=args.threads,
+                               profile=args.profile)
     doc = evaluate(args.data, args.out, split=args.split, model_dir=args.model, pred_dir=args.pred,
                    settings=settings, gallery=args.gallery)
     m = doc["mean"]
@@ -86,7 +87,8 @@ def _cmd_reader_study(args: argparse.Namespace) -> int:
     from models.reader_study.study import parse_reader
     from models.runtime import RuntimeSettings
 
-    settings = RuntimeSettings(backend=args.backend, device=args.device, threads=args.threads)
+    settings = RuntimeSettings(backend=args.backend, device=args.device, threads=args.threads,
+                               profile=args.profile)
     findings = reader_study(args.reference, [parse_reader(r) for r in args.reader], args.out, split=args.split,
                             model_dir=args.model, pred_dir=args.pred, classes_file=args.classes, settings=settings,
                             alpha=args.alpha)
@@ -216,6 +218,8 @@ def _add_evaluation_commands(sub) -> None:
                        help="inference backend for --model (default paddle)")
         p.add_argument("--device", default="cpu", choices=["cpu", "gpu", "tensorrt"], help="inference device")
         p.add_argument("--threads", type=positive_int, default=2, help="CPU threads (default 2)")
+        p.add_argument("--profile", metavar="FILE",
+                       help="endoscope profile of the images' tower, for --model (default: automatic FOV)")
 
     p = sub.add_parser("evaluate", help="the paper's figures, ROC/AUC, per-image/per-clip tables, HTML report",
                        description="Judge a model (or the label PNGs `predict` wrote) on a dataset split: per class "

@@ -45,6 +45,7 @@ def evaluate(data_dir: str | Path, out: str | Path, split: str = "test", model_d
         about = {"model": f"{runtime.manifest.name} ({runtime.root})", **about,
                  "runtime": f"{s.backend} {s.device}{' oneDNN' if s.backend == 'paddle' and s.device == 'cpu' and s.onednn else ''}"
                             f", {s.threads} threads, field of view {s.fov}",
+                 "profile": s.profile or "default (automatic field of view, no color change, no lens)",
                  "notice": runtime.manifest.notice or ""}
         source = _model_answers(runtime, dataset)
     else:

@@ -117,3 +117,22 @@ def test_needs_exactly_one_source(tiny_synth, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["evaluate", "--data", str(tiny_synth), "--out", str(tmp_path / "r")])
     assert "--model" in capsys.readouterr().err
+
+
+def test_profile_reaches_the_runtime(tiny_model_dir, tiny_synth, tmp_path, capsys):
+    """--profile changes what the model sees (here a field of view switched off) and a bad profile
+    is refused in one line before any work."""
+    from models.profile import FovSection, default_profile, save_profile
+
+    off = save_profile(default_profile().updated(fov=FovSection(mode="off")), tmp_path / "off.yaml")
+    out = tmp_path / "report-off"
+    assert main(["evaluate", "--model", str(tiny_model_dir), "--data", str(tiny_synth), "--out", str(out),
+                 "--gallery", "0", "--profile", str(off)]) == 0
+    assert str(off) in (out / "report.html").read_text()
+    capsys.readouterr()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("format: endospine-profile/1\nfov: {mode: sideways}\n")
+    assert main(["evaluate", "--model", str(tiny_model_dir), "--data", str(tiny_synth), "--out",
+                 str(tmp_path / "r2"), "--profile", str(bad)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "bad.yaml" in err and "\n" not in err and not (tmp_path / "r2").exists()
