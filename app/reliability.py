@@ -94,8 +94,19 @@ def soak_summary(samples: list[dict], warmup_s: float) -> dict:
     for key in SOAK_SERIES:
         values = [s[key] for s in samples]
         out[key] = {"first": values[0], "last": values[-1], "max": max(values),
-                    "growth_per_hour": growth_per_hour(times, values, warmup_s)}
+                    "growth_per_hour": growth_per_hour(times, values, warmup_s),
+                    "change_after_warmup": change_after_warmup(times, values, warmup_s)}
     return out
+
+
+def change_after_warmup(times_s, values, warmup_s: float) -> float | None:
+    """Median of the last quarter minus median of the first quarter of the post-warm-up samples:
+    robust to the sample-to-sample jitter that dominates a short run's slope."""
+    kept = [v for t, v in zip(times_s, values) if t >= warmup_s]
+    if len(kept) < 4:
+        return None
+    q = max(1, len(kept) // 4)
+    return round(float(np.median(kept[-q:]) - np.median(kept[:q])), 3)
 
 
 def soak_plot(samples: list[dict], warmup_s: float, path: Path) -> None:

@@ -59,6 +59,7 @@ def test_growth_per_hour_fits_after_the_warmup():
                for x in t]
     summary = soak_summary(samples, 60)
     assert summary["worker_rss_mb"]["growth_per_hour"] == pytest.approx(36.0)
+    assert summary["worker_rss_mb"]["change_after_warmup"] == pytest.approx(4.05, abs=0.1)  # 540 s x 36 MB/h x 3/4
     assert summary["fds"]["growth_per_hour"] == pytest.approx(0.0, abs=1e-9) and summary["samples"] == len(t)
 
 
