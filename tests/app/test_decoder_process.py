@@ -85,3 +85,21 @@ def test_decoder_killed_by_sigsegv_mid_playback(small_video):
     assert status.message.startswith("small.mp4: the video decoder stopped (SIGSEGV) at 00:0")
     assert "display is unaffected" in status.message and src._shm is None  # shared memory released
     assert store.put_count >= 5
+
+
+def test_paced_by_the_file_timestamps(pattern_video):
+    frames = _all(IsolatedVideoSource(pattern_video(frames=10, fps=25.0)))
+    assert len(frames) == 10
+    # delivered on the file's clock: never earlier than its pts after the first frame
+    t0, p0 = frames[0].capture_time, frames[0].pts
+    assert all(f.capture_time - t0 >= (f.pts - p0) * 0.95 for f in frames)
+    assert frames[-1].capture_time - t0 >= 9 / 25 * 0.95
+
+
+def test_decode_cost_measures_both_paths(capsys):
+    from app.decode_cost import main, measure
+
+    result = measure(frames=12, width=64, height=48, rounds=1)
+    assert result["frames_timed"] == {"in_process": 7, "child_process": 7}
+    assert all(v > 0 for v in result["read_ms_median"].values()) and result["copy_out_of_slot_ms_median"] >= 0
+    assert main(["--size", "wide"]) == 1 and "WIDTHxHEIGHT" in capsys.readouterr().err
