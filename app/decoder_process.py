@@ -20,6 +20,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import signal
 import threading
+import time
 from multiprocessing import shared_memory
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from app.video_source import VideoSource
 
 SLOTS = 3
 OPEN_TIMEOUT_S = 30.0
+HANG_TIMEOUT_S = 5.0  # playing, and nothing from the decoder for this long (or 3 frame intervals): hung
 
 
 def _signal_name(exitcode: int | None) -> str:
@@ -47,8 +49,11 @@ def _signal_name(exitcode: int | None) -> str:
 class IsolatedVideoSource(VideoSource):
     """A video file played by a decoder child process (files only; streams stay in-process)."""
 
-    def __init__(self, target: str | Path, loop: bool = False, realtime: bool = True):
+    def __init__(self, target: str | Path, loop: bool = False, realtime: bool = True,
+                 hang_timeout: float = HANG_TIMEOUT_S):
         super().__init__(target, loop=loop, realtime=realtime)
+        self.hang_timeout = hang_timeout
+        self._heard = 0.0  # monotonic time of the last message from the child (or of a resume)
         if self.is_stream:
             raise ValueError("IsolatedVideoSource plays files; streams use VideoSource")
         self._proc = None
@@ -91,6 +96,7 @@ class IsolatedVideoSource(VideoSource):
         self._slot_bytes = max(1, self.size[0] * self.size[1] * 3)
         self._shm = shared_memory.SharedMemory(create=True, size=self._slot_bytes * SLOTS)
         self._conn.send(("shm", self._shm.name, self._slot_bytes))  # the one message that is not (cmd, value, n)
+        self._heard = time.monotonic()
         self.opened = True
 
     def read(self) -> Frame | None:
@@ -98,7 +104,9 @@ class IsolatedVideoSource(VideoSource):
             self._forward_commands()
             msg = self._receive(0.02, f"at {clock(self.position)}")
             if msg is None:
+                self._check_hung()
                 continue
+            self._heard = time.monotonic()
             kind = msg[0]
             if kind == "frame":
                 _, mark, slot, w, h, pts, self.corrupt_packets, self.timestamp_repairs = msg
@@ -150,11 +158,22 @@ class IsolatedVideoSource(VideoSource):
         self.position = pts
         return self._frame(image, pts)
 
+    def _check_hung(self) -> None:
+        """Playing and silent too long: FFmpeg is stuck on the file. Kill the child and say so."""
+        limit = max(self.hang_timeout, 3.0 / (self.fps * self.speed))
+        if self.paused or time.monotonic() - self._heard < limit:
+            return
+        self._proc.kill()
+        self._proc.join(1.0)
+        raise EndoSpineError(f"{self.name}: the video decoder stopped answering (nothing for {limit:.0f} s) "
+                             f"at {clock(self.position)}; the display is unaffected, the file may be damaged")
+
     def _forward_commands(self) -> None:
         while not self._commands.empty():
             cmd, value = self._commands.get()
             if cmd == "pause":
                 self.paused = value
+                self._heard = time.monotonic()  # resuming starts the silence count afresh
             elif cmd == "speed":
                 self.speed = value
             self._sent += 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 
 import numpy as np
@@ -103,3 +104,41 @@ def test_decode_cost_measures_both_paths(capsys):
     assert result["frames_timed"] == {"in_process": 7, "child_process": 7}
     assert all(v > 0 for v in result["read_ms_median"].values()) and result["copy_out_of_slot_ms_median"] >= 0
     assert main(["--size", "wide"]) == 1 and "WIDTHxHEIGHT" in capsys.readouterr().err
+
+
+def test_decoder_that_stops_answering_is_killed_and_reported(small_video):
+    src = IsolatedVideoSource(small_video, loop=True, hang_timeout=1.0)
+    store = LatestFrame()
+    thread = CaptureThread(src, store)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while store.put_count < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    pid = src.decoder_pid
+    os.kill(pid, signal.SIGSTOP)  # alive but stuck, as FFmpeg in an endless loop on a crafted file
+    thread.join(15)
+    assert thread.status.state is CaptureState.FAULTED
+    assert "the video decoder stopped answering (nothing for 1 s) at 00:0" in thread.status.message
+    with pytest.raises(ProcessLookupError):  # killed, and reaped
+        os.kill(pid, 0)
+
+
+def test_a_long_pause_is_not_a_hang(pattern_video):
+    with IsolatedVideoSource(pattern_video(frames=20, fps=25.0), hang_timeout=0.3) as src:
+        src.read()
+        src.pause()
+        outcome = []
+
+        def reader():
+            try:
+                outcome.append(src.read())  # waits through the pause, polling the child
+            except EndoSpineError as exc:
+                outcome.append(exc)
+
+        t = threading.Thread(target=reader)
+        t.start()
+        t.join(0.9)  # three times the hang limit, paused
+        assert t.is_alive() and not outcome
+        src.pause(False)
+        t.join(5)
+        assert outcome and not isinstance(outcome[0], EndoSpineError) and outcome[0].frame_id == 1
