@@ -115,7 +115,7 @@ class IsolatedVideoSource(VideoSource):
                     view = np.ndarray((h, w, 3), np.uint8, self._shm.buf, offset=slot * self._slot_bytes)
                     image = view.copy()  # the frame outlives the slot
                     del view
-                self._conn.send(("free", slot, 0))
+                self._send(("free", slot, 0))
                 if image is not None:
                     return self._delivered(image, pts)
             elif kind == "inline":  # a frame larger than a slot (the size changed mid-file)
@@ -179,7 +179,7 @@ class IsolatedVideoSource(VideoSource):
             self._sent += 1
             if cmd in ("seek", "pause"):  # frames decoded before these must not be shown after them
                 self._valid_from = self._sent
-            self._conn.send((cmd, value, self._sent))
+            self._send((cmd, value, self._sent))
 
     def _receive(self, timeout: float, when: str):
         """The next message from the child, None if none came in `timeout`; EndoSpineError if it died."""
@@ -191,6 +191,15 @@ class IsolatedVideoSource(VideoSource):
         else:
             if self._proc.is_alive():
                 return None
+        self._died(when)
+
+    def _send(self, msg: tuple) -> None:
+        try:
+            self._conn.send(msg)
+        except (OSError, ValueError):  # the child is gone: say how
+            self._died(f"at {clock(self.position)}")
+
+    def _died(self, when: str) -> None:
         self._proc.join(1.0)
         raise EndoSpineError(f"{self.name}: the video decoder stopped ({_signal_name(self._proc.exitcode)}) "
                              f"{when}; the display is unaffected, the file may be damaged")
@@ -216,23 +225,26 @@ def decoder_main(conn, target: str, loop: bool, realtime: bool) -> None:
         while True:
             frame = src.read()
             if frame is None:
-                if not src._stop.is_set():
+                if not src.stopping:
                     conn.send(("end", src.end_note(), src.position))
                 break
             h, w = frame.image.shape[:2]
             counts = (src.corrupt_packets, src.timestamp_repairs)
             if w * h * 3 > slot_bytes:
-                conn.send(("inline", src.mark, frame.image, frame.pts, *counts))
+                conn.send(("inline", src.applied_mark, frame.image, frame.pts, *counts))
                 continue
             with free:
-                free.wait_for(lambda: slots or src._stop.is_set())
-                if src._stop.is_set():
+                free.wait_for(lambda: slots or src.stopping)
+                if src.stopping:
                     break
                 slot = slots.pop()
             np.ndarray((h, w, 3), np.uint8, shm.buf, offset=slot * slot_bytes)[:] = frame.image
-            conn.send(("frame", src.mark, slot, w, h, frame.pts, *counts))
+            conn.send(("frame", src.applied_mark, slot, w, h, frame.pts, *counts))
     except Exception as exc:  # noqa: BLE001 - reported to the parent as one line
-        conn.send(("failed", f"{target}: decoding failed: {type(exc).__name__}: {exc}"))
+        try:
+            conn.send(("failed", f"{target}: decoding failed: {type(exc).__name__}: {exc}"))
+        except OSError:
+            pass  # the parent is gone
     finally:
         src.interrupt()
         listener.join(2.0)
@@ -261,4 +273,4 @@ def _listen(conn, src: VideoSource, free: threading.Condition, slots: set) -> No
                 src.loop = value
             elif cmd in ("pause", "step", "seek", "speed"):
                 getattr(src, {"pause": "pause", "step": "step", "seek": "seek", "speed": "set_speed"}[cmd])(value)
-            src._commands.put(("mark", number))  # frames read after this carry the number
+            src.put_mark(number)  # frames read after this carry the number

@@ -32,6 +32,11 @@ class Source(ABC):
     def close(self) -> None:
         self._stop.set()
 
+    @property
+    def stopping(self) -> bool:
+        """close() or interrupt() was called."""
+        return self._stop.is_set()
+
     def interrupt(self) -> None:
         """Wake a read() that is waiting for its frame's due time (called from another thread)."""
         self._stop.set()

@@ -41,7 +41,7 @@ class VideoSource(Source):
         self.timestamp_repairs = 0       # frames without a usable pts (missing, zero, repeated, backwards)
         self.truncated = False           # the file is cut short (a recording that was not finalized)
         self._last_pts: float | None = None
-        self.mark = 0                    # see _serve_commands
+        self.applied_mark = 0            # the last put_mark() number served (commands before it are applied)
         self._commands: queue.SimpleQueue = queue.SimpleQueue()
         self._container = None
         self._stream = None
@@ -127,6 +127,11 @@ class VideoSource(Source):
             return self._frame(image, pts)  # capture time = delivery time
         return None
 
+    def put_mark(self, number: int) -> None:
+        """Queue a marker behind the controls sent so far: once `applied_mark` shows it, every one
+        of them has been applied (the decoder process tags its frames with it)."""
+        self._commands.put(("mark", number))
+
     def idle(self) -> bool:
         return self.paused
 
@@ -163,8 +168,8 @@ class VideoSource(Source):
             elif cmd == "speed":
                 self.speed = value
                 self._ref = None
-            elif cmd == "mark":  # every command before it has been applied (the decoder process tags frames)
-                self.mark = value
+            elif cmd == "mark":
+                self.applied_mark = value
             elif cmd == "seek" and not self.is_stream:
                 self._pending = self._seek(value)
                 self._show_now = self._pending is not None

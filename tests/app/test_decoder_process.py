@@ -142,3 +142,16 @@ def test_a_long_pause_is_not_a_hang(pattern_video):
         src.pause(False)
         t.join(5)
         assert outcome and not isinstance(outcome[0], EndoSpineError) and outcome[0].frame_id == 1
+
+
+def test_size_change_mid_file_in_and_out_of_process(pattern_video, tmp_path):
+    """Two raw H.264 streams back to back: 64x48 then 96x64 (larger than a slot: sent inline)."""
+    small = _remux(pattern_video(width=64, height=48, frames=10), tmp_path / "a.h264", "h264")
+    large = _remux(pattern_video(width=96, height=64, frames=10), tmp_path / "b.h264", "h264")
+    both = tmp_path / "both.h264"
+    both.write_bytes(small.read_bytes() + large.read_bytes() + small.read_bytes())
+    expected = [(48, 64, 3)] * 10 + [(64, 96, 3)] * 10 + [(48, 64, 3)] * 10
+    for cls in (VideoSource, IsolatedVideoSource):
+        frames = _all(cls(both, realtime=False))
+        assert [f.image.shape for f in frames] == expected
+        assert all(b.pts > a.pts for a, b in zip(frames, frames[1:]))
