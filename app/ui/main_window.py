@@ -34,7 +34,7 @@ NO_SIGNAL_AFTER_S = 0.4  # no new frame for this long (or 2.5 frame intervals if
 
 class MainWindow(QMainWindow):
     # the user chose another video or model: (source spec, model folder or "" for none)
-    reopen_requested = pyqtSignal(str, str)
+    reopen_requested = pyqtSignal(str, str, str)  # source, model folder, endoscope profile ('' = none)
 
     def __init__(self, source: Source, worker: WorkerConfig | None = None, output_dir: Path | None = None,
                  settings=None, review: bool = False):
@@ -93,6 +93,7 @@ class MainWindow(QMainWindow):
 
         self.source_spec = getattr(source, "target", None) or source.name
         self.model_dir = worker.model_dir if worker else ""
+        self.profile_path = (worker.settings.profile or "") if worker else ""
         self._menus()
         self.panel.style_changed.connect(self._on_style)
         self.panel.ai_toggled.connect(lambda on: self.ai and self.ai.set_enabled(on))
@@ -107,6 +108,7 @@ class MainWindow(QMainWindow):
         file_menu = self.menuBar().addMenu("&File")
         for text, key, slot in (("Open &video...", "Ctrl+O", self.choose_video),
                                 ("Open &model...", "Ctrl+M", self.choose_model),
+                                ("Open endoscope &profile...", "Ctrl+P", self.choose_profile),
                                 ("&Snapshot", "S", self.take_snapshot), ("&Record", "R", self.toggle_recording)):
             action = QAction(text, self)
             action.setShortcut(QKeySequence(key))
@@ -126,12 +128,19 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getOpenFileName(self, "Open a surgery video", str(Path.home()),
                                               "Videos (*.mp4 *.mkv *.mov *.avi *.m4v *.ts);;All files (*)")
         if path:
-            self.reopen_requested.emit(path, self.model_dir)
+            self.reopen_requested.emit(path, self.model_dir, self.profile_path)
 
     def choose_model(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Open an exported model folder", str(Path.home()))
         if path:
-            self.reopen_requested.emit(self.source_spec, path)
+            self.reopen_requested.emit(self.source_spec, path, self.profile_path)
+
+    def choose_profile(self) -> None:
+        """The tower's endoscope profile (endospine-calibrate): field of view, color, lens."""
+        path, _ = QFileDialog.getOpenFileName(self, "Open an endoscope profile", str(Path.home()),
+                                              "Endoscope profiles (*.yaml *.yml);;All files (*)")
+        if path:
+            self.reopen_requested.emit(self.source_spec, self.model_dir, path)
 
     def _shortcuts(self) -> None:
         keys = {Qt.Key.Key_F11: self.toggle_fullscreen, Qt.Key.Key_Escape: self.showNormal,

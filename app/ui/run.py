@@ -46,13 +46,16 @@ def run_window(source: Source, worker: WorkerConfig | None = None, output_dir: P
 
 
 def _follow_reopen(window: MainWindow, output_dir: Path | None, review: bool) -> None:
-    """File > Open video / Open model: a new window on the new choice replaces this one; a bad
-    choice is one line in a message box and the current window stays."""
-    profile = window.ai.cfg.settings.profile if window.ai is not None else None  # the tower stays the same
+    """File > Open video / model / profile: a new window on the new choice replaces this one; a
+    bad choice is one line in a message box and the current window stays."""
 
-    def reopen(spec: str, model: str) -> None:
+    def reopen(spec: str, model: str, profile: str) -> None:
         try:
-            worker = worker_config(model or None, profile=profile)
+            if profile:
+                from models.profile import load_profile
+
+                load_profile(profile)  # a chosen profile must be valid (at start, a bad one only warns)
+            worker = worker_config(model or None, profile=profile or None)
             source = open_source(spec, loop=True, isolated=True)
             source.open()
         except EndoSpineError as exc:

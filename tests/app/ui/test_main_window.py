@@ -91,9 +91,34 @@ def test_reopen_with_a_bad_video_keeps_the_window(qtbot, monkeypatch, tmp_path):
     win.start()
     bad = tmp_path / "broken.mp4"
     bad.write_bytes(b"not a video at all")
-    win.reopen_requested.emit(str(bad), "")
+    win.reopen_requested.emit(str(bad), "", "")
     assert shown and "broken.mp4" in shown[0] and "not a readable video" in shown[0]
     assert win.isVisible()
-    win.reopen_requested.emit("synthetic:1", str(tmp_path))  # a folder that is no model
+    win.reopen_requested.emit("synthetic:1", str(tmp_path), "")  # a folder that is no model
     assert "manifest.yaml" in shown[1]
+    profile = tmp_path / "tower.yaml"
+    profile.write_text("format: endospine-profile/1\ncolor: {gains: [1.0, -2.0, 1.0]}\n")
+    win.reopen_requested.emit("synthetic:1", "", str(profile))  # File > Open endoscope profile
+    assert len(shown) == 3 and "tower.yaml" in shown[2] and "\n" not in shown[2]
     win.close()
+
+
+def test_open_profile_reopens_with_it(qtbot, tiny_model_dir, tmp_path):
+    """File > Open endoscope profile: the new window's inference worker applies the chosen profile,
+    and a later model choice keeps it (the tower has not changed)."""
+    from PyQt6.QtWidgets import QApplication
+
+    from app.inference import worker_config
+    from app.ui.main_window import MainWindow
+    from app.ui.run import _follow_reopen
+    from models.profile import ColorSection, default_profile, save_profile
+
+    profile = save_profile(default_profile().updated(color=ColorSection(mode="gains", gains=(1.1, 1.0, 0.9))), tmp_path / "tower.yaml")
+    win = MainWindow(ListSource(gray_frames(50, 64, 48), fps=30, realtime=True), worker_config(str(tiny_model_dir)))
+    qtbot.addWidget(win)
+    _follow_reopen(win, tmp_path, review=False)
+    win.reopen_requested.emit("synthetic:1", win.model_dir, str(profile))
+    new = QApplication.instance().property("endospine_window")
+    qtbot.addWidget(new)
+    assert new is not win and new.ai.cfg.settings.profile == str(profile) and new.profile_path == str(profile)
+    new.close()
