@@ -14,6 +14,7 @@ from PyQt6.QtCore import QRect, Qt, QTimer
 from PyQt6.QtGui import QColor, QImage, QPainter
 from PyQt6.QtWidgets import QApplication, QWidget
 
+from app.ui.run import place_on_screen
 from models.loopback import GRID_COLS, GRID_ROWS, encode
 
 HINT = "EndoSpine latency pattern: film this screen with the camera on the capture card.  Esc closes."
@@ -63,13 +64,7 @@ def run_pattern(screen: int | None = None, windowed: bool = False, quit_after: f
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("EndoSpine pattern")
     window = PatternWindow()
-    screens = app.screens()
-    if screen is not None:
-        if not 0 <= screen < len(screens):
-            print(f"endospine: warning: no screen {screen} (have {len(screens)}); using the primary", file=sys.stderr)
-        else:
-            window.setScreen(screens[screen])
-            window.move(screens[screen].geometry().topLeft())
+    place_on_screen(window, screen)
     if windowed:
         window.resize(960, 600)
         window.show()

@@ -27,13 +27,7 @@ def run_window(source: Source, worker: WorkerConfig | None = None, output_dir: P
     window = MainWindow(source, worker, output_dir, settings=QSettings(), review=review)
     window.restore_geometry()
     _follow_reopen(window, output_dir, review)
-    screens = app.screens()
-    if screen is not None:
-        if not 0 <= screen < len(screens):
-            print(f"endospine: warning: no screen {screen} (have {len(screens)}); using the primary", file=sys.stderr)
-        else:
-            window.setScreen(screens[screen])
-            window.move(screens[screen].availableGeometry().topLeft())
+    place_on_screen(window, screen)
     window.showFullScreen() if fullscreen else window.show()
     window.start()
     if quit_after is not None:
@@ -43,6 +37,19 @@ def run_window(source: Source, worker: WorkerConfig | None = None, output_dir: P
             window.close()
         QTimer.singleShot(int(quit_after * 1000), finish)
     return app.exec()
+
+
+def place_on_screen(window, screen: int | None) -> None:
+    """Open `window` on monitor `screen` (0-based, as Qt lists them), e.g. the OR monitor; a
+    screen that does not exist is a warning and the primary screen."""
+    if screen is None:
+        return
+    screens = QApplication.instance().screens()
+    if not 0 <= screen < len(screens):
+        print(f"endospine: warning: no screen {screen} (have {len(screens)}); using the primary", file=sys.stderr)
+        return
+    window.setScreen(screens[screen])
+    window.move(screens[screen].availableGeometry().topLeft())
 
 
 def _follow_reopen(window: MainWindow, output_dir: Path | None, review: bool) -> None:
