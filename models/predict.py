@@ -34,12 +34,8 @@ def predict_dataset(model_dir: str | Path, data_dir: str | Path, out: str | Path
     runtime = SegmentationRuntime(model_dir, settings).independent_frames()
     dataset = load_dataset(data_dir)
     _check_classes(runtime, dataset)
-    items = dataset.split(split)
-    if not items:
-        raise EndoSpineError(f"{dataset.root}: split {split!r} has no images")
+    items = split_items(dataset, split)
     stems = [Path(it.image).stem for it in items]
-    if len(set(stems)) != len(stems):
-        raise EndoSpineError(f"{dataset.root}: image file names repeat in split {split!r}; predict names outputs by stem")
     with StagedDir(out) as tmp:
         for item, stem in zip(tqdm(items, unit="img", desc="predict", disable=not progress), stems):
             labels, p = predict_frame(runtime, read_image(dataset.path(item.image)))
@@ -48,6 +44,17 @@ def predict_dataset(model_dir: str | Path, data_dir: str | Path, out: str | Path
                 q = np.clip(np.rint(p * 255), 0, 255).astype(np.uint8)
                 np.savez_compressed(tmp / f"{stem}.probs.npz", probs=q, classes=np.array(runtime.classes.names))
     return Path(out)
+
+
+def split_items(dataset: Dataset, split: str) -> list[Item]:
+    """The items of a split, which must be non-empty and have distinct image stems (outputs are named by stem)."""
+    items = dataset.split(split)
+    if not items:
+        raise EndoSpineError(f"{dataset.root}: split {split!r} has no images")
+    stems = [Path(it.image).stem for it in items]
+    if len(set(stems)) != len(stems):
+        raise EndoSpineError(f"{dataset.root}: image file names repeat in split {split!r}; outputs are named by stem")
+    return items
 
 
 def split_metrics(runtime: SegmentationRuntime, dataset: Dataset, items: list[Item], progress: bool = True) -> dict:

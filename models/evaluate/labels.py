@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 
 from models.classes import ClassTable
-from models.dataset import Dataset, Item
 from models.errors import EndoSpineError
 from models.imageio import read_label
 
@@ -71,14 +70,3 @@ def as_answer(labels: np.ndarray, classes: ClassTable) -> np.ndarray:
     """Ignore pixels of an answer -> background (a new array only when there are any)."""
     ignore = labels == classes.ignore_index
     return np.where(ignore, 0, labels).astype(np.uint8) if ignore.any() else labels
-
-
-def split_items(dataset: Dataset, split: str) -> list[Item]:
-    """The items of a split, which must be non-empty and have distinct image stems (answers are named by stem)."""
-    items = dataset.split(split)
-    if not items:
-        raise EndoSpineError(f"{dataset.root}: split {split!r} has no images")
-    stems = [Path(it.image).stem for it in items]
-    if len(set(stems)) != len(stems):
-        raise EndoSpineError(f"{dataset.root}: image file names repeat in split {split!r}; answers are named by stem")
-    return items

@@ -18,10 +18,10 @@ from tqdm import tqdm
 from models.classes import ClassTable, default_classes
 from models.dataset import load_dataset
 from models.errors import EndoSpineError
-from models.evaluate.labels import as_answer, label_files, read_answer, read_reference, require_stems, split_items
+from models.evaluate.labels import as_answer, label_files, read_answer, read_reference, require_stems
 from models.imageio import read_image
 from models.metrics import ConfusionMatrix, scores_from_matrix
-from models.predict import predict_frame
+from models.predict import predict_frame, split_items
 from models.runtime import RuntimeSettings, SegmentationRuntime
 from models.yamlio import read_yaml
 
