@@ -93,7 +93,6 @@ class Postprocess:
         probability grid (e.g. through a lens undistortion); default: a plain resize.
         A class whose probability stays under its threshold loses the pixel to background (0).
         """
-        c = probs.shape[0]
         hwc = np.ascontiguousarray(probs.transpose(1, 2, 0))
         if grid is not None:
             hwc = cv2.remap(hwc, grid[0], grid[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
