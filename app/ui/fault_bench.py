@@ -45,8 +45,14 @@ def _watch(window: MainWindow, step, timeout_s: float, period_ms: int = 5) -> No
     """Run the Qt loop, calling step(now) every period until it returns True or time runs out."""
     loop = QEventLoop()
     end = time.monotonic() + timeout_s
+
+    def tick() -> None:
+        now = time.monotonic()
+        if step(now) or now > end:
+            loop.quit()
+
     timer = QTimer()
-    timer.timeout.connect(lambda: (step(time.monotonic()) or time.monotonic() > end) and loop.quit())
+    timer.timeout.connect(tick)
     timer.start(period_ms)
     loop.exec()
     timer.stop()
