@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 from typing import Sequence
 
-from models.cliutil import non_negative_int, positive_int, run
+from models.cliutil import non_negative_int, number, positive_int, run
 from models.paths import demo_video, shipped_model
 
 DEFAULT_SOURCE_HELP = "a video file or synthetic[:SEED] (default: the shipped demo video, else synthetic)"
@@ -219,9 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("soak", help="run the live display offscreen for a long time; memory, fds and threads per hour")
     p.add_argument("source", nargs="?", metavar="SOURCE", help="default: the shipped demo video (looped)")
-    p.add_argument("--minutes", type=float, default=60.0, help="how long (default 60)")
-    p.add_argument("--interval", type=float, default=5.0, help="seconds between samples (default 5)")
-    p.add_argument("--warmup", type=float, default=300.0,
+    p.add_argument("--minutes", type=number(float, 0.1, 10080), default=60.0, help="how long (default 60)")
+    p.add_argument("--interval", type=number(float, 0.5, 600), default=5.0, help="seconds between samples (default 5)")
+    p.add_argument("--warmup", type=number(float, 0), default=300.0,
                    help="seconds left out of the growth fit (default 300; at most a third of the run)")
     p.add_argument("--model", metavar="DIR", help="exported model folder (default: the shipped model, if present)")
     p.add_argument("--no-ai", action="store_true", help="video only")

@@ -85,3 +85,19 @@ def test_faults_command_refuses_an_unknown_fault(capsys):
 
     assert main(["faults", "--ai", "crash,melt"]) == 1
     assert "unknown fault(s) melt" in capsys.readouterr().err
+
+
+@pytest.mark.gui
+def test_soak_command_samples_and_plots(small_video, tmp_path, capsys):
+    from app.cli import main
+    from models.imageio import read_image
+
+    args = ["soak", str(small_video), "--no-ai", "--minutes", "0.1", "--interval", "0.5",
+            "--plot", str(tmp_path / "soak.png"), "--samples-csv", str(tmp_path / "s.csv")]
+    assert main(args) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["samples"] >= 8 and result["warmup_s"] == pytest.approx(2.0)  # a third of a short run
+    assert result["frames_captured"] > 20 and result["ai_state_at_end"] == "none"
+    assert 20 < result["main_rss_mb"]["last"] < 4000 and result["fds"]["last"] > 3 and result["threads"]["last"] >= 2
+    assert read_image(tmp_path / "soak.png").shape[2] == 3
+    assert (tmp_path / "s.csv").read_text().startswith("t_s,main_rss_mb,worker_rss_mb,fds,threads")
