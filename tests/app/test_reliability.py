@@ -68,13 +68,18 @@ def test_faults_command_reports_the_figures(tmp_path, capsys):
     from app.cli import main
 
     out = tmp_path / "faults.json"
-    assert main(["faults", "--cycles", "2", "--ai", "crash,nan", "--no-files", "--json", str(out)]) == 0
+    assert main(["faults", "--cycles", "2", "--ai", "crash,hang,wrong_shape", "--no-files", "--json", str(out)]) == 0
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert printed == json.loads(out.read_text())
-    crash, nan = printed["ai"]["crash"], printed["ai"]["nan"]
-    assert crash["restarts"] == 1 and "exit code -6" in crash["last_failure"] and "restarting" in crash["ai_states"]
-    assert crash["overlay_hidden_ms"] is not None  # when it comes back depends on the machine's load
-    assert nan["restarts"] == 0 and nan["rejected_outputs"] == 1 and "output rejected" in nan["ai_states"]
+    ai = printed["ai"]
+    for name in ("crash", "hang"):  # the worker is killed or found hung, restarted after a backoff
+        assert ai[name]["restarts"] == 1 and "restarting" in ai[name]["ai_states"], ai[name]
+    assert "exit code -6" in ai["crash"]["last_failure"] and "hung" in ai["hang"]["last_failure"]
+    shape = ai["wrong_shape"]
+    assert shape["restarts"] == 0 and shape["rejected_outputs"] == 1 and "output rejected" in shape["ai_states"]
+    assert "expected (4, h, w)" in shape["last_failure"]
+    for r in ai.values():  # video went on through the fault; the overlay went away (when: a figure)
+        assert r["frames_displayed"] > 30 and r["overlay_hidden_ms"] is not None and r["stale_masks_drawn"] == 0
     assert printed["unplug"]["cycles"] == 2 and printed["unplug"]["no_signal_shown"] == 2
     assert printed["unplug"]["recovered"] == 2 and printed["unplug"]["old_frame_back_after_no_signal"] == 0
     assert printed["stale_masks_drawn"] == 0 and printed["max_raw_stall_ms_ai_slow_hang_crash"] > 0
