@@ -50,11 +50,9 @@ def check_mask(mask, size: tuple[int, int], n_classes: int, ignore_index: int) -
     if not isinstance(mask, np.ndarray) or mask.shape != (h, w) or mask.dtype != np.uint8:
         got = (getattr(mask, "shape", None), getattr(mask, "dtype", type(mask).__name__))
         raise EndoSpineError(f"runtime mask has shape/dtype {got}, expected ({h}, {w}) uint8")
-    if int(mask.max()) < n_classes:  # the common case costs one reduction
+    if int(mask.max()) < n_classes:  # no ignore pixels at all: one reduction
         return
-    valid = np.zeros(256, bool)
-    valid[:n_classes] = True
-    valid[ignore_index] = True
-    if not valid[mask].all():
-        bad = sorted(set(np.unique(mask).tolist()) - set(np.flatnonzero(valid).tolist()))
-        raise EndoSpineError(f"runtime mask has unknown class ids {bad[:5]}")
+    bad = (mask >= n_classes) & (mask != ignore_index)  # ~0.1 ms for a 512x512 mask
+    if bad.any():
+        ids = sorted(set(np.unique(mask[bad]).tolist()))
+        raise EndoSpineError(f"runtime mask has unknown class ids {ids[:5]}")
