@@ -70,7 +70,7 @@ def corrupt_file_cases(corpus_dir: Path | None, timeout_s: float) -> dict:
 
 
 # -- soak figures -------------------------------------------------------------------------------
-SOAK_SERIES = ("main_rss_mb", "worker_rss_mb", "fds", "threads")
+SOAK_SERIES = ("main_rss_mb", "children_rss_mb", "fds", "threads")
 
 
 def growth_per_hour(times_s, values, warmup_s: float) -> float | None:
@@ -122,7 +122,7 @@ def soak_plot(samples: list[dict], warmup_s: float, path: Path) -> None:
 
     t = np.array([s["t_s"] for s in samples]) / 60.0
     fig, axes = plt.subplots(3, 1, figsize=(8, 7), sharex=True)
-    panels = ((("main_rss_mb", "main process"), ("worker_rss_mb", "inference worker")), (("fds", "open files"),),
+    panels = ((("main_rss_mb", "main process"), ("children_rss_mb", "children (AI worker, decoder)")), (("fds", "open files"),),
               (("threads", "threads (main)"),))
     for ax, series, label in zip(axes, panels, ("RSS (MB)", "file descriptors", "threads")):
         for key, name in series:

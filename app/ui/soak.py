@@ -1,7 +1,8 @@
 """`endospine soak`: the live pipeline with the real window offscreen, sampled for leaks.
 
-The display runs on the source at its own pace with the AI on, as in the OR; every `interval_s`
-the resident memory of this process and of its children (the inference worker), the open file
+The display runs on the source at its own pace with the AI on, as `endospine run` does (video
+files decoded in a child process); every `interval_s` the resident memory of this process and
+of its children (inference worker, decoder process, multiprocessing's helpers), the open file
 descriptors (this process and children) and this process's threads are sampled. Growth per
 hour after the warm-up is the figure (app.reliability.soak_summary).
 """
@@ -21,7 +22,7 @@ from app.ui.main_window import MainWindow
 
 
 def sample(proc: psutil.Process, t_s: float) -> dict:
-    """One sample of this process and its children (the worker, multiprocessing's helpers)."""
+    """One sample of this process and its children (worker, decoder, multiprocessing's helpers)."""
     children = []
     for child in proc.children(recursive=True):
         try:
@@ -29,7 +30,7 @@ def sample(proc: psutil.Process, t_s: float) -> dict:
         except psutil.Error:  # a child that just exited (a worker restart)
             continue
     return {"t_s": round(t_s, 2), "main_rss_mb": round(proc.memory_info().rss / 2**20, 2),
-            "worker_rss_mb": round(sum(r for r, _ in children) / 2**20, 2),
+            "children_rss_mb": round(sum(r for r, _ in children) / 2**20, 2),
             "fds": proc.num_fds() + sum(f for _, f in children), "threads": proc.num_threads(),
             "children": len(children)}
 
@@ -37,7 +38,7 @@ def sample(proc: psutil.Process, t_s: float) -> dict:
 def run_soak(source_spec: str, worker: WorkerConfig | None, minutes: float, interval_s: float = 5.0) -> dict:
     """Run for `minutes`; returns {"samples": [...], "frames_displayed", "ai_frames", "ai_restarts", ...}."""
     app = QApplication.instance() or QApplication(sys.argv[:1])  # kept referenced while we run
-    source = open_source(source_spec, loop=True)
+    source = open_source(source_spec, loop=True, isolated=True)  # as `endospine run` opens it
     source.open()
     window = MainWindow(source, worker)
     window.resize(1600, 900)

@@ -55,11 +55,11 @@ def test_growth_per_hour_fits_after_the_warmup():
     assert growth_per_hour(t, rss, warmup_s=60) == pytest.approx(36.0, abs=1e-6)
     assert growth_per_hour(t, np.full_like(t, 7.0), warmup_s=60) == pytest.approx(0.0, abs=1e-9)
     assert growth_per_hour([0, 1], [1, 2], warmup_s=0) is None
-    samples = [{"t_s": float(x), "main_rss_mb": 100.0, "worker_rss_mb": 50.0 + x / 100, "fds": 30, "threads": 12}
+    samples = [{"t_s": float(x), "main_rss_mb": 100.0, "children_rss_mb": 50.0 + x / 100, "fds": 30, "threads": 12}
                for x in t]
     summary = soak_summary(samples, 60)
-    assert summary["worker_rss_mb"]["growth_per_hour"] == pytest.approx(36.0)
-    assert summary["worker_rss_mb"]["change_after_warmup"] == pytest.approx(4.05, abs=0.1)  # 540 s x 36 MB/h x 3/4
+    assert summary["children_rss_mb"]["growth_per_hour"] == pytest.approx(36.0)
+    assert summary["children_rss_mb"]["change_after_warmup"] == pytest.approx(4.05, abs=0.1)  # 540 s x 36 MB/h x 3/4
     assert summary["fds"]["growth_per_hour"] == pytest.approx(0.0, abs=1e-9) and summary["samples"] == len(t)
 
 
@@ -105,4 +105,4 @@ def test_soak_command_samples_and_plots(small_video, tmp_path, capsys):
     assert result["frames_captured"] > 20 and result["ai_state_at_end"] == "none"
     assert 20 < result["main_rss_mb"]["last"] < 4000 and result["fds"]["last"] > 3 and result["threads"]["last"] >= 2
     assert read_image(tmp_path / "soak.png").shape[2] == 3
-    assert (tmp_path / "s.csv").read_text().startswith("t_s,main_rss_mb,worker_rss_mb,fds,threads")
+    assert (tmp_path / "s.csv").read_text().startswith("t_s,main_rss_mb,children_rss_mb,fds,threads")
