@@ -1,4 +1,4 @@
-"""The inference worker process and its supervisor.
+"""The supervisor of the inference worker process (the worker itself: app/inference_worker.py).
 
 Paddle Inference holds the GIL for a whole predictor.run() (DESIGN.md), so the model runs in a
 separate process. The supervisor (a thread of the main process) hands it the newest captured
@@ -16,7 +16,6 @@ worker only while one is, so no frame is ever read half-written.
 from __future__ import annotations
 
 import enum
-import importlib
 import multiprocessing as mp
 import threading
 import time
@@ -29,7 +28,7 @@ from models.runtime import RuntimeSettings
 from models.types import Frame, Result
 
 from app.capture import LatestFrame
-from app.output_check import check_mask, check_probabilities
+from app.inference_worker import worker_main
 from app.stats import RateMeter
 
 
@@ -81,95 +80,6 @@ def worker_config(model_dir: str | None, backend: str = "auto", profile: str | N
         has_onnx = "onnx" in manifest.files and find_spec("onnxruntime") is not None
         backend = "onnxruntime" if has_onnx else "paddle"
     return WorkerConfig(model_dir=str(model_dir), settings=RuntimeSettings(backend=backend, profile=profile), **overrides)
-
-
-def mask_size(box: tuple[int, int, int, int], max_side: int) -> tuple[int, int]:
-    """(w, h) of the mask for a crop box: the box's size, scaled down to at most max_side."""
-    _, _, w, h = box
-    s = min(1.0, max_side / max(w, h))
-    return max(1, round(w * s)), max(1, round(h * s))
-
-
-class TemporalSmoother:
-    """Exponential smoothing of class probabilities over consecutive frames.
-
-    Restarts when frames are not consecutive enough (a seek, a stall, a new source) or the crop
-    changes, so a mask never carries another scene's probabilities.
-    """
-
-    def __init__(self, weight: float, max_gap: int = 5):
-        self.weight = weight
-        self.max_gap = max_gap
-        self._prev: np.ndarray | None = None
-        self._key: tuple | None = None
-        self._last_id = -(1 << 30)
-
-    def __call__(self, frame_id: int, probs: np.ndarray, box) -> np.ndarray:
-        key = (probs.shape, tuple(box))
-        fresh = (self.weight <= 0 or self._prev is None or key != self._key
-                 or not 0 < frame_id - self._last_id <= self.max_gap)
-        out = probs if fresh else (1 - self.weight) * probs + self.weight * self._prev
-        self._prev, self._key, self._last_id = out, key, frame_id
-        return out
-
-
-# -- the worker process -----------------------------------------------------------------------
-def worker_main(conn, cfg: WorkerConfig) -> None:
-    """Entry point of the worker process (spawned)."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the main process's to handle
-    try:
-        module, _, name = cfg.runtime.partition(":")
-        runtime = getattr(importlib.import_module(module), name)(cfg.model_dir, cfg.settings)
-    except Exception as exc:  # noqa: BLE001 - any load failure is reported as one line
-        conn.send(("failed", _one_line(exc)))
-        return
-    conn.send(("ready", runtime.model_id))
-    smoother = TemporalSmoother(cfg.smoothing)
-    post = runtime.post
-    n_classes = len(runtime.classes)
-    if cfg.thresholds:
-        from models.preprocess import Postprocess
-
-        post = Postprocess(ignore_index=post.ignore_index, thresholds=dict(cfg.thresholds))
-    shm = None
-    try:
-        while True:
-            msg = conn.recv()
-            if msg[0] == "stop":
-                break
-            _, shm_name, frame_id, width, height = msg
-            if shm is None or shm.name != shm_name:
-                if shm is not None:
-                    shm.close()
-                shm = shared_memory.SharedMemory(name=shm_name)
-            image = np.ndarray((height, width, 3), np.uint8, shm.buf)
-            try:
-                probs, box, timings = runtime.probabilities(image)
-                check_probabilities(probs, box, n_classes, (width, height))  # before the smoother keeps it
-                t0 = time.perf_counter()
-                probs = smoother(frame_id, probs, box)
-                size = mask_size(box, cfg.mask_max_side)
-                mask = runtime.labels(probs, box, size, post)
-                check_mask(mask, size, n_classes, post.ignore_index)
-                timings["postprocess"] = (time.perf_counter() - t0) * 1e3
-            except Exception as exc:  # noqa: BLE001 - a bad frame or a bad output: report, keep serving
-                del image
-                conn.send(("error", frame_id, _one_line(exc)))
-                continue
-            del image
-            conn.send(("result", frame_id, mask, box, timings))
-    except (EOFError, OSError):
-        pass  # the main process went away
-    finally:
-        if shm is not None:
-            shm.close()
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 # -- the supervisor (main process) -------------------------------------------------------------

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from app.capture import LatestFrame
-from app.inference import AIState, InferenceClient, WorkerConfig, mask_size
+from app.inference import AIState, InferenceClient, WorkerConfig
+from app.inference_worker import mask_size
 from models.types import Frame
 
 FAKE = "tests.app.fake_runtimes:FakeRuntime"
@@ -200,7 +201,7 @@ def test_real_model_in_the_worker(tiny_model_dir):
 
 @pytest.mark.unit
 def test_temporal_smoother():
-    from app.inference import TemporalSmoother
+    from app.inference_worker import TemporalSmoother
 
     s = TemporalSmoother(0.5)
     a, b = np.zeros((2, 2, 2), np.float32), np.ones((2, 2, 2), np.float32)
