@@ -62,12 +62,10 @@ class CaptureSource(Source):
         self.hangs = 0              # reads that blocked longer than hang_after()
         self.stale_frames = 0       # reads that returned the previous buffer again
         self.format_changes = 0     # resolution changes mid-stream
-        self.timestamp_repairs = 0  # device timestamps that repeated or went backwards
         self._read_since: float | None = None   # monotonic start of the read() in progress
         self._lost_since: float | None = None
         self._next_attempt = 0.0
         self._last_sample: np.ndarray | None = None
-        self._last_pts: float | None = None
         self._last_ms = 0.0
 
     @classmethod
@@ -109,7 +107,7 @@ class CaptureSource(Source):
             if (w, h) != self.size:
                 self.format_changes += 1
                 self.size = (w, h)
-            return self._frame(to_rgb(bgr), self._pts(ms))
+            return self._frame(to_rgb(bgr), self._rising_pts(ms / 1000.0 if ms > 0 else None, invent_first=False))
         return None
 
     def signal_note(self) -> str:
@@ -168,9 +166,9 @@ class CaptureSource(Source):
         A camera's sensor noise changes every frame; identical samples mean the driver handed
         back an old buffer. A static digital picture is told apart by its advancing timestamp
         where the device gives one. Black frames are all alike and never count as stale."""
-        sample = _sample(bgr)
-        if int(sample.max()) <= BLACK_LEVEL:
+        if is_black(bgr):
             return False
+        sample = _sample(bgr)
         same = (self._last_sample is not None and self._last_sample.shape == sample.shape
                 and np.array_equal(self._last_sample, sample))
         if same and not (ms > 0 and ms != self._last_ms):
@@ -178,19 +176,6 @@ class CaptureSource(Source):
         self._last_sample = sample.copy()
         self._last_ms = ms
         return False
-
-    def _pts(self, ms: float) -> float | None:
-        """The device's timestamp in seconds, forced to rise (repeats and jumps back are repaired)."""
-        if ms <= 0:
-            if self._last_pts is None:
-                return None
-            ms = 0.0
-        pts = float(ms) / 1000.0
-        if self._last_pts is not None and pts <= self._last_pts:
-            self.timestamp_repairs += 1
-            pts = self._last_pts + 1.0 / self.fps
-        self._last_pts = pts
-        return pts
 
     def _release(self) -> None:
         if self._cap is not None:

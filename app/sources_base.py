@@ -22,6 +22,8 @@ class Source(ABC):
     def __init__(self) -> None:
         self._next_id = 0
         self._stop = threading.Event()
+        self.timestamp_repairs = 0  # frames whose pts was missing, repeated or went backwards
+        self._last_pts: float | None = None
 
     @abstractmethod
     def open(self) -> None: ...
@@ -62,6 +64,21 @@ class Source(ABC):
         frame = Frame(self._next_id, time.monotonic(), pts, image)
         self._next_id += 1
         return frame
+
+    def _rising_pts(self, pts: float | None, invent_first: bool = True) -> float | None:
+        """`pts` forced to rise, so frames never go out of order: a missing, repeated or backward
+        timestamp becomes the last one plus a frame interval (counted in timestamp_repairs).
+        Before any timestamp: the frame index over fps, or None with invent_first=False (a device
+        that gives no timestamps at all keeps none)."""
+        if pts is not None and (self._last_pts is None or pts > self._last_pts):
+            self._last_pts = pts
+            return pts
+        if self._last_pts is None and not invent_first:
+            return None
+        self.timestamp_repairs += 1
+        pts = self._last_pts + 1.0 / self.fps if self._last_pts is not None else self._next_id / self.fps
+        self._last_pts = pts
+        return pts
 
     def _wait_until(self, due: float) -> bool:
         """Sleep until monotonic time `due`; False if interrupted."""

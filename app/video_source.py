@@ -38,9 +38,7 @@ class VideoSource(Source):
         self.paused = False
         self.speed = 1.0
         self.corrupt_packets = 0
-        self.timestamp_repairs = 0       # frames without a usable pts (missing, zero, repeated, backwards)
         self.truncated = False           # the file is cut short (a recording that was not finalized)
-        self._last_pts: float | None = None
         self.applied_mark = 0            # the last put_mark() number served (commands before it are applied)
         self._commands: queue.SimpleQueue = queue.SimpleQueue()
         self._container = None
@@ -201,12 +199,8 @@ class VideoSource(Source):
         return None
 
     def _to_image(self, av_frame) -> tuple[np.ndarray, float]:
-        pts = float(av_frame.time) if av_frame.time is not None else None
-        if pts is None or (self._last_pts is not None and pts <= self._last_pts):
-            # missing, repeated or backward timestamps: paced by the frame rate, never out of order
-            self.timestamp_repairs += 1
-            pts = (self._last_pts + 1.0 / self.fps) if self._last_pts is not None else self._next_id / self.fps
-        self._last_pts = pts
+        # missing, repeated or backward timestamps: paced by the frame rate, never out of order
+        pts = self._rising_pts(float(av_frame.time) if av_frame.time is not None else None)
         # odd widths come back with padded rows: make them contiguous (copies only then)
         return np.ascontiguousarray(av_frame.to_ndarray(format="rgb24")), pts
 
