@@ -49,6 +49,7 @@ class MainWindow(QMainWindow):
         self.classes = _classes_of(worker)
         self.style = self._remembered_style()
         self.view = VideoView(self)
+        self.view.before_lagged_paint = self._on_poll  # after a GUI stall, paint the newest frame, not the old one
         self.panel = ControlPanel(self.classes, self.style, self)
         central = QWidget(self)
         column = QVBoxLayout(central)

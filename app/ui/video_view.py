@@ -3,12 +3,15 @@ it (smoothly scaled onto the frame region it covers), a status badge, or a NO SI
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 import cv2
 import numpy as np
 from PyQt6.QtCore import QPoint, QRectF, Qt
 from PyQt6.QtGui import QColor, QFont, QImage, QPainter
 from PyQt6.QtWidgets import QSizePolicy, QWidget
+
+LAGGED_PAINT_S = 0.05  # a frame is normally painted within milliseconds of being set
 
 
 class VideoView(QWidget):
@@ -29,11 +32,17 @@ class VideoView(QWidget):
         self._frame_meta: tuple[int, float] = (-1, 0.0)
         self._mask_meta: tuple[int | None, float | None] = (None, None)
         self.probe = None  # an app.stats.PaintProbe to measure what is painted (benchmarks)
+        # Called before painting a frame that was set more than LAGGED_PAINT_S ago: the GUI thread
+        # was busy since (a stall), so the owner can put the newest frame up first instead of
+        # painting an old one once (MainWindow polls its frame store here).
+        self.before_lagged_paint: Callable[[], None] | None = None
+        self._set_at = 0.0
 
     def set_frame(self, image: np.ndarray, frame_id: int = -1, capture_time: float = 0.0) -> None:
         """Show an HxWx3 uint8 RGB image. It must not be modified afterwards (frames are immutable)."""
         h, w = image.shape[:2]
         self._frame_meta = (frame_id, capture_time)
+        self._set_at = time.monotonic()
         self._image = image
         self._qimage = QImage(image.data, w, h, image.strides[0], QImage.Format.Format_RGB888)
         self._scaled = None
@@ -95,6 +104,10 @@ class VideoView(QWidget):
         return QRectF((self.width() - w) / 2, (self.height() - h) / 2, w, h)
 
     def paintEvent(self, event) -> None:  # noqa: N802 - Qt override
+        if (self.before_lagged_paint is not None and self._qimage is not None
+                and time.monotonic() - self._set_at > LAGGED_PAINT_S):
+            self._set_at = time.monotonic()  # once per lag: a paused replay does not poll on every paint
+            self.before_lagged_paint()       # may set a newer frame or a message; painted below
         painter = QPainter(self)
         painter.fillRect(self.rect(), QColor(0, 0, 0))
         if self._qimage is not None:
