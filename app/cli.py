@@ -143,7 +143,9 @@ def _cmd_soak(args: argparse.Namespace) -> int:
     warmup = min(args.warmup, args.minutes * 60 / 3)  # a short check run still has samples to fit
     summary = {k: v for k, v in run.items() if k != "samples"} | soak_summary(run["samples"], warmup)
     if args.plot:
-        soak_plot(run["samples"], warmup, Path(args.plot))
+        soak_plot(run["samples"], warmup, Path(args.plot),
+                  title=f"display {summary['display_fps_mean']} fps, AI {summary['ai_per_s_mean']}/s, "
+                        f"{summary['ai_restarts']} AI restarts; {summary['machine']}")
         summary["plot"] = str(args.plot)
     if args.samples_csv:
         import csv

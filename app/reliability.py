@@ -12,7 +12,9 @@ This module imports no Qt; the display parts are imported when they run.
 """
 from __future__ import annotations
 
+import os
 import tempfile
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +22,13 @@ from tqdm import tqdm
 
 from app.stats import percentiles
 
-MACHINE_NOTE = "measured on a shared 2-core machine while a training job runs: figures are pessimistic"
+
+
+def machine_note() -> str:
+    """What the figures were measured on, read when they are written (not a fixed claim):
+    cores and the load averages, which show whether other jobs shared the machine."""
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return f"{os.cpu_count()} cores; load average (1, 5, 15 min) {load} when written"
 STALL_FAULTS = ("slow", "hang", "crash", "segv")  # faults under which raw video must keep going
 
 
@@ -31,7 +39,7 @@ def run_faults(cycles: int = 100, ai_faults: tuple[str, ...] | None = None, file
 
     names = tuple(AI_FAULTS) if ai_faults is None else ai_faults
     ai = {name: ai_fault(name) for name in tqdm(names, desc="AI faults", unit="fault")}
-    summary: dict = {"note": MACHINE_NOTE, "ai": ai}
+    summary: dict = {"ai": ai}
     stalls = [ai[n]["max_raw_stall_ms"] for n in STALL_FAULTS if n in ai and ai[n]["max_raw_stall_ms"] is not None]
     summary["max_raw_stall_ms_ai_slow_hang_crash"] = max(stalls) if stalls else None
     summary["overlay_hidden_ms"] = {n: r["overlay_hidden_ms"] for n, r in ai.items() if n != "slow"}
@@ -49,6 +57,7 @@ def run_faults(cycles: int = 100, ai_faults: tuple[str, ...] | None = None, file
     summary["stale_masks_drawn"] = stale
     if files:
         summary["corrupt_files"] = corrupt_file_cases(corpus_dir, file_timeout_s)
+    summary["machine"] = machine_note()
     summary["fuzz"] = "not run here: see the README (ENDOSPINE_FUZZ_EXAMPLES=N pytest tests/fuzz)"
     return summary
 
@@ -86,7 +95,7 @@ def growth_per_hour(times_s, values, warmup_s: float) -> float | None:
 
 def soak_summary(samples: list[dict], warmup_s: float) -> dict:
     """samples: dicts with t_s and the SOAK_SERIES keys -> first/last values and growth per hour."""
-    out: dict = {"samples": len(samples), "warmup_s": warmup_s, "note": MACHINE_NOTE}
+    out: dict = {"samples": len(samples), "warmup_s": warmup_s, "machine": machine_note()}
     if not samples:
         return out
     times = [s["t_s"] for s in samples]
@@ -109,7 +118,7 @@ def change_after_warmup(times_s, values, warmup_s: float) -> float | None:
     return round(float(np.median(kept[-q:]) - np.median(kept[:q])), 3)
 
 
-def soak_plot(samples: list[dict], warmup_s: float, path: Path) -> None:
+def soak_plot(samples: list[dict], warmup_s: float, path: Path, title: str = "") -> None:
     """Memory, file descriptors and threads over time, warm-up shaded; written atomically."""
     import io
 
@@ -129,9 +138,10 @@ def soak_plot(samples: list[dict], warmup_s: float, path: Path) -> None:
             ax.plot(t, [s[key] for s in samples], marker=".", label=name)
         ax.axvspan(0, warmup_s / 60.0, color="0.9", label="warm-up")
         ax.set_ylabel(label)
-        ax.legend(loc="upper left", fontsize=8)
+        ax.legend(loc="best", fontsize=8)
     axes[-1].set_xlabel("minutes")
-    fig.suptitle("endospine soak: " + MACHINE_NOTE, fontsize=8)
+    heading = f"endospine soak, {t[-1]:.0f} min" + (f": {title}" if title else "")
+    fig.suptitle(textwrap.fill(heading, 120), fontsize=8)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)

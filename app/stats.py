@@ -6,14 +6,16 @@ from collections import deque
 
 
 class RateMeter:
-    """Events per second over the last `window` seconds."""
+    """Events per second over the last `window` seconds, and the count of all events (`total`)."""
 
     def __init__(self, window: float = 2.0):
         self.window = window
+        self.total = 0
         self._times: deque[float] = deque()
 
     def tick(self, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
+        self.total += 1
         self._times.append(now)
         self._trim(now)
 

@@ -67,7 +67,11 @@ def run_soak(source_spec: str, worker: WorkerConfig | None, minutes: float, inte
     bar.close()
     shown = window.display_rate.rate()
     ai = window.ai
+    seconds = samples[-1]["t_s"] if samples else 0.0
     result = {"source": source_spec, "samples": samples, "display_fps_at_end": round(shown, 2),
+              "frames_displayed": window.display_rate.total,
+              "display_fps_mean": round(window.display_rate.total / seconds, 2) if seconds else 0.0,
+              "ai_per_s_mean": round((ai.frames_done if ai else 0) / seconds, 2) if seconds else 0.0,
               "frames_captured": window.store.put_count, "frames_skipped": window.skipped,
               "ai_frames": ai.frames_done if ai else 0, "ai_restarts": ai.restarts if ai else 0,
               "ai_state_at_end": ai.state.value if ai else "none"}

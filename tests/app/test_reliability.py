@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -103,6 +104,9 @@ def test_soak_command_samples_and_plots(small_video, tmp_path, capsys):
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["samples"] >= 8 and result["warmup_s"] == pytest.approx(2.0)  # a third of a short run
     assert result["frames_captured"] > 20 and result["ai_state_at_end"] == "none"
+    assert 0 < result["frames_displayed"] <= result["frames_captured"] and result["ai_per_s_mean"] == 0
+    assert result["display_fps_mean"] == pytest.approx(result["frames_displayed"] / result["seconds"], rel=0.01)
+    assert result["machine"].startswith(f"{os.cpu_count()} cores; load average")  # measured, not a fixed claim
     assert 20 < result["main_rss_mb"]["last"] < 4000 and result["fds"]["last"] > 3 and result["threads"]["last"] >= 2
     assert read_image(tmp_path / "soak.png").shape[2] == 3
     assert (tmp_path / "s.csv").read_text().startswith("t_s,main_rss_mb,children_rss_mb,fds,threads")
