@@ -187,7 +187,7 @@ def _chart(path: Path, table: dict) -> None:
     for ax, m in zip(axes, METRICS):
         for k, arm in enumerate(ARMS):
             vals = [by[(arm, s)][m] for s in seeds] + [table["arms"][arm][m]["mean"]]
-            err = [0.0] * len(seeds) + [table["arms"][arm][m]["std"]]
+            err = [np.nan] * len(seeds) + [table["arms"][arm][m]["std"]]  # a spread only on the mean bar
             ax.bar(x + (k - 0.5) * 0.38, vals, 0.38, yerr=err, capsize=3, label=arm.replace("_", " "),
                    color=("#8c8c8c", "#d9822b")[k])
         ax.set_xticks(x, [f"seed {s}" for s in seeds] + ["mean ± std"])
