@@ -148,16 +148,9 @@ def _cmd_soak(args: argparse.Namespace) -> int:
                         f"{summary['ai_restarts']} AI restarts; {summary['machine']}")
         summary["plot"] = str(args.plot)
     if args.samples_csv:
-        import csv
-        import io
+        from models.imageio import write_csv_atomic
 
-        from models.imageio import write_bytes_atomic
-
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(run["samples"][0]))
-        writer.writeheader()
-        writer.writerows(run["samples"])
-        write_bytes_atomic(Path(args.samples_csv), buf.getvalue().encode("utf-8"))
+        write_csv_atomic(args.samples_csv, run["samples"])
     _emit(summary, args.json)
     return 0
 

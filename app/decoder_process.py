@@ -272,5 +272,5 @@ def _listen(conn, src: VideoSource, free: threading.Condition, slots: set) -> No
             if cmd == "loop":
                 src.loop = value
             elif cmd in ("pause", "step", "seek", "speed"):
-                getattr(src, {"pause": "pause", "step": "step", "seek": "seek", "speed": "set_speed"}[cmd])(value)
+                getattr(src, "set_speed" if cmd == "speed" else cmd)(value)  # VideoSource's own controls
             src.put_mark(number)  # frames read after this carry the number

@@ -6,7 +6,6 @@ computed from that very frame.
 """
 from __future__ import annotations
 
-import csv
 import json
 import queue
 import threading
@@ -19,6 +18,7 @@ from tqdm import tqdm
 from app.overlay import OverlayStyle, composite, render_overlay
 from app.sources import open_source
 from models.errors import EndoSpineError
+from models.imageio import write_csv_atomic
 from models.runtime import RuntimeSettings, SegmentationRuntime
 from models.video import VideoWriter
 
@@ -88,7 +88,7 @@ def render_video(source_spec: str, out: str | Path, model_dir: str | Path, frame
         if not rows:
             raise EndoSpineError(f"{source_spec}: no frames to render")
     if frames_csv:
-        _write_csv(Path(frames_csv), rows)
+        write_csv_atomic(frames_csv, rows)
     elapsed = time.monotonic() - t0
     ms = [r["inference_ms"] for r in rows]
     return {"frames": len(rows), "out": str(out), "model": runtime.model_id, "seconds": round(elapsed, 2),
@@ -105,15 +105,6 @@ def _row(frame_id, pts, labels, names, runtime, timings) -> dict:
         row[f"{name}_area"] = round(counts[i] / n, 5)
     row["inference_ms"] = round(sum(timings.values()), 2)
     return row
-
-
-def _write_csv(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    tmp.replace(path)
 
 
 def summary_line(summary: dict) -> str:

@@ -110,6 +110,18 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
         raise EndoSpineError(f"{path}: cannot write ({exc.strerror or exc})") from None
 
 
+def write_csv_atomic(path: str | Path, rows: list[dict]) -> None:
+    """Rows (dicts with the same keys, in column order) as CSV with a header, written atomically."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else [])
+    writer.writeheader()
+    writer.writerows(rows)
+    write_bytes_atomic(Path(path), buf.getvalue().encode("utf-8"))
+
+
 def write_image(path: str | Path, rgb: np.ndarray, jpeg_quality: int = 95) -> None:
     path = Path(path)
     write_bytes_atomic(path, encode_image(rgb, path.suffix or ".png", jpeg_quality))
