@@ -27,22 +27,16 @@ class Outcome:
 
 
 def write_clip(path: Path, frames: int = 50, size: tuple[int, int] = (96, 64), fps: int = 25,
-               faststart: bool = False, container: str | None = None) -> Path:
-    """A small H.264 clip of moving gradients (index at the end unless faststart)."""
-    import av
+               faststart: bool = False) -> Path:
+    """A small H.264 clip of moving gradients (MP4 index at the end unless faststart; .ts: MPEG-TS)."""
+    from models.video import VideoWriter
 
     w, h = size
-    options = {"movflags": "+faststart"} if faststart else {}
-    with av.open(str(path), "w", format=container, options=options) as out:
-        stream = out.add_stream("libx264", rate=fps, options={"g": "10", "preset": "ultrafast"})
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        y, x = np.mgrid[0:h, 0:w]
+    y, x = np.mgrid[0:h, 0:w]
+    with VideoWriter(path, w, h, fps, preset="ultrafast", gop=10, faststart=faststart) as out:
         for i in range(frames):
-            img = np.stack([(x * 2 + i * 5) % 256, (y * 3 + i * 3) % 256, np.full_like(x, (i * 9) % 256)], -1)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(img.astype(np.uint8), format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
+            out.write(np.stack([(x * 2 + i * 5) % 256, (y * 3 + i * 3) % 256, np.full_like(x, (i * 9) % 256)],
+                               -1).astype(np.uint8))
     return path
 
 
@@ -62,7 +56,7 @@ def make_corpus(folder: Path, seed: int = 0) -> list[Path]:
     rng = np.random.default_rng(seed)
     plain = write_clip(folder / "intact_index_at_end.mp4")
     fast = write_clip(folder / "intact_index_at_start.mp4", faststart=True)
-    ts = write_clip(folder / "intact.ts", container="mpegts")
+    ts = write_clip(folder / "intact.ts")
     a, b, t = plain.read_bytes(), fast.read_bytes(), ts.read_bytes()
     cases = {
         "zero_length.mp4": b"",

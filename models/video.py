@@ -45,6 +45,7 @@ class VideoWriter:
         preset: str = "medium",
         gop: int | None = None,
         fragmented: bool = False,
+        faststart: bool = True,
         atomic: bool = True,
     ):
         self.path = Path(path)
@@ -58,8 +59,8 @@ class VideoWriter:
         options: dict[str, str] = {}
         if fragmented and self.path.suffix.lower() in (".mp4", ".mov", ".m4v"):
             options["movflags"] = "frag_keyframe+empty_moov+default_base_moof"
-        elif self.path.suffix.lower() in (".mp4", ".mov", ".m4v"):
-            options["movflags"] = "+faststart"
+        elif faststart and self.path.suffix.lower() in (".mp4", ".mov", ".m4v"):
+            options["movflags"] = "+faststart"  # the index up front (faststart=False: at the end)
         try:
             self._container = av.open(str(self.tmp), mode="w", format=_format_for(self.path), options=options)
         except (av.FFmpegError, OSError) as exc:
@@ -115,4 +116,4 @@ class VideoWriter:
 
 def _format_for(path: Path) -> str | None:
     # The temporary name keeps the real suffix, but be explicit so FFmpeg never guesses.
-    return {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi"}.get(path.suffix.lower())
+    return {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi", ".ts": "mpegts"}.get(path.suffix.lower())
