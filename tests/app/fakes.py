@@ -1,8 +1,11 @@
 """Fake sources for tests: no hardware, no files, scripted behavior."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
+from app.capture import CaptureThread, LatestFrame
 from app.sources_base import Source
 from models.errors import EndoSpineError
 
@@ -50,3 +53,15 @@ class ListSource(Source):
 
 def gray_frames(n: int, w: int = 32, h: int = 24):
     return [np.full((h, w, 3), (i * 10) % 256, np.uint8) for i in range(n)]
+
+
+def start_capture(source: Source, until, timeout_s: float = 20.0) -> tuple[CaptureThread, LatestFrame]:
+    """A started capture thread on `source` and its store, once `until(source, store)` holds (or
+    `timeout_s` passed; the test's assertions then say what was missing)."""
+    store = LatestFrame()
+    thread = CaptureThread(source, store)
+    thread.start()
+    deadline = time.monotonic() + timeout_s
+    while not until(source, store) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return thread, store

@@ -7,9 +7,10 @@ import time
 import numpy as np
 import pytest
 
-from app.capture import CaptureState, CaptureThread, LatestFrame
+from app.capture import CaptureState
 from app.capture_device import CaptureSettings, CaptureSource, is_black
 from app.faults import FakeCard, Frames, Hang, Unplug, live_image
+from tests.app.fakes import start_capture
 
 
 def _source(card: FakeCard, reconnect_every: float = 1.0) -> CaptureSource:
@@ -42,12 +43,7 @@ def test_unplug_then_replug_resumes_with_reconnects_spaced():
 def test_signal_note_while_unplugged_and_stop_ends_read():
     card = FakeCard([Frames(2, fps=200)], after="unplugged")
     src = _source(card, reconnect_every=0.2)
-    store = LatestFrame()
-    thread = CaptureThread(src, store)
-    thread.start()
-    deadline = time.monotonic() + 5
-    while src.reconnect_attempts < 2 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    thread, store = start_capture(src, lambda src, _: src.reconnect_attempts >= 2, timeout_s=5)
     assert "no device" in src.signal_note() and "reconnecting every 0.2 s" in src.signal_note()
     assert store.put_count == 2 and thread.status.state is CaptureState.RUNNING  # waiting, not ended
     thread.stop()

@@ -5,15 +5,15 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
 
 import numpy as np
 import pytest
 
-from app.capture import CaptureState, CaptureThread, LatestFrame
+from app.capture import CaptureState
 from app.decoder_process import IsolatedVideoSource
 from app.video_source import VideoSource
 from models.errors import EndoSpineError
+from tests.app.fakes import start_capture
 from tests.app.test_file_faults import _cut, _remux
 
 
@@ -73,12 +73,7 @@ def test_cut_file_end_note_comes_through(pattern_video, tmp_path):
 
 def test_decoder_killed_by_sigsegv_mid_playback(small_video):
     src = IsolatedVideoSource(small_video, loop=True)  # real-time pacing: still playing when killed
-    store = LatestFrame()
-    thread = CaptureThread(src, store)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while store.put_count < 5 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    thread, store = start_capture(src, lambda _, store: store.put_count >= 5)
     os.kill(src.decoder_pid, signal.SIGSEGV)
     thread.join(10)
     status = thread.status
@@ -108,12 +103,7 @@ def test_decode_cost_measures_both_paths(capsys):
 
 def test_decoder_that_stops_answering_is_killed_and_reported(small_video):
     src = IsolatedVideoSource(small_video, loop=True, hang_timeout=1.0)
-    store = LatestFrame()
-    thread = CaptureThread(src, store)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while store.put_count < 3 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    thread, _ = start_capture(src, lambda _, store: store.put_count >= 3)
     pid = src.decoder_pid
     os.kill(pid, signal.SIGSTOP)  # alive but stuck, as FFmpeg in an endless loop on a crafted file
     thread.join(15)
