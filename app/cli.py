@@ -5,8 +5,8 @@ import argparse
 from pathlib import Path
 from typing import Sequence
 
-from models.cliutil import non_negative_int, number, positive_int, run
-from models.paths import demo_video, shipped_model
+from models.core.cliutil import non_negative_int, number, positive_int, run
+from models.core.paths import demo_video, shipped_model
 
 DEFAULT_SOURCE_HELP = "a video file or synthetic[:SEED] (default: the shipped demo video, else synthetic)"
 PROFILE_HELP = "endoscope profile YAML from endospine-calibrate (default: automatic field of view, no color change)"
@@ -31,8 +31,8 @@ def display_profile(path: str | None):
     of view, no color change). A bad file is a warning, not a dark OR screen."""
     import sys
 
-    from models.errors import EndoSpineError
-    from models.profile import load_profile
+    from models.core.errors import EndoSpineError
+    from models.core.optics.profile import load_profile
 
     if path is None:
         return None
@@ -45,8 +45,8 @@ def display_profile(path: str | None):
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from app.inference import worker_config
-    from app.sources import open_source
+    from app.ai.supervisor import worker_config
+    from models.core.sources.registry import open_source
     from app.ui.run import run_window
 
     profile = display_profile(args.profile)
@@ -63,12 +63,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_render(args: argparse.Namespace) -> int:
     from app.render import render_video, summary_line
-    from models.errors import EndoSpineError
+    from models.core.errors import EndoSpineError
 
     model = args.model or str(shipped_model())
     if not args.model and not (shipped_model() / "manifest.yaml").is_file():
         raise EndoSpineError("no --model given and no shipped model in assets/model")
-    from models.runtime import RuntimeSettings
+    from models.core.runtime.backends import RuntimeSettings
 
     summary = render_video(args.source, args.out, model, frames_csv=args.frames_csv, max_frames=args.max_frames,
                            settings=RuntimeSettings(profile=args.profile))
@@ -82,14 +82,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # the real widget, no screen needed
 
-    from app.ui.bench import run_bench
-    from models.errors import EndoSpineError
+    from app.diagnostics.ui.bench import run_bench
+    from models.core.errors import EndoSpineError
 
     model = args.model or str(shipped_model())
     if not (Path(model) / "manifest.yaml").is_file():
         raise EndoSpineError(f"{model}: no exported model here (give --model)")
     if args.profile:
-        from models.profile import load_profile
+        from models.core.optics.profile import load_profile
 
         load_profile(args.profile)  # a bad file is a one-line error before any measuring
     result = run_bench(args.source or default_source(), model, seconds=args.seconds, warmup=args.warmup,
@@ -105,7 +105,7 @@ def _emit(result: dict, json_path: str | None) -> None:
     """Print the one-line JSON summary (last) and, if asked, write it atomically."""
     import json
 
-    from models.imageio import write_bytes_atomic
+    from models.core.imageio import write_bytes_atomic
 
     text = json.dumps(result)
     if json_path:
@@ -117,9 +117,9 @@ def _cmd_faults(args: argparse.Namespace) -> int:
     import os
 
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from app.reliability import run_faults
-    from app.ui.fault_bench import AI_FAULTS
-    from models.errors import EndoSpineError
+    from app.diagnostics.reliability import run_faults
+    from app.diagnostics.ui.fault_bench import AI_FAULTS
+    from models.core.errors import EndoSpineError
 
     names = tuple(n for n in (args.ai or ",".join(AI_FAULTS)).split(",") if n)
     unknown = sorted(set(names) - set(AI_FAULTS))
@@ -134,9 +134,9 @@ def _cmd_soak(args: argparse.Namespace) -> int:
     import os
 
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from app.inference import worker_config
-    from app.reliability import soak_plot, soak_summary
-    from app.ui.soak import run_soak
+    from app.ai.supervisor import worker_config
+    from app.diagnostics.reliability import soak_plot, soak_summary
+    from app.diagnostics.ui.soak import run_soak
 
     worker = worker_config(default_model(args.model, args.no_ai), args.backend)
     run = run_soak(args.source or default_source(), worker, args.minutes, interval_s=args.interval)
@@ -148,7 +148,7 @@ def _cmd_soak(args: argparse.Namespace) -> int:
                         f"{summary['ai_restarts']} AI restarts; {summary['machine']}")
         summary["plot"] = str(args.plot)
     if args.samples_csv:
-        from models.imageio import write_csv_atomic
+        from models.core.imageio import write_csv_atomic
 
         write_csv_atomic(args.samples_csv, run["samples"])
     _emit(summary, args.json)

@@ -22,13 +22,13 @@ from typing import Callable
 
 import numpy as np
 
-from models.classes import ClassTable
-from models.errors import EndoSpineError
-from models.imageio import write_image
-from models.types import Frame, Result
-from models.video import VideoWriter
+from models.core.classes import ClassTable
+from models.core.errors import EndoSpineError
+from models.core.imageio import write_image
+from models.core.types import Frame, Result
+from models.core.video import VideoWriter
 
-from app.overlay import OverlayStyle, composite, render_overlay
+from models.core.overlay import OverlayStyle, composite, render_overlay
 
 
 def stamp() -> str:

@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from app.overlay import OverlayStyle, composite, render_overlay
-from app.sources import open_source
-from models.errors import EndoSpineError
-from models.imageio import write_csv_atomic
-from models.runtime import RuntimeSettings, SegmentationRuntime
-from models.video import VideoWriter
+from models.core.overlay import OverlayStyle, composite, render_overlay
+from models.core.sources.registry import open_source
+from models.core.errors import EndoSpineError
+from models.core.imageio import write_csv_atomic
+from models.core.runtime.backends import RuntimeSettings, SegmentationRuntime
+from models.core.video import VideoWriter
 
 _END = object()
 

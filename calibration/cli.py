@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
-from models.cliutil import non_negative_int, number, positive_int, run
+from models.core.cliutil import non_negative_int, number, positive_int, run
 
 
 def build_parser() -> argparse.ArgumentParser:

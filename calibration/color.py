@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from calibration.frames import Sample
-from models.color import luminance_preserving_gains, srgb8_to_linear
-from models.errors import EndoSpineError
-from models.fov import Circle, detect_fov
+from models.core.optics.color import luminance_preserving_gains, srgb8_to_linear
+from models.core.errors import EndoSpineError
+from models.core.optics.fov import Circle, detect_fov
 
 MIN_LEVEL = 40          # mean brightest-channel level (0..255) a reference needs
 MAX_CLIPPED = 0.05      # share of reference pixels at full scale that makes it overexposed

@@ -1,6 +1,6 @@
 """The field-of-view circle of a tower, measured over many frames.
 
-Each frame gives a circle (models.fov.detect_fov: subpixel rim points, robust fit). Over the
+Each frame gives a circle (models.core.optics.fov.detect_fov: subpixel rim points, robust fit). Over the
 frames: the median circle, frames that disagree with it by more than 3 robust deviations (at
 least 0.4%, at most 1% of the radius) rejected as outliers, and the mean of the rest. The notch marker on the rim
 (an orientation mark on many scopes) is the angle where the rim is cut in (dark just inside the
@@ -14,9 +14,9 @@ import cv2
 import numpy as np
 
 from calibration.frames import Sample
-from models.circlefit import sample_rays
-from models.errors import EndoSpineError
-from models.fov import Circle, detect_fov
+from models.core.optics.circlefit import sample_rays
+from models.core.errors import EndoSpineError
+from models.core.optics.fov import Circle, detect_fov
 
 NOTCH_BINS = 720
 NOTCH_MAX_WIDTH_DEG = 7.0

@@ -1,13 +1,13 @@
 """Frames for calibration, read straight from a SOURCE string.
 
-The app's sources (app/sources.py) pace frames for display and carry replay controls;
+The app's sources (models/core/sources/registry.py) pace frames for display and carry replay controls;
 calibration needs something else and may not import app: a handful of frames spread over a
 recording (so that the tissue, instruments and exposure vary), or live frames stamped with
 the monotonic time at which they arrived (latency). Both are small here:
 
     video file / stream URL   PyAV (frames spread over the file; a stream: the next ones)
-    folder / image file       models.imageio, in name order, spread
-    capture:N?...             OpenCV through models.capture (the profile's settings as defaults)
+    folder / image file       models.core.imageio, in name order, spread
+    capture:N?...             OpenCV through models.core.optics.capture_settings (the profile's settings as defaults)
     synthetic[:SEED][?width=&height=]   the scene engine (models.synth), frames spread over a clip
 """
 from __future__ import annotations
@@ -21,9 +21,9 @@ from urllib.parse import parse_qsl
 import av
 import numpy as np
 
-from models.capture import CaptureSettings, open_device, to_rgb
-from models.errors import EndoSpineError
-from models.imageio import read_image
+from models.core.optics.capture_settings import CaptureSettings, open_device, to_rgb
+from models.core.errors import EndoSpineError
+from models.core.imageio import read_image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "udp://", "tcp://", "srt://", "http://", "https://")

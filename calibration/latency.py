@@ -2,7 +2,7 @@
 
 `endospine pattern` (a separate process: calibration never imports the app or Qt) shows the
 loopback pattern full screen, redrawn every display refresh with a frame counter and the
-CLOCK_MONOTONIC milliseconds at which it was drawn (models/loopback.py). A camera films that
+CLOCK_MONOTONIC milliseconds at which it was drawn (models/core/optics/loopback.py). A camera films that
 screen and feeds the capture card; every captured frame is stamped with CLOCK_MONOTONIC when it
 reaches us, and its latency is that stamp minus the time read from the pattern in it.
 
@@ -26,8 +26,8 @@ from typing import Iterable
 
 import numpy as np
 
-from models.errors import EndoSpineError
-from models.loopback import decode
+from models.core.errors import EndoSpineError
+from models.core.optics.loopback import decode
 
 MAX_LATENCY_MS = 5000.0     # anything older is a stale pattern (the window stopped), not a latency
 

@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 
 from calibration.frames import Sample
-from models.errors import EndoSpineError
-from models.lens import LensModel
+from models.core.errors import EndoSpineError
+from models.core.optics.lens import LensModel
 
 MIN_VIEWS = 4
 

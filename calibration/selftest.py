@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from calibration.frames import Sample
-from models.color import ColorCorrection, ciede2000, rgb8_to_lab
-from models.fov import detect_fov
+from models.core.optics.color import ColorCorrection, ciede2000, rgb8_to_lab
+from models.core.optics.fov import detect_fov
 
 
 def _rel(found, true) -> tuple[float, float]:
@@ -28,7 +28,7 @@ def fov_figures(quick: bool, out: Path | None) -> dict:
     from calibration.fov import draw_preview, estimate_fov
     from calibration.frames import sample_frames
     from calibration.synthetic import FOV_CASES, fov_case
-    from models.fov import Circle
+    from models.core.optics.fov import Circle
     from models.synth import SyntheticClip
 
     seeds = range(2 if quick else 6)
@@ -51,7 +51,7 @@ def fov_figures(quick: bool, out: Path | None) -> dict:
                 case_err[kind].append(_rel(found, truth) if found is not None else (np.inf, np.inf))
                 if out is not None and seed == 0 and size == (1280, 720):
                     from calibration.fov import FovEstimate
-                    from models.imageio import write_image
+                    from models.core.imageio import write_image
 
                     est = FovEstimate(found or truth, size, None, 1, 1, 0.0)
                     write_image(out / f"fov-{kind}.jpg", draw_preview(frame, est))
@@ -76,7 +76,7 @@ def fov_figures(quick: bool, out: Path | None) -> dict:
 def color_figures(quick: bool, out: Path | None) -> dict:
     from calibration.color import gray_world, white_reference
     from calibration.synthetic import CASTS, cast, scope_picture, white_card
-    from models.errors import EndoSpineError
+    from models.core.errors import EndoSpineError
 
     rows, per_cast = [], {}
     for seed in range(2 if quick else 4):
@@ -99,7 +99,7 @@ def color_figures(quick: bool, out: Path | None) -> dict:
             rows.append(row)
             per_cast.setdefault(str(g), []).append(row[1])
             if out is not None and seed == 0 and g == CASTS[0]:
-                from models.imageio import write_image
+                from models.core.imageio import write_image
 
                 write_image(out / "color-cast-before-after.jpg", np.concatenate([img, seen, fixed], axis=1))
     r = np.array(rows)
@@ -126,8 +126,8 @@ def lens_figures(quick: bool, out: Path | None) -> dict:
             "center_err_px": float(np.hypot(k1[0, 2] - k0[0, 2], k1[1, 2] - k0[1, 2])),
             "mapping_err_px_max": mapping_error(truth, est.lens, corners)}
         if out is not None:
-            from models.imageio import write_image
-            from models.lens import Undistorter
+            from models.core.imageio import write_image
+            from models.core.optics.lens import Undistorter
 
             und = Undistorter(est.lens, truth.image_size).frame(views[0][0])
             write_image(out / f"lens-{truth.model}.jpg", np.concatenate([views[0][0], und], axis=1))
@@ -144,7 +144,7 @@ def latency_figures(quick: bool, out: Path | None) -> dict:
         result[f"{delay}ms"] = {"p50_minus_delay": round(s.p50_ms - delay, 2), "min_minus_delay": round(s.min_ms - delay, 2),
                                 "read": f"{s.samples}/{s.frames}"}
     if out is not None:
-        from models.imageio import write_image
+        from models.core.imageio import write_image
 
         write_image(out / "latency-camera-frame.jpg", next(iter(simulated_loopback(83, seconds=0.1)))[0])
     return result

@@ -13,8 +13,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from models.color import linear_to_srgb8, srgb8_to_linear
-from models.fov import Circle
+from models.core.optics.color import linear_to_srgb8, srgb8_to_linear
+from models.core.optics.fov import Circle
 from models.synth import SyntheticClip
 
 FOV_CASES = ("centered", "offcenter-16x9", "letterbox", "instruments", "dark-rim", "text", "all")
@@ -147,7 +147,7 @@ def simulated_loopback(delay_ms: float, seconds: float = 4.0, display_hz: float 
     refresh, seen `delay_ms` later by a camera (exposure spanning refreshes blends patterns;
     scaled, tilted, blurred, dim, noisy), each camera frame stamped when it "arrives".
     Yields (RGB frame, arrival time in seconds) like calibration.frames.live_frames."""
-    from models.loopback import encode, render
+    from models.core.optics.loopback import encode, render
 
     rng = np.random.default_rng(seed)
     screens: dict[int, np.ndarray] = {}

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from calibration.lens import board_points
-from models.lens import LensModel, undistort_points
+from models.core.optics.lens import LensModel, undistort_points
 
 SUPERSAMPLE = 3
 
@@ -98,7 +98,7 @@ def mapping_error(true: LensModel, found: LensModel, corners: np.ndarray) -> flo
     """Largest distance (pixels) between where the two models put the same ray, over the region
     of the frame the boards covered (the convex hull of all their corners): there the
     calibration has data; beyond it, any model only extrapolates."""
-    from models.lens import Undistorter
+    from models.core.optics.lens import Undistorter
 
     size = true.image_size
     w, h = size

@@ -14,12 +14,12 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
-from models.manifest import load_manifest
-from models.runtime import RuntimeSettings
+from models.core.runtime.manifest import load_manifest
+from models.core.runtime.backends import RuntimeSettings
 
 
 def _time_config(model_dir: str, settings: RuntimeSettings, runs: int, warmup: int) -> list[float]:
-    from models.runtime import SegmentationRuntime
+    from models.core.runtime.backends import SegmentationRuntime
 
     runtime = SegmentationRuntime(model_dir, settings)
     w, h = runtime.pre.input_size

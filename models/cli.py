@@ -5,13 +5,13 @@ import argparse
 import os
 from typing import Sequence
 
-from models.cliutil import non_negative_int, positive_int, run
+from models.core.cliutil import non_negative_int, positive_int, run
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
     from models.dataset import parse_ratios
     from models.synth.generate import generate_dataset, generate_video
-    from models.video import parse_resolution
+    from models.core.video import parse_resolution
 
     if args.video:
         width, height = parse_resolution(args.resolution)
@@ -59,7 +59,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     from models.predict import predict_dataset
-    from models.runtime import RuntimeSettings
+    from models.core.runtime.backends import RuntimeSettings
 
     settings = RuntimeSettings(device=args.device, threads=args.threads, profile=args.profile)
     out = predict_dataset(args.model, args.data, args.out, split=args.split, probs=args.probs, settings=settings)
@@ -69,7 +69,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from models.evaluate.run import evaluate
-    from models.runtime import RuntimeSettings
+    from models.core.runtime.backends import RuntimeSettings
 
     settings = RuntimeSettings(backend=args.backend, device=args.device, threads=args.threads,
                                profile=args.profile)
@@ -85,7 +85,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_reader_study(args: argparse.Namespace) -> int:
     from models.reader_study.run import reader_study
     from models.reader_study.study import parse_reader
-    from models.runtime import RuntimeSettings
+    from models.core.runtime.backends import RuntimeSettings
 
     settings = RuntimeSettings(backend=args.backend, device=args.device, threads=args.threads,
                                profile=args.profile)
@@ -210,7 +210,7 @@ def _add_gan_commands(sub) -> None:
 
 def _add_evaluation_commands(sub) -> None:
     """evaluate, reader-study, simulate-readers (models/evaluate, models/reader_study)."""
-    from models.cliutil import number
+    from models.core.cliutil import number
     from models.reader_study.simulate import SKILLS
 
     def runtime_flags(p) -> None:

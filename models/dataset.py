@@ -24,9 +24,9 @@ from typing import Iterable, Iterator, Sequence
 
 import yaml
 
-from models.classes import ClassTable
-from models.errors import EndoSpineError
-from models.yamlio import SafeDumper, read_yaml
+from models.core.classes import ClassTable
+from models.core.errors import EndoSpineError
+from models.core.yamlio import SafeDumper, read_yaml
 
 FORMAT = "endospine-dataset/1"
 

@@ -12,14 +12,14 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from models.classes import ClassTable
+from models.core.classes import ClassTable
 from models.dataset import StagedDir, load_dataset
-from models.errors import EndoSpineError
-from models.manifest import Manifest, sha256_file
+from models.core.errors import EndoSpineError
+from models.core.runtime.manifest import Manifest, sha256_file
 from models.nets import build_model
 from models.nets.complexity import count_macs, count_params
-from models.paddle_env import import_paddle
-from models.preprocess import Preprocess
+from models.core.paddle_env import import_paddle
+from models.core.runtime.preprocess import Preprocess
 from models.train.config import TrainConfig
 
 paddle = import_paddle()
@@ -106,7 +106,7 @@ def export_run(run: str | Path, out: str | Path, onnx: bool = False, test_data: 
 
 def exported_parity(net, model_dir: Path, size: int, runs: int = 3, seed: int = 0) -> float:
     """Max |exported (oneDNN predictor) - eager| over a few random inputs, on probabilities."""
-    from models.runtime import RuntimeSettings, SegmentationRuntime
+    from models.core.runtime.backends import RuntimeSettings, SegmentationRuntime
 
     runtime = SegmentationRuntime(model_dir, RuntimeSettings(device="cpu", onednn=True))
     rng = np.random.default_rng(seed)
@@ -128,8 +128,8 @@ def onnx_parity(model_dir: Path, data_root: Path, images: int = 4) -> float:
     PIR exports converted to ONNX have misread norm epsilons before (Paddle2ONNX #1646): a
     model.onnx that disagrees is refused rather than shipped.
     """
-    from models.imageio import read_image
-    from models.runtime import RuntimeSettings, SegmentationRuntime
+    from models.core.imageio import read_image
+    from models.core.runtime.backends import RuntimeSettings, SegmentationRuntime
 
     paddle_rt = SegmentationRuntime(model_dir)
     onnx_rt = SegmentationRuntime(model_dir, RuntimeSettings(backend="onnxruntime"))
@@ -147,7 +147,7 @@ def onnx_parity(model_dir: Path, data_root: Path, images: int = 4) -> float:
 
 def _test_metrics(model_dir: Path, data_root: Path, progress: bool, profile: str | None = None) -> dict:
     from models.predict import split_metrics
-    from models.runtime import RuntimeSettings, SegmentationRuntime
+    from models.core.runtime.backends import RuntimeSettings, SegmentationRuntime
 
     dataset = load_dataset(data_root)
     items = dataset.splits.get("test") or []

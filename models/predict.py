@@ -7,10 +7,10 @@ import numpy as np
 from tqdm import tqdm
 
 from models.dataset import Dataset, Item, StagedDir, load_dataset
-from models.errors import EndoSpineError
-from models.imageio import read_image, read_label, write_label
+from models.core.errors import EndoSpineError
+from models.core.imageio import read_image, read_label, write_label
 from models.metrics import ConfusionMatrix, scores_from_matrix
-from models.runtime import RuntimeSettings, SegmentationRuntime, paste_into_frame
+from models.core.runtime.backends import RuntimeSettings, SegmentationRuntime, paste_into_frame
 
 
 def predict_frame(runtime: SegmentationRuntime, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -17,8 +17,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Sequence
 
-from models.cliutil import run
-from models.imageio import write_bytes_atomic
+from models.core.cliutil import run
+from models.core.imageio import write_bytes_atomic
 
 ROOT_NAME = "endospine"
 

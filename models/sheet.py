@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 
 from models.dataset import Dataset, load_dataset
-from models.errors import EndoSpineError
-from models.imageio import read_image, read_label, write_image
-from models.overlay import blend, colorize
+from models.core.errors import EndoSpineError
+from models.core.imageio import read_image, read_label, write_image
+from models.core.overlay import blend, colorize
 
 
 def contact_sheet(dataset: Dataset, n: int = 12, split: str = "all", tile: int = 256, seed: int = 0) -> np.ndarray:

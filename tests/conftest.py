@@ -24,7 +24,7 @@ def moving_pattern(t: int, width: int, height: int) -> np.ndarray:
 def small_video(tmp_path_factory) -> "os.PathLike":
     """A 2-second 160x120 H.264 MP4 at 15 fps of the synthetic scene engine, written once per run."""
     from models.synth import SyntheticClip
-    from models.video import VideoWriter
+    from models.core.video import VideoWriter
 
     path = tmp_path_factory.mktemp("video") / "small.mp4"
     clip = SyntheticClip(seed=5, clip=0, width=160, height=120)
@@ -37,7 +37,7 @@ def small_video(tmp_path_factory) -> "os.PathLike":
 @pytest.fixture(scope="session")
 def pattern_video(tmp_path_factory):
     """Factory: a video of moving_pattern frames with a chosen size, pixel format and codec."""
-    from models.video import VideoWriter
+    from models.core.video import VideoWriter
 
     made = {}
 
@@ -58,11 +58,11 @@ def pattern_video(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     """An exported, untrained (seeded) liteseg-cpu model at 128x128 with the lumbar class table."""
-    from models.classes import default_classes
+    from models.core.classes import default_classes
     from models.export import write_model_folder
     from models.nets import build_model
     from models.nets.layers import paddle
-    from models.preprocess import Preprocess
+    from models.core.runtime.preprocess import Preprocess
 
     folder = tmp_path_factory.mktemp("tiny-model")
     paddle.seed(0)

@@ -10,8 +10,8 @@ from PyQt6.QtGui import QColor, QIcon, QPixmap
 from PyQt6.QtWidgets import (QButtonGroup, QCheckBox, QGroupBox, QLabel, QRadioButton, QSlider, QVBoxLayout,
                              QWidget)
 
-from app.overlay import OverlayStyle
-from models.classes import ClassTable
+from models.core.overlay import OverlayStyle
+from models.core.classes import ClassTable
 
 PANEL_STYLE = """
 QWidget { background: #15171a; color: #f2f2f2; font-size: 15pt; }

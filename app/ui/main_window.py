@@ -14,20 +14,20 @@ from PyQt6.QtCore import Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QAction, QKeySequence, QShortcut
 from PyQt6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QMainWindow, QStatusBar, QVBoxLayout, QWidget
 
-from app.capture import CaptureState, CaptureThread, LatestFrame
-from app.inference import AIState, InferenceClient, WorkerConfig
-from app.overlay import OverlayStyle, overlay_allowed, render_overlay
+from app.capture_thread import CaptureState, CaptureThread, LatestFrame
+from app.ai.supervisor import AIState, InferenceClient, WorkerConfig
+from models.core.overlay import OverlayStyle, overlay_allowed, render_overlay
 from app.recorder import Recorder, snapshot
-from app.sources_base import Source
+from models.core.sources.base import Source
 from app.stats import RateMeter
 from app.ui.controls import ControlPanel
 from app.ui.replay import ReplayBar
 from app.ui.video_view import VideoView
-from app.video_source import VideoSource
-from models.classes import ClassTable, default_classes
-from models.errors import EndoSpineError
-from models.manifest import load_manifest
-from models.types import Frame, Result
+from models.core.sources.video import VideoSource
+from models.core.classes import ClassTable, default_classes
+from models.core.errors import EndoSpineError
+from models.core.runtime.manifest import load_manifest
+from models.core.types import Frame, Result
 
 NO_SIGNAL_AFTER_S = 0.4  # no new frame for this long (or 2.5 frame intervals if longer): not live any more
 

@@ -1,7 +1,7 @@
 """`endospine pattern`: the latency loopback pattern, full screen, redrawn every display refresh.
 
 Each paint encodes a frame counter and the CLOCK_MONOTONIC milliseconds of that paint
-(models/loopback.py). A camera filming this screen feeds the capture card, and
+(models/core/optics/loopback.py). A camera filming this screen feeds the capture card, and
 `endospine-calibrate latency` (which starts this window as its own process) reads the pattern
 back from the captured frames.
 """
@@ -15,7 +15,7 @@ from PyQt6.QtGui import QColor, QImage, QPainter
 from PyQt6.QtWidgets import QApplication, QWidget
 
 from app.ui.run import place_on_screen
-from models.loopback import GRID_COLS, GRID_ROWS, encode
+from models.core.optics.loopback import GRID_COLS, GRID_ROWS, encode
 
 HINT = "EndoSpine latency pattern: film this screen with the camera on the capture card.  Esc closes."
 

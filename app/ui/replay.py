@@ -8,7 +8,7 @@ from __future__ import annotations
 from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton, QSlider, QWidget
 
-from app.video_source import VideoSource
+from models.core.sources.video import VideoSource
 
 SPEED_CHOICES = ("0.25x", "0.5x", "1x", "2x", "4x")
 

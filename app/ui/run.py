@@ -7,11 +7,11 @@ from pathlib import Path
 from PyQt6.QtCore import QSettings, QTimer
 from PyQt6.QtWidgets import QApplication, QMessageBox
 
-from app.inference import WorkerConfig, worker_config
-from app.sources import open_source
-from app.sources_base import Source
+from app.ai.supervisor import WorkerConfig, worker_config
+from models.core.sources.registry import open_source
+from models.core.sources.base import Source
 from app.ui.main_window import MainWindow
-from models.errors import EndoSpineError
+from models.core.errors import EndoSpineError
 
 
 def run_window(source: Source, worker: WorkerConfig | None = None, output_dir: Path | None = None,
@@ -59,7 +59,7 @@ def _follow_reopen(window: MainWindow, output_dir: Path | None, review: bool) ->
     def reopen(spec: str, model: str, profile: str) -> None:
         try:
             if profile:
-                from models.profile import load_profile
+                from models.core.optics.profile import load_profile
 
                 load_profile(profile)  # a chosen profile must be valid (at start, a bad one only warns)
             worker = worker_config(model or None, profile=profile or None)

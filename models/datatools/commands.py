@@ -9,13 +9,13 @@ import argparse
 import json
 from pathlib import Path
 
-from models.cliutil import number
+from models.core.cliutil import number
 
 CLIP_FRAME_PATTERN = r"^(.+)_(\d+)$"
 
 
 def _classes(path: str | None):
-    from models.classes import ClassTable, default_classes
+    from models.core.classes import ClassTable, default_classes
 
     return ClassTable.load(path) if path else default_classes()
 
@@ -67,7 +67,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     import yaml
 
     from models.datatools.validate import validate_dataset
-    from models.imageio import write_bytes_atomic
+    from models.core.imageio import write_bytes_atomic
 
     report = validate_dataset(args.data, workers=args.workers)
     print(report.to_text(max_problems=None if args.all else 50))

@@ -13,9 +13,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from models.classes import ClassTable
+from models.core.classes import ClassTable
 from models.dataset import Item, read_meta_file
-from models.errors import EndoSpineError
+from models.core.errors import EndoSpineError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 T = TypeVar("T")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from models.datatools.common import IMAGE_SUFFIXES
 from models.datatools.masks import MaskReader, name_to_id, parse_color
-from models.errors import EndoSpineError
+from models.core.errors import EndoSpineError
 
 SUBSET_SPLITS = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
                  "test": "test", "testing": "test"}

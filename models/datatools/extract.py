@@ -32,12 +32,12 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
-from models.classes import ClassTable
+from models.core.classes import ClassTable
 from models.dataset import StagedDir
 from models.datatools import quality
 from models.datatools.common import check_out_free
-from models.errors import EndoSpineError
-from models.imageio import write_image
+from models.core.errors import EndoSpineError
+from models.core.imageio import write_image
 
 FORMAT = "endospine-frames/1"
 REASONS = ("dark", "bright", "blurry", "duplicate", "over_limit")

@@ -27,14 +27,14 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from models.classes import ClassTable
+from models.core.classes import ClassTable
 from models.dataset import SPLITS, Item, StagedDir, write_meta, write_splits
-from models.imageio import read_bytes
+from models.core.imageio import read_bytes
 from models.datatools.common import (IMAGE_SUFFIXES, ClipNamer, check_out_free, default_workers, label_counts,
                                      parallel_map, safe_name)
 from models.datatools.masks import LabelMap, MaskReader, check_ids
-from models.errors import EndoSpineError
-from models.imageio import write_bytes_atomic, write_label
+from models.core.errors import EndoSpineError
+from models.core.imageio import write_bytes_atomic, write_label
 
 FORMATS = ("paddleseg", "labelme", "cvat", "masks")
 LIST_FILES = {"train": ("train.txt", "train_list.txt"), "val": ("val.txt", "val_list.txt"),

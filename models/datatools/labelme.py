@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from models.datatools.masks import name_to_id
-from models.errors import EndoSpineError
+from models.core.errors import EndoSpineError
 
 AREA_SHAPES = ("polygon", "rectangle", "circle")
 

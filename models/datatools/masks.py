@@ -29,10 +29,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from models.classes import ClassTable
-from models.imageio import read_bytes
-from models.yamlio import read_yaml
-from models.errors import EndoSpineError
+from models.core.classes import ClassTable
+from models.core.imageio import read_bytes
+from models.core.yamlio import read_yaml
+from models.core.errors import EndoSpineError
 
 DEFAULT_THRESHOLD = 128
 LOSSY_SUFFIXES = (".jpg", ".jpeg", ".webp")

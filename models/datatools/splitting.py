@@ -15,7 +15,7 @@ from typing import Sequence
 
 from models.dataset import SPLITS, Item, split_by_clip, write_meta
 from models.datatools.common import read_meta, write_texts_atomic
-from models.errors import EndoSpineError
+from models.core.errors import EndoSpineError
 
 BY_IMAGE_REFUSED = ("--by image would put frames of one clip into different splits (near-identical frames in "
                     "train and test: leakage); splits are by clip. Independent images are each their own clip "

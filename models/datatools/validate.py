@@ -22,12 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from models.classes import ClassTable
+from models.core.classes import ClassTable
 from models.dataset import SPLITS, Item
-from models.imageio import read_bytes
+from models.core.imageio import read_bytes
 from models.datatools.common import default_workers, label_counts, parallel_map, read_meta
-from models.errors import EndoSpineError
-from models.imageio import read_image, read_label
+from models.core.errors import EndoSpineError
+from models.core.imageio import read_image, read_label
 
 Row = tuple[str, int, int, float, int]   # class name, id, pixels, share of all pixels, images holding it
 

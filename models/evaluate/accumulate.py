@@ -14,7 +14,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from models.classes import ClassTable
+from models.core.classes import ClassTable
 from models.evaluate.gallery import Gallery
 from models.evaluate.roc import DEFAULT_BINS, ScoreHistograms
 from models.metrics import ConfusionMatrix, scores_from_matrix

@@ -12,8 +12,8 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from models.classes import ClassTable
-from models.overlay import blend
+from models.core.classes import ClassTable
+from models.core.overlay import blend
 
 ERROR_COLOR = (255, 40, 40)
 HEADERS = ("image", "reference", "prediction", "errors (red)")

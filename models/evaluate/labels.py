@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from models.classes import ClassTable
-from models.errors import EndoSpineError
-from models.imageio import read_label
+from models.core.classes import ClassTable
+from models.core.errors import EndoSpineError
+from models.core.imageio import read_label
 
 
 def label_files(folder: str | Path, what: str = "label folder") -> dict[str, Path]:

@@ -7,7 +7,7 @@ from typing import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from models.classes import ClassTable
+from models.core.classes import ClassTable
 from models.evaluate.roc import ScoreHistograms
 
 METRIC_LABELS = {"precision": "Precision", "recall": "Recall", "iou": "IoU", "dice": "Dice", "auc": "AUC"}

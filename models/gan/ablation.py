@@ -25,10 +25,10 @@ import numpy as np
 import yaml
 
 from models.dataset import load_dataset
-from models.errors import EndoSpineError
-from models.imageio import write_bytes_atomic
+from models.core.errors import EndoSpineError
+from models.core.imageio import write_bytes_atomic
 from models.train.config import ExtraData, TrainConfig
-from models.yamlio import read_yaml
+from models.core.yamlio import read_yaml
 
 ARMS = ("without", "with_gan")
 METRICS = ("dice", "iou")
@@ -66,7 +66,7 @@ def check_inputs(data: str | Path, gan_data: str | Path) -> None:
 def run_ablation(data: str | Path, gan_data: str | Path, out: str | Path, seeds: list[int], iters: int | None = None,
                  config: str | Path | None = None, ratio: float = 0.3, progress: bool = True) -> dict:
     from models.export import export_run
-    from models.manifest import load_manifest
+    from models.core.runtime.manifest import load_manifest
     from models.train.loop import train
 
     out = Path(out)

@@ -8,7 +8,7 @@ import argparse
 import json
 from pathlib import Path
 
-from models.cliutil import non_negative_int, number, positive_int
+from models.core.cliutil import non_negative_int, number, positive_int
 
 share = number(float, 0, 1, what="a share")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
-from models.errors import EndoSpineError
-from models.yamlio import read_yaml
+from models.core.errors import EndoSpineError
+from models.core.yamlio import read_yaml
 
 ADVERSARIAL = ("hinge", "lsgan")
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from models.classes import ClassTable
+from models.core.classes import ClassTable
 from models.dataset import Dataset, Item
-from models.errors import EndoSpineError
+from models.core.errors import EndoSpineError
 from models.gan.nets import encode_labels, from_image
-from models.imageio import read_image, read_label
+from models.core.imageio import read_image, read_label
 
 
 def square_box(width: int, height: int, rng: np.random.Generator | None = None,

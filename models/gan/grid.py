@@ -6,8 +6,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from models.classes import ClassTable
-from models.overlay import colorize
+from models.core.classes import ClassTable
+from models.core.overlay import colorize
 
 GAP = 4
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.classes import ClassTable
-from models.errors import EndoSpineError
+from models.core.classes import ClassTable
+from models.core.errors import EndoSpineError
 from models.gan.config import GanConfig
-from models.paddle_env import import_paddle
+from models.core.paddle_env import import_paddle
 
 paddle = import_paddle()
 nn = paddle.nn

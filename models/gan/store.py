@@ -20,14 +20,14 @@ from pathlib import Path
 
 import yaml
 
-from models.classes import ClassTable
-from models.errors import EndoSpineError
+from models.core.classes import ClassTable
+from models.core.errors import EndoSpineError
 from models.gan.config import GanConfig
 from models.gan.nets import UNetGenerator, build_gan
-from models.imageio import write_bytes_atomic
-from models.paddle_env import import_paddle
+from models.core.imageio import write_bytes_atomic
+from models.core.paddle_env import import_paddle
 from models.train.checkpoint import param_names, rename_opt_state, save_atomic
-from models.yamlio import read_yaml
+from models.core.yamlio import read_yaml
 
 paddle = import_paddle()
 

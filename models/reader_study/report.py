@@ -14,7 +14,7 @@ import numpy as np
 
 from models.evaluate import html, plots
 from models.evaluate.report import csv_bytes
-from models.imageio import write_bytes_atomic
+from models.core.imageio import write_bytes_atomic
 from models.reader_study.analysis import METRICS, Findings
 from models.reader_study.study import StudyScores
 

@@ -9,7 +9,7 @@ from models.reader_study.analysis import Findings, analyse
 from models.reader_study.report import write_study
 from models.reader_study.stats import ALPHA
 from models.reader_study.study import load_reader, load_reference, score_study
-from models.runtime import RuntimeSettings
+from models.core.runtime.backends import RuntimeSettings
 
 
 def reader_study(reference: str | Path, readers: list[tuple[str, str | Path]], out: str | Path,

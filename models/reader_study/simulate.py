@@ -25,13 +25,13 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
-from models.classes import ClassTable
+from models.core.classes import ClassTable
 from models.dataset import StagedDir, load_dataset
-from models.errors import EndoSpineError
+from models.core.errors import EndoSpineError
 from models.evaluate.labels import read_reference
-from models.imageio import write_bytes_atomic, write_label
+from models.core.imageio import write_bytes_atomic, write_label
 from models.predict import split_items
-from models.yamlio import SafeDumper
+from models.core.yamlio import SafeDumper
 
 READER_FORMAT = "endospine-reader/1"
 

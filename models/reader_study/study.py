@@ -15,15 +15,15 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from models.classes import ClassTable, default_classes
+from models.core.classes import ClassTable, default_classes
 from models.dataset import load_dataset
-from models.errors import EndoSpineError
+from models.core.errors import EndoSpineError
 from models.evaluate.labels import as_answer, label_files, read_answer, read_reference, require_stems
-from models.imageio import read_image
+from models.core.imageio import read_image
 from models.metrics import ConfusionMatrix, scores_from_matrix
 from models.predict import predict_frame, split_items
-from models.runtime import RuntimeSettings, SegmentationRuntime
-from models.yamlio import read_yaml
+from models.core.runtime.backends import RuntimeSettings, SegmentationRuntime
+from models.core.yamlio import read_yaml
 
 MODEL = "model"
 

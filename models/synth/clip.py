@@ -11,7 +11,7 @@ import numbers
 import cv2
 import numpy as np
 
-from models.errors import EndoSpineError
+from models.core.errors import EndoSpineError
 from models.synth.appearance import build_appearance
 from models.synth.camera import Camera
 from models.synth.fluid import Bubbles, Fluid

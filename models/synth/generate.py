@@ -14,12 +14,12 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
-from models.classes import ClassTable, default_classes
+from models.core.classes import ClassTable, default_classes
 from models.dataset import Item, StagedDir, split_by_clip, write_meta, write_splits
-from models.errors import EndoSpineError
-from models.imageio import encode_image, write_bytes_atomic, write_label
+from models.core.errors import EndoSpineError
+from models.core.imageio import encode_image, write_bytes_atomic, write_label
 from models.synth import SyntheticClip
-from models.video import VideoWriter
+from models.core.video import VideoWriter
 
 ENGINE = "endospine-synth/1"
 _clips: dict[tuple, SyntheticClip] = {}

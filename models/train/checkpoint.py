@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from models.paddle_env import import_paddle
+from models.core.paddle_env import import_paddle
 
 paddle = import_paddle()
 

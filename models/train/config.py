@@ -5,9 +5,9 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from models.augment import AugmentConfig
-from models.errors import EndoSpineError
+from models.core.errors import EndoSpineError
 from models.nets import ARCHS
-from models.yamlio import read_yaml
+from models.core.yamlio import read_yaml
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class LossConfig:
 class TrainConfig:
     model: str = "liteseg-cpu"
     input_size: int = 384          # the exported model's square input
-    crop: str = "center-square"    # how a frame becomes the model's view (models/preprocess.py)
+    crop: str = "center-square"    # how a frame becomes the model's view (models/core/runtime/preprocess.py)
     iters: int = 6000
     batch_size: int = 8
     lr: float = 0.002
@@ -61,7 +61,7 @@ class TrainConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     extra_data: tuple[ExtraData, ...] = ()
-    profile: str | None = None     # endoscope profile of the tower that recorded --data (models/profile.py);
+    profile: str | None = None     # endoscope profile of the tower that recorded --data (models/core/optics/profile.py);
                                    # None: the default (automatic field of view, no color change)
 
     def __post_init__(self) -> None:

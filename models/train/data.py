@@ -5,10 +5,10 @@ import numpy as np
 
 from models.augment import AugmentConfig, augment
 from models.dataset import Dataset, Item
-from models.frameview import FramePrep
-from models.imageio import read_image, read_label
-from models.paddle_env import import_paddle
-from models.preprocess import Preprocess
+from models.core.optics.frameview import FramePrep
+from models.core.imageio import read_image, read_label
+from models.core.paddle_env import import_paddle
+from models.core.runtime.preprocess import Preprocess
 
 paddle = import_paddle()
 
@@ -57,12 +57,12 @@ class EvalSamples(paddle.io.Dataset):
 
 
 def load_view(root, item: Item, pre: Preprocess, prep: FramePrep | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Image and label of an item, cut the way the runtime cuts frames (models/frameview.py):
+    """Image and label of an item, cut the way the runtime cuts frames (models/core/optics/frameview.py):
     the profile's lens undistortion, the field of view's square, outside it ignore, its colors."""
     image = read_image(root / item.image)
     label = read_label(root / item.label)
     if image.shape[:2] != label.shape:
-        from models.errors import EndoSpineError
+        from models.core.errors import EndoSpineError
         raise EndoSpineError(f"{root / item.label}: size {label.shape[::-1]} differs from its image {image.shape[1::-1]}")
     image, label = (prep or FramePrep(None, pre, independent=True)).training_view(image, label)
     h, w = label.shape

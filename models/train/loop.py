@@ -23,14 +23,14 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
-from models.classes import ClassTable
+from models.core.classes import ClassTable
 from models.dataset import Dataset, load_dataset
-from models.errors import EndoSpineError
-from models.frameview import FramePrep
+from models.core.errors import EndoSpineError
+from models.core.optics.frameview import FramePrep
 from models.metrics import ConfusionMatrix, mean_iou, scores_from_matrix
 from models.nets import build_model
-from models.preprocess import Preprocess
-from models.profile import load_profile
+from models.core.runtime.preprocess import Preprocess
+from models.core.optics.profile import load_profile
 from models.train.checkpoint import param_names as _param_names
 from models.train.checkpoint import rename_opt_state as _rename_opt_state
 from models.train.checkpoint import save_atomic as _save

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.paddle_env import import_paddle
+from models.core.paddle_env import import_paddle
 from models.train.config import LossConfig
 
 paddle = import_paddle()

@@ -1,5 +1,5 @@
-"""The scripted faulty runtime for worker tests; it lives in app.fault_runtime because
+"""The scripted faulty runtime for worker tests; it lives in app.diagnostics.fault_runtime because
 `endospine faults` uses it too (its docstring lists the modes)."""
-from app.fault_runtime import FaultRuntime as FakeRuntime
+from app.diagnostics.fault_runtime import FaultRuntime as FakeRuntime
 
 __all__ = ["FakeRuntime"]

@@ -5,9 +5,9 @@ import time
 
 import numpy as np
 
-from app.capture import CaptureThread, LatestFrame
-from app.sources_base import Source
-from models.errors import EndoSpineError
+from app.capture_thread import CaptureThread, LatestFrame
+from models.core.sources.base import Source
+from models.core.errors import EndoSpineError
 
 
 class ListSource(Source):

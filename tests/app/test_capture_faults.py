@@ -1,4 +1,4 @@
-"""Capture faults through the real CaptureSource with scripted fake cards (app.faults)."""
+"""Capture faults through the real CaptureSource with scripted fake cards (app.diagnostics.fake_card)."""
 from __future__ import annotations
 
 import threading
@@ -7,9 +7,9 @@ import time
 import numpy as np
 import pytest
 
-from app.capture import CaptureState
-from app.capture_device import CaptureSettings, CaptureSource, is_black
-from app.faults import FakeCard, Frames, Hang, Unplug, live_image
+from app.capture_thread import CaptureState
+from models.core.sources.capture_card import CaptureSettings, CaptureSource, is_black
+from app.diagnostics.fake_card import FakeCard, Frames, Hang, Unplug, live_image
 from tests.app.fakes import start_capture
 
 

@@ -7,10 +7,10 @@ import json
 import pytest
 
 from app.cli import display_profile, main
-from app.inference import worker_config
-from app.sources import open_source
-from models.capture import CaptureSettings
-from models.profile import ColorSection, FovSection, Profile, save_profile
+from app.ai.supervisor import worker_config
+from models.core.sources.registry import open_source
+from models.core.optics.capture_settings import CaptureSettings
+from models.core.optics.profile import ColorSection, FovSection, Profile, save_profile
 
 
 def test_render_applies_the_profile(small_video, tiny_model_dir, tmp_path, capsys):

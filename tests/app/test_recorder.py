@@ -10,12 +10,12 @@ import av
 import numpy as np
 import pytest
 
-from app.overlay import OverlayStyle
+from models.core.overlay import OverlayStyle
 from app.recorder import Recorder, snapshot
-from models.classes import default_classes
-from models.errors import EndoSpineError
-from models.imageio import read_image
-from models.types import Frame, Result
+from models.core.classes import default_classes
+from models.core.errors import EndoSpineError
+from models.core.imageio import read_image
+from models.core.types import Frame, Result
 
 W, H = 96, 64
 PLENTY = 10 ** 12
@@ -80,7 +80,7 @@ def test_stops_cleanly_when_the_disk_runs_low(tmp_path):
 
 
 def test_disk_full_mid_write_keeps_what_was_written(tmp_path, monkeypatch):
-    from models import video
+    from models.core import video
 
     real_write = video.VideoWriter.write
 

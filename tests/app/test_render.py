@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from app.cli import main
-from app.overlay import composite
+from models.core.overlay import composite
 
 
 @pytest.mark.unit

@@ -8,10 +8,10 @@ from calibration.cli import main
 from calibration.frames import kind_of, live_frames, sample_frames
 from calibration.latency import LatencyMeter, measure
 from calibration.synthetic import simulated_loopback
-from models.errors import EndoSpineError
-from models.imageio import write_image
-from models.loopback import encode, render
-from models.profile import load_profile
+from models.core.errors import EndoSpineError
+from models.core.imageio import write_image
+from models.core.optics.loopback import encode, render
+from models.core.optics.profile import load_profile
 
 DISPLAY_FRAME_MS = 1000 / 60
 

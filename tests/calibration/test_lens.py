@@ -8,10 +8,10 @@ from calibration.cli import main
 from calibration.frames import Sample
 from calibration.lens import board_points, calibrate, find_corners, parse_pattern
 from calibration.synthetic_lens import FISHEYE, RATIONAL, BoardCamera, mapping_error
-from models.errors import EndoSpineError
-from models.imageio import read_image, write_image
-from models.lens import Undistorter
-from models.profile import FovSection, Profile, load_profile, save_profile
+from models.core.errors import EndoSpineError
+from models.core.imageio import read_image, write_image
+from models.core.optics.lens import Undistorter
+from models.core.optics.profile import FovSection, Profile, load_profile, save_profile
 
 PATTERN = (7, 5)
 

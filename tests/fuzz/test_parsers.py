@@ -20,15 +20,15 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from models.classes import ClassTable, default_classes
+from models.core.classes import ClassTable, default_classes
 from models.dataset import load_dataset
 from models.datatools.cvat import parse_labelmap
 from models.datatools.importers import ImportOptions
 from models.datatools.labelme import read_labelme
 from models.datatools.masks import load_label_map
-from models.errors import EndoSpineError
-from models.imageio import read_image, read_label
-from models.manifest import load_manifest
+from models.core.errors import EndoSpineError
+from models.core.imageio import read_image, read_label
+from models.core.runtime.manifest import load_manifest
 
 EXAMPLES = int(os.environ.get("ENDOSPINE_FUZZ_EXAMPLES", "60"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=not os.environ.get("ENDOSPINE_FUZZ_EXAMPLES"),

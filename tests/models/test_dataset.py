@@ -3,11 +3,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.classes import default_classes
+from models.core.classes import default_classes
 from models.dataset import (Item, StagedDir, load_dataset, parse_ratios, split_by_clip, write_meta,
                             write_splits)
-from models.errors import EndoSpineError
-from models.imageio import read_label, write_image, write_label
+from models.core.errors import EndoSpineError
+from models.core.imageio import read_label, write_image, write_label
 
 
 def _items(clips: int, per_clip: int) -> list[Item]:

@@ -8,7 +8,7 @@ import yaml
 
 from models.cli import main
 from models.dataset import load_dataset
-from models.imageio import read_image, read_label
+from models.core.imageio import read_image, read_label
 from models.synth import SyntheticClip
 
 

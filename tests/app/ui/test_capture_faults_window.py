@@ -4,9 +4,9 @@ from __future__ import annotations
 import av
 import pytest
 
-from app.capture_device import CaptureSettings, CaptureSource
-from app.faults import FakeCard, Frames, Hang, Unplug
-from app.inference import WorkerConfig
+from models.core.sources.capture_card import CaptureSettings, CaptureSource
+from app.diagnostics.fake_card import FakeCard, Frames, Hang, Unplug
+from app.ai.supervisor import WorkerConfig
 
 pytestmark = pytest.mark.gui
 FAKE = "tests.app.fake_runtimes:FakeRuntime"

@@ -6,7 +6,7 @@ import signal
 
 import pytest
 
-from app.decoder_process import IsolatedVideoSource
+from models.core.sources.isolated import IsolatedVideoSource
 
 pytestmark = pytest.mark.gui
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.video_source import VideoSource
-from tests.app.test_file_faults import _cut, _remux
+from models.core.sources.video import VideoSource
+from tests.models.core.sources.test_file_faults import _cut, _remux
 
 pytestmark = pytest.mark.gui
 

@@ -108,10 +108,10 @@ def test_open_profile_reopens_with_it(qtbot, tiny_model_dir, tmp_path):
     and a later model choice keeps it (the tower has not changed)."""
     from PyQt6.QtWidgets import QApplication
 
-    from app.inference import worker_config
+    from app.ai.supervisor import worker_config
     from app.ui.main_window import MainWindow
     from app.ui.run import _follow_reopen
-    from models.profile import ColorSection, default_profile, save_profile
+    from models.core.optics.profile import ColorSection, default_profile, save_profile
 
     profile = save_profile(default_profile().updated(color=ColorSection(mode="gains", gains=(1.1, 1.0, 0.9))), tmp_path / "tower.yaml")
     win = MainWindow(ListSource(gray_frames(50, 64, 48), fps=30, realtime=True), worker_config(str(tiny_model_dir)))

@@ -6,10 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.inference import WorkerConfig
-from app.overlay import OverlayStyle, render_overlay
-from models.classes import default_classes
-from models.imageio import read_image, write_image
+from app.ai.supervisor import WorkerConfig
+from models.core.overlay import OverlayStyle, render_overlay
+from models.core.classes import default_classes
+from models.core.imageio import read_image, write_image
 from tests.app.fakes import ListSource
 
 pytestmark = pytest.mark.gui
@@ -107,7 +107,7 @@ def test_replay_bar_snapshot_and_recording(qtbot, small_video, tmp_path):
     from PyQt6.QtCore import Qt
 
     from app.ui.main_window import MainWindow
-    from app.video_source import VideoSource
+    from models.core.sources.video import VideoSource
 
     worker = WorkerConfig(model_dir="mode=ok", runtime=FAKE)
     win = MainWindow(VideoSource(small_video, loop=True), worker, output_dir=tmp_path)
@@ -138,7 +138,7 @@ def test_replay_bar_snapshot_and_recording(qtbot, small_video, tmp_path):
 
 @pytest.mark.slow
 def test_bench_runs_end_to_end(qtbot, small_video, tiny_model_dir):
-    from app.ui.bench import run_bench
+    from app.diagnostics.ui.bench import run_bench
 
     result = run_bench(str(small_video), str(tiny_model_dir), seconds=1.5, warmup=0.5)
     for key in ("source_fps", "display_fps", "overlay_fps", "model_ms_median", "raw_latency_ms", "overlay_age_ms",

@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 
-from models.loopback import decode
+from models.core.optics.loopback import decode
 
 pytestmark = pytest.mark.gui
 

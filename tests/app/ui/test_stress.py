@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PyQt6.QtCore import QEvent, QObject
 
-from app.inference import WorkerConfig
+from app.ai.supervisor import WorkerConfig
 from tests.app.fakes import ListSource
 
 pytestmark = pytest.mark.gui

@@ -7,9 +7,9 @@ import cv2
 import numpy as np
 import pytest
 
-from models.classes import ClassInfo, ClassTable
+from models.core.classes import ClassInfo, ClassTable
 from models.dataset import Item, StagedDir, write_meta, write_splits
-from models.imageio import write_image, write_label
+from models.core.imageio import write_image, write_label
 
 LUMBAR = ClassTable((ClassInfo(0, "background", (0, 0, 0)), ClassInfo(1, "bone", (64, 170, 255)),
                      ClassInfo(2, "ligament", (0, 220, 120)), ClassInfo(3, "disc", (200, 80, 255))),
@@ -90,7 +90,7 @@ def quality_frames() -> tuple[list[np.ndarray], dict[str, list[int]]]:
 
 @pytest.fixture(scope="session")
 def quality_video(tmp_path_factory) -> Path:
-    from models.video import VideoWriter
+    from models.core.video import VideoWriter
 
     path = tmp_path_factory.mktemp("extract") / "case 01.mp4"   # a space: the clip id must be made safe
     frames, _ = quality_frames()

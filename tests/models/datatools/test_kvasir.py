@@ -15,7 +15,7 @@ import pytest
 from models.cli import main
 from models.dataset import load_dataset
 from models.datatools.validate import validate_dataset
-from models.imageio import read_label
+from models.core.imageio import read_label
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[3]

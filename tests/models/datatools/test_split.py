@@ -7,7 +7,7 @@ from models.cli import main
 from models.dataset import load_dataset
 from models.datatools.splitting import resplit
 from models.datatools.validate import validate_dataset
-from models.errors import EndoSpineError
+from models.core.errors import EndoSpineError
 from tests.models.datatools.conftest import make_dataset
 
 

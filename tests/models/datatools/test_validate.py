@@ -9,7 +9,7 @@ import yaml
 
 from models.cli import main
 from models.datatools.validate import validate_dataset
-from models.imageio import write_image, write_label
+from models.core.imageio import write_image, write_label
 from tests.models.datatools.conftest import picture
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from models.classes import default_classes
+from models.core.classes import default_classes
 from models.evaluate.accumulate import Accumulator, frame_scores
 from models.evaluate.gallery import Gallery
 from models.evaluate.summary import clip_table, image_table, metrics
@@ -150,7 +150,7 @@ def test_frame_scores_place_box_probabilities_on_the_right_pixels():
 
 def test_frame_scores_resize_like_the_runtime():
     """Probabilities on a coarse grid are brought to the box bilinearly (argmax = runtime labels)."""
-    from models.preprocess import Postprocess
+    from models.core.runtime.preprocess import Postprocess
 
     rng = np.random.default_rng(1)
     probs = rng.random((4, 5, 5)).astype(np.float32)

@@ -12,7 +12,7 @@ import pytest
 
 from models.cli import main
 from models.dataset import load_dataset
-from models.imageio import read_label, write_label
+from models.core.imageio import read_label, write_label
 
 pytestmark = pytest.mark.slow
 
@@ -122,7 +122,7 @@ def test_needs_exactly_one_source(tiny_synth, tmp_path, capsys):
 def test_profile_reaches_the_runtime(tiny_model_dir, tiny_synth, tmp_path, capsys):
     """--profile changes what the model sees (here a field of view switched off) and a bad profile
     is refused in one line before any work."""
-    from models.profile import FovSection, default_profile, save_profile
+    from models.core.optics.profile import FovSection, default_profile, save_profile
 
     off = save_profile(default_profile().updated(fov=FovSection(mode="off")), tmp_path / "off.yaml")
     out = tmp_path / "report-off"

@@ -6,7 +6,7 @@ import json
 import pytest
 import yaml
 
-from models.errors import EndoSpineError
+from models.core.errors import EndoSpineError
 from models.gan.ablation import markdown, parse_seeds, summarize
 
 

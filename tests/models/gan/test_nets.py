@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.classes import default_classes
-from models.errors import EndoSpineError
+from models.core.classes import default_classes
+from models.core.errors import EndoSpineError
 from models.gan.config import GanConfig
 from models.gan.nets import build_gan, encode_labels, from_image, paddle, to_image
 from models.gan.train import make_optimizers, train_step

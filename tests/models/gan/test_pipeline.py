@@ -9,7 +9,7 @@ import yaml
 
 from models.cli import main
 from models.dataset import load_dataset, write_meta, write_splits
-from models.imageio import read_label
+from models.core.imageio import read_label
 
 pytestmark = pytest.mark.slow
 

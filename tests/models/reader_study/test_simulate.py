@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import yaml
 
-from models.classes import default_classes
+from models.core.classes import default_classes
 from models.cli import main
-from models.imageio import read_label
+from models.core.imageio import read_label
 from models.metrics import ConfusionMatrix, mean_iou
 from models.reader_study.simulate import SKILLS, Skill, perturb
 

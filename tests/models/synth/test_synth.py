@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from models.errors import EndoSpineError
+from models.core.errors import EndoSpineError
 from models.synth import SyntheticClip
 from models.synth.fov import RIM_WIDTH
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from models.augment import AugmentConfig, augment
-from models.errors import EndoSpineError
+from models.core.errors import EndoSpineError
 from models.train.config import ExtraData, TrainConfig
 from models.train.data import mixing_weights
 

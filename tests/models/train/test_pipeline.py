@@ -9,8 +9,8 @@ import yaml
 
 from models.cli import main
 from models.dataset import load_dataset
-from models.errors import EndoSpineError
-from models.imageio import read_image, read_label
+from models.core.errors import EndoSpineError
+from models.core.imageio import read_image, read_label
 
 pytestmark = pytest.mark.slow
 
@@ -79,7 +79,7 @@ def test_predict_writes_label_maps(tiny_model, tmp_path):
 
 
 def test_onnx_export_matches_paddle(tiny_model, tmp_path):
-    from models.runtime import RuntimeSettings, SegmentationRuntime
+    from models.core.runtime.backends import RuntimeSettings, SegmentationRuntime
 
     data, run, _ = tiny_model
     out = tmp_path / "onnx-model"
@@ -94,7 +94,7 @@ def test_onnx_export_matches_paddle(tiny_model, tmp_path):
 
 
 def test_tampered_or_missing_files_are_refused(tiny_model, tmp_path):
-    from models.runtime import SegmentationRuntime
+    from models.core.runtime.backends import SegmentationRuntime
 
     _, _, model = tiny_model
     bad = tmp_path / "bad"

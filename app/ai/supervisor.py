@@ -1,0 +1,316 @@
+"""The supervisor of the inference worker process (the worker itself: app/ai/worker.py).
+
+Paddle Inference holds the GIL for a whole predictor.run() (DESIGN.md), so the model runs in a
+separate process. The supervisor (a thread of the main process) hands it the newest captured
+frame through shared memory whenever it is free, takes back small results over a pipe, and
+restarts it with backoff when it crashes, hangs or fails to load. Video never waits for it.
+
+    worker -> ("ready", model_id) | ("failed", message)
+    main   -> ("frame", shm_name, frame_id, width, height)      the frame is in shared memory
+    worker -> ("result", frame_id, mask, box, timings) | ("error", frame_id, message)
+              every output is checked in the worker (models.core.runtime.checks) before it is sent
+    main   -> ("stop",)
+Only the supervisor touches the shared frame while no frame message is outstanding, and the
+worker only while one is, so no frame is ever read half-written.
+"""
+from __future__ import annotations
+
+import enum
+import multiprocessing as mp
+import threading
+import time
+from dataclasses import dataclass, field
+from multiprocessing import shared_memory
+
+import numpy as np
+
+from models.core.runtime.backends import RuntimeSettings
+from models.core.types import Frame, Result
+
+from app.capture_thread import LatestFrame
+from app.ai.worker import worker_main
+from app.stats import RateMeter
+
+
+class AIState(enum.Enum):
+    OFF = "off"                  # switched off by the user
+    LOADING = "loading"
+    RUNNING = "running"
+    DELAYED = "delayed"          # results arrive, but late
+    REJECTED = "output rejected" # the runtime's last output failed the checks (NaN, shape, box)
+    RESTARTING = "restarting"    # crashed or hung; coming back after a backoff
+    UNAVAILABLE = "unavailable"  # failed too often (or cannot load): off until re-enabled
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    model_dir: str
+    settings: RuntimeSettings = field(default_factory=RuntimeSettings)
+    runtime: str = "models.core.runtime.backends:SegmentationRuntime"  # "module:Class"; tests inject faulty ones
+    mask_max_side: int = 512         # masks come back at most this large (the display smooths them;
+                                     # 768 cost 7.6 ms per 1080p frame, 512 about half)
+    load_timeout_s: float = 120.0
+    hang_timeout_s: float = 2.0      # no answer this long after a frame: the worker is hung
+    delayed_after_s: float = 0.25    # frame-to-result latency above this: state DELAYED
+    smoothing: float = 0.3           # weight of the previous probabilities (0 = off): steadier masks
+    thresholds: tuple[tuple[int, float], ...] = ()  # (class id, minimum probability) pairs
+    max_bad_outputs: int = 10        # rejected outputs in a row: restart the worker like a crash
+    max_failures: int = 4            # crashes/hangs/load failures within failure_window_s -> UNAVAILABLE
+    failure_window_s: float = 60.0
+    backoff_s: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
+
+
+def worker_config(model_dir: str | None, backend: str = "auto", profile: str | None = None,
+                  **overrides) -> WorkerConfig | None:
+    """The worker settings for a model folder (None: no AI). A folder without a readable
+    manifest is a one-line error now; file hashes are checked when the worker loads it.
+    profile: the endoscope profile YAML the worker applies (None: the default profile).
+
+    backend "auto": ONNX Runtime when the model ships model.onnx (measured 1.8x faster than
+    Paddle + oneDNN for the shipped model on 2 cores, same output), else Paddle Inference.
+    """
+    from importlib.util import find_spec
+
+    from models.core.runtime.manifest import load_manifest
+
+    if not model_dir:
+        return None
+    manifest = load_manifest(model_dir, verify=False)
+    if backend == "auto":
+        has_onnx = "onnx" in manifest.files and find_spec("onnxruntime") is not None
+        backend = "onnxruntime" if has_onnx else "paddle"
+    return WorkerConfig(model_dir=str(model_dir), settings=RuntimeSettings(backend=backend, profile=profile), **overrides)
+
+
+# -- the supervisor (main process) -------------------------------------------------------------
+class InferenceClient:
+    """Feeds the newest frame of `store` to a supervised worker process; keeps the newest result."""
+
+    def __init__(self, cfg: WorkerConfig, store: LatestFrame):
+        self.cfg = cfg
+        self.store = store
+        self._ctx = mp.get_context("spawn")
+        self._lock = threading.Lock()
+        self._result: Result | None = None
+        self._answered = -1           # frame id of the last answer (mask or error)
+        self._state = AIState.OFF
+        self.message = ""
+        self.model_id = ""
+        self.rate = RateMeter()
+        self.latency_ms = 0.0          # frame capture -> result received, last result
+        self.model_ms = 0.0            # worker's own preprocess + predict + postprocess, last result
+        self.restarts = 0
+        self.errors = 0
+        self.frames_done = 0         # results received
+        self.last_failure = ""       # why the worker last crashed, hung or failed to load
+        self.last_rejection = ""     # why the worker last refused a runtime output
+        self._failures: list[float] = []
+        self._enabled = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._shm: shared_memory.SharedMemory | None = None
+        self._proc = None
+        self._last_sent = -1
+        self._off_count = 0
+        self._bad_run = 0            # rejected outputs in a row
+
+    # -- public ------------------------------------------------------------------------------
+    @property
+    def state(self) -> AIState:
+        return self._state
+
+    def latest(self) -> Result | None:
+        with self._lock:
+            return self._result
+
+    def answered(self, frame_id: int) -> bool:
+        """Has the worker answered for this frame (or is there no running AI to wait for)?"""
+        return self._answered >= frame_id or self._state not in (AIState.RUNNING, AIState.DELAYED, AIState.LOADING)
+
+    def start(self) -> None:
+        self._enabled.set()
+        self._set_state(AIState.LOADING, f"loading {self.cfg.model_dir}")  # before any frame can ask
+        self._thread = threading.Thread(target=self._supervise, name="inference-supervisor", daemon=True)
+        self._thread.start()
+
+    def set_enabled(self, on: bool) -> None:
+        """Switch the AI off (worker stopped) or on again (also after UNAVAILABLE)."""
+        if on:
+            self._failures.clear()
+            self._enabled.set()
+        else:
+            self._off_count += 1  # the supervisor notices even if re-enabled at once
+            self._enabled.clear()
+            self._set_state(AIState.OFF, "switched off")
+            self._clear_result()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stopping.set()
+        self._enabled.set()  # wake the supervisor if it waits to be enabled
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._kill_worker()
+        if self._shm is not None:
+            self._shm.close()
+            self._shm.unlink()
+            self._shm = None
+
+    # -- supervisor loop -----------------------------------------------------------------------
+    def _supervise(self) -> None:
+        attempt = 0
+        while not self._stopping.is_set():
+            if not self._enabled.is_set():
+                self._kill_worker()
+                self._enabled.wait()
+                attempt = 0
+                continue
+            conn, outcome = self._launch()
+            if conn is not None:
+                served_from = time.monotonic()
+                outcome = self._serve(conn)
+                if time.monotonic() - served_from > self.cfg.failure_window_s:
+                    attempt = 0  # it ran well for a long while: start the backoff over
+            self._kill_worker()
+            if self._stopping.is_set() or outcome == "disabled":
+                continue
+            self._clear_result()
+            self.last_failure = self.message
+            now = time.monotonic()
+            self._failures = [t for t in self._failures if now - t < self.cfg.failure_window_s] + [now]
+            if outcome == "failed" or len(self._failures) >= self.cfg.max_failures:
+                # a model that cannot load will not load on retry; a worker that keeps dying stays off
+                why = "" if outcome == "failed" else f" (AI off after {len(self._failures)} failures)"
+                self._set_state(AIState.UNAVAILABLE, f"{self.message}{why}")
+                self._enabled.clear()
+                continue
+            delay = self.cfg.backoff_s[min(attempt, len(self.cfg.backoff_s) - 1)]
+            attempt += 1
+            self.restarts += 1
+            self._set_state(AIState.RESTARTING, f"{self.message}; restarting in {delay:g} s")
+            self._stopping.wait(delay)
+
+    def _launch(self):
+        """Start a worker and wait for it to load: (conn, "ok") or (None, "failed" | "crashed")."""
+        self._set_state(AIState.LOADING, f"loading {self.cfg.model_dir}")
+        parent, child = self._ctx.Pipe()
+        self._proc = self._ctx.Process(target=worker_main, args=(child, self.cfg), name="endospine-inference", daemon=True)
+        self._proc.start()
+        child.close()
+        deadline = time.monotonic() + self.cfg.load_timeout_s
+        while time.monotonic() < deadline and not self._stopping.is_set() and self._enabled.is_set():
+            try:
+                if parent.poll(0.1):
+                    msg = parent.recv()
+                    if msg[0] == "ready":
+                        self.model_id = msg[1]
+                        self._set_state(AIState.RUNNING, f"model {self.model_id}")
+                        return parent, "ok"
+                    self.message = msg[1]
+                    return None, "failed"
+            except (EOFError, OSError):
+                break
+            if not self._proc.is_alive():
+                break
+        if not self._enabled.is_set() or self._stopping.is_set():
+            return None, "disabled"
+        if not self._proc.is_alive():
+            self._proc.join(0.5)
+            self.message = f"worker exited with code {self._proc.exitcode} while loading"
+        else:
+            self.message = f"worker did not load in {self.cfg.load_timeout_s:g} s"
+        return None, "crashed"
+
+    def _serve(self, conn) -> str:
+        """Feed frames until the worker fails ('crashed', 'hung') or we stop/disable.
+
+        The last frame sent is remembered across restarts: a frame that killed a worker is never
+        sent again, and a restarted worker starts on fresh frames only.
+        """
+        off_count = self._off_count
+        while not self._stopping.is_set():
+            if not self._enabled.is_set() or self._off_count != off_count:
+                return "disabled"
+            frame = self.store.wait_newer(self._last_sent, timeout=0.1)
+            if frame is None:
+                if not self._proc.is_alive():
+                    self.message = f"worker died (exit code {self._proc.exitcode})"
+                    return "crashed"
+                continue
+            self._last_sent = frame.frame_id
+            try:
+                self._send_frame(conn, frame)
+                outcome = self._await_answer(conn, frame)
+            except (EOFError, OSError, BrokenPipeError):
+                self._proc.join(0.5)
+                self.message = f"worker died (exit code {self._proc.exitcode})"
+                return "crashed"
+            if outcome != "ok":
+                return outcome
+        return "stopped"
+
+    def _send_frame(self, conn, frame: Frame) -> None:
+        image = frame.image
+        if self._shm is None or self._shm.size < image.nbytes:
+            if self._shm is not None:
+                self._shm.close()
+                self._shm.unlink()
+            self._shm = shared_memory.SharedMemory(create=True, size=image.nbytes)
+        h, w = image.shape[:2]
+        np.ndarray((h, w, 3), np.uint8, self._shm.buf)[:] = image
+        conn.send(("frame", self._shm.name, frame.frame_id, w, h))
+
+    def _await_answer(self, conn, frame: Frame) -> str:
+        deadline = time.monotonic() + self.cfg.hang_timeout_s
+        while not conn.poll(0.05):
+            if not self._proc.is_alive():
+                raise EOFError
+            if time.monotonic() > deadline:
+                self.message = f"worker hung (no answer in {self.cfg.hang_timeout_s:g} s)"
+                return "hung"
+            if self._stopping.is_set():
+                return "stopped"
+        msg = conn.recv()
+        now = time.monotonic()
+        if msg[0] == "error":
+            self.errors += 1
+            self._bad_run += 1
+            self.last_rejection = msg[2]
+            with self._lock:
+                self._result = None
+                self._answered = msg[1]
+            if self._bad_run >= self.cfg.max_bad_outputs:  # a broken model, not a bad frame: restart it
+                self.message = f"{self._bad_run} outputs rejected in a row, last: {msg[2]}"
+                self._bad_run = 0
+                return "faulty"
+            self._set_state(AIState.REJECTED, f"frame {msg[1]}: {msg[2]}")
+            return "ok"
+        self._bad_run = 0
+        _, frame_id, mask, box, timings = msg
+        result = Result(frame_id, mask, self.model_id, timings, box=tuple(box), capture_time=frame.capture_time)
+        self.latency_ms = (now - frame.capture_time) * 1e3
+        self.model_ms = float(sum(timings.values()))
+        self.rate.tick(now)
+        self.frames_done += 1
+        with self._lock:
+            self._result = result
+            self._answered = frame_id
+        late = now - frame.capture_time > self.cfg.delayed_after_s
+        self._set_state(AIState.DELAYED if late else AIState.RUNNING, f"model {self.model_id}")
+        return "ok"
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _set_state(self, state: AIState, message: str) -> None:
+        with self._lock:
+            self._state, self.message = state, message
+
+    def _clear_result(self) -> None:
+        with self._lock:
+            self._result = None
+
+    def _kill_worker(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.is_alive():
+            proc.kill()
+        proc.join(2.0)

@@ -1,0 +1,125 @@
+"""`endospine bench`: the live pipeline with the real window (offscreen), then a naive loop.
+
+Live: capture thread + inference worker process + Qt display at the source's pace, measured at
+paint time by a PaintProbe. Naive: the same frames through one thread that decodes, infers,
+blends and paints in sequence, with the same model. Both run in this process, one after the
+other, so their figures compare on the same machine state.
+"""
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+
+from PyQt6.QtCore import QEventLoop, QTimer
+from PyQt6.QtGui import QImage, QPainter
+from PyQt6.QtWidgets import QApplication
+
+from app.ai.supervisor import WorkerConfig, worker_config
+from models.core.overlay import OverlayStyle, composite, render_overlay
+from models.core.sources.registry import open_source
+from app.stats import PaintProbe, percentiles
+from app.ui.main_window import MainWindow
+from app.ui.video_view import VideoView
+from models.core.runtime.backends import SegmentationRuntime
+
+
+def run_bench(source_spec: str, model_dir: str, seconds: float = 20.0, warmup: float = 5.0,
+              backend: str = "auto", profile: str | None = None) -> dict:
+    app = QApplication.instance() or QApplication(sys.argv[:1])  # kept referenced while we run
+    app.setApplicationName("EndoSpine bench")
+    worker = worker_config(model_dir, backend, profile=profile)
+    live = _live(source_spec, worker, seconds, warmup)
+    naive = _naive(source_spec, worker, seconds)
+    return {**live, **naive,
+            "raw_over_naive": round(live["display_fps"] / max(naive["naive_display_fps"], 1e-9), 2),
+            "overlay_over_naive": round(live["overlay_fps"] / max(naive["naive_overlay_fps"], 1e-9), 2)}
+
+
+def _live(source_spec: str, worker: WorkerConfig, seconds: float, warmup: float) -> dict:
+    source = open_source(source_spec, loop=True)
+    source.open()
+    window = MainWindow(source, worker)
+    window.resize(1600, 900)
+    window.show()
+    window.start()
+    model_ms: list[float] = []
+    probe = PaintProbe()
+    marks = {}
+    loop = QEventLoop()  # a local loop: quitting it leaves the application usable afterwards
+
+    def begin() -> None:  # after the worker has loaded and warmed up
+        window.view.probe = probe
+        marks["t0"] = time.monotonic()
+        marks["captured0"] = window.store.put_count
+        marks["inferred0"] = _inferred(window)
+
+    def sample() -> None:
+        if window.ai.latest() is not None and window.view.probe is not None:
+            model_ms.append(window.ai.model_ms)
+
+    def wait_ready() -> None:
+        if window.ai.state.value in ("running", "delayed") and window.ai.latest() is not None:
+            QTimer.singleShot(int(warmup * 1000), begin)
+            QTimer.singleShot(int((warmup + seconds) * 1000), loop.quit)
+        else:
+            QTimer.singleShot(100, wait_ready)
+
+    sampler = QTimer()
+    sampler.timeout.connect(sample)
+    sampler.start(50)
+    wait_ready()
+    loop.exec()
+    elapsed = time.monotonic() - marks.get("t0", time.monotonic())
+    captured = window.store.put_count - marks.get("captured0", 0)
+    inferred = _inferred(window) - marks.get("inferred0", 0)
+    window.close()
+    sampler.stop()
+    return {
+        "source": source_spec, "model": window.ai.model_id, "backend": worker.settings.backend,
+        "seconds": round(elapsed, 2),
+        "source_fps": round(captured / elapsed, 2) if elapsed else 0.0,
+        "display_fps": round(probe.frames_displayed / elapsed, 2) if elapsed else 0.0,
+        "overlay_fps": round(probe.overlay_updates / elapsed, 2) if elapsed else 0.0,
+        "model_ms_median": round(statistics.median(model_ms), 2) if model_ms else None,
+        "raw_latency_ms": percentiles(probe.raw_latency_ms),
+        "overlay_age_ms": {k: v for k, v in percentiles(probe.overlay_age_ms, (50, 95)).items()},
+        "max_raw_stall_ms": round(max(probe.stalls_ms), 2) if probe.stalls_ms else None,
+        "frames_captured": captured, "frames_displayed": probe.frames_displayed, "frames_inferred": inferred,
+        "stale_masks_drawn": probe.stale_masks_drawn,
+    }
+
+
+def _inferred(window: MainWindow) -> int:
+    return window.ai.frames_done
+
+
+def _naive(source_spec: str, worker: WorkerConfig, seconds: float) -> dict:
+    """Decode -> infer -> blend -> paint, one frame after the other, for `seconds`."""
+    runtime = SegmentationRuntime(worker.model_dir, worker.settings)
+    style = OverlayStyle()
+    source = open_source(source_spec, loop=True)
+    source.realtime = False
+    source.open()
+    view = VideoView()
+    view.resize(1280, 900)
+    canvas = QImage(view.width(), view.height(), QImage.Format.Format_RGB32)
+    frames = 0
+    t0 = time.monotonic()
+    try:
+        while time.monotonic() - t0 < seconds:
+            frame = source.read()
+            if frame is None:
+                break
+            labels, box, _ = runtime.segment(frame.image)
+            shown = composite(frame.image, render_overlay(labels, runtime.classes, style), box)
+            view.set_frame(shown)
+            painter = QPainter(canvas)
+            view.render(painter)
+            painter.end()
+            frames += 1
+    finally:
+        source.close()
+    elapsed = time.monotonic() - t0
+    fps = round(frames / elapsed, 2) if elapsed else 0.0
+    return {"naive_display_fps": fps, "naive_overlay_fps": fps, "naive_frames": frames}

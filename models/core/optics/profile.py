@@ -1,0 +1,312 @@
+"""Endoscope profiles: what one tower does to the picture, measured once, applied everywhere.
+
+A profile is a YAML file (written by `endospine-calibrate`, readable and editable by hand):
+
+    format: endospine-profile/1
+    name: OR3 tower
+    fov:                          # where the circular image sits
+      mode: fixed                 # auto (detect in every frame) | fixed (this circle) | off (whole frame)
+      frame_size: [1920, 1080]    # fixed: the frames the circle was measured on
+      center: [958.4, 540.2]      # pixels; pixel (x, y) has its center at integer coordinates
+      radius: 421.7
+      notch_deg: 312.5            # the rim's notch marker, clockwise from 3 o'clock (or null)
+      undistorted: false          # measured on frames after the lens section's undistortion
+    color:                        # applied per pixel in linear light
+      mode: gains                 # none | gains | matrix
+      gains: [1.12, 1.0, 0.81]
+      method: white-reference     # how it was measured: white-reference | gray-world | manual
+    lens: {model: fisheye, image_size: [1920, 1080], camera_matrix: [[...]], distortion: [...], undistort: true}
+    latency: {p50_ms: 92.0, p95_ms: 110.5, max_ms: 131.2, samples: 580}
+    capture: {device: 0, backend: v4l2, width: 1920, height: 1080, fps: 60, fourcc: MJPG, buffer: 1}
+
+Every section is optional; the default profile (no file) is automatic field of view, no color
+change, no lens. `load_profile` checks every field and names the file and the field in its
+one-line error; `save_profile` writes atomically.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from models.core.optics.capture_settings import CaptureSettings
+from models.core.optics.color import ColorCorrection
+from models.core.errors import EndoSpineError
+from models.core.optics.fov import Circle
+from models.core.imageio import write_bytes_atomic
+from models.core.optics.lens import LensModel
+from models.core.yamlio import read_yaml
+
+FORMAT = "endospine-profile/1"
+FOV_MODES = ("auto", "fixed", "off")
+COLOR_MODES = ("none", "gains", "matrix")
+SECTIONS = ("fov", "color", "lens", "latency", "capture")
+
+
+@dataclass(frozen=True)
+class FovSection:
+    mode: str = "auto"
+    frame_size: tuple[int, int] | None = None
+    center: tuple[float, float] | None = None
+    radius: float | None = None
+    notch_deg: float | None = None
+    undistorted: bool = False
+    measured: dict = field(default_factory=dict, compare=False)   # frames used, spread: for people
+
+    def __post_init__(self) -> None:
+        if self.mode not in FOV_MODES:
+            raise ValueError(f"mode: must be one of {', '.join(FOV_MODES)}, got {self.mode!r}")
+        if self.mode == "fixed":
+            if self.frame_size is None or self.center is None or self.radius is None:
+                raise ValueError("mode fixed needs frame_size, center and radius")
+            if len(self.frame_size) != 2 or min(self.frame_size) < 16:
+                raise ValueError(f"frame_size: expected [width, height] of at least 16, got {list(self.frame_size)}")
+            if len(self.center) != 2 or not np.isfinite(self.center).all():
+                raise ValueError(f"center: expected [x, y], got {list(self.center)}")
+            if not (np.isfinite(self.radius) and self.radius > 4):
+                raise ValueError(f"radius: must be a number of pixels > 4, got {self.radius}")
+            w, h = self.frame_size
+            x, y = self.center
+            if not (0 <= x < w and 0 <= y < h):
+                raise ValueError(f"center: ({x:g}, {y:g}) lies outside the {w}x{h} frame")
+        if self.notch_deg is not None and not 0 <= self.notch_deg < 360:
+            raise ValueError(f"notch_deg: must be in [0, 360), got {self.notch_deg}")
+
+    def circle_for(self, width: int, height: int) -> Circle | None:
+        """The fixed circle in a frame of this size: as measured, or scaled for a resized frame
+        of the same aspect; None when the frame has another shape (then detect it instead)."""
+        if self.mode != "fixed":
+            return None
+        fw, fh = self.frame_size
+        if (width, height) == (fw, fh):
+            return Circle(self.center[0], self.center[1], self.radius)
+        if abs(width / height - fw / fh) > 0.01 * fw / fh:
+            return None
+        s = width / fw
+        return Circle((self.center[0] + 0.5) * s - 0.5, (self.center[1] + 0.5) * s - 0.5, self.radius * s)
+
+
+@dataclass(frozen=True)
+class ColorSection:
+    mode: str = "none"
+    gains: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    matrix: tuple[tuple[float, float, float], ...] | None = None
+    method: str = "manual"
+    measured: dict = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.mode not in COLOR_MODES:
+            raise ValueError(f"mode: must be one of {', '.join(COLOR_MODES)}, got {self.mode!r}")
+        if len(self.gains) != 3 or not all(np.isfinite(g) and 0.1 <= g <= 10 for g in self.gains):
+            raise ValueError(f"gains: expected three numbers in 0.1..10, got {list(self.gains)}")
+        if self.mode == "matrix":
+            m = np.asarray(self.matrix if self.matrix is not None else [], np.float64)
+            if m.shape != (3, 3) or not np.isfinite(m).all() or abs(np.linalg.det(m)) < 1e-6:
+                raise ValueError("matrix: mode matrix needs an invertible 3x3 matrix [[r..], [g..], [b..]]")
+
+    def correction(self) -> ColorCorrection | None:
+        """The per-pixel correction, or None when the colors stay as they are."""
+        if self.mode == "gains":
+            c = ColorCorrection.from_gains(self.gains)
+        elif self.mode == "matrix":
+            c = ColorCorrection(self.matrix)
+        else:
+            return None
+        return None if c.identity else c
+
+
+@dataclass(frozen=True)
+class LatencySection:
+    p50_ms: float
+    p95_ms: float
+    max_ms: float
+    samples: int
+    source: str = ""
+    measured: dict = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.p50_ms <= self.p95_ms <= self.max_ms:
+            raise ValueError("p50_ms <= p95_ms <= max_ms must hold, all >= 0")
+        if self.samples < 1:
+            raise ValueError(f"samples: must be at least 1, got {self.samples}")
+
+
+@dataclass(frozen=True)
+class Profile:
+    fov: FovSection = field(default_factory=FovSection)
+    color: ColorSection = field(default_factory=ColorSection)
+    lens: LensModel | None = None
+    latency: LatencySection | None = None
+    capture: CaptureSettings | None = None
+    name: str = ""
+    created: str = ""
+
+    def __post_init__(self) -> None:
+        undistorts = self.lens is not None and self.lens.undistort
+        if self.fov.mode == "fixed" and self.fov.undistorted != undistorts:
+            raise ValueError(f"fov.undistorted: the circle was measured on {'un' if self.fov.undistorted else ''}"
+                             f"distorted frames but the lens section {'does' if undistorts else 'does not'} undistort; "
+                             "re-run endospine-calibrate fov")
+
+    def updated(self, **sections) -> "Profile":
+        """A copy with some sections replaced and a fresh `created` stamp."""
+        stamp = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+        return replace(self, created=stamp, **sections)
+
+    def to_dict(self) -> dict:
+        d: dict[str, Any] = {"format": FORMAT}
+        if self.name:
+            d["name"] = self.name
+        if self.created:
+            d["created"] = self.created
+        d["fov"] = _section_dict(self.fov)
+        d["color"] = _section_dict(self.color)
+        for key in ("lens", "latency"):
+            if getattr(self, key) is not None:
+                d[key] = _section_dict(getattr(self, key))
+        if self.capture is not None:
+            c = _section_dict(self.capture)
+            d["capture"] = {"device": c.pop("index"), **c}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Any) -> "Profile":
+        """Raises ValueError('section.field: problem')."""
+        if not isinstance(d, dict):
+            raise ValueError("a profile must be a mapping of sections (format, fov, color, lens, latency, capture)")
+        unknown = set(d) - {"format", "name", "created", *SECTIONS}
+        if unknown:
+            raise ValueError(f"{sorted(unknown)[0]}: unknown section (expected {', '.join(SECTIONS)})")
+        if d.get("format") != FORMAT:
+            raise ValueError(f"format: expected {FORMAT!r}, got {d.get('format')!r}")
+        out: dict[str, Any] = {"name": str(d.get("name") or ""), "created": str(d.get("created") or "")}
+        for key, kind in (("fov", FovSection), ("color", ColorSection), ("lens", LensModel),
+                          ("latency", LatencySection), ("capture", CaptureSettings)):
+            if d.get(key) is not None:
+                out[key] = _parse_section(kind, d[key], key)
+        return cls(**out)
+
+
+def default_profile() -> Profile:
+    """No file: automatic field of view, colors as they are, no lens correction."""
+    return Profile()
+
+
+def load_profile(path: str | Path) -> Profile:
+    """A profile file, checked field by field; EndoSpineError '<file>: <section.field>: <problem>'."""
+    path = Path(path)
+    data = read_yaml(path, "profile")
+    try:
+        return Profile.from_dict(data)
+    except ValueError as exc:
+        raise EndoSpineError(f"{path}: {exc}") from None
+
+
+def save_profile(profile: Profile, path: str | Path) -> Path:
+    path = Path(path)
+    text = ("# EndoSpine endoscope profile (endospine-calibrate); README.md, section Calibration\n"
+            + yaml.safe_dump(profile.to_dict(), sort_keys=False, default_flow_style=None, width=100))
+    write_bytes_atomic(path, text.encode("utf-8"))
+    return path
+
+
+def load_or_default(path: str | Path) -> Profile:
+    """The profile at `path` if the file exists (to update one section), else the default."""
+    return load_profile(path) if Path(path).exists() else default_profile()
+
+
+# -- (de)serialization helpers --------------------------------------------------------------------
+def _section_dict(section) -> dict:
+    out = {}
+    for f in fields(section):
+        v = getattr(section, f.name)
+        if v is None or (f.name == "measured" and not v):
+            continue
+        out[f.name] = _plain(v)
+    return out
+
+
+def _plain(v):
+    if isinstance(v, (tuple, list, np.ndarray)):
+        return [_plain(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, (np.floating, float)):
+        return round(float(v), 6)
+    if isinstance(v, np.integer):
+        return int(v)
+    return v
+
+
+def _parse_section(kind, data: Any, name: str):
+    if not isinstance(data, dict):
+        raise ValueError(f"{name}: must be a mapping of fields, got {type(data).__name__}")
+    data = dict(data)
+    if kind is CaptureSettings and "device" in data:
+        data["index"] = data.pop("device")
+    known = {f.name: f for f in fields(kind)}
+    for key in data:
+        if key not in known:
+            shown = "device" if key == "index" else key
+            raise ValueError(f"{name}.{shown}: unknown field (expected one of "
+                             f"{', '.join('device' if k == 'index' else k for k in known)})")
+    try:
+        values = {k: _coerce(kind, k, v, name) for k, v in data.items()}
+        return kind(**values)
+    except TypeError as exc:  # a required field missing
+        missing = ", ".join(re.findall(r"'(\w+)'", str(exc))) or str(exc)
+        raise ValueError(f"{name}: missing field(s) {missing}") from None
+    except ValueError as exc:
+        text = str(exc)
+        raise ValueError(text if text.startswith(f"{name}.") else f"{name}.{text}" if ":" in text.split()[0]
+                         else f"{name}: {text}") from None
+
+
+_TUPLES = {"frame_size": int, "center": float, "gains": float, "image_size": int, "distortion": float}
+_NUMBERS = {"radius", "notch_deg", "balance", "rms_px", "valid_radius", "p50_ms", "p95_ms", "max_ms", "fps"}
+_INTS = {"samples", "index", "width", "height", "buffer"}
+
+
+def _coerce(kind, key: str, v: Any, section: str):
+    where = f"{section}.{'device' if key == 'index' else key}"
+    if v is None or key == "measured":
+        if key == "measured" and not isinstance(v, (dict, type(None))):
+            raise ValueError(f"{where}: must be a mapping")
+        return v if v is not None else ({} if key == "measured" else None)
+    try:
+        if key in _TUPLES:
+            if not isinstance(v, (list, tuple)):
+                raise TypeError
+            return tuple(_number(x, _TUPLES[key]) for x in v)
+        if key in ("matrix", "camera_matrix"):
+            return tuple(tuple(_number(x, float) for x in row) for row in v)
+        if key in _NUMBERS:
+            return _number(v, float)
+        if key in _INTS:
+            return _number(v, int)
+        if key in ("undistorted", "undistort"):
+            if not isinstance(v, bool):
+                raise TypeError
+            return v
+        if key in ("mode", "method", "model", "source", "backend", "fourcc"):
+            if not isinstance(v, str):
+                raise TypeError
+            return v
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: unexpected value {v!r}") from None
+    return v
+
+
+def _number(v: Any, kind: type):
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise TypeError
+    if kind is int:
+        if float(v) != int(v):
+            raise ValueError
+        return int(v)
+    return float(v)

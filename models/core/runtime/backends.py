@@ -1,0 +1,215 @@
+"""Running an exported model: Paddle Inference on CPU (oneDNN), GPU or TensorRT.
+
+    model = SegmentationRuntime("assets/model", RuntimeSettings(device="cpu", threads=2))
+    labels, box, timings = model.segment(frame_rgb)
+
+Importable without any training code; loads only a folder whose files match its manifest.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from models.core.errors import EndoSpineError
+from models.core.optics.fov import Circle
+from models.core.optics.frameview import FramePrep, View
+from models.core.runtime.manifest import Manifest, load_manifest
+from models.core.paddle_env import import_paddle
+from models.core.runtime.preprocess import Postprocess
+from models.core.optics.profile import FovSection, Profile, default_profile, load_profile
+
+DEVICES = ("cpu", "gpu", "tensorrt")
+BACKENDS = ("paddle", "onnxruntime")
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    backend: str = "paddle"          # or "onnxruntime" (CPU; needs model.onnx from `export --onnx`)
+    device: str = "cpu"
+    threads: int = 2                 # CPU math threads
+    onednn: bool = True              # CPU: oneDNN kernels (5-7x faster than without)
+    gpu_id: int = 0
+    gpu_memory_mb: int = 512         # initial GPU memory pool
+    precision: str = "fp32"          # fp32 | fp16 (GPU / TensorRT)
+    trt_cache_dir: str | None = None # TensorRT: keep built engines here (first start is slow)
+    trt_workspace_mb: int = 1024
+    trt_min_subgraph: int = 3
+    trt_dynamic_shapes: bool = False # the exported input is fixed-size; set for batch > 1 variants
+    fov: str = "auto"                # "auto": as the profile says (default: find the circular field of
+                                     # view, crop its square, ignore outside it); "off": the manifest's
+                                     # crop as it is, whatever the profile says
+    profile: str | None = None       # endoscope profile YAML (models/core/optics/profile.py); None: the default
+                                     # profile (automatic field of view, no color change, no lens)
+
+    def __post_init__(self) -> None:
+        if self.fov not in ("auto", "off"):
+            raise ValueError("fov must be 'auto' or 'off'")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+        if self.backend == "onnxruntime" and self.device != "cpu":
+            raise ValueError("the onnxruntime backend runs on the CPU only here; use backend paddle for GPU/TensorRT")
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
+        if self.precision not in ("fp32", "fp16"):
+            raise ValueError("precision must be fp32 or fp16")
+        if self.threads < 1:
+            raise ValueError("threads must be at least 1")
+
+
+def runtime_profile(settings: RuntimeSettings) -> Profile:
+    """The profile a runtime applies: the file's (or the default), field of view off if asked."""
+    profile = load_profile(settings.profile) if settings.profile else default_profile()
+    if settings.fov == "off":
+        profile = replace(profile, fov=FovSection(mode="off"))
+    return profile
+
+
+def build_predictor(manifest: Manifest, root: Path, settings: RuntimeSettings):
+    paddle = import_paddle()
+    inference = paddle.inference
+    config = inference.Config(str(manifest.path(root, "model")), str(manifest.path(root, "params")))
+    config.disable_glog_info()
+    if settings.device == "cpu":
+        config.disable_gpu()
+        config.set_cpu_math_library_num_threads(settings.threads)
+        if settings.onednn:
+            config.enable_onednn()
+        else:
+            config.disable_onednn()
+    else:
+        config.enable_use_gpu(settings.gpu_memory_mb, settings.gpu_id)
+        if settings.device == "tensorrt":
+            precision = inference.PrecisionType.Half if settings.precision == "fp16" else inference.PrecisionType.Float32
+            config.enable_tensorrt_engine(workspace_size=settings.trt_workspace_mb << 20, max_batch_size=1,
+                                          min_subgraph_size=settings.trt_min_subgraph, precision_mode=precision,
+                                          use_static=settings.trt_cache_dir is not None, use_calib_mode=False)
+            if settings.trt_cache_dir:
+                Path(settings.trt_cache_dir).mkdir(parents=True, exist_ok=True)
+                config.set_optim_cache_dir(settings.trt_cache_dir)
+            if settings.trt_dynamic_shapes:
+                w, h = manifest.preprocess.input_size
+                shape = {"image": [1, 3, h, w]}
+                config.set_trt_dynamic_shape_info(shape, shape, shape)
+        elif settings.precision == "fp16":
+            config.enable_use_gpu(settings.gpu_memory_mb, settings.gpu_id, inference.PrecisionType.Half)
+    try:
+        return inference.create_predictor(config)
+    except Exception as exc:  # noqa: BLE001 - Paddle raises many types; the user needs one line
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise EndoSpineError(f"{root}: cannot build a {settings.device} predictor ({first})") from None
+
+
+class SegmentationRuntime:
+    """Preprocess -> predict -> postprocess for one frame at a time."""
+
+    def __init__(self, model_dir: str | Path, settings: RuntimeSettings | None = None,
+                 postprocess: Postprocess | None = None):
+        self.root = Path(model_dir)
+        self.settings = settings or RuntimeSettings()
+        self.manifest = load_manifest(self.root, verify=True)
+        self.classes = self.manifest.classes
+        self.pre = self.manifest.preprocess
+        self.post = postprocess or Postprocess(ignore_index=self.classes.ignore_index)
+        self.model_id = self.manifest.model_id
+        self.profile = runtime_profile(self.settings)
+        self.prep = FramePrep(self.profile, self.pre)
+        self.view: View | None = None      # where the last frame's model input came from
+        if self.settings.backend == "onnxruntime":
+            self._run = _onnx_runner(self.manifest, self.root, self.settings)
+        else:
+            self._run = _paddle_runner(build_predictor(self.manifest, self.root, self.settings))
+
+    def independent_frames(self) -> "SegmentationRuntime":
+        """For datasets: find the field of view anew in every image (no tracking across images)."""
+        self.prep = FramePrep(self.profile, self.pre, independent=True)
+        return self
+
+    @property
+    def circle(self) -> Circle | None:
+        """The field of view of the last frame (working-frame pixels), if any."""
+        return self.view.circle if self.view is not None else None
+
+    def run_tensor(self, x: np.ndarray) -> np.ndarray:
+        """(1, 3, H, W) float32 -> (1, C, h, w) float32 class probabilities."""
+        probs = self._run(np.ascontiguousarray(x, dtype=np.float32))
+        if not np.isfinite(probs).all():
+            raise EndoSpineError(f"{self.root}: model produced non-finite probabilities")
+        return probs
+
+    def probabilities(self, rgb: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int], dict[str, float]]:
+        """A frame -> ((C, h, w) probabilities on the model's output grid, crop box, timings ms)."""
+        t0 = time.perf_counter()
+        x, self.view = self.prep(rgb)
+        t1 = time.perf_counter()
+        probs = self.run_tensor(x)[0]
+        t2 = time.perf_counter()
+        return probs, self.view.box, {"preprocess": (t1 - t0) * 1e3, "predict": (t2 - t1) * 1e3}
+
+    def labels(self, probs: np.ndarray, box: tuple[int, int, int, int], size: tuple[int, int],
+               post: Postprocess | None = None) -> np.ndarray:
+        """Probabilities of the last frame -> labels of `size` over `box`; outside the field of
+        view: ignore (255)."""
+        view = self.view
+        if view is None or tuple(box) != view.box:
+            view = View(tuple(box), tuple(box), None, None)  # probabilities not from the last frame
+        return self.prep.labels(probs, view, size, post or self.post)
+
+    def segment(self, rgb: np.ndarray, mask_size: tuple[int, int] | None = None):
+        """A frame -> (labels over the crop box at mask_size or the box's size, box, timings ms)."""
+        probs, box, timings = self.probabilities(rgb)
+        t0 = time.perf_counter()
+        labels = self.labels(probs, box, mask_size or (box[2], box[3]))
+        timings["postprocess"] = (time.perf_counter() - t0) * 1e3
+        return labels, box, timings
+
+
+def _paddle_runner(predictor):
+    inp = predictor.get_input_handle(predictor.get_input_names()[0])
+    out = predictor.get_output_handle(predictor.get_output_names()[0])
+
+    def run(x: np.ndarray) -> np.ndarray:
+        inp.copy_from_cpu(x)
+        predictor.run()
+        return out.copy_to_cpu()
+
+    return run
+
+
+def _onnx_runner(manifest: Manifest, root: Path, settings: RuntimeSettings):
+    if "onnx" not in manifest.files:
+        raise EndoSpineError(f"{root}: no model.onnx in this model folder (export with --onnx)")
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise EndoSpineError("the onnxruntime backend needs onnxruntime: pip install -e '.[onnx]'") from None
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = settings.threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(str(manifest.path(root, "onnx")), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
+        raise EndoSpineError(f"{manifest.path(root, 'onnx')}: cannot load ({str(exc).splitlines()[0]})") from None
+    name = session.get_inputs()[0].name
+
+    def run(x: np.ndarray) -> np.ndarray:
+        return session.run(None, {name: x})[0]
+
+    return run
+
+
+def paste_into_frame(labels: np.ndarray, box: tuple[int, int, int, int], frame_size: tuple[int, int],
+                     fill: int = 255) -> np.ndarray:
+    """Labels over a crop box (at the box's size) -> a full-frame label map, `fill` outside the box."""
+    w, h = frame_size
+    x, y, bw, bh = box
+    if labels.shape != (bh, bw):
+        raise ValueError(f"labels {labels.shape} do not match the box {bw}x{bh}")
+    if (x, y, bw, bh) == (0, 0, w, h):
+        return labels
+    out = np.full((h, w), fill, np.uint8)
+    out[y:y + bh, x:x + bw] = labels
+    return out

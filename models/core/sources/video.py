@@ -1,0 +1,230 @@
+"""Video files and network streams through PyAV, with replay controls.
+
+Files are delivered at their own pace (presentation timestamps, times a speed factor) and can
+be paused, stepped, seeked frame-accurately and looped. Streams (rtsp, udp, http, ...) are
+delivered as they arrive. Controls come from other threads through a command queue that read()
+serves, so the decoder is only ever touched by the capture thread.
+"""
+from __future__ import annotations
+
+import queue
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+
+from models.core.errors import EndoSpineError
+from models.core.types import Frame
+
+from models.core.sources.file_checks import clock, mp4_layout
+from models.core.sources.base import Source
+
+STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "udp://", "tcp://", "srt://", "http://", "https://")
+SPEEDS = (0.25, 4.0)
+MAX_SIZE = (8192, 4352)  # wider or taller, or more pixels than this: refused before any frame is decoded
+
+
+class VideoSource(Source):
+    def __init__(self, target: str | Path, loop: bool = False, realtime: bool = True):
+        super().__init__()
+        self.target = str(target)
+        self.is_stream = self.target.startswith(STREAM_SCHEMES)
+        self.name = self.target if self.is_stream else Path(self.target).name
+        self.loop = loop and not self.is_stream
+        self.realtime = realtime and not self.is_stream  # a stream paces itself
+        self.duration: float | None = None
+        self.position = 0.0              # pts of the last delivered frame, seconds
+        self.paused = False
+        self.speed = 1.0
+        self.corrupt_packets = 0
+        self.truncated = False           # the file is cut short (a recording that was not finalized)
+        self.applied_mark = 0            # the last put_mark() number served (commands before it are applied)
+        self._commands: queue.SimpleQueue = queue.SimpleQueue()
+        self._container = None
+        self._stream = None
+        self._frames = None
+        self._ref: tuple[float, float] | None = None  # (monotonic time, pts) that pacing counts from
+        self._step = 0
+        self._pending: tuple[np.ndarray, float] | None = None  # decoded, not yet due
+        self._show_now = False  # a seek result: deliver at once, even while paused
+
+    # -- controls (any thread) -------------------------------------------------------------
+    def pause(self, on: bool = True) -> None:
+        self._commands.put(("pause", on))
+
+    def step(self, frames: int = 1) -> None:
+        """Deliver the next frame(s) while paused."""
+        self._commands.put(("step", frames))
+
+    def seek(self, seconds: float) -> None:
+        """Jump to the first frame at or after `seconds` (frame-accurate)."""
+        self._commands.put(("seek", float(seconds)))
+
+    def set_speed(self, speed: float) -> None:
+        self._commands.put(("speed", min(max(float(speed), SPEEDS[0]), SPEEDS[1])))
+
+    # -- Source ----------------------------------------------------------------------------
+    def open(self) -> None:
+        if not self.is_stream:
+            path = Path(self.target)
+            if not path.is_file():
+                raise EndoSpineError(f"{path}: video file not found")
+            if path.stat().st_size == 0:
+                raise EndoSpineError(f"{path}: file is empty (0 bytes)")
+        options = {"rtsp_transport": "tcp", "timeout": "5000000"} if self.is_stream else {}
+        try:
+            self._container = av.open(self.target, options=options, timeout=10.0 if self.is_stream else None)
+            self._stream = self._container.streams.video[0]
+        except (av.FFmpegError, IndexError, UnicodeDecodeError, OSError) as exc:
+            self._close_container()
+            reason = "no video stream" if isinstance(exc, IndexError) else (
+                "cannot connect" if self.is_stream else self._unreadable_reason())
+            raise EndoSpineError(f"{self.target}: {reason}") from None
+        layout = None if self.is_stream else mp4_layout(self.target)
+        self.truncated = bool(layout and layout.truncated)
+        width, height = self._stream.codec_context.width, self._stream.codec_context.height
+        if width > MAX_SIZE[0] or height > MAX_SIZE[1] or width * height > MAX_SIZE[0] * MAX_SIZE[1]:
+            self._close_container()
+            raise EndoSpineError(f"{self.target}: {width}x{height} is larger than this display decodes "
+                                 f"({MAX_SIZE[0]}x{MAX_SIZE[1]}); convert it to 4K or less")
+        self._stream.thread_type = "AUTO"
+        rate = self._stream.average_rate or self._stream.guessed_rate
+        self.fps = float(rate) if rate else 30.0
+        self.size = (self._stream.codec_context.width, self._stream.codec_context.height)
+        if self._stream.duration is not None and self._stream.time_base is not None:
+            self.duration = float(self._stream.duration * self._stream.time_base)
+        elif self._container.duration:
+            self.duration = self._container.duration / av.time_base
+        self._frames = self._decode()
+        self.opened = True
+
+    def read(self) -> Frame | None:
+        while not self._stop.is_set():
+            self._serve_commands()
+            if self.paused and self._step <= 0 and not self._show_now:
+                self._stop.wait(0.01)
+                continue
+            if self._pending is None:
+                self._pending = self._next_image()
+                if self._pending is None:
+                    return None
+            image, pts = self._pending
+            if self.realtime and not self.paused and not self._show_now and self._ref is not None:
+                wait = self._ref[0] + (pts - self._ref[1]) / self.speed - time.monotonic()
+                if wait > 0:
+                    self._stop.wait(min(wait, 0.02))  # short sleeps: pause and seek act promptly
+                    continue
+            self._pending = None
+            self._show_now = False
+            if self._ref is None:
+                self._ref = (time.monotonic(), pts)
+            if self._step > 0:
+                self._step -= 1
+            self.position = pts
+            return self._frame(image, pts)  # capture time = delivery time
+        return None
+
+    def put_mark(self, number: int) -> None:
+        """Queue a marker behind the controls sent so far: once `applied_mark` shows it, every one
+        of them has been applied (the decoder process tags its frames with it)."""
+        self._commands.put(("mark", number))
+
+    def idle(self) -> bool:
+        return self.paused
+
+    def end_note(self) -> str:
+        """'file ends early at mm:ss.s' when the file was cut short, else ''."""
+        if self.is_stream or self._next_id == 0:
+            return ""
+        short = self.duration is not None and self.position < self.duration - 1.5 / self.fps
+        if not (self.truncated or short):
+            return ""
+        total = f" of {clock(self.duration)}" if short else ""
+        return f"{self.name}: file ends early at {clock(self.position)}{total} (cut short: the part before plays)"
+
+    def _unreadable_reason(self) -> str:
+        layout = mp4_layout(self.target)
+        if layout is not None and layout.unplayable_cut:
+            return ("recording cut off before it was finalized: its index (moov) is missing, "
+                    "so no frame can be played")
+        return "not a readable video"
+
+    def close(self) -> None:
+        super().close()
+        self._close_container()
+
+    # -- internals -------------------------------------------------------------------------
+    def _serve_commands(self) -> None:
+        while not self._commands.empty():
+            cmd, value = self._commands.get()
+            if cmd == "pause":
+                self.paused = value
+                self._ref = None
+            elif cmd == "step":
+                self._step += value
+            elif cmd == "speed":
+                self.speed = value
+                self._ref = None
+            elif cmd == "mark":
+                self.applied_mark = value
+            elif cmd == "seek" and not self.is_stream:
+                self._pending = self._seek(value)
+                self._show_now = self._pending is not None
+                self._ref = None
+
+    def _decode(self):
+        """Frames of the stream; a corrupt packet is skipped and counted, never fatal."""
+        for packet in self._container.demux(self._stream):
+            try:
+                decoded = packet.decode()
+            except av.FFmpegError:
+                self.corrupt_packets += 1
+                continue
+            yield from decoded
+
+    def _next_image(self) -> tuple[np.ndarray, float] | None:
+        for _ in range(2):  # at most one restart for a loop
+            try:
+                av_frame = next(self._frames)
+            except StopIteration:
+                if not self.loop or self._next_id == 0:
+                    return None
+                self._seek_raw(0.0)
+                continue
+            except av.FFmpegError:
+                self.corrupt_packets += 1
+                return None
+            return self._to_image(av_frame)
+        return None
+
+    def _to_image(self, av_frame) -> tuple[np.ndarray, float]:
+        # missing, repeated or backward timestamps: paced by the frame rate, never out of order
+        pts = self._rising_pts(float(av_frame.time) if av_frame.time is not None else None)
+        # odd widths come back with padded rows: make them contiguous (copies only then)
+        return np.ascontiguousarray(av_frame.to_ndarray(format="rgb24")), pts
+
+    def _seek_raw(self, seconds: float) -> None:
+        target = int(seconds / self._stream.time_base) if self._stream.time_base else 0
+        self._container.seek(max(target, 0), stream=self._stream, backward=True, any_frame=False)
+        self._frames = self._decode()
+        self._ref = None
+        self._last_pts = None
+
+    def _seek(self, seconds: float) -> tuple[np.ndarray, float] | None:
+        """Seek to the keyframe before `seconds`, then decode forward to the exact frame."""
+        if self.duration is not None:
+            seconds = min(max(seconds, 0.0), self.duration)
+        self._seek_raw(seconds)
+        half = 0.5 / self.fps
+        last = None
+        for av_frame in self._frames:
+            last = av_frame
+            if av_frame.time is not None and av_frame.time >= seconds - half:
+                return self._to_image(av_frame)
+        return self._to_image(last) if last is not None else None
+
+    def _close_container(self) -> None:
+        if self._container is not None:
+            self._container.close()
+            self._container = None

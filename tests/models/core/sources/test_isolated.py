@@ -1,0 +1,147 @@
+"""Video files decoded in a child process: same frames, controls and errors as in-process
+decoding, and a decoder killed by SIGSEGV is one line of error while the caller lives on."""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+import numpy as np
+import pytest
+
+from app.capture_thread import CaptureState
+from models.core.sources.isolated import IsolatedVideoSource
+from models.core.sources.video import VideoSource
+from models.core.errors import EndoSpineError
+from tests.app.fakes import start_capture
+from tests.models.core.sources.test_file_faults import _cut, _remux
+
+
+def _all(src) -> list:
+    frames = []
+    with src:
+        while (f := src.read()) is not None:
+            frames.append(f)
+    return frames
+
+
+def test_same_frames_as_in_process(small_video):
+    ref = _all(VideoSource(small_video, realtime=False))
+    got = _all(IsolatedVideoSource(small_video, realtime=False))
+    assert len(got) == len(ref) == 30
+    assert [f.pts for f in got] == [f.pts for f in ref] and [f.frame_id for f in got] == list(range(30))
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(got, ref))
+
+
+def test_seek_pause_step_speed_loop(pattern_video):
+    path = pattern_video(width=64, height=48, frames=20, fps=25.0)
+    with IsolatedVideoSource(path, realtime=False) as src:
+        assert src.duration == pytest.approx(0.8) and src.size == (64, 48) and src.fps == 25
+        src.read()
+        src.pause()
+        src.seek(0.52)
+        frame = src.read()
+        assert frame.pts == pytest.approx(0.52) and src.paused and src.idle()
+        src.step(1)
+        assert src.read().pts == pytest.approx(0.56)
+        src.set_speed(4.0)
+        src.pause(False)
+        src.loop = True
+        pts = [src.read().pts for _ in range(20)]
+        assert src.speed == 4.0 and min(pts) == pytest.approx(0.0)  # went round the loop
+
+
+@pytest.mark.parametrize("case, problem", [("empty", "file is empty"), ("unfinished", "index (moov) is missing"),
+                                           ("missing", "video file not found")])
+def test_bad_files_give_the_same_one_line(pattern_video, tmp_path, case, problem):
+    path = tmp_path / f"{case}.mp4"
+    if case == "empty":
+        path.write_bytes(b"")
+    elif case == "unfinished":
+        _cut(_remux(pattern_video(), tmp_path / "m.mp4", "mp4"), path, 0.6)
+    with pytest.raises(EndoSpineError) as exc:
+        IsolatedVideoSource(path).open()
+    assert str(exc.value).startswith(str(path)) and problem in str(exc.value)
+
+
+def test_cut_file_end_note_comes_through(pattern_video, tmp_path):
+    cut = _cut(pattern_video(width=64, height=48, frames=40, fps=25.0), tmp_path / "cut.mp4", 0.55)
+    src = IsolatedVideoSource(cut, realtime=False)
+    frames = _all(src)
+    assert 5 < len(frames) < 40 and "file ends early at" in src.end_note()
+
+
+def test_decoder_killed_by_sigsegv_mid_playback(small_video):
+    src = IsolatedVideoSource(small_video, loop=True)  # real-time pacing: still playing when killed
+    thread, store = start_capture(src, lambda _, store: store.put_count >= 5)
+    os.kill(src.decoder_pid, signal.SIGSEGV)
+    thread.join(10)
+    status = thread.status
+    assert status.state is CaptureState.FAULTED
+    assert status.message.startswith("small.mp4: the video decoder stopped (SIGSEGV) at 00:0")
+    assert "display is unaffected" in status.message and src._shm is None  # shared memory released
+    assert store.put_count >= 5
+
+
+def test_paced_by_the_file_timestamps(pattern_video):
+    frames = _all(IsolatedVideoSource(pattern_video(frames=10, fps=25.0)))
+    assert len(frames) == 10
+    # delivered on the file's clock: never earlier than its pts after the first frame
+    t0, p0 = frames[0].capture_time, frames[0].pts
+    assert all(f.capture_time - t0 >= (f.pts - p0) * 0.95 for f in frames)
+    assert frames[-1].capture_time - t0 >= 9 / 25 * 0.95
+
+
+def test_decode_cost_measures_both_paths(capsys):
+    from app.diagnostics.decode_cost import main, measure
+
+    result = measure(frames=12, width=64, height=48, rounds=1)
+    assert result["frames_timed"] == {"in_process": 7, "child_process": 7}
+    assert all(v > 0 for v in result["read_ms_median"].values()) and result["copy_out_of_slot_ms_median"] >= 0
+    assert main(["--size", "wide"]) == 1 and "WIDTHxHEIGHT" in capsys.readouterr().err
+
+
+def test_decoder_that_stops_answering_is_killed_and_reported(small_video):
+    src = IsolatedVideoSource(small_video, loop=True, hang_timeout=1.0)
+    thread, _ = start_capture(src, lambda _, store: store.put_count >= 3)
+    pid = src.decoder_pid
+    os.kill(pid, signal.SIGSTOP)  # alive but stuck, as FFmpeg in an endless loop on a crafted file
+    thread.join(15)
+    assert thread.status.state is CaptureState.FAULTED
+    assert "the video decoder stopped answering (nothing for 1 s) at 00:0" in thread.status.message
+    with pytest.raises(ProcessLookupError):  # killed, and reaped
+        os.kill(pid, 0)
+
+
+def test_a_long_pause_is_not_a_hang(pattern_video):
+    with IsolatedVideoSource(pattern_video(frames=20, fps=25.0), hang_timeout=0.3) as src:
+        src.read()
+        src.pause()
+        outcome = []
+
+        def reader():
+            try:
+                outcome.append(src.read())  # waits through the pause, polling the child
+            except EndoSpineError as exc:
+                outcome.append(exc)
+
+        t = threading.Thread(target=reader)
+        t.start()
+        t.join(0.9)  # three times the hang limit, paused
+        assert t.is_alive() and not outcome
+        src.pause(False)
+        t.join(5)
+        assert outcome and not isinstance(outcome[0], EndoSpineError) and outcome[0].frame_id == 1
+
+
+def test_size_change_mid_file_in_and_out_of_process(pattern_video, tmp_path):
+    """Two raw H.264 streams back to back: 64x48 then 96x64 (larger than a slot: sent inline)."""
+    small = _remux(pattern_video(width=64, height=48, frames=10), tmp_path / "a.h264", "h264")
+    large = _remux(pattern_video(width=96, height=64, frames=10), tmp_path / "b.h264", "h264")
+    both = tmp_path / "both.h264"
+    both.write_bytes(small.read_bytes() + large.read_bytes() + small.read_bytes())
+    expected = [(48, 64, 3)] * 10 + [(64, 96, 3)] * 10 + [(48, 64, 3)] * 10
+    for cls in (VideoSource, IsolatedVideoSource):
+        frames = _all(cls(both, realtime=False))
+        assert [f.image.shape for f in frames] == expected
+        assert all(b.pts > a.pts for a, b in zip(frames, frames[1:]))
