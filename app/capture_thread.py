@@ -1,8 +1,9 @@
-"""The capture thread and the latest-frame slot it fills.
+"""The capture thread, the latest-frame slot it fills, and the review-mode gate it may wait on.
 
 The capture thread reads its source as fast as the source delivers and puts each frame into a
 one-slot store that keeps only the newest frame: a slow reader (the display, the AI) never
-makes the source wait, it just skips the frames it had no time for (counted as drops).
+makes the source wait, it just skips the frames it had no time for (counted as drops). Only in
+review mode does it wait, on a ReviewGate, until the display has put the frame up.
 """
 from __future__ import annotations
 
@@ -55,6 +56,27 @@ class LatestFrame:
             return frame
 
 
+class ReviewGate:
+    """Review mode: the capture thread reads the next frame only once this one is on screen,
+    which the display's tick allows (app.decide: once the frame's own mask is there)."""
+
+    def __init__(self) -> None:
+        self._shown = threading.Condition()
+        self._released = -1  # the newest frame id the display put up
+
+    def release(self, frame_id: int) -> None:
+        """Display side: frame `frame_id` is on screen; capture may read past it."""
+        with self._shown:
+            self._released = frame_id
+            self._shown.notify_all()
+
+    def wait(self, frame_id: int, stopping: threading.Event) -> None:
+        """Capture side: return once frame `frame_id` is released or the capture is stopping."""
+        with self._shown:
+            while not stopping.is_set() and self._released < frame_id:
+                self._shown.wait(0.1)
+
+
 class CaptureState(enum.Enum):
     STOPPED = "stopped"
     STARTING = "starting"
@@ -72,9 +94,8 @@ class CaptureStatus:
 class CaptureThread(threading.Thread):
     """Owns a source from open to close; feeds a LatestFrame until stopped or the source ends."""
 
-    def __init__(self, source: Source, store: LatestFrame, gate=None):
-        """gate(frame, stopping_event): called after each frame is stored, before the next read;
-        review mode passes one that waits for the frame's mask."""
+    def __init__(self, source: Source, store: LatestFrame, gate: ReviewGate | None = None):
+        """gate: review mode; after each frame is stored, wait until the display put it up."""
         super().__init__(name="capture", daemon=True)
         self.source = source
         self.store = store
@@ -104,7 +125,7 @@ class CaptureThread(threading.Thread):
                     break
                 self.store.put(frame)
                 if self.gate is not None:
-                    self.gate(frame, self._stopping)
+                    self.gate.wait(frame.frame_id, self._stopping)
         except EndoSpineError as exc:  # already one line naming the source (e.g. its decoder process died)
             self._status = CaptureStatus(CaptureState.FAULTED, str(exc))
         except Exception as exc:  # noqa: BLE001 - any source failure becomes a visible state, never a dead UI

@@ -46,18 +46,20 @@ def display_profile(path: str | None):
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from app.ai.supervisor import worker_config
-    from models.core.sources.registry import open_source
+    from app.compose import open_source_stage
     from app.ui.run import run_window
+    from models.core.timing import DEFAULT_TIMING
 
     profile = display_profile(args.profile)
     capture = profile.capture if profile is not None else None
+    timing = profile.timing if profile is not None else DEFAULT_TIMING
     worker = worker_config(default_model(args.model, args.no_ai), args.backend,
                            profile=args.profile if profile is not None else None)
     spec = args.source or (capture.spec() if capture is not None else default_source())  # the tower's capture card
-    source = open_source(spec, loop=not args.no_loop, capture=capture, isolated=True)
-    source.open()  # a missing or unreadable source is a one-line error here, before any window
+    # a missing or unreadable source is a one-line error here, before any window
+    source = open_source_stage(spec, loop=not args.no_loop, capture=capture, isolated=True, timing=timing)
     return run_window(source, worker, output_dir=args.out_dir, fullscreen=args.fullscreen, screen=args.screen,
-                      screenshot=args.screenshot, review=args.review,
+                      screenshot=args.screenshot, review=args.review, timing=timing,
                       quit_after=args.quit_after if args.quit_after is not None else (4.0 if args.screenshot else None))
 
 
@@ -68,10 +70,11 @@ def _cmd_render(args: argparse.Namespace) -> int:
     model = args.model or str(shipped_model())
     if not args.model and not (shipped_model() / "manifest.yaml").is_file():
         raise EndoSpineError("no --model given and no shipped model in assets/model")
-    from models.core.runtime.backends import RuntimeSettings
+    from app.ai.supervisor import worker_config
 
+    live = worker_config(model, profile=args.profile)  # what `run` would use: backend, post-processing
     summary = render_video(args.source, args.out, model, frames_csv=args.frames_csv, max_frames=args.max_frames,
-                           settings=RuntimeSettings(profile=args.profile))
+                           settings=live.settings, post=live.post)
     print(summary_line(summary))
     return 0
 

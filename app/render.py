@@ -2,12 +2,25 @@
 
 Offline, no frame is ever dropped: a reader thread decodes ahead into a bounded queue, the main
 thread segments and composites, a writer thread encodes. Each output frame carries the mask
-computed from that very frame.
+computed from that very frame, by the live display's own per-frame path (segment_frame and a
+PostStage with the live settings: temporal smoothing, mask size cap, output checks), so the
+video shows what `endospine run --review` would have painted.
+
+A refused output (NaN, wrong class count, crop box outside the frame, ...) is what the live
+display shows as AI OUTPUT REJECTED: no overlay on that frame. Render does the same: the frame
+is written as it came, without overlay, one warning line names the frame and the reason, its
+CSV row says `refused`, and the summary counts the refused frames. The video keeps every frame
+and its timing, so a surgeon reviewing it can still line it up with the original recording, and
+a missing overlay is never passed off silently. A runtime that keeps failing is broken, not
+unlucky: after as many refused outputs in a row as make the live display restart its worker
+(WorkerConfig.max_bad_outputs), render stops with one line and writes no video, rather than
+an overlay video with no overlay in it.
 """
 from __future__ import annotations
 
 import json
 import queue
+import sys
 import threading
 import time
 from pathlib import Path
@@ -15,11 +28,13 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from models.core.overlay import OverlayStyle, composite, render_overlay
-from models.core.sources.registry import open_source
+from app.ai.supervisor import worker_config
+from app.compose import open_source_stage
 from models.core.errors import EndoSpineError
 from models.core.imageio import write_csv_atomic
+from models.core.overlay import OverlayStyle, composite, render_overlay
 from models.core.runtime.backends import RuntimeSettings, SegmentationRuntime
+from models.core.runtime.postprocess import PostSettings, PostStage, segment_frame
 from models.core.video import VideoWriter
 
 _END = object()
@@ -27,22 +42,29 @@ _END = object()
 
 def render_video(source_spec: str, out: str | Path, model_dir: str | Path, frames_csv: str | Path | None = None,
                  max_frames: int | None = None, settings: RuntimeSettings | None = None,
-                 style: OverlayStyle | None = None, progress: bool = True) -> dict:
-    runtime = SegmentationRuntime(model_dir, settings)
+                 style: OverlayStyle | None = None, progress: bool = True, post: PostSettings | None = None,
+                 refused_in_a_row: int | None = None) -> dict:
+    """Render and return the summary. settings, post, refused_in_a_row: the runtime and
+    post-processing settings and how many refused outputs in a row stop the render; by default
+    what `endospine run` uses for this model (worker_config: backend, smoothing, thresholds, mask
+    size, refused outputs in a row before a restart)."""
+    live = worker_config(str(model_dir))
+    runtime = SegmentationRuntime(model_dir, settings or live.settings)
+    stage = PostStage(runtime.classes, post or live.post)
+    refused_in_a_row = refused_in_a_row or live.max_bad_outputs
     style = style or OverlayStyle()
-    source = open_source(source_spec)
-    source.realtime = False  # as fast as we can, not at the source's pace
-    source.open()
+    source = open_source_stage(source_spec, realtime=False)  # as fast as we can, not at the source's pace
     w, h = source.size
     w2, h2 = w - w % 2, h - h % 2  # H.264 4:2:0 wants even sides
     frames_q: queue.Queue = queue.Queue(maxsize=8)
     out_q: queue.Queue = queue.Queue(maxsize=8)
     errors: list[BaseException] = []
+    stop = threading.Event()
 
     def read() -> None:
         try:
             n = 0
-            while max_frames is None or n < max_frames:
+            while (max_frames is None or n < max_frames) and not stop.is_set():
                 frame = source.read()
                 if frame is None:
                     break
@@ -64,6 +86,7 @@ def render_video(source_spec: str, out: str | Path, model_dir: str | Path, frame
                 pass
 
     rows = []
+    refused, in_a_row, reason = 0, 0, ""
     t0 = time.monotonic()
     names = [c.name for c in runtime.classes.foreground]
     with VideoWriter(out, w2, h2, fps=source.fps, crf=20, preset="veryfast") as writer:
@@ -74,12 +97,31 @@ def render_video(source_spec: str, out: str | Path, model_dir: str | Path, frame
         bar = tqdm(total=max_frames, unit="frame", desc="render", disable=not progress)
         try:
             while (frame := frames_q.get()) is not _END:
-                labels, box, timings = runtime.segment(frame.image)
+                try:
+                    labels, box, timings = segment_frame(runtime, stage, frame.image, frame.frame_id)
+                except Exception as exc:  # noqa: BLE001 - as the live worker: a refused output, no overlay
+                    refused, in_a_row, reason = refused + 1, in_a_row + 1, _one_line(exc)
+                    if in_a_row >= refused_in_a_row:
+                        raise EndoSpineError(f"{source_spec}: render stopped at frame {frame.frame_id}: "
+                                             f"{in_a_row} AI outputs refused in a row, last: {reason}") from None
+                    tqdm.write(f"endospine render: warning: frame {frame.frame_id}: AI output refused ({reason}); "
+                               "written without overlay", file=sys.stderr)
+                    out_q.put(np.ascontiguousarray(frame.image[:h2, :w2]))
+                    rows.append(_row(frame, None, names, runtime, None, reason))
+                    bar.update(1)
+                    continue
+                in_a_row = 0
                 image = composite(frame.image, render_overlay(labels, runtime.classes, style), box)
                 out_q.put(np.ascontiguousarray(image[:h2, :w2]))
-                rows.append(_row(frame.frame_id, frame.pts, labels, names, runtime, timings))
+                rows.append(_row(frame, labels, names, runtime, timings))
                 bar.update(1)
         finally:
+            stop.set()
+            while reader.is_alive():  # a reader blocked on the full queue must get to close the source
+                try:
+                    frames_q.get(timeout=0.1)
+                except queue.Empty:
+                    pass
             out_q.put(_END)
             writer_thread.join()
             bar.close()
@@ -90,21 +132,35 @@ def render_video(source_spec: str, out: str | Path, model_dir: str | Path, frame
     if frames_csv:
         write_csv_atomic(frames_csv, rows)
     elapsed = time.monotonic() - t0
-    ms = [r["inference_ms"] for r in rows]
+    ms = [r["inference_ms"] for r in rows if not r["refused"]]
     return {"frames": len(rows), "out": str(out), "model": runtime.model_id, "seconds": round(elapsed, 2),
-            "fps": round(len(rows) / elapsed, 2), "inference_ms_median": round(float(np.median(ms)), 2),
-            "csv": str(frames_csv) if frames_csv else None}
+            "fps": round(len(rows) / elapsed, 2),
+            "inference_ms_median": round(float(np.median(ms)), 2) if ms else None,
+            "refused": refused, "refused_last": reason or None, "csv": str(frames_csv) if frames_csv else None}
 
 
-def _row(frame_id, pts, labels, names, runtime, timings) -> dict:
+def _row(frame, labels, names, runtime, timings, refused: str = "") -> dict:
+    """The frame's CSV row: area share of each tissue among the labeled pixels, inference ms, and
+    why its output was refused (then no areas and no time)."""
+    row = {"frame": frame.frame_id, "pts": round(frame.pts, 4) if frame.pts is not None else ""}
+    if labels is None:
+        row.update({f"{name}_area": "" for name in names}, inference_ms="", refused=refused)
+        return row
     valid = labels != runtime.classes.ignore_index
     n = max(int(valid.sum()), 1)
     counts = np.bincount(labels[valid].ravel(), minlength=len(runtime.classes))
-    row = {"frame": frame_id, "pts": round(pts, 4) if pts is not None else ""}
     for i, name in enumerate(names, start=1):
         row[f"{name}_area"] = round(counts[i] / n, 5)
     row["inference_ms"] = round(sum(timings.values()), 2)
+    row["refused"] = ""
     return row
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    if isinstance(exc, EndoSpineError):
+        return text[0] if text else type(exc).__name__
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def summary_line(summary: dict) -> str:

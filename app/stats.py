@@ -4,6 +4,8 @@ from __future__ import annotations
 import time
 from collections import deque
 
+from models.core.timing import DEFAULT_TIMING
+
 
 class RateMeter:
     """Events per second over the last `window` seconds, and the count of all events (`total`)."""
@@ -49,7 +51,7 @@ class PaintProbe:
     The view calls on_paint() from paintEvent with the frame and mask it painted.
     """
 
-    def __init__(self, stale_limit_s: float = 0.120):
+    def __init__(self, stale_limit_s: float = DEFAULT_TIMING.stale_limit_s):
         self.stale_limit_s = stale_limit_s
         self.frames_displayed = 0
         self.overlay_updates = 0

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from calibration.frames import kind_of, live_frames, sample_frames
+from calibration.frames import live_frames, sample_frames
 from models.core.optics.capture_settings import CaptureSettings
 from models.core.optics.circlefit import fit_circle_lsq
 from models.core.errors import EndoSpineError
@@ -20,6 +20,7 @@ from models.core.optics.fov import Circle
 from models.core.imageio import write_image
 from models.core.optics.lens import LensModel, Undistorter
 from models.core.optics.profile import ColorSection, FovSection, LatencySection, Profile, load_or_default, load_profile, save_profile
+from models.core.sources.registry import SOURCE_KINDS, kind_of
 
 
 def _say(text: str) -> None:
@@ -103,7 +104,7 @@ def cmd_lens(args: argparse.Namespace) -> int:
     samples = []
     for spec in args.images:
         kind = kind_of(spec)
-        if kind in ("capture", "stream", "synthetic"):
+        if kind not in ("folder", "image", "video"):
             raise EndoSpineError(f"{spec}: lens needs image files, folders or video files of the checkerboard")
         samples += sample_frames(spec, 10 ** 6 if kind in ("folder", "image") else args.frames)
     est = calibrate(samples, pattern, args.model, balance=args.balance)
@@ -150,7 +151,7 @@ def cmd_latency(args: argparse.Namespace) -> int:
     from calibration.latency import launch_pattern, measure, stop_pattern
 
     kind = kind_of(args.source)
-    if kind not in ("capture", "stream"):
+    if not SOURCE_KINDS[kind].live:
         raise EndoSpineError(f"{args.source}: latency needs a live source (capture:N or a stream URL); a {kind} "
                              "has no arrival times to measure")
     profile = load_or_default(args.out) if args.out else None

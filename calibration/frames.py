@@ -1,32 +1,37 @@
-"""Frames for calibration, read straight from a SOURCE string.
+"""Frames for calibration, read from a SOURCE string through the core's source registry.
 
-The app's sources (models/core/sources/registry.py) pace frames for display and carry replay controls;
-calibration needs something else and may not import app: a handful of frames spread over a
-recording (so that the tissue, instruments and exposure vary), or live frames stamped with
-the monotonic time at which they arrived (latency). Both are small here:
+Calibration needs two things the display does not: a handful of frames spread over a recording
+(so that the tissue, instruments and exposure vary), and live frames stamped with the monotonic
+time at which they arrived (latency). The kinds and the sources are the core's
+(models.core.sources.registry: kind_of, SOURCE_KINDS); only the spreading is done here:
 
-    video file / stream URL   PyAV (frames spread over the file; a stream: the next ones)
-    folder / image file       models.core.imageio, in name order, spread
-    capture:N?...             OpenCV through models.core.optics.capture_settings (the profile's settings as defaults)
-    synthetic[:SEED][?width=&height=]   the scene engine (models.synth), frames spread over a clip
+    video file     PyAV, frames spread over the file (a long one: keyframe seeks across it)
+    folder         FolderSource's images, spread; an image file: that image
+    synthetic      SyntheticSource, frames spread over its first SYNTHETIC_FRAMES
+    capture:N      CaptureSource (the profile's settings as defaults), live, one session
+    stream URL     VideoSource, live
+    any other kind its source from the registry: its first frames (live_frames if it is live)
+
+Files are decoded in this process: the tools are run by hand on the user's own recordings, and a
+crash is a failed command, not a blanked OR monitor (the display decodes in a child process).
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
-from urllib.parse import parse_qsl
 
 import av
 import numpy as np
 
-from models.core.optics.capture_settings import CaptureSettings, open_device, to_rgb
 from models.core.errors import EndoSpineError
 from models.core.imageio import read_image
+from models.core.optics.capture_settings import CaptureSettings, opencv_device
+from models.core.sources.base import Source
+from models.core.sources.capture_card import CaptureSource
+from models.core.sources.registry import SOURCE_KINDS, FolderSource, SyntheticSource, kind_of, open_source
+from models.core.types import Frame
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "udp://", "tcp://", "srt://", "http://", "https://")
 SYNTHETIC_FRAMES = 300     # a synthetic source is sampled over its first 10 s
 
 
@@ -36,39 +41,25 @@ class Sample:
     image: np.ndarray    # HxWx3 uint8 RGB
 
 
-def kind_of(spec: str) -> str:
-    """'synthetic' | 'capture' | 'stream' | 'folder' | 'image' | 'video'."""
-    if spec == "synthetic" or spec.startswith("synthetic:") or spec.startswith("synthetic?"):
-        return "synthetic"
-    if spec.startswith("capture:"):
-        return "capture"
-    if spec.startswith(STREAM_SCHEMES):
-        return "stream"
-    path = Path(spec)
-    if path.is_dir():
-        return "folder"
-    if path.suffix.lower() in IMAGE_SUFFIXES:
-        return "image"
-    return "video"
-
-
 def sample_frames(spec: str, count: int, capture: CaptureSettings | None = None) -> list[Sample]:
     """Up to `count` frames of SOURCE, spread over it when it has an end. EndoSpineError naming
     the source when it cannot be read or gives no frame."""
     kind = kind_of(spec)
     if kind == "synthetic":
         frames = _synthetic(spec, count)
-    elif kind == "capture":
-        frames = [Sample(f"{spec} frame {i}", img) for i, (img, _) in zip(range(count), live_frames(spec, capture, every=3))]
     elif kind == "folder":
-        files = sorted(p for p in Path(spec).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise EndoSpineError(f"{spec}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
-        frames = [Sample(str(f), read_image(f)) for f in _spread(files, count)]
+        folder = FolderSource.from_spec(spec)
+        folder.open()
+        frames = [Sample(str(f), read_image(f)) for f in _spread(folder.files, count)]
     elif kind == "image":
         frames = [Sample(spec, read_image(spec))]
-    else:
-        frames = _video(spec, count, stream=kind == "stream")
+    elif kind == "video":
+        frames = _video(spec, count)
+    elif kind == "capture":
+        live = live_frames(spec, capture, every=3)
+        frames = [Sample(f"{spec} frame {i}", img) for i, (img, _) in zip(range(count), live)]
+    else:  # a stream, or a kind with no spreading of its own here: the first frames it gives
+        frames = [Sample(f"{spec} frame {n}", img) for n, (img, _) in zip(range(count), _stamped(spec, kind, capture))]
     if not frames:
         raise EndoSpineError(f"{spec}: no frames could be read")
     return frames
@@ -77,36 +68,54 @@ def sample_frames(spec: str, count: int, capture: CaptureSettings | None = None)
 def live_frames(spec: str, capture: CaptureSettings | None = None, every: int = 1, warmup: int = 5
                 ) -> Iterator[tuple[np.ndarray, float]]:
     """(RGB frame, time.monotonic() when it arrived) from a capture device or a stream, for as
-    long as the caller iterates. The first `warmup` frames are dropped (auto exposure settling)."""
+    long as the caller iterates: the sources' own Frame.capture_time, the stamp the display
+    works with. The first `warmup` frames are dropped (auto exposure settling)."""
     kind = kind_of(spec)
-    if kind == "capture":
-        settings = CaptureSettings.parse(spec, capture)
-        cap = open_device(settings)
-        try:
-            n = 0
-            while True:
-                ok, bgr = cap.read()
-                t = time.monotonic()
-                if not ok or bgr is None:
-                    raise EndoSpineError(f"{spec}: the device stopped delivering frames")
-                n += 1
-                if n > warmup and (n - warmup) % every == 0:
-                    yield to_rgb(bgr), t
-        finally:
-            cap.release()
-    elif kind == "stream":
-        container = _open_av(spec, stream=True)
-        try:
-            for n, frame in enumerate(container.decode(video=0)):
-                t = time.monotonic()
-                if n >= warmup and (n - warmup) % every == 0:
-                    yield frame.to_ndarray(format="rgb24"), t
-        except av.FFmpegError as exc:
-            raise EndoSpineError(f"{spec}: stream broke ({exc})") from None
-        finally:
-            container.close()
-    else:
+    if not SOURCE_KINDS[kind].live:
         raise EndoSpineError(f"{spec}: a live source is needed here (capture:N or a stream URL), not a {kind}")
+    for n, stamped in enumerate(_stamped(spec, kind, capture), start=1):
+        if n > warmup and (n - warmup) % every == 0:
+            yield stamped
+
+
+def _stamped(spec: str, kind: str, capture: CaptureSettings | None) -> Iterator[tuple[np.ndarray, float]]:
+    """(image, arrival time) of every frame of the kind's source until it ends (closed after).
+    A capture device is opened for one session; a source that is not live is read as fast as it goes."""
+    if kind == "capture":
+        source: Source = CaptureSource.from_spec(spec, device_factory=_OneSession(spec), defaults=capture)
+    else:
+        source = open_source(spec, capture=capture)
+        source.realtime = source.realtime and SOURCE_KINDS[kind].live
+    source.open()
+    try:
+        while (frame := _next_frame(source, spec)) is not None:
+            yield frame.image, frame.capture_time
+    finally:
+        source.close()
+
+
+class _OneSession:
+    """Opens the capture device once. A measurement is one session: when the device stops
+    delivering, the command fails and says so (the display instead reopens it every second)."""
+
+    def __init__(self, spec: str):
+        self.spec = spec
+        self.used = False
+
+    def __call__(self, settings: CaptureSettings):
+        if self.used:
+            raise EndoSpineError(f"{self.spec}: the device stopped delivering frames")
+        self.used = True
+        return opencv_device(settings)
+
+
+def _next_frame(source: Source, spec: str) -> Frame | None:
+    """The next frame; None at the end, EndoSpineError when a stream breaks off instead."""
+    broken = getattr(source, "corrupt_packets", 0)
+    frame = source.read()
+    if frame is None and getattr(source, "corrupt_packets", 0) > broken:  # it failed, it did not end
+        raise EndoSpineError(f"{spec}: stream broke")
+    return frame
 
 
 def _spread(items: list, count: int) -> list:
@@ -117,50 +126,39 @@ def _spread(items: list, count: int) -> list:
 
 
 def _synthetic(spec: str, count: int) -> list[Sample]:
-    from models.synth import SyntheticClip  # heavy; only when asked for
+    source = SyntheticSource.from_spec(spec)
+    source.open()
+    head = spec.partition("?")[0]
+    return [Sample(f"{head} frame {t}", source.image_at(t)) for t in _spread(list(range(SYNTHETIC_FRAMES)), count)]
 
-    head, _, query = spec.partition("?")
-    _, _, seed = head.partition(":")
+
+def _open_file(spec: str):
+    path = Path(spec)
+    if not path.is_file():
+        raise EndoSpineError(f"{spec}: no such file or folder")
+    if path.stat().st_size == 0:
+        raise EndoSpineError(f"{spec}: file is empty (0 bytes)")
     try:
-        opts = {k: int(v) for k, v in parse_qsl(query, strict_parsing=bool(query))}
-        size = opts.pop("width", 960), opts.pop("height", 540)
-        if opts:
-            raise EndoSpineError(f"{spec}: unknown option(s) {', '.join(sorted(opts))}")
-        clip = SyntheticClip(int(seed or 0), 0, *size)
-    except ValueError:
-        raise EndoSpineError(f"{spec}: expected synthetic[:SEED][?width=W&height=H] with whole numbers") from None
-    return [Sample(f"{head} frame {t}", clip.render(t)[0]) for t in _spread(list(range(SYNTHETIC_FRAMES)), count)]
-
-
-def _open_av(spec: str, stream: bool):
-    if not stream:
-        path = Path(spec)
-        if not path.is_file():
-            raise EndoSpineError(f"{spec}: no such file or folder")
-        if path.stat().st_size == 0:
-            raise EndoSpineError(f"{spec}: file is empty (0 bytes)")
-    try:
-        container = av.open(spec, options={"rtsp_transport": "tcp", "timeout": "5000000"} if stream else {},
-                            timeout=10.0 if stream else None)
-        if not container.streams.video:
-            container.close()
-            raise EndoSpineError(f"{spec}: no video stream")
-        return container
+        container = av.open(spec)
     except (av.FFmpegError, UnicodeDecodeError, OSError):
-        raise EndoSpineError(f"{spec}: {'cannot connect' if stream else 'not a readable video or image'}") from None
+        raise EndoSpineError(f"{spec}: not a readable video or image") from None
+    if not container.streams.video:
+        container.close()
+        raise EndoSpineError(f"{spec}: no video stream")
+    return container
 
 
-def _video(spec: str, count: int, stream: bool) -> list[Sample]:
-    container = _open_av(spec, stream)
-    name = spec if stream else Path(spec).name
+def _video(spec: str, count: int) -> list[Sample]:
+    container = _open_file(spec)
+    name = Path(spec).name
     try:
         vs = container.streams.video[0]
         vs.thread_type = "AUTO"
         total = vs.frames or (int(float(vs.duration * vs.time_base) * float(vs.average_rate))
                               if vs.duration and vs.average_rate else 0)
-        if not stream and total > 30 * count and vs.duration:
+        if total > 30 * count and vs.duration:
             return _video_seek(container, vs, name, count)   # long recording: jump, do not decode it all
-        step = max(1, total // count) if total and not stream else 1
+        step = max(1, total // count) if total else 1
         out = []
         for n, frame in enumerate(container.decode(vs)):
             if n % step == 0:

@@ -10,21 +10,30 @@ from models.dataset import Dataset, Item, StagedDir, load_dataset
 from models.core.errors import EndoSpineError
 from models.core.imageio import read_image, read_label, write_label
 from models.metrics import ConfusionMatrix, scores_from_matrix
-from models.core.runtime.backends import RuntimeSettings, SegmentationRuntime, paste_into_frame
+from models.core.runtime.backends import RuntimeSettings, SegmentationRuntime
+from models.core.runtime.postprocess import PostSettings, PostStage, paste_into_frame
 
 
-def predict_frame(runtime: SegmentationRuntime, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def still_stage(runtime: SegmentationRuntime) -> PostStage:
+    """The post-processing of independent still images: no smoothing, labels at full size, checked."""
+    return PostStage(runtime.classes, PostSettings.still())
+
+
+def predict_frame(runtime: SegmentationRuntime, rgb: np.ndarray, stage: PostStage | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """Full-resolution (labels HxW uint8, probabilities CxHxW float32 over the crop box or None)."""
-    labels, probs, _ = predict_frame_boxed(runtime, rgb)
+    labels, probs, _ = predict_frame_boxed(runtime, rgb, stage)
     return labels, probs
 
 
-def predict_frame_boxed(runtime: SegmentationRuntime, rgb: np.ndarray
+def predict_frame_boxed(runtime: SegmentationRuntime, rgb: np.ndarray, stage: PostStage | None = None
                         ) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]]:
-    """As predict_frame, plus the crop box (x, y, w, h) in frame pixels that the probabilities cover."""
+    """As predict_frame, plus the crop box (x, y, w, h) in frame pixels that the probabilities
+    cover. stage: default still_stage(runtime); a refused output raises EndoSpineError."""
+    size = (rgb.shape[1], rgb.shape[0])
     probs, box, _ = runtime.probabilities(rgb)
-    labels = runtime.labels(probs, box, (box[2], box[3]))
-    return paste_into_frame(labels, box, (rgb.shape[1], rgb.shape[0])), probs, box
+    labels = (stage or still_stage(runtime))(probs, box, size, view=runtime.view)
+    return paste_into_frame(labels, box, size), probs, box
 
 
 def predict_dataset(model_dir: str | Path, data_dir: str | Path, out: str | Path, split: str = "test",
@@ -36,9 +45,10 @@ def predict_dataset(model_dir: str | Path, data_dir: str | Path, out: str | Path
     _check_classes(runtime, dataset)
     items = split_items(dataset, split)
     stems = [Path(it.image).stem for it in items]
+    stage = still_stage(runtime)
     with StagedDir(out) as tmp:
         for item, stem in zip(tqdm(items, unit="img", desc="predict", disable=not progress), stems):
-            labels, p = predict_frame(runtime, read_image(dataset.path(item.image)))
+            labels, p = predict_frame(runtime, read_image(dataset.path(item.image)), stage)
             write_label(tmp / f"{stem}.png", labels)
             if probs:
                 q = np.clip(np.rint(p * 255), 0, 255).astype(np.uint8)
@@ -62,8 +72,9 @@ def split_metrics(runtime: SegmentationRuntime, dataset: Dataset, items: list[It
     _check_classes(runtime, dataset)
     runtime.independent_frames()
     cm = ConfusionMatrix(len(dataset.classes), dataset.classes.ignore_index)
+    stage = still_stage(runtime)
     for item in tqdm(items, unit="img", desc="test", disable=not progress):
-        labels, _ = predict_frame(runtime, read_image(dataset.path(item.image)))
+        labels, _ = predict_frame(runtime, read_image(dataset.path(item.image)), stage)
         truth = read_label(dataset.path(item.label))
         if truth.shape != labels.shape:
             raise EndoSpineError(f"{dataset.path(item.label)}: size differs from its image")

@@ -1,35 +1,30 @@
 """The supervisor of the inference worker process (the worker itself: app/ai/worker.py).
 
-Paddle Inference holds the GIL for a whole predictor.run() (DESIGN.md), so the model runs in a
+Paddle Inference holds the GIL for a whole predictor.run(), so the model runs in a
 separate process. The supervisor (a thread of the main process) hands it the newest captured
 frame through shared memory whenever it is free, takes back small results over a pipe, and
 restarts it with backoff when it crashes, hangs or fails to load. Video never waits for it.
 
-    worker -> ("ready", model_id) | ("failed", message)
-    main   -> ("frame", shm_name, frame_id, width, height)      the frame is in shared memory
-    worker -> ("result", frame_id, mask, box, timings) | ("error", frame_id, message)
-              every output is checked in the worker (models.core.runtime.checks) before it is sent
-    main   -> ("stop",)
-Only the supervisor touches the shared frame while no frame message is outstanding, and the
-worker only while one is, so no frame is ever read half-written.
+The messages and the worker's configuration are in app/ai/protocol.py; the process, its pipe and
+the shared frame are models.core.child's. The rules (load and hang timeouts, DELAYED, failure
+window, backoff) come from WorkerConfig.timing (models.core.timing, the ai_* fields).
 """
 from __future__ import annotations
 
 import enum
-import multiprocessing as mp
 import threading
 import time
-from dataclasses import dataclass, field
-from multiprocessing import shared_memory
 
-import numpy as np
-
+from models.core.child import Child, ChildGone, FrameSlots
 from models.core.runtime.backends import RuntimeSettings
 from models.core.types import Frame, Result
 
 from app.capture_thread import LatestFrame
+from app.ai.protocol import FrameError, Infer, Ready, WorkerConfig
 from app.ai.worker import worker_main
 from app.stats import RateMeter
+
+__all__ = ["AIState", "InferenceClient", "WorkerConfig", "worker_config"]
 
 
 class AIState(enum.Enum):
@@ -40,24 +35,6 @@ class AIState(enum.Enum):
     REJECTED = "output rejected" # the runtime's last output failed the checks (NaN, shape, box)
     RESTARTING = "restarting"    # crashed or hung; coming back after a backoff
     UNAVAILABLE = "unavailable"  # failed too often (or cannot load): off until re-enabled
-
-
-@dataclass(frozen=True)
-class WorkerConfig:
-    model_dir: str
-    settings: RuntimeSettings = field(default_factory=RuntimeSettings)
-    runtime: str = "models.core.runtime.backends:SegmentationRuntime"  # "module:Class"; tests inject faulty ones
-    mask_max_side: int = 512         # masks come back at most this large (the display smooths them;
-                                     # 768 cost 7.6 ms per 1080p frame, 512 about half)
-    load_timeout_s: float = 120.0
-    hang_timeout_s: float = 2.0      # no answer this long after a frame: the worker is hung
-    delayed_after_s: float = 0.25    # frame-to-result latency above this: state DELAYED
-    smoothing: float = 0.3           # weight of the previous probabilities (0 = off): steadier masks
-    thresholds: tuple[tuple[int, float], ...] = ()  # (class id, minimum probability) pairs
-    max_bad_outputs: int = 10        # rejected outputs in a row: restart the worker like a crash
-    max_failures: int = 4            # crashes/hangs/load failures within failure_window_s -> UNAVAILABLE
-    failure_window_s: float = 60.0
-    backoff_s: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
 
 
 def worker_config(model_dir: str | None, backend: str = "auto", profile: str | None = None,
@@ -88,8 +65,8 @@ class InferenceClient:
 
     def __init__(self, cfg: WorkerConfig, store: LatestFrame):
         self.cfg = cfg
+        self.timing = cfg.timing
         self.store = store
-        self._ctx = mp.get_context("spawn")
         self._lock = threading.Lock()
         self._result: Result | None = None
         self._answered = -1           # frame id of the last answer (mask or error)
@@ -108,8 +85,8 @@ class InferenceClient:
         self._enabled = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._shm: shared_memory.SharedMemory | None = None
-        self._proc = None
+        self._slots: FrameSlots | None = None  # the one shared frame, grown when a larger frame comes
+        self._child: Child | None = None
         self._last_sent = -1
         self._off_count = 0
         self._bad_run = 0            # rejected outputs in a row
@@ -150,10 +127,9 @@ class InferenceClient:
         if self._thread is not None:
             self._thread.join(timeout)
         self._kill_worker()
-        if self._shm is not None:
-            self._shm.close()
-            self._shm.unlink()
-            self._shm = None
+        if self._slots is not None:
+            self._slots.close()
+            self._slots = None
 
     # -- supervisor loop -----------------------------------------------------------------------
     def _supervise(self) -> None:
@@ -164,11 +140,11 @@ class InferenceClient:
                 self._enabled.wait()
                 attempt = 0
                 continue
-            conn, outcome = self._launch()
-            if conn is not None:
+            outcome = self._launch()
+            if outcome == "ok":
                 served_from = time.monotonic()
-                outcome = self._serve(conn)
-                if time.monotonic() - served_from > self.cfg.failure_window_s:
+                outcome = self._serve()
+                if time.monotonic() - served_from > self.timing.ai_failure_window_s:
                     attempt = 0  # it ran well for a long while: start the backoff over
             self._kill_worker()
             if self._stopping.is_set() or outcome == "disabled":
@@ -176,51 +152,47 @@ class InferenceClient:
             self._clear_result()
             self.last_failure = self.message
             now = time.monotonic()
-            self._failures = [t for t in self._failures if now - t < self.cfg.failure_window_s] + [now]
-            if outcome == "failed" or len(self._failures) >= self.cfg.max_failures:
+            self._failures = [t for t in self._failures if now - t < self.timing.ai_failure_window_s] + [now]
+            if outcome == "failed" or len(self._failures) >= self.timing.ai_max_failures:
                 # a model that cannot load will not load on retry; a worker that keeps dying stays off
                 why = "" if outcome == "failed" else f" (AI off after {len(self._failures)} failures)"
                 self._set_state(AIState.UNAVAILABLE, f"{self.message}{why}")
                 self._enabled.clear()
                 continue
-            delay = self.cfg.backoff_s[min(attempt, len(self.cfg.backoff_s) - 1)]
+            backoff = self.timing.ai_backoff_s
+            delay = backoff[min(attempt, len(backoff) - 1)]
             attempt += 1
             self.restarts += 1
             self._set_state(AIState.RESTARTING, f"{self.message}; restarting in {delay:g} s")
             self._stopping.wait(delay)
 
-    def _launch(self):
-        """Start a worker and wait for it to load: (conn, "ok") or (None, "failed" | "crashed")."""
+    def _launch(self) -> str:
+        """Start a worker and wait for it to load: "ok", "failed", "crashed" or "disabled"."""
         self._set_state(AIState.LOADING, f"loading {self.cfg.model_dir}")
-        parent, child = self._ctx.Pipe()
-        self._proc = self._ctx.Process(target=worker_main, args=(child, self.cfg), name="endospine-inference", daemon=True)
-        self._proc.start()
-        child.close()
-        deadline = time.monotonic() + self.cfg.load_timeout_s
+        child = self._child = Child(worker_main, (self.cfg,), name="endospine-inference")
+        deadline = time.monotonic() + self.timing.ai_load_timeout_s
         while time.monotonic() < deadline and not self._stopping.is_set() and self._enabled.is_set():
             try:
-                if parent.poll(0.1):
-                    msg = parent.recv()
-                    if msg[0] == "ready":
-                        self.model_id = msg[1]
-                        self._set_state(AIState.RUNNING, f"model {self.model_id}")
-                        return parent, "ok"
-                    self.message = msg[1]
-                    return None, "failed"
-            except (EOFError, OSError):
+                msg = child.receive(0.1)
+            except ChildGone:
                 break
-            if not self._proc.is_alive():
-                break
+            if isinstance(msg, Ready):
+                self.model_id = msg.model_id
+                self._set_state(AIState.RUNNING, f"model {self.model_id}")
+                return "ok"
+            if msg is not None:  # Failed
+                self.message = msg.message
+                return "failed"
         if not self._enabled.is_set() or self._stopping.is_set():
-            return None, "disabled"
-        if not self._proc.is_alive():
-            self._proc.join(0.5)
-            self.message = f"worker exited with code {self._proc.exitcode} while loading"
+            return "disabled"
+        if not child.alive():
+            child.wait(0.5)
+            self.message = f"worker exited with code {child.exitcode} while loading"
         else:
-            self.message = f"worker did not load in {self.cfg.load_timeout_s:g} s"
-        return None, "crashed"
+            self.message = f"worker did not load in {self.timing.ai_load_timeout_s:g} s"
+        return "crashed"
 
-    def _serve(self, conn) -> str:
+    def _serve(self) -> str:
         """Feed frames until the worker fails ('crashed', 'hung') or we stop/disable.
 
         The last frame sent is remembered across restarts: a frame that killed a worker is never
@@ -232,61 +204,58 @@ class InferenceClient:
                 return "disabled"
             frame = self.store.wait_newer(self._last_sent, timeout=0.1)
             if frame is None:
-                if not self._proc.is_alive():
-                    self.message = f"worker died (exit code {self._proc.exitcode})"
+                if not self._child.alive():
+                    self.message = f"worker died (exit code {self._child.exitcode})"
                     return "crashed"
                 continue
             self._last_sent = frame.frame_id
             try:
-                self._send_frame(conn, frame)
-                outcome = self._await_answer(conn, frame)
-            except (EOFError, OSError, BrokenPipeError):
-                self._proc.join(0.5)
-                self.message = f"worker died (exit code {self._proc.exitcode})"
+                self._send_frame(frame)
+                outcome = self._await_answer(frame)
+            except (ChildGone, OSError):  # OSError: no shared memory for the frame, handled alike
+                self._child.wait(0.5)
+                self.message = f"worker died (exit code {self._child.exitcode})"
                 return "crashed"
             if outcome != "ok":
                 return outcome
         return "stopped"
 
-    def _send_frame(self, conn, frame: Frame) -> None:
+    def _send_frame(self, frame: Frame) -> None:
         image = frame.image
-        if self._shm is None or self._shm.size < image.nbytes:
-            if self._shm is not None:
-                self._shm.close()
-                self._shm.unlink()
-            self._shm = shared_memory.SharedMemory(create=True, size=image.nbytes)
         h, w = image.shape[:2]
-        np.ndarray((h, w, 3), np.uint8, self._shm.buf)[:] = image
-        conn.send(("frame", self._shm.name, frame.frame_id, w, h))
+        if self._slots is None or not self._slots.fits(w, h):
+            if self._slots is not None:
+                self._slots.close()
+            self._slots = FrameSlots.create(image.nbytes)
+        self._slots.write(0, image)
+        self._child.send(Infer(self._slots.name, frame.frame_id, w, h))
 
-    def _await_answer(self, conn, frame: Frame) -> str:
-        deadline = time.monotonic() + self.cfg.hang_timeout_s
-        while not conn.poll(0.05):
-            if not self._proc.is_alive():
-                raise EOFError
+    def _await_answer(self, frame: Frame) -> str:
+        hang = self.timing.ai_hang_timeout_s
+        deadline = time.monotonic() + hang
+        while (msg := self._child.receive(0.05)) is None:  # ChildGone if it died
             if time.monotonic() > deadline:
-                self.message = f"worker hung (no answer in {self.cfg.hang_timeout_s:g} s)"
+                self.message = f"worker hung (no answer in {hang:g} s)"
                 return "hung"
             if self._stopping.is_set():
                 return "stopped"
-        msg = conn.recv()
         now = time.monotonic()
-        if msg[0] == "error":
+        if isinstance(msg, FrameError):
             self.errors += 1
             self._bad_run += 1
-            self.last_rejection = msg[2]
+            self.last_rejection = msg.message
             with self._lock:
                 self._result = None
-                self._answered = msg[1]
+                self._answered = msg.frame_id
             if self._bad_run >= self.cfg.max_bad_outputs:  # a broken model, not a bad frame: restart it
-                self.message = f"{self._bad_run} outputs rejected in a row, last: {msg[2]}"
+                self.message = f"{self._bad_run} outputs rejected in a row, last: {msg.message}"
                 self._bad_run = 0
                 return "faulty"
-            self._set_state(AIState.REJECTED, f"frame {msg[1]}: {msg[2]}")
+            self._set_state(AIState.REJECTED, f"frame {msg.frame_id}: {msg.message}")
             return "ok"
         self._bad_run = 0
-        _, frame_id, mask, box, timings = msg
-        result = Result(frame_id, mask, self.model_id, timings, box=tuple(box), capture_time=frame.capture_time)
+        frame_id, mask, timings = msg.frame_id, msg.mask, msg.timings
+        result = Result(frame_id, mask, self.model_id, timings, box=tuple(msg.box), capture_time=frame.capture_time)
         self.latency_ms = (now - frame.capture_time) * 1e3
         self.model_ms = float(sum(timings.values()))
         self.rate.tick(now)
@@ -294,7 +263,7 @@ class InferenceClient:
         with self._lock:
             self._result = result
             self._answered = frame_id
-        late = now - frame.capture_time > self.cfg.delayed_after_s
+        late = now - frame.capture_time > self.timing.ai_delayed_after_s
         self._set_state(AIState.DELAYED if late else AIState.RUNNING, f"model {self.model_id}")
         return "ok"
 
@@ -308,9 +277,6 @@ class InferenceClient:
             self._result = None
 
     def _kill_worker(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if proc.is_alive():
-            proc.kill()
-        proc.join(2.0)
+        child, self._child = self._child, None
+        if child is not None:
+            child.kill(wait=2.0)

@@ -23,6 +23,7 @@ from models.core.errors import EndoSpineError
 from models.core.video import VideoWriter
 
 from models.core.sources.isolated import IsolatedVideoSource
+from models.core.sources.replay import ReplaySource
 from models.core.sources.video import VideoSource
 
 
@@ -40,7 +41,7 @@ def _clip(folder: Path, frames: int, width: int, height: int) -> Path:
     return path
 
 
-def _read_times(source: VideoSource, warmup: int = 5) -> tuple[list[float], float]:
+def _read_times(source: ReplaySource, warmup: int = 5) -> tuple[list[float], float]:
     """Seconds per read() (after warm-up) and the process's CPU seconds per frame."""
     source.open()
     times: list[float] = []

@@ -12,7 +12,8 @@ model_dir is a spec string: "mode=crash,at=3,delay=0.01,once=/tmp/marker,count=2
   inf       returns probabilities containing +inf
   shape     returns probabilities with the wrong number of classes
   box       returns a crop box reaching outside the frame
-  mask      labels() returns a mask of the wrong size
+  mask      reports a view whose lens maps onto a grid of the wrong size: the labels come out
+            of the wrong size (the worker's post-processing stage must refuse them)
   failload  refuses to load
 The fault starts at call `at` (1-based). count=N: only N faulty calls, then well-formed again.
 With once=PATH the fault happens in one worker process only (the marker file remembers it and
@@ -29,12 +30,12 @@ import numpy as np
 
 from models.core.classes import default_classes
 from models.core.errors import EndoSpineError
-from models.core.runtime.preprocess import Postprocess
+from models.core.optics.frameview import View
 
 
 class FaultRuntime:
-    """Same interface as models.core.runtime.backends.SegmentationRuntime: classes, post, model_id,
-    probabilities(image) and labels(probs, box, size, post)."""
+    """Same interface as models.core.runtime.backends.SegmentationRuntime as the worker uses it:
+    classes, model_id, probabilities(image) and view (where the last frame's input came from)."""
 
     def __init__(self, spec: str, settings=None):
         opts = dict(kv.split("=") for kv in spec.split(",") if kv)
@@ -46,15 +47,10 @@ class FaultRuntime:
         if self.mode == "failload":
             raise EndoSpineError(f"{spec}: SHA-256 mismatch (refusing a modified model)")
         self.classes = default_classes()
-        self.post = Postprocess()
+        self.view: View | None = None
         self.model_id = f"fake-{self.mode}"
         self.calls = 0
-        self._faulty = False  # the current call is a faulty one (labels() misbehaves in mode mask)
-
-    def labels(self, probs, box, size, post=None):
-        if self._faulty and self.mode == "mask":
-            size = (size[0] + 3, max(1, size[1] // 2))
-        return (post or self.post).labels(probs, size)
+        self._faulty = False  # the current call is a faulty one
 
     def probabilities(self, image: np.ndarray):
         self.calls += 1
@@ -83,6 +79,7 @@ class FaultRuntime:
                 probs[cls, 0, 0] = np.inf
             elif self.mode == "box":
                 box = (w // 2, 0, w, h)
+        self.view = View(box, box, None, _WrongGridLens()) if self._faulty and self.mode == "mask" else None
         return probs, box, {"preprocess": 0.1, "predict": self.delay * 1e3, "postprocess": 0.0}
 
     def _may_fault(self) -> bool:
@@ -93,3 +90,13 @@ class FaultRuntime:
         with open(self.once, "w") as f:
             f.write(f"{os.getpid()} {time.monotonic():.6f}\n")
         return True
+
+
+class _WrongGridLens:
+    """A lens (models.core.optics.lens.Undistorter, as far as the post-processing uses one) whose
+    sampling grid has the wrong size."""
+
+    def grid_to_undistorted(self, box, size):
+        h, w = max(1, size[1] // 2), size[0] + 3
+        ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+        return xs, ys

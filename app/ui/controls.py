@@ -37,6 +37,11 @@ class ControlPanel(QWidget):
 
         tissues = QGroupBox("Tissues", self)
         tl = QVBoxLayout(tissues)
+        # which class table this legend is: the model's own, or the shipped default without a model
+        self.table_label = QLabel(f"classes: {classes.origin or classes.name} ({len(classes)})", tissues)
+        self.table_label.setWordWrap(True)
+        self.table_label.setStyleSheet("font-size: 11pt; color: #b8b8b8;")
+        tl.addWidget(self.table_label)
         self.tissue_boxes: dict[int, QCheckBox] = {}
         for n, c in enumerate(classes.foreground, start=1):
             box = QCheckBox(f"{c.name}   [{n}]" if n <= 9 else c.name, tissues)

@@ -1,12 +1,12 @@
-"""The main window: video view fed by the capture thread, AI overlay from the worker, side panel.
+"""The main window: the live pipeline's picture and overlay in a video view, side panel, menus.
 
-The GUI thread only polls: the newest frame from the capture store and the newest result from
-the inference client. Nothing queues up as Qt events, and neither capture nor the AI ever waits
-for the GUI.
+The live path is built in app/compose.py and decided in app/decide.py; the window only paints.
+The GUI thread polls: every tick asks the pipeline what the screen shows now (the newest frame,
+the newest result, NO SIGNAL ...). Nothing queues up as Qt events, and neither capture nor the
+AI ever waits for the GUI (review mode excepted: capture waits until its frame is up).
 """
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
@@ -14,42 +14,44 @@ from PyQt6.QtCore import Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QAction, QKeySequence, QShortcut
 from PyQt6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QMainWindow, QStatusBar, QVBoxLayout, QWidget
 
-from app.capture_thread import CaptureState, CaptureThread, LatestFrame
-from app.ai.supervisor import AIState, InferenceClient, WorkerConfig
-from models.core.overlay import OverlayStyle, overlay_allowed, render_overlay
+from app.ai.supervisor import InferenceClient, WorkerConfig
+from app.capture_thread import CaptureThread, LatestFrame
+from app.compose import LivePipeline, build_live
+from app.decide import Decision, Overlay
+from models.core.overlay import OverlayStyle, render_overlay
 from app.recorder import Recorder, snapshot
 from models.core.sources.base import Source
 from app.stats import RateMeter
 from app.ui.controls import ControlPanel
 from app.ui.replay import ReplayBar
 from app.ui.video_view import VideoView
-from models.core.sources.video import VideoSource
-from models.core.classes import ClassTable, default_classes
-from models.core.errors import EndoSpineError
-from models.core.runtime.manifest import load_manifest
+from models.core.sources.replay import ReplaySource
+from models.core.timing import Timing
 from models.core.types import Frame, Result
-
-NO_SIGNAL_AFTER_S = 0.4  # no new frame for this long (or 2.5 frame intervals if longer): not live any more
 
 
 class MainWindow(QMainWindow):
     # the user chose another video or model: (source spec, model folder or "" for none)
     reopen_requested = pyqtSignal(str, str, str)  # source, model folder, endoscope profile ('' = none)
 
-    def __init__(self, source: Source, worker: WorkerConfig | None = None, output_dir: Path | None = None,
-                 settings=None, review: bool = False):
-        """settings: a QSettings to remember the display choices in (None: remember nothing).
-        review: frame-exact replay, each frame waits for its own mask (slower than real time if
-        the model is)."""
+    def __init__(self, source: Source | LivePipeline, worker: WorkerConfig | None = None,
+                 output_dir: Path | None = None, settings=None, review: bool = False, timing: Timing | None = None):
+        """source: a live pipeline (app.compose.build_live), or a source to build one on with the
+        AI of `worker` (None: none), `timing` (None: the worker's, else the defaults) and `review`
+        (frame-exact replay, each frame waits for its own mask: slower than real time if the model is).
+        settings: a QSettings to remember the display choices in (None: remember nothing)."""
         super().__init__()
+        self.pipeline = source if isinstance(source, LivePipeline) else build_live(source, worker, timing, review)
+        source, worker = self.pipeline.source, self.pipeline.worker
         self.settings = settings
         self.output_dir = Path(output_dir) if output_dir else Path.home() / "EndoSpine"
         self.recorder: Recorder | None = None
         self.setWindowTitle(f"EndoSpine - {source.name}")
-        self.classes = _classes_of(worker)
+        self.classes = self.pipeline.classes
         self.style = self._remembered_style()
         self.view = VideoView(self)
         self.view.before_lagged_paint = self._on_poll  # after a GUI stall, paint the newest frame, not the old one
+        self.view.lagged_paint_s = self.pipeline.timing.lagged_paint_s
         self.panel = ControlPanel(self.classes, self.style, self)
         central = QWidget(self)
         column = QVBoxLayout(central)
@@ -60,7 +62,7 @@ class MainWindow(QMainWindow):
         row.addWidget(self.view, 1)
         row.addWidget(self.panel)
         column.addLayout(row, 1)
-        replayable = isinstance(source, VideoSource) and not source.is_stream
+        replayable = isinstance(source, ReplaySource) and not source.is_stream
         self.replay = ReplayBar(source, central) if replayable else None
         if self.replay is not None:
             column.addWidget(self.replay)
@@ -71,23 +73,12 @@ class MainWindow(QMainWindow):
         self.setStatusBar(status)
         self.resize(1440, 860)
 
-        self.store = LatestFrame()
-        self.ai = InferenceClient(worker, self.store) if worker else None
-        self.review = review and self.ai is not None
-        self.capture = CaptureThread(source, self.store, gate=self._wait_for_mask if self.review else None)
         if self.ai is None:
             self.panel.ai_box.setChecked(False)
             self.panel.ai_box.setEnabled(False)
-        self.frame: Frame | None = None
-        self._held: Frame | None = None  # review mode: captured, waiting for its mask
-        self._shown = threading.Condition()  # review mode: the GUI tells capture what is on screen
-        self._shown_id = -1
-        self._last_new = time.monotonic()
-        self._drawn: tuple[Result, OverlayStyle] | None = None
+        self._drawn: tuple[Result, OverlayStyle] | None = None  # what the view's overlay shows
         self.overlay_age_ms: float | None = None
         self.display_rate = RateMeter()
-        self._shown_last = -1           # id of the newest frame ever put on screen (never reset)
-        self._seen_result: Result | None = None  # the AI result the overlay was last decided for
         self._captured = (time.monotonic(), 0)  # (time, store.put_count) at the last status update
         self.source_fps = 0.0
         self.skipped = 0                # frames the display never showed (it had no time for them)
@@ -158,28 +149,37 @@ class MainWindow(QMainWindow):
         QShortcut(QKeySequence("Ctrl+O"), self, activated=self.choose_video)
         QShortcut(QKeySequence("Ctrl+M"), self, activated=self.choose_model)
 
+    # -- the pipeline's parts ------------------------------------------------------------------
+    @property
+    def store(self) -> LatestFrame:
+        return self.pipeline.store
+
+    @property
+    def capture(self) -> CaptureThread:
+        return self.pipeline.capture
+
+    @property
+    def ai(self) -> InferenceClient | None:
+        return self.pipeline.ai
+
+    @property
+    def frame(self) -> Frame | None:
+        """The frame on screen (None while a message replaces the picture)."""
+        return self.pipeline.screen.frame
+
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
-        if self.ai is not None:
-            self.ai.start()
-        self.capture.start()
-        self._last_new = time.monotonic()
+        self.pipeline.start()
         self._poll.start(4)
         self._status_timer.start(500)
 
-    def _wait_for_mask(self, frame: Frame, stopping) -> None:
-        """Review mode (capture thread): read the next frame only once this one is on screen,
-        which the GUI does when its mask has arrived (or when there is no AI to wait for)."""
-        with self._shown:
-            while not stopping.is_set() and self._shown_id < frame.frame_id:
-                self._shown.wait(0.1)
-
     def _remembered_style(self) -> OverlayStyle:
-        style = OverlayStyle()
+        style = OverlayStyle.for_classes(self.classes)  # the class table decides what shows at first
         if self.settings is None:
             return style
         try:
-            visible = {int(v) for v in str(self.settings.value("overlay/visible", "1,2,3")).split(",") if v}
+            shown = ",".join(str(c) for c in sorted(style.visible))
+            visible = {int(v) for v in str(self.settings.value("overlay/visible", shown)).split(",") if v}
             return OverlayStyle(opacity=float(self.settings.value("overlay/opacity", style.opacity)),
                                 mode=str(self.settings.value("overlay/mode", style.mode)),
                                 visible=frozenset(visible))
@@ -204,9 +204,7 @@ class MainWindow(QMainWindow):
         self._status_timer.stop()
         if self.recorder is not None:
             self.recorder.stop()
-        self.capture.stop()
-        if self.ai is not None:
-            self.ai.stop()
+        self.pipeline.stop()
         super().closeEvent(event)
 
     # -- user actions ------------------------------------------------------------------------
@@ -246,100 +244,43 @@ class MainWindow(QMainWindow):
 
     def _on_style(self, style: OverlayStyle) -> None:
         self.style = style
-        self._refresh_overlay()
+        overlay = self.pipeline.restyled(style.enabled)
+        if overlay is not None:
+            self._paint_overlay(overlay)
 
-    # -- per tick ----------------------------------------------------------------------------
+    # -- per tick: paint what the pipeline decided ---------------------------------------------
     def _on_poll(self) -> None:
         now = time.monotonic()
-        # _shown_last, not self.frame: after NO SIGNAL / END the last frame must not come back as live
-        frame = self.store.get_newer(self._shown_last if self._held is None else self._held.frame_id)
-        if self.review:  # a frame goes on screen only once its own mask is there
-            if frame is not None:
-                self._last_new = now  # the source is alive, the frame just waits for its mask
-            self._held = frame or self._held
-            frame = None
-            if self._held is not None and self.ai.answered(self._held.frame_id):
-                frame, self._held = self._held, None
-        if frame is not None and self.capture.source.blank(frame.image):  # the card delivers, but black
-            self._shown_last, self._last_new, self.frame = frame.frame_id, now, None
-            if self.view.message != "NO SOURCE IMAGE":
-                self.view.set_message("NO SOURCE IMAGE", f"{self.capture.source.name} delivers black frames: "
-                                      "check the camera head, the light source and the card's input")
-            return
-        if frame is not None:
-            if self._shown_last >= 0:
-                self.skipped += max(0, frame.frame_id - self._shown_last - 1)  # captured, never shown
-            self._shown_last = frame.frame_id
-            self.frame = frame
-            self._last_new = now
-            self.view.set_frame(frame.image, frame.frame_id, frame.capture_time)
+        self._paint(self.pipeline.tick(now, self.style.enabled), now)
+
+    def _paint(self, d: Decision, now: float) -> None:
+        self.skipped += d.skipped
+        if d.frame is not None:
+            self.view.set_frame(d.frame.image, d.frame.frame_id, d.frame.capture_time)
             self.display_rate.tick(now)
-            self._refresh_overlay()
-            if self.review:
-                with self._shown:
-                    self._shown_id = frame.frame_id
-                    self._shown.notify_all()
-            if self.recorder is not None:
-                self.recorder.offer(frame, self._drawn_result(), self.style)
-            return
-        if self.ai is not None and self.frame is not None and self.ai.latest() is not self._seen_result:
-            self._refresh_overlay()  # a result arrived for the frame on screen (once per result)
-        status = self.capture.status
-        if status.state in (CaptureState.ENDED, CaptureState.FAULTED):
-            title = "END OF VIDEO" if status.state is CaptureState.ENDED else "NO SIGNAL"
-            if (self.view.message, self.view.detail) != (title, status.message):
-                self.frame = None
-                self.view.set_message(title, status.message)
-        elif self._held is None and self._frame_overdue(now):
-            detail = self.capture.source.signal_note() or "waiting for frames from " + self.capture.source.name
-            if (self.view.message, self.view.detail) != ("NO SIGNAL", detail):
-                self.frame = None
-                self.view.set_message("NO SIGNAL", detail)
+        if d.overlay is not None:
+            self._paint_overlay(d.overlay)
+        if d.frame is not None and self.recorder is not None:
+            self.recorder.offer(d.frame, self._drawn_result(), self.style)
+        if d.message is not None and (self.view.message, self.view.detail) != d.message:
+            self.view.set_message(*d.message)  # the picture and its overlay go
+            self._drawn = None
 
-    def _frame_overdue(self, now: float) -> bool:
-        """Frame age says the picture is not live (never while a replay is paused)."""
-        source = self.capture.source
-        if source.idle():
-            self._last_new = now
-            return False
-        return now - self._last_new > max(NO_SIGNAL_AFTER_S, 2.5 / (source.fps * getattr(source, "speed", 1.0)))
-
-    def _drawn_result(self) -> Result | None:
-        return self._drawn[0] if self._drawn else None
-
-    def _refresh_overlay(self) -> None:
-        """Paint the newest mask if it belongs to the frame on screen (staleness rule), else hide it."""
-        if self.frame is None:
-            return
-        result = self.ai.latest() if self.ai is not None else None
-        self._seen_result = result
-        if self.review and result is not None and result.frame_id != self.frame.frame_id:
-            result = None  # review mode: only the frame's own mask, never a neighbour's
-        allowed, age = overlay_allowed(self.frame.frame_id, self.frame.capture_time, result)
-        self.overlay_age_ms = age if allowed else None
-        if allowed:
+    def _paint_overlay(self, overlay: Overlay) -> None:
+        self.overlay_age_ms = overlay.age_ms
+        result = overlay.result
+        if result is not None:
             if self._drawn != (result, self.style):
                 self.view.set_overlay(render_overlay(result.mask, self.classes, self.style), result.box,
                                       result.frame_id, result.capture_time)
                 self._drawn = (result, self.style)
-            self.view.set_badge("" if self.style.enabled else "OVERLAY OFF")
-            return
-        if self._drawn is not None:
+        elif self._drawn is not None:
             self.view.set_overlay(None)
             self._drawn = None
-        self.view.set_badge(self._hidden_reason(result, age))
+        self.view.set_badge(overlay.badge)
 
-    def _hidden_reason(self, result: Result | None, age: float | None) -> str:
-        if self.ai is None:
-            return ""
-        state = self.ai.state
-        if state is AIState.OFF:
-            return "AI OFF"
-        if state in (AIState.LOADING, AIState.RESTARTING, AIState.UNAVAILABLE, AIState.REJECTED):
-            return f"AI {state.value.upper()}"
-        if result is None:
-            return "AI: no mask yet"
-        return f"AI overlay hidden: mask {age:.0f} ms old" if age is not None else "AI overlay hidden"
+    def _drawn_result(self) -> Result | None:
+        return self._drawn[0] if self._drawn else None
 
     def _update_status(self) -> None:
         now, count = time.monotonic(), self.store.put_count
@@ -365,13 +306,3 @@ class MainWindow(QMainWindow):
         if self.replay is not None:
             self.replay.refresh()
         self.status_label.setText("  |  ".join(parts))
-
-
-def _classes_of(worker: WorkerConfig | None) -> ClassTable:
-    """Class names and colors for the legend: from the model's manifest (the worker verifies it)."""
-    if worker is None or not Path(worker.model_dir).is_dir():
-        return default_classes()
-    try:
-        return load_manifest(worker.model_dir, verify=False).classes
-    except EndoSpineError:
-        return default_classes()

@@ -8,7 +8,7 @@ from __future__ import annotations
 from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton, QSlider, QWidget
 
-from models.core.sources.video import VideoSource
+from models.core.sources.replay import ReplaySource
 
 SPEED_CHOICES = ("0.25x", "0.5x", "1x", "2x", "4x")
 
@@ -19,7 +19,7 @@ def _clock(seconds: float) -> str:
 
 
 class ReplayBar(QWidget):
-    def __init__(self, source: VideoSource, parent: QWidget | None = None):
+    def __init__(self, source: ReplaySource, parent: QWidget | None = None):
         super().__init__(parent)
         self.source = source
         self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)

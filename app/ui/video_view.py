@@ -11,7 +11,7 @@ from PyQt6.QtCore import QPoint, QRectF, Qt
 from PyQt6.QtGui import QColor, QFont, QImage, QPainter
 from PyQt6.QtWidgets import QSizePolicy, QWidget
 
-LAGGED_PAINT_S = 0.05  # a frame is normally painted within milliseconds of being set
+from models.core.timing import DEFAULT_TIMING
 
 
 class VideoView(QWidget):
@@ -32,10 +32,12 @@ class VideoView(QWidget):
         self._frame_meta: tuple[int, float] = (-1, 0.0)
         self._mask_meta: tuple[int | None, float | None] = (None, None)
         self.probe = None  # an app.stats.PaintProbe to measure what is painted (benchmarks)
-        # Called before painting a frame that was set more than LAGGED_PAINT_S ago: the GUI thread
-        # was busy since (a stall), so the owner can put the newest frame up first instead of
-        # painting an old one once (MainWindow polls its frame store here).
+        # Called before painting a frame that was set more than lagged_paint_s ago (a frame is
+        # normally painted within milliseconds of being set): the GUI thread was busy since (a
+        # stall), so the owner can put the newest frame up first instead of painting an old one
+        # once (MainWindow polls its frame store here).
         self.before_lagged_paint: Callable[[], None] | None = None
+        self.lagged_paint_s = DEFAULT_TIMING.lagged_paint_s
         self._set_at = 0.0
 
     def set_frame(self, image: np.ndarray, frame_id: int = -1, capture_time: float = 0.0) -> None:
@@ -105,7 +107,7 @@ class VideoView(QWidget):
 
     def paintEvent(self, event) -> None:  # noqa: N802 - Qt override
         if (self.before_lagged_paint is not None and self._qimage is not None
-                and time.monotonic() - self._set_at > LAGGED_PAINT_S):
+                and time.monotonic() - self._set_at > self.lagged_paint_s):
             self._set_at = time.monotonic()  # once per lag: a paused replay does not poll on every paint
             self.before_lagged_paint()       # may set a newer frame or a message; painted below
         painter = QPainter(self)

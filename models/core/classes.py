@@ -1,12 +1,15 @@
-"""The class table: ids, names and display colors, loaded from one YAML file.
+"""The class table: ids, names, display colors and default visibility, loaded from YAML.
 
-The default table (assets/classes.yaml) is EndoSpine's lumbar one: background, bone, ligament,
-disc, with 255 as ignore. Any dataset may declare its own table (e.g. background + polyp); the
-pipeline works from whichever table it is given.
+The shipped table (assets/classes.yaml) is EndoSpine's lumbar one: background, bone, ligament,
+disc, with 255 as ignore. It is the default for new datasets and for a display without a model.
+A dataset keeps its own copy (dataset.yaml) and an exported model the one it was trained with
+(manifest.yaml); those copies win wherever they exist, so any table works (e.g. background +
+polyp). `visible` says which classes the display paints when it starts (default: every
+foreground class); the background, id 0, is never painted.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -16,6 +19,7 @@ from models.core.paths import default_class_table
 from models.core.yamlio import read_yaml
 
 IGNORE_INDEX = 255
+DEFAULT_ORIGIN = "default table"  # the origin of the shipped table, as the display names it
 
 
 @dataclass(frozen=True)
@@ -23,6 +27,7 @@ class ClassInfo:
     id: int
     name: str
     color: tuple[int, int, int]  # RGB display color
+    visible: bool = True         # painted when the display starts (the user toggles it from there)
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,9 @@ class ClassTable:
     classes: tuple[ClassInfo, ...]
     ignore_index: int = IGNORE_INDEX
     name: str = "custom"
+    # where the table was read from, for the display to say ("default table", "model NAME", a path);
+    # not part of the table: never written, never compared
+    origin: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         if not self.classes:
@@ -45,6 +53,8 @@ class ClassTable:
         for c in self.classes:
             if len(c.color) != 3 or not all(0 <= v <= 255 for v in c.color):
                 raise ValueError(f"class {c.name!r}: color must be three values in 0..255")
+            if not isinstance(c.visible, bool):
+                raise ValueError(f"class {c.name!r}: visible must be true or false, got {c.visible!r}")
 
     # -- lookups ---------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -58,6 +68,11 @@ class ClassTable:
     def foreground(self) -> list[ClassInfo]:
         """The classes a mean 'over tissues' runs over: all but id 0 (background)."""
         return list(self.classes[1:])
+
+    @property
+    def default_visible(self) -> frozenset[int]:
+        """The ids the display paints when it starts: the foreground classes marked visible."""
+        return frozenset(c.id for c in self.foreground if c.visible)
 
     def id_of(self, name: str) -> int:
         for c in self.classes:
@@ -81,29 +96,34 @@ class ClassTable:
         return {
             "name": self.name,
             "ignore_index": self.ignore_index,
-            "classes": [{"id": c.id, "name": c.name, "color": list(c.color)} for c in self.classes],
+            "classes": [{"id": c.id, "name": c.name, "color": list(c.color), "visible": c.visible}
+                        for c in self.classes],
         }
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "class table") -> "ClassTable":
+        """A table from its YAML form; `visible` may be left out (tables written before it: true)."""
         try:
             items = data["classes"]
             classes = tuple(
-                ClassInfo(int(c["id"]), str(c["name"]), tuple(int(v) for v in c["color"]))
+                ClassInfo(int(c["id"]), str(c["name"]), tuple(int(v) for v in c["color"]), c.get("visible", True))
                 for c in items
             )
             return cls(
                 classes=classes,
                 ignore_index=int(data.get("ignore_index", IGNORE_INDEX)),
                 name=str(data.get("name", "custom")),
+                origin=source,
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise EndoSpineError(f"{source}: not a valid class table ({exc})") from None
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> "ClassTable":
-        path = Path(path) if path is not None else default_class_table()
-        return cls.from_dict(read_yaml(path, "class table"), source=str(path))
+        """The table in a YAML file; without a path the shipped default (origin 'default table')."""
+        if path is None:
+            return replace(cls.load(default_class_table()), origin=DEFAULT_ORIGIN)
+        return cls.from_dict(read_yaml(Path(path), "class table"), source=str(path))
 
 
 def default_classes() -> ClassTable:

@@ -4,27 +4,29 @@ A label map becomes colors through a lookup table: `colorize`/`blend` for report
 (cv2.LUT + cv2.addWeighted), `render_overlay` for the display, a premultiplied RGBA image (fill
 or contours) that the Qt view scales smoothly onto the frame, and `composite`, its offline
 counterpart (render, snapshots, recordings). Whether a mask may be painted over a frame at all
-is decided by `overlay_allowed`.
+is decided by the display (app.decide.overlay_allowed).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
 
 from models.core.classes import ClassTable
-from models.core.types import Result
 
-STALE_LIMIT_S = 0.120
 MODES = ("fill", "contour")
 
 
 @dataclass(frozen=True)
 class OverlayStyle:
+    """How masks are drawn. `visible`: the class ids painted; None (the default) means the class
+    table's own default (ClassTable.default_visible), looked up when drawing. The display starts
+    from `OverlayStyle.for_classes(table)`, a concrete set that the user then toggles."""
+
     opacity: float = 0.45
     mode: str = "fill"
-    visible: frozenset[int] = field(default_factory=lambda: frozenset({1, 2, 3}))
+    visible: frozenset[int] | None = None
     enabled: bool = True          # the all-overlay switch (space / O)
     contour_px: int = 3
 
@@ -34,7 +36,18 @@ class OverlayStyle:
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}")
 
+    @classmethod
+    def for_classes(cls, classes: ClassTable, **settings) -> "OverlayStyle":
+        """The starting style for this class table: its default-visible classes shown."""
+        return cls(visible=classes.default_visible, **settings)
+
+    def shown(self, classes: ClassTable) -> frozenset[int]:
+        """The class ids painted when drawing with this table."""
+        return classes.default_visible if self.visible is None else self.visible
+
     def toggled(self, class_id: int) -> "OverlayStyle":
+        if self.visible is None:
+            raise ValueError("toggling needs the classes shown: start from OverlayStyle.for_classes(table)")
         return replace(self, visible=self.visible ^ {class_id})
 
 
@@ -44,8 +57,9 @@ def rgba_lut(classes: ClassTable, style: OverlayStyle, alpha: float | None = Non
     lut = np.zeros((256, 4), np.uint8)
     if not style.enabled:
         return lut
+    shown = style.shown(classes)
     for c in classes.classes:
-        if c.id in style.visible and c.id != 0:
+        if c.id in shown and c.id != 0:
             lut[c.id, :3] = np.rint(np.asarray(c.color) * a)
             lut[c.id, 3] = round(255 * a)
     return lut
@@ -53,7 +67,8 @@ def rgba_lut(classes: ClassTable, style: OverlayStyle, alpha: float | None = Non
 
 def render_overlay(mask: np.ndarray, classes: ClassTable, style: OverlayStyle) -> np.ndarray | None:
     """HxW class ids -> HxWx4 premultiplied RGBA, or None when nothing would show."""
-    if not style.enabled or not style.visible or style.opacity <= 0:
+    shown = style.shown(classes)
+    if not style.enabled or not shown or style.opacity <= 0:
         return None
     if style.mode == "fill":
         lut = rgba_lut(classes, style)
@@ -62,27 +77,12 @@ def render_overlay(mask: np.ndarray, classes: ClassTable, style: OverlayStyle) -
     line_alpha = min(1.0, 0.35 + style.opacity)  # outlines stay visible at low opacity
     lut = rgba_lut(classes, style, line_alpha)
     for c in classes.classes:
-        if c.id == 0 or c.id not in style.visible:
+        if c.id == 0 or c.id not in shown:
             continue
         contours, _ = cv2.findContours((mask == c.id).astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
         if contours:
             cv2.drawContours(out, contours, -1, tuple(int(v) for v in lut[c.id]), style.contour_px, cv2.LINE_AA)
     return out
-
-
-def overlay_allowed(frame_id: int, frame_capture_time: float, result: Result | None,
-                    limit_s: float = STALE_LIMIT_S) -> tuple[bool, float | None]:
-    """May this result's mask be painted over this frame? Returns (allowed, age in ms).
-
-    Only over the frame it was computed from, or a newer frame captured at most `limit_s` after
-    it; never over an older frame.
-    """
-    if result is None or result.capture_time is None:
-        return False, None
-    age = frame_capture_time - result.capture_time
-    if result.frame_id > frame_id or age < 0:
-        return False, age * 1e3
-    return age <= limit_s, age * 1e3
 
 
 def composite(frame: np.ndarray, rgba: np.ndarray | None, box: tuple[int, int, int, int] | None = None) -> np.ndarray:

@@ -5,6 +5,7 @@ quality.py    the frame measures extract uses: field of view, sharpness, exposur
 importers.py  labeled sets -> a dataset: the shared part, PaddleSeg lists and mask folders
 labelme.py    Labelme JSON polygons -> label maps
 cvat.py       CVAT 'Segmentation mask 1.1' exports -> label maps
+pairs.py      what the readers hand to the importer (Pair, ImportOptions) and their file helpers
 masks.py      decoding annotation masks into class ids, and the --map file
 validate.py   checking a dataset on disk and reporting every problem by file
 splitting.py  re-splitting a dataset by clip

@@ -16,15 +16,14 @@ from pathlib import Path
 
 from models.datatools.common import IMAGE_SUFFIXES
 from models.datatools.masks import MaskReader, name_to_id, parse_color
+from models.datatools.pairs import ImportOptions, Pair, find_files
 from models.core.errors import EndoSpineError
 
 SUBSET_SPLITS = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
                  "test": "test", "testing": "test"}
 
 
-def read_cvat(src: Path, opts) -> tuple[list, list[str]]:
-    from models.datatools.importers import Pair, find_files
-
+def read_cvat(src: Path, opts: ImportOptions) -> tuple[list[Pair], list[str]]:
     labelmap = src / "labelmap.txt"
     masks_dir, images_dir = src / "SegmentationClass", src / "JPEGImages"
     if not labelmap.is_file() or not masks_dir.is_dir():
@@ -52,7 +51,7 @@ def read_cvat(src: Path, opts) -> tuple[list, list[str]]:
     return pairs, notes
 
 
-def parse_labelmap(path: Path, opts) -> dict[tuple[int, int, int], int]:
+def parse_labelmap(path: Path, opts: ImportOptions) -> dict[tuple[int, int, int], int]:
     colors: dict[tuple[int, int, int], int] = {}
     try:
         lines = path.read_text(encoding="utf-8").splitlines()

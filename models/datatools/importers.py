@@ -8,9 +8,10 @@ Formats (`endospine-model import FORMAT SRC --out DIR`):
 - cvat: SRC is an unzipped CVAT 'Segmentation mask 1.1' export (see cvat.py).
 How masks become class ids (ids, binary JPEG masks, colors, --map): see masks.py.
 
-Every image gets a key: its path relative to the images' common folder, without suffix (the
-JSON's path for Labelme). Output: images/<key><original suffix> (bytes copied, never
-re-encoded), labels/<key>.png. Clip ids come from the key (common.ClipNamer): by default each
+The readers build Pairs (pairs.py); this module checks and converts them. Every image gets a
+key: its path relative to the images' common folder, without suffix (the JSON's path for
+Labelme). Output: images/<key><original suffix> (bytes copied, never re-encoded),
+labels/<key>.png. Clip ids come from the key (common.ClipNamer): by default each
 image is its own clip; --clip-from REGEX takes group 1 as the clip (group 2 as frame index).
 All images are provenance 'real'. Source splits that would put one clip in two splits are an
 error. Without source splits no lists are written: run `endospine-model split`.
@@ -20,7 +21,7 @@ from __future__ import annotations
 import os
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -30,36 +31,20 @@ import numpy as np
 from models.core.classes import ClassTable
 from models.dataset import SPLITS, Item, StagedDir, write_meta, write_splits
 from models.core.imageio import read_bytes
-from models.datatools.common import (IMAGE_SUFFIXES, ClipNamer, check_out_free, default_workers, label_counts,
-                                     parallel_map, safe_name)
-from models.datatools.masks import LabelMap, MaskReader, check_ids
+from models.datatools.common import IMAGE_SUFFIXES, ClipNamer, check_out_free, label_counts, parallel_map, safe_name
+from models.datatools.cvat import read_cvat
+from models.datatools.labelme import read_labelme
+from models.datatools.masks import MaskReader, check_ids
+from models.datatools.pairs import ImportOptions, Pair, find_files, relative_keys
 from models.core.errors import EndoSpineError
 from models.core.imageio import write_bytes_atomic, write_label
+
+__all__ = ["FORMATS", "ImportOptions", "ImportReport", "Pair", "find_files", "import_dataset", "read_masks",
+           "read_paddleseg", "relative_keys"]
 
 FORMATS = ("paddleseg", "labelme", "cvat", "masks")
 LIST_FILES = {"train": ("train.txt", "train_list.txt"), "val": ("val.txt", "val_list.txt"),
               "test": ("test.txt", "test_list.txt")}
-
-
-@dataclass(frozen=True)
-class Pair:
-    """One image and how to make its label map. Readers build these; import_dataset runs them."""
-    key: str                                   # "/"-separated relative name without suffix
-    origin: Path                               # the annotation file that errors name
-    label: Callable[[int, int], np.ndarray]    # (height, width) of the image -> HxW class ids
-    image: Path                                # the image file (or, with image_bytes, its nominal name)
-    image_bytes: Callable[[], bytes] | None = None   # image embedded in the annotation (Labelme)
-    split: str | None = None
-    files: tuple[Path, ...] = ()               # files that must exist (checked before any work)
-
-
-@dataclass(frozen=True)
-class ImportOptions:
-    classes: ClassTable
-    label_map: LabelMap = field(default_factory=LabelMap)
-    threshold: int | None = None
-    clip_from: str | None = None
-    workers: int = field(default_factory=default_workers)
 
 
 @dataclass
@@ -77,9 +62,6 @@ class ImportReport:
 
 
 def import_dataset(kind: str, src: str | Path, out: str | Path, options: ImportOptions) -> ImportReport:
-    from models.datatools.cvat import read_cvat
-    from models.datatools.labelme import read_labelme
-
     readers = {"paddleseg": read_paddleseg, "masks": read_masks, "labelme": read_labelme, "cvat": read_cvat}
     if kind not in readers:
         raise EndoSpineError(f"unknown import format {kind!r} (choose from {', '.join(FORMATS)})")
@@ -181,26 +163,6 @@ def _check_not_all_ignore(pixels: np.ndarray, classes: ClassTable, src: Path) ->
     if len(classes) > 1 and pixels[1:len(classes)].sum() == 0 and pixels[classes.ignore_index] > 0:
         raise EndoSpineError(f"{src}: every label holds only background (0) and ignore ({classes.ignore_index}); "
                              "binary 0/255 masks? pass --threshold 128, or --map to say what each value means")
-
-
-def relative_keys(paths: list[Path]) -> list[str]:
-    """Keys of files: path relative to the files' common folder, without suffix, '/'-separated."""
-    absolute = [Path(os.path.abspath(p)) for p in paths]
-    common = Path(os.path.commonpath([str(p.parent) for p in absolute]))
-    return [p.relative_to(common).with_suffix("").as_posix() for p in absolute]
-
-
-def find_files(folder: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
-    """key (relative path without suffix) -> file, for files with the given suffixes under folder."""
-    found: dict[str, Path] = {}
-    for path in sorted(folder.rglob("*")):
-        if path.suffix.lower() not in suffixes or not path.is_file() or path.name.startswith("."):
-            continue
-        key = path.relative_to(folder).with_suffix("").as_posix()
-        if key in found:
-            raise EndoSpineError(f"{path}: same name as {found[key].name} in {found[key].parent} (ambiguous pair)")
-        found[key] = path
-    return found
 
 
 # -- paddleseg -------------------------------------------------------------------------------

@@ -18,14 +18,13 @@ import cv2
 import numpy as np
 
 from models.datatools.masks import name_to_id
+from models.datatools.pairs import ImportOptions, Pair
 from models.core.errors import EndoSpineError
 
 AREA_SHAPES = ("polygon", "rectangle", "circle")
 
 
-def read_labelme(src: Path, opts) -> tuple[list, list[str]]:
-    from models.datatools.importers import Pair
-
+def read_labelme(src: Path, opts: ImportOptions) -> tuple[list[Pair], list[str]]:
     files = [src] if src.is_file() else sorted(p for p in src.rglob("*.json") if not p.name.startswith("."))
     base = src.parent if src.is_file() else src
     if not files:

@@ -102,7 +102,7 @@ def frame_scores(probs: np.ndarray, box: tuple[int, int, int, int], answer_ignor
     c = probs.shape[0]
     x, y, bw, bh = box
     hwc = np.ascontiguousarray(probs.transpose(1, 2, 0))
-    if hwc.shape[:2] != (bh, bw):  # the very call Postprocess.labels makes (bit-identical values)
+    if hwc.shape[:2] != (bh, bw):  # the very call postprocess.labels_at makes (bit-identical values)
         hwc = cv2.resize(hwc, (bw, bh), interpolation=cv2.INTER_LINEAR)
         if c == 1:
             hwc = hwc[..., None]

@@ -21,7 +21,7 @@ from models.evaluate.labels import label_files, read_answer, read_reference, req
 from models.evaluate.report import write_report
 from models.evaluate.summary import metrics
 from models.core.imageio import read_image
-from models.predict import predict_frame_boxed, split_items
+from models.predict import predict_frame_boxed, split_items, still_stage
 from models.core.runtime.backends import RuntimeSettings, SegmentationRuntime
 
 
@@ -71,11 +71,12 @@ def evaluate(data_dir: str | Path, out: str | Path, split: str = "test", model_d
 
 def _model_answers(runtime: SegmentationRuntime, dataset: Dataset):
     classes = dataset.classes
+    stage = still_stage(runtime)  # still images: no smoothing, full-size labels (as `predict` writes)
 
     def answer(item: Item, stem: str):
         rgb = read_image(dataset.path(item.image))
         truth = read_reference(dataset.path(item.label), classes, rgb.shape[:2])
-        labels, probs, box = predict_frame_boxed(runtime, rgb)
+        labels, probs, box = predict_frame_boxed(runtime, rgb, stage)
         declined = labels == classes.ignore_index
         scores = frame_scores(probs, box, declined, truth != classes.ignore_index)
         labels[declined] = 0

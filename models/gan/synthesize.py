@@ -4,7 +4,7 @@ Label maps come from a dataset's train split, as square views at the GAN's size.
 over them (a seeded permutation) keeps each map unchanged with probability 1 - `perturb`; every
 other output is a NEW map made by perturbing one (models/gan/perturb.py: flips, rotation + zoom,
 elastic warp, and sometimes a region of a second map). The generator (weight average) paints
-each map. The output is an EndoSpine dataset (DESIGN.md) whose images are all in the train split,
+each map. The output is an EndoSpine dataset (docs/ARCHITECTURE.md) whose images are all in the train split,
 every item has source "gan" and clip "gan-<clip of the map it came from>", and dataset.yaml records
 the generator (GAN folder, step) and, per image, the source label map and the operations applied.
 """

@@ -1,4 +1,4 @@
-"""Segmentation networks written with paddle.nn (no paddleseg package: see DESIGN.md).
+"""Segmentation networks written with paddle.nn (no paddleseg package: see docs/ARCHITECTURE.md).
 
 `build_model(name, num_classes)` is the one entry point; names are listed in ARCHS.
 """

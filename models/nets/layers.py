@@ -1,6 +1,6 @@
 """Building blocks that run under Paddle Inference with oneDNN.
 
-Upsampling never uses F.interpolate (broken under oneDNN in Paddle 3.3.0/3.3.1, see DESIGN.md):
+Upsampling never uses F.interpolate (broken under oneDNN in Paddle 3.3.0/3.3.1, see docs/ARCHITECTURE.md):
 a depthwise Conv2DTranspose with a fixed bilinear kernel does the same job, exports cleanly and
 runs in every predictor.
 """

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from app.cli import main
-from models.core.overlay import composite
+from models.core.overlay import composite, render_overlay
 
 
 @pytest.mark.unit
@@ -43,3 +43,144 @@ def test_render_bad_input(tmp_path, tiny_model_dir, capsys):
     assert main(["render", "synthetic", "--out", str(tmp_path / "o.mp4"), "--model", str(tmp_path)]) == 1
     assert "manifest.yaml" in capsys.readouterr().err
     assert not (tmp_path / "o.mp4").exists()
+
+
+# -- render paints what the live display paints ----------------------------------------------------
+def _decoded(video, n: int) -> list:
+    """The first n frames of a video, decoded the way render decodes them."""
+    from app.compose import open_source_stage
+
+    source = open_source_stage(str(video), realtime=False)
+    try:
+        return [source.read() for _ in range(n)]
+    finally:
+        source.close()
+
+
+def _live_masks(model_dir, frames, post) -> list[tuple[np.ndarray, tuple]]:
+    """The real supervised worker, fed one frame at a time and waiting for each answer (as in
+    review mode) and configured as `endospine run` configures it: (mask, box) of every frame, as
+    the display would paint them."""
+    import time
+
+    from app.ai.supervisor import AIState, InferenceClient, worker_config
+    from app.capture_thread import LatestFrame
+
+    store = LatestFrame()
+    client = InferenceClient(worker_config(str(model_dir), **({"post": post} if post else {})), store)
+    client.start()
+    out = []
+    try:
+        end = time.monotonic() + 60
+        while client.state is not AIState.RUNNING and time.monotonic() < end:
+            time.sleep(0.02)
+        for frame in frames:
+            store.put(frame)
+            end = time.monotonic() + 20
+            while not client.answered(frame.frame_id) and time.monotonic() < end:
+                time.sleep(0.002)
+            result = client.latest()
+            assert result is not None and result.frame_id == frame.frame_id, client.message
+            out.append((result.mask, result.box))
+    finally:
+        client.stop()
+    return out
+
+
+@pytest.mark.parametrize("post", [None, "capped"])
+def test_render_paints_the_live_masks(small_video, tiny_model_dir, tmp_path, monkeypatch, post):
+    """Same frames through `render` and through the live worker: the very same label maps."""
+    import app.render as render
+    from models.core.runtime.postprocess import PostSettings
+
+    if post == "capped":  # a mask cap under the box's size, and a threshold: both sides must apply them
+        post = PostSettings(mask_max_side=50, thresholds=((1, 0.26),))
+    painted = []
+    original = render.composite
+
+    def spy(frame, rgba, box=None):
+        painted.append(box)
+        return original(frame, rgba, box)
+
+    def spy_overlay(labels, classes, style):
+        painted.append(labels.copy())
+        return render_overlay(labels, classes, style)
+
+    monkeypatch.setattr(render, "composite", spy)
+    monkeypatch.setattr(render, "render_overlay", spy_overlay)
+    n = 12
+    summary = render.render_video(str(small_video), tmp_path / "o.mp4", tiny_model_dir, max_frames=n,
+                                  progress=False, post=post)
+    assert summary["frames"] == n and summary["refused"] == 0
+    rendered = list(zip(painted[0::2], painted[1::2]))
+    live = _live_masks(tiny_model_dir, _decoded(small_video, n), post)
+    assert len(rendered) == len(live) == n
+    for i, ((labels, box), (mask, live_box)) in enumerate(zip(rendered, live)):
+        assert tuple(box) == tuple(live_box), i
+        np.testing.assert_array_equal(labels, mask, err_msg=f"frame {i}")
+    if post is not None:
+        assert live[0][0].shape[0] <= 50
+    else:  # sharp enough to see the smoothing: without it, some frame's labels differ
+        from models.core.runtime.backends import SegmentationRuntime
+        from models.core.runtime.postprocess import PostStage, segment_frame
+
+        runtime = SegmentationRuntime(tiny_model_dir)
+        stage = PostStage(runtime.classes, PostSettings(smoothing=0.0))
+        unsmoothed = [segment_frame(runtime, stage, f.image, f.frame_id)[0] for f in _decoded(small_video, n)]
+        assert any((a != b).any() for a, (b, _) in zip(unsmoothed, live))
+
+
+# -- refused outputs ---------------------------------------------------------------------------
+def _model_claiming(tiny_model_dir, tmp_path, n: int):
+    """A copy of the 4-class tiny model whose manifest claims n classes (the files still verify)."""
+    import shutil
+
+    import yaml
+
+    folder = tmp_path / f"claims-{n}"
+    shutil.copytree(tiny_model_dir, folder)
+    doc = yaml.safe_load((folder / "manifest.yaml").read_text())
+    doc["classes"]["classes"] = [{"id": i, "name": f"c{i}", "color": [i * 30, 0, 0]} for i in range(n)]
+    (folder / "manifest.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    return folder
+
+
+@pytest.mark.parametrize("claimed", [2, 8])
+def test_render_refuses_a_model_with_another_class_count(small_video, tiny_model_dir, tmp_path, capsys, claimed):
+    """As `run` shows AI OUTPUT REJECTED, render refuses, and stops where live would restart."""
+    out = tmp_path / "o.mp4"
+    assert main(["render", str(small_video), "--out", str(out), "--model",
+                 str(_model_claiming(tiny_model_dir, tmp_path, claimed))]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "10 AI outputs refused in a row" in err[-1] and f"expected ({claimed}, h, w)" in err[-1], err
+    assert "frame 9" in err[-1] and not out.exists()
+
+
+def test_an_isolated_refused_frame_is_written_without_overlay_and_counted(small_video, tiny_model_dir, tmp_path,
+                                                                           monkeypatch, capsys):
+    from models.core.runtime.backends import SegmentationRuntime
+
+    real = SegmentationRuntime.probabilities
+    calls = []
+
+    def nan_on_third(self, rgb):
+        probs, box, timings = real(self, rgb)
+        calls.append(1)
+        if len(calls) == 3:
+            probs = probs.copy()
+            probs[0, 0, 0] = np.nan
+        return probs, box, timings
+
+    monkeypatch.setattr(SegmentationRuntime, "probabilities", nan_on_third)
+    out, table = tmp_path / "o.mp4", tmp_path / "f.csv"
+    assert main(["render", str(small_video), "--out", str(out), "--model", str(tiny_model_dir),
+                 "--frames-csv", str(table), "--max-frames", "6"]) == 0
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out.strip().splitlines()[-1])
+    assert summary["frames"] == 6 and summary["refused"] == 1 and "non-finite" in summary["refused_last"]
+    assert "frame 2: AI output refused" in captured.err
+    rows = list(csv.DictReader(table.open()))
+    assert "non-finite" in rows[2]["refused"] and rows[2]["bone_area"] == "" and rows[2]["inference_ms"] == ""
+    assert all(r["refused"] == "" and r["bone_area"] != "" for i, r in enumerate(rows) if i != 2)
+    with av.open(str(out)) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 6

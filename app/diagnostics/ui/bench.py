@@ -16,12 +16,13 @@ from PyQt6.QtGui import QImage, QPainter
 from PyQt6.QtWidgets import QApplication
 
 from app.ai.supervisor import WorkerConfig, worker_config
+from app.compose import build_live, open_source_stage, timing_of
 from models.core.overlay import OverlayStyle, composite, render_overlay
-from models.core.sources.registry import open_source
 from app.stats import PaintProbe, percentiles
 from app.ui.main_window import MainWindow
 from app.ui.video_view import VideoView
 from models.core.runtime.backends import SegmentationRuntime
+from models.core.timing import Timing
 
 
 def run_bench(source_spec: str, model_dir: str, seconds: float = 20.0, warmup: float = 5.0,
@@ -29,22 +30,21 @@ def run_bench(source_spec: str, model_dir: str, seconds: float = 20.0, warmup: f
     app = QApplication.instance() or QApplication(sys.argv[:1])  # kept referenced while we run
     app.setApplicationName("EndoSpine bench")
     worker = worker_config(model_dir, backend, profile=profile)
-    live = _live(source_spec, worker, seconds, warmup)
+    live = _live(source_spec, worker, seconds, warmup, timing_of(profile))
     naive = _naive(source_spec, worker, seconds)
     return {**live, **naive,
             "raw_over_naive": round(live["display_fps"] / max(naive["naive_display_fps"], 1e-9), 2),
             "overlay_over_naive": round(live["overlay_fps"] / max(naive["naive_overlay_fps"], 1e-9), 2)}
 
 
-def _live(source_spec: str, worker: WorkerConfig, seconds: float, warmup: float) -> dict:
-    source = open_source(source_spec, loop=True)
-    source.open()
-    window = MainWindow(source, worker)
+def _live(source_spec: str, worker: WorkerConfig, seconds: float, warmup: float, timing: Timing) -> dict:
+    source = open_source_stage(source_spec, loop=True, timing=timing)  # decoded in this process, like render
+    window = MainWindow(build_live(source, worker, timing))
     window.resize(1600, 900)
     window.show()
     window.start()
     model_ms: list[float] = []
-    probe = PaintProbe()
+    probe = PaintProbe(timing.stale_limit_s)
     marks = {}
     loop = QEventLoop()  # a local loop: quitting it leaves the application usable afterwards
 
@@ -98,9 +98,7 @@ def _naive(source_spec: str, worker: WorkerConfig, seconds: float) -> dict:
     """Decode -> infer -> blend -> paint, one frame after the other, for `seconds`."""
     runtime = SegmentationRuntime(worker.model_dir, worker.settings)
     style = OverlayStyle()
-    source = open_source(source_spec, loop=True)
-    source.realtime = False
-    source.open()
+    source = open_source_stage(source_spec, loop=True, realtime=False)
     view = VideoView()
     view.resize(1280, 900)
     canvas = QImage(view.width(), view.height(), QImage.Format.Format_RGB32)

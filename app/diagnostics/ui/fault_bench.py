@@ -18,6 +18,7 @@ from PyQt6.QtWidgets import QApplication
 from models.core.sources.capture_card import CaptureSettings, CaptureSource
 from app.diagnostics.fake_card import FakeCard, Frames, Unplug
 from app.ai.supervisor import WorkerConfig
+from app.compose import build_live
 from app.stats import PaintProbe
 from app.ui.main_window import MainWindow
 
@@ -62,7 +63,7 @@ def _window(card: FakeCard, spec: str | None, **worker) -> MainWindow:
     source = CaptureSource(CaptureSettings(0), card)
     source.open()
     cfg = WorkerConfig(model_dir=spec, runtime=FAULT_RUNTIME, **worker) if spec else None
-    window = MainWindow(source, cfg)
+    window = MainWindow(build_live(source, cfg))
     window.resize(960, 600)
     window.show()
     window.start()

@@ -17,7 +17,7 @@ from PyQt6.QtWidgets import QApplication
 from tqdm import tqdm
 
 from app.ai.supervisor import WorkerConfig
-from models.core.sources.registry import open_source
+from app.compose import build_live, open_source_stage
 from app.ui.main_window import MainWindow
 
 
@@ -38,9 +38,8 @@ def sample(proc: psutil.Process, t_s: float) -> dict:
 def run_soak(source_spec: str, worker: WorkerConfig | None, minutes: float, interval_s: float = 5.0) -> dict:
     """Run for `minutes`; returns {"samples": [...], "frames_displayed", "ai_frames", "ai_restarts", ...}."""
     app = QApplication.instance() or QApplication(sys.argv[:1])  # kept referenced while we run
-    source = open_source(source_spec, loop=True, isolated=True)  # as `endospine run` opens it
-    source.open()
-    window = MainWindow(source, worker)
+    source = open_source_stage(source_spec, loop=True, isolated=True)  # as `endospine run` opens it
+    window = MainWindow(build_live(source, worker))
     window.resize(1600, 900)
     window.show()
     window.start()

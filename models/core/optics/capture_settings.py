@@ -1,15 +1,14 @@
-"""Capture card / camera settings, and opening an OpenCV device with them.
+"""Capture card / camera settings, and the OpenCV calls that apply them to a device.
 
-One dataclass for three users: the app's `capture:N?...` source, the calibration tools that
-grab frames from the tower, and the `capture` section of an endoscope profile (the settings a
-tower was calibrated with). Qt-free, no app imports.
+One dataclass for the `capture:N?...` source (models.core.sources.capture_card, which the
+display and the calibration tools both read the tower through) and the `capture` section of an
+endoscope profile (the settings a tower was calibrated with). Qt-free, no app imports.
 
     capture:N[?backend=v4l2&width=1920&height=1080&fps=30&fourcc=MJPG&buffer=1]
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from typing import Callable
 from urllib.parse import parse_qsl, urlencode
 
 import cv2
@@ -109,15 +108,6 @@ def configure(cap, settings: CaptureSettings) -> None:
                         (cv2.CAP_PROP_FPS, settings.fps), (cv2.CAP_PROP_BUFFERSIZE, settings.buffer)):
         if value is not None:
             cap.set(prop, value)
-
-
-def open_device(settings: CaptureSettings, factory: Callable = opencv_device):
-    """An opened, configured device, or EndoSpineError naming it."""
-    cap = factory(settings)
-    if cap is None or not cap.isOpened():
-        raise EndoSpineError(f"capture:{settings.index}: cannot open the capture device (backend {settings.backend})")
-    configure(cap, settings)
-    return cap
 
 
 def to_rgb(img: np.ndarray) -> np.ndarray:

@@ -9,6 +9,8 @@ was trained on:
    across frames; a frame without one falls back to the model's own crop), or none (`off`);
 3. crop: the circle's bounding square (the best use of the model's input), else the manifest's
    crop; pixels outside the circle are ignore (255) in masks and in training labels;
+   the View of each frame says where its input came from, and the post-processing stage
+   (models/core/runtime/postprocess.py) maps the model's output back through it;
 4. color: the profile's correction, on the crop only (it is per pixel, so cropping first is
    the same picture for less work).
 """
@@ -22,7 +24,7 @@ import numpy as np
 
 from models.core.optics.fov import Circle, FovTracker
 from models.core.optics.lens import Undistorter
-from models.core.runtime.preprocess import Postprocess, Preprocess
+from models.core.runtime.preprocess import Preprocess
 from models.core.optics.profile import Profile, default_profile
 
 log = logging.getLogger("endospine.profile")
@@ -97,27 +99,6 @@ class FramePrep:
         tensor = self.pre.normalize(self.pre.resize_to_input(region))
         box = und.raw_box(crop) if und is not None else crop
         return tensor, View(box, crop, circle, und)
-
-    def labels(self, probs: np.ndarray, view: View, size: tuple[int, int], post: Postprocess) -> np.ndarray:
-        """(C, h, w) probabilities over the crop -> labels (H, W) at `size` over view.box;
-        outside the field of view (and outside what the model saw): ignore."""
-        if view.lens is None:
-            labels = post.labels(probs, size)
-            if view.circle is not None:
-                labels[view.circle.outside(view.box, size)] = post.ignore_index
-            return labels
-        ux, uy = view.lens.grid_to_undistorted(view.box, size)        # undistorted position of each cell
-        x, y, cw, ch = view.crop
-        ph, pw = probs.shape[1:]
-        gx = (ux - x + 0.5) * (pw / cw) - 0.5
-        gy = (uy - y + 0.5) * (ph / ch) - 0.5
-        labels = post.labels(probs, size, grid=(gx, gy))
-        outside = (ux < x - 0.5) | (uy < y - 0.5) | (ux > x + cw - 0.5) | (uy > y + ch - 0.5)
-        if view.circle is not None:
-            c = view.circle
-            outside |= (ux - c.cx) ** 2 + (uy - c.cy) ** 2 > c.r ** 2
-        labels[outside] = post.ignore_index
-        return labels
 
     # -- training ------------------------------------------------------------------------------
     def training_view(self, image: np.ndarray, label: np.ndarray, ignore_index: int = 255

@@ -18,10 +18,11 @@ A profile is a YAML file (written by `endospine-calibrate`, readable and editabl
     lens: {model: fisheye, image_size: [1920, 1080], camera_matrix: [[...]], distortion: [...], undistort: true}
     latency: {p50_ms: 92.0, p95_ms: 110.5, max_ms: 131.2, samples: 580}
     capture: {device: 0, backend: v4l2, width: 1920, height: 1080, fps: 60, fourcc: MJPG, buffer: 1}
+    timing: {no_signal_after_s: 0.6}  # the display's timing rules that differ (models.core.timing.Timing)
 
 Every section is optional; the default profile (no file) is automatic field of view, no color
-change, no lens. `load_profile` checks every field and names the file and the field in its
-one-line error; `save_profile` writes atomically.
+change, no lens, the default timing. `load_profile` checks every field and names the file and
+the field in its one-line error; `save_profile` writes atomically.
 """
 from __future__ import annotations
 
@@ -40,12 +41,13 @@ from models.core.errors import EndoSpineError
 from models.core.optics.fov import Circle
 from models.core.imageio import write_bytes_atomic
 from models.core.optics.lens import LensModel
+from models.core.timing import Timing
 from models.core.yamlio import read_yaml
 
 FORMAT = "endospine-profile/1"
 FOV_MODES = ("auto", "fixed", "off")
 COLOR_MODES = ("none", "gains", "matrix")
-SECTIONS = ("fov", "color", "lens", "latency", "capture")
+SECTIONS = ("fov", "color", "lens", "latency", "capture", "timing")
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,7 @@ class Profile:
     lens: LensModel | None = None
     latency: LatencySection | None = None
     capture: CaptureSettings | None = None
+    timing: Timing = field(default_factory=Timing)
     name: str = ""
     created: str = ""
 
@@ -172,13 +175,15 @@ class Profile:
         if self.capture is not None:
             c = _section_dict(self.capture)
             d["capture"] = {"device": c.pop("index"), **c}
+        if timing := self.timing.to_dict():  # only the rules that differ from the defaults
+            d["timing"] = timing
         return d
 
     @classmethod
     def from_dict(cls, d: Any) -> "Profile":
         """Raises ValueError('section.field: problem')."""
         if not isinstance(d, dict):
-            raise ValueError("a profile must be a mapping of sections (format, fov, color, lens, latency, capture)")
+            raise ValueError(f"a profile must be a mapping of sections (format, {', '.join(SECTIONS)})")
         unknown = set(d) - {"format", "name", "created", *SECTIONS}
         if unknown:
             raise ValueError(f"{sorted(unknown)[0]}: unknown section (expected {', '.join(SECTIONS)})")
@@ -189,6 +194,8 @@ class Profile:
                           ("latency", LatencySection), ("capture", CaptureSettings)):
             if d.get(key) is not None:
                 out[key] = _parse_section(kind, d[key], key)
+        if d.get("timing") is not None:
+            out["timing"] = _parse_timing(d["timing"])
         return cls(**out)
 
 
@@ -241,6 +248,14 @@ def _plain(v):
     if isinstance(v, np.integer):
         return int(v)
     return v
+
+
+def _parse_timing(data: Any) -> Timing:
+    try:
+        return Timing.from_dict(data)
+    except ValueError as exc:  # 'field: problem' -> 'timing.field: problem'
+        text = str(exc)
+        raise ValueError(f"timing.{text}" if ":" in text.split(" ", 1)[0] else f"timing: {text}") from None
 
 
 def _parse_section(kind, data: Any, name: str):

@@ -1,7 +1,8 @@
 """Running an exported model: Paddle Inference on CPU (oneDNN), GPU or TensorRT.
 
     model = SegmentationRuntime("assets/model", RuntimeSettings(device="cpu", threads=2))
-    labels, box, timings = model.segment(frame_rgb)
+    probs, box, timings = model.probabilities(frame_rgb)     # then a PostStage (postprocess.py)
+    labels, box, timings = model.segment(frame_rgb)          # or both, for a still image
 
 Importable without any training code; loads only a folder whose files match its manifest.
 """
@@ -18,7 +19,7 @@ from models.core.optics.fov import Circle
 from models.core.optics.frameview import FramePrep, View
 from models.core.runtime.manifest import Manifest, load_manifest
 from models.core.paddle_env import import_paddle
-from models.core.runtime.preprocess import Postprocess
+from models.core.runtime.postprocess import PostSettings, PostStage, segment_frame
 from models.core.optics.profile import FovSection, Profile, default_profile, load_profile
 
 DEVICES = ("cpu", "gpu", "tensorrt")
@@ -103,20 +104,20 @@ def build_predictor(manifest: Manifest, root: Path, settings: RuntimeSettings):
 
 
 class SegmentationRuntime:
-    """Preprocess -> predict -> postprocess for one frame at a time."""
+    """Preprocess -> predict for one frame at a time; `view` says where the last frame's input
+    came from, for the post-processing stage."""
 
-    def __init__(self, model_dir: str | Path, settings: RuntimeSettings | None = None,
-                 postprocess: Postprocess | None = None):
+    def __init__(self, model_dir: str | Path, settings: RuntimeSettings | None = None):
         self.root = Path(model_dir)
         self.settings = settings or RuntimeSettings()
         self.manifest = load_manifest(self.root, verify=True)
         self.classes = self.manifest.classes
         self.pre = self.manifest.preprocess
-        self.post = postprocess or Postprocess(ignore_index=self.classes.ignore_index)
         self.model_id = self.manifest.model_id
         self.profile = runtime_profile(self.settings)
         self.prep = FramePrep(self.profile, self.pre)
         self.view: View | None = None      # where the last frame's model input came from
+        self._still = PostStage(self.classes, PostSettings.still())  # for segment()
         if self.settings.backend == "onnxruntime":
             self._run = _onnx_runner(self.manifest, self.root, self.settings)
         else:
@@ -148,22 +149,10 @@ class SegmentationRuntime:
         t2 = time.perf_counter()
         return probs, self.view.box, {"preprocess": (t1 - t0) * 1e3, "predict": (t2 - t1) * 1e3}
 
-    def labels(self, probs: np.ndarray, box: tuple[int, int, int, int], size: tuple[int, int],
-               post: Postprocess | None = None) -> np.ndarray:
-        """Probabilities of the last frame -> labels of `size` over `box`; outside the field of
-        view: ignore (255)."""
-        view = self.view
-        if view is None or tuple(box) != view.box:
-            view = View(tuple(box), tuple(box), None, None)  # probabilities not from the last frame
-        return self.prep.labels(probs, view, size, post or self.post)
-
-    def segment(self, rgb: np.ndarray, mask_size: tuple[int, int] | None = None):
-        """A frame -> (labels over the crop box at mask_size or the box's size, box, timings ms)."""
-        probs, box, timings = self.probabilities(rgb)
-        t0 = time.perf_counter()
-        labels = self.labels(probs, box, mask_size or (box[2], box[3]))
-        timings["postprocess"] = (time.perf_counter() - t0) * 1e3
-        return labels, box, timings
+    def segment(self, rgb: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int], dict[str, float]]:
+        """A still frame -> (checked labels over the crop box at the box's size, box, timings ms):
+        the post-processing stage with still settings (no smoothing, no mask size cap)."""
+        return segment_frame(self, self._still, rgb)
 
 
 def _paddle_runner(predictor):
@@ -200,16 +189,3 @@ def _onnx_runner(manifest: Manifest, root: Path, settings: RuntimeSettings):
 
     return run
 
-
-def paste_into_frame(labels: np.ndarray, box: tuple[int, int, int, int], frame_size: tuple[int, int],
-                     fill: int = 255) -> np.ndarray:
-    """Labels over a crop box (at the box's size) -> a full-frame label map, `fill` outside the box."""
-    w, h = frame_size
-    x, y, bw, bh = box
-    if labels.shape != (bh, bw):
-        raise ValueError(f"labels {labels.shape} do not match the box {bw}x{bh}")
-    if (x, y, bw, bh) == (0, 0, w, h):
-        return labels
-    out = np.full((h, w), fill, np.uint8)
-    out[y:y + bh, x:x + bw] = labels
-    return out

@@ -1,10 +1,12 @@
-"""Checks the inference worker applies to every runtime output before it leaves the worker.
+"""Checks every runtime output passes in the post-processing stage (models/core/runtime/
+postprocess.py), so in the live inference worker before a mask leaves it, and in render, predict
+and evaluate alike.
 
 A runtime is code the display does not control (a model file, an inference library, a driver).
 Whatever it returns, the overlay must never show something that was not computed correctly for
 the frame on screen: probabilities that are not finite or not in [0, 1], a class axis of the
-wrong length, a crop box outside the frame or a mask of the wrong size are refused here, in
-the worker, and reported as one line; the supervisor then hides the overlay.
+wrong length, a crop box outside the frame or a mask of the wrong size are refused here and
+reported as one line; live, the supervisor then hides the overlay.
 """
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Preprocessing shared by training, export, prediction and the app's runtime.
+"""Preprocessing shared by training, export, prediction and the app's runtime (the way back,
+probabilities -> labels, is models/core/runtime/postprocess.py).
 
 The exported model's manifest records these settings; every consumer rebuilds the same steps
 from it, so a model sees at run time exactly what it saw in training.
@@ -11,7 +12,7 @@ from it, so a model sees at run time exactly what it saw in training.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -76,32 +77,3 @@ class Preprocess:
         box = box or self.crop_box(rgb.shape[1], rgb.shape[0])
         x, y, w, h = box
         return self.normalize(self.resize_to_input(rgb[y:y + h, x:x + w])), box
-
-
-@dataclass(frozen=True)
-class Postprocess:
-    """Probabilities at the model's output grid -> labels over the crop box of the frame."""
-
-    ignore_index: int = 255
-    thresholds: dict[int, float] = field(default_factory=dict)  # class id -> minimum probability
-
-    def labels(self, probs: np.ndarray, size: tuple[int, int],
-               grid: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
-        """(C, h, w) probabilities -> (H, W) uint8 labels at `size` = (W, H), bilinear in between.
-
-        grid: optional (x, y) float32 maps, each (H, W), of where every output cell samples the
-        probability grid (e.g. through a lens undistortion); default: a plain resize.
-        A class whose probability stays under its threshold loses the pixel to background (0).
-        """
-        hwc = np.ascontiguousarray(probs.transpose(1, 2, 0))
-        if grid is not None:
-            hwc = cv2.remap(hwc, grid[0], grid[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        elif (hwc.shape[1], hwc.shape[0]) != tuple(size):
-            hwc = cv2.resize(hwc, tuple(size), interpolation=cv2.INTER_LINEAR)
-        if hwc.ndim == 2:
-            hwc = hwc[..., None]
-        labels = hwc.argmax(axis=2).astype(np.uint8)
-        for cid, t in self.thresholds.items():
-            weak = (labels == cid) & (hwc[..., cid] < t)
-            labels[weak] = 0
-        return labels

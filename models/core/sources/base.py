@@ -7,6 +7,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
+from models.core.timing import DEFAULT_TIMING, Timing
 from models.core.types import Frame
 
 
@@ -18,6 +19,7 @@ class Source(ABC):
     size: tuple[int, int] = (0, 0)
     opened: bool = False  # set by open() on success
     realtime: bool = True  # deliver at the source's own pace; False: as fast as read() is called
+    timing: Timing = DEFAULT_TIMING  # the rules a source applies itself (a capture card's hang, reconnects)
 
     def __init__(self) -> None:
         self._next_id = 0
@@ -44,6 +46,7 @@ class Source(ABC):
         self._stop.set()
 
     # -- what the display asks (GUI thread; cheap, never blocks on the source) ------------------
+    # Facts only: whether the picture is live (NO SIGNAL, NO SOURCE IMAGE) is decided in app.decide.
     def signal_note(self) -> str:
         """Why no frames are coming, in words, for the NO SIGNAL screen ('' if nothing known)."""
         return ""

@@ -6,14 +6,17 @@ arrive as BGR and leave as RGB. Devices are opened through a factory so that tes
 
 A live device fails in ways a file does not, and read() absorbs them instead of ending:
 - unplugged (read fails): the device is released and reopened every `reconnect_every` seconds
-  until it answers again; frames then resume with higher ids, no restart needed;
-- a read() that hangs in the driver: `signal_note()` says so while it lasts (the display polls
-  it, never waits on it); the frame that finally comes back is old and is dropped;
+  (Timing.card_reconnect_every_s) until it answers again; frames then resume with higher ids,
+  no restart needed;
+- a read() that hangs in the driver (longer than Timing.card_hang_after(fps)): `signal_note()`
+  says so while it lasts (the display polls it, never waits on it); the frame that finally comes
+  back is old and is dropped;
 - success with the same buffer again (stale): not a new frame, counted and dropped;
 - uniform black frames: delivered (the card is live), `blank()` lets the display say NO SOURCE IMAGE;
 - a new resolution mid-stream: `size` follows, counted in `format_changes`;
 - device timestamps (CAP_PROP_POS_MSEC) that repeat or go backwards: repaired so pts only rises.
-Only stop() makes read() return None.
+Only stop() makes read() return None. The source reports these facts; whether the screen says
+NO SIGNAL is decided in the display (app.decide).
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ import numpy as np
 
 from models.core.optics.capture_settings import BACKENDS, CaptureSettings, configure, opencv_device, to_rgb
 from models.core.errors import EndoSpineError
+from models.core.timing import DEFAULT_TIMING, Timing
 from models.core.types import Frame
 
 from models.core.sources.base import Source
@@ -48,11 +52,13 @@ def is_black(image: np.ndarray) -> bool:
 
 class CaptureSource(Source):
     def __init__(self, settings: CaptureSettings, device_factory: Callable = opencv_device,
-                 reconnect_every: float = 1.0):
+                 reconnect_every: float | None = None, timing: Timing = DEFAULT_TIMING):
+        """reconnect_every: seconds between reopen attempts (None: timing.card_reconnect_every_s)."""
         super().__init__()
         self.settings = settings
         self.name = f"capture:{settings.index}"
-        self.reconnect_every = reconnect_every
+        self.timing = timing
+        self._reconnect_every = reconnect_every
         self._factory = device_factory
         self._cap = None
         # fault counters (read by the display's status line and the bench)
@@ -70,9 +76,14 @@ class CaptureSource(Source):
 
     @classmethod
     def from_spec(cls, spec: str, device_factory: Callable = opencv_device,
-                  defaults: CaptureSettings | None = None) -> "CaptureSource":
+                  defaults: CaptureSettings | None = None, timing: Timing = DEFAULT_TIMING) -> "CaptureSource":
         """defaults: settings for options the spec does not give (an endoscope profile's capture section)."""
-        return cls(CaptureSettings.parse(spec, defaults), device_factory)
+        return cls(CaptureSettings.parse(spec, defaults), device_factory, timing=timing)
+
+    @property
+    def reconnect_every(self) -> float:
+        """Seconds between attempts to reopen a device that stopped answering."""
+        return self._reconnect_every if self._reconnect_every is not None else self.timing.card_reconnect_every_s
 
     def open(self) -> None:
         if not self._connect():
@@ -82,7 +93,7 @@ class CaptureSource(Source):
 
     def hang_after(self) -> float:
         """A read() taking longer than this is a hang, not a slow frame."""
-        return max(0.5, 4.0 / self.fps)
+        return self.timing.card_hang_after(self.fps)
 
     def read(self) -> Frame | None:
         while not self._stop.is_set():

@@ -1,13 +1,14 @@
-"""Video files and network streams through PyAV, with replay controls.
+"""Video files and network streams through PyAV, decoded in the caller's process.
 
 Files are delivered at their own pace (presentation timestamps, times a speed factor) and can
 be paused, stepped, seeked frame-accurately and looped. Streams (rtsp, udp, http, ...) are
-delivered as they arrive. Controls come from other threads through a command queue that read()
-serves, so the decoder is only ever touched by the capture thread.
+delivered as they arrive. The controls (models.core.sources.replay) come from other threads
+through a command queue that read() serves, so the decoder is only ever touched by the capture
+thread. The display decodes files in a child process instead (models.core.sources.isolated),
+which runs this class there.
 """
 from __future__ import annotations
 
-import queue
 import time
 from pathlib import Path
 
@@ -18,29 +19,17 @@ from models.core.errors import EndoSpineError
 from models.core.types import Frame
 
 from models.core.sources.file_checks import clock, mp4_layout
-from models.core.sources.base import Source
+from models.core.sources.replay import SPEEDS, STREAM_SCHEMES, ReplaySource  # noqa: F401 - re-exported
 
-STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "udp://", "tcp://", "srt://", "http://", "https://")
-SPEEDS = (0.25, 4.0)
 MAX_SIZE = (8192, 4352)  # wider or taller, or more pixels than this: refused before any frame is decoded
 
 
-class VideoSource(Source):
+class VideoSource(ReplaySource):
+    """A video file or stream decoded with PyAV in this process."""
+
     def __init__(self, target: str | Path, loop: bool = False, realtime: bool = True):
-        super().__init__()
-        self.target = str(target)
-        self.is_stream = self.target.startswith(STREAM_SCHEMES)
-        self.name = self.target if self.is_stream else Path(self.target).name
-        self.loop = loop and not self.is_stream
-        self.realtime = realtime and not self.is_stream  # a stream paces itself
-        self.duration: float | None = None
-        self.position = 0.0              # pts of the last delivered frame, seconds
-        self.paused = False
-        self.speed = 1.0
-        self.corrupt_packets = 0
-        self.truncated = False           # the file is cut short (a recording that was not finalized)
+        super().__init__(target, loop=loop, realtime=realtime)
         self.applied_mark = 0            # the last put_mark() number served (commands before it are applied)
-        self._commands: queue.SimpleQueue = queue.SimpleQueue()
         self._container = None
         self._stream = None
         self._frames = None
@@ -48,21 +37,6 @@ class VideoSource(Source):
         self._step = 0
         self._pending: tuple[np.ndarray, float] | None = None  # decoded, not yet due
         self._show_now = False  # a seek result: deliver at once, even while paused
-
-    # -- controls (any thread) -------------------------------------------------------------
-    def pause(self, on: bool = True) -> None:
-        self._commands.put(("pause", on))
-
-    def step(self, frames: int = 1) -> None:
-        """Deliver the next frame(s) while paused."""
-        self._commands.put(("step", frames))
-
-    def seek(self, seconds: float) -> None:
-        """Jump to the first frame at or after `seconds` (frame-accurate)."""
-        self._commands.put(("seek", float(seconds)))
-
-    def set_speed(self, speed: float) -> None:
-        self._commands.put(("speed", min(max(float(speed), SPEEDS[0]), SPEEDS[1])))
 
     # -- Source ----------------------------------------------------------------------------
     def open(self) -> None:
@@ -130,9 +104,6 @@ class VideoSource(Source):
         of them has been applied (the decoder process tags its frames with it)."""
         self._commands.put(("mark", number))
 
-    def idle(self) -> bool:
-        return self.paused
-
     def end_note(self) -> str:
         """'file ends early at mm:ss.s' when the file was cut short, else ''."""
         if self.is_stream or self._next_id == 0:
@@ -172,6 +143,7 @@ class VideoSource(Source):
                 self._pending = self._seek(value)
                 self._show_now = self._pending is not None
                 self._ref = None
+            # "loop": already in effect (the setter stores it; _next_image reads it)
 
     def _decode(self):
         """Frames of the stream; a corrupt packet is skipped and counted, never fatal."""

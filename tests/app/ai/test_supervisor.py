@@ -10,7 +10,7 @@ import pytest
 
 from app.capture_thread import LatestFrame
 from app.ai.supervisor import AIState, InferenceClient, WorkerConfig
-from app.ai.worker import mask_size
+from models.core.timing import Timing
 from models.core.types import Frame
 
 FAKE = "tests.app.fake_runtimes:FakeRuntime"
@@ -18,10 +18,12 @@ FAKE = "tests.app.fake_runtimes:FakeRuntime"
 
 @contextmanager
 def _running(spec: str, **kw) -> Iterator[tuple[InferenceClient, LatestFrame]]:
-    """A started client of the fake runtime `spec` and its frame store; stopped afterwards."""
+    """A started client of the fake runtime `spec` and its frame store; stopped afterwards.
+    hang, max_failures: the worker's hang timeout and failures before UNAVAILABLE (Timing)."""
     store = LatestFrame()
-    cfg = WorkerConfig(model_dir=spec, runtime=FAKE, hang_timeout_s=kw.pop("hang", 1.0),
-                       backoff_s=(0.1, 0.2), **kw)
+    timing = Timing(ai_hang_timeout_s=kw.pop("hang", 1.0), ai_backoff_s=(0.1, 0.2),
+                    ai_max_failures=kw.pop("max_failures", Timing().ai_max_failures))
+    cfg = WorkerConfig(model_dir=spec, runtime=FAKE, timing=timing, **kw)
     client = InferenceClient(cfg, store)
     client.start()
     try:
@@ -54,13 +56,6 @@ def _wait(pred, timeout: float = 20.0) -> bool:
             return True
         time.sleep(0.02)
     return False
-
-
-@pytest.mark.unit
-@pytest.mark.parametrize("box, cap, size", [((0, 0, 1080, 1080), 768, (768, 768)), ((0, 0, 300, 200), 768, (300, 200)),
-                                            ((5, 5, 2000, 1000), 500, (500, 250))])
-def test_mask_size(box, cap, size):
-    assert mask_size(box, cap) == size
 
 
 def test_results_belong_to_their_frames():
@@ -171,16 +166,3 @@ def test_real_model_in_the_worker(tiny_model_dir):
         assert set(r.timings) == {"preprocess", "predict", "postprocess"}
     finally:
         client.stop()
-
-
-@pytest.mark.unit
-def test_temporal_smoother():
-    from app.ai.worker import TemporalSmoother
-
-    s = TemporalSmoother(0.5)
-    a, b = np.zeros((2, 2, 2), np.float32), np.ones((2, 2, 2), np.float32)
-    assert (s(1, a, (0, 0, 4, 4)) == 0).all()
-    assert np.allclose(s(2, b, (0, 0, 4, 4)), 0.5)          # consecutive: blended
-    assert (s(40, b, (0, 0, 4, 4)) == 1).all()               # a jump (seek, stall): fresh start
-    assert (s(41, a, (1, 0, 4, 4)) == 0).all()               # another crop: fresh start
-    assert (TemporalSmoother(0)(1, b, (0, 0, 1, 1)) == 1).all()

@@ -7,6 +7,7 @@ import pytest
 from models.core.sources.capture_card import CaptureSettings, CaptureSource
 from app.diagnostics.fake_card import FakeCard, Frames, Hang, Unplug
 from app.ai.supervisor import WorkerConfig
+from models.core.timing import Timing
 
 pytestmark = pytest.mark.gui
 FAKE = "tests.app.fake_runtimes:FakeRuntime"
@@ -29,18 +30,18 @@ def _close(win, card):
 
 def test_unplug_shows_no_signal_hides_overlay_and_resumes(qtbot):
     card = FakeCard([Frames(100_000)])
-    win = _window(qtbot, card, WorkerConfig(model_dir="mode=ok", runtime=FAKE, backoff_s=(0.1,)))
+    win = _window(qtbot, card, WorkerConfig(model_dir="mode=ok", runtime=FAKE, timing=Timing(ai_backoff_s=(0.1,))))
     try:
         qtbot.waitUntil(lambda: win.view.overlay_visible, timeout=30000)
         card.play_next(Unplug(2.0))
-        last_live = win._shown_last
+        last_live = win.pipeline.screen.shown_last
         qtbot.waitUntil(lambda: win.view.message == "NO SIGNAL", timeout=5000)
         assert card.log.unplugged  # it went dark because of the unplug, not before it
         qtbot.waitUntil(lambda: "reconnecting every 1 s" in win.view.detail, timeout=3000)
         while not card.log.replugged:  # all through the outage: no picture, no overlay
             assert win.frame is None and win.view._qimage is None and not win.view.overlay_visible
             qtbot.wait(20)
-        qtbot.waitUntil(lambda: win.view.message == "" and win._shown_last > last_live, timeout=5000)
+        qtbot.waitUntil(lambda: win.view.message == "" and win.pipeline.screen.shown_last > last_live, timeout=5000)
         assert win.capture.source.losses == 1 and win.capture.source.reconnects == 1
         assert win.capture.is_alive()  # the same capture thread: no restart
     finally:
@@ -53,13 +54,13 @@ def test_hung_driver_read_gives_no_signal_and_the_gui_keeps_polling(qtbot):
     ticks = []
     win._poll.timeout.connect(lambda: ticks.append(1))
     try:
-        qtbot.waitUntil(lambda: win._shown_last >= 19, timeout=5000)
+        qtbot.waitUntil(lambda: win.pipeline.screen.shown_last >= 19, timeout=5000)
         qtbot.waitUntil(lambda: "has not answered" in win.view.detail, timeout=5000)
         assert win.view.message == "NO SIGNAL" and win.capture.source._read_since is not None
         n = len(ticks)
         qtbot.wait(300)  # read() is still blocked in the 'driver' and the GUI keeps ticking
         assert win.capture.source._read_since is not None and len(ticks) > n + 10
-        qtbot.waitUntil(lambda: win.view.message == "" and win._shown_last > 20, timeout=5000)
+        qtbot.waitUntil(lambda: win.view.message == "" and win.pipeline.screen.shown_last > 20, timeout=5000)
         assert win.capture.source.hangs == 1
     finally:
         _close(win, card)
@@ -70,7 +71,7 @@ def test_stale_buffers_give_no_signal(qtbot):
     win = _window(qtbot, card)
     try:
         qtbot.waitUntil(lambda: "repeats the same picture" in win.view.detail, timeout=5000)
-        assert win.view.message == "NO SIGNAL" and win._shown_last == 14
+        assert win.view.message == "NO SIGNAL" and win.pipeline.screen.shown_last == 14
         qtbot.waitUntil(lambda: win.view.message == "", timeout=5000)
     finally:
         _close(win, card)
@@ -89,7 +90,7 @@ def test_black_frames_say_no_source_image(qtbot):
 
 def test_resolution_change_mid_stream_with_ai_and_recording(qtbot, tmp_path):
     card = FakeCard([Frames(30, (128, 96)), Frames(30, (200, 150), fps=25), Frames(10_000, (96, 64))])
-    win = _window(qtbot, card, WorkerConfig(model_dir="mode=ok", runtime=FAKE, backoff_s=(0.1,)), output_dir=tmp_path)
+    win = _window(qtbot, card, WorkerConfig(model_dir="mode=ok", runtime=FAKE, timing=Timing(ai_backoff_s=(0.1,))), output_dir=tmp_path)
     try:
         qtbot.waitUntil(lambda: win.frame is not None, timeout=5000)
         win.toggle_recording()

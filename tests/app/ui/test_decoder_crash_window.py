@@ -24,7 +24,7 @@ def test_display_survives_a_decoder_segfault(qtbot, small_video):
     win._poll.timeout.connect(lambda: ticks.append(1))
     try:
         assert win.replay is not None  # the replay bar drives the child through the same controls
-        qtbot.waitUntil(lambda: win._shown_last >= 5, timeout=20000)
+        qtbot.waitUntil(lambda: win.pipeline.screen.shown_last >= 5, timeout=20000)
         os.kill(src.decoder_pid, signal.SIGSEGV)
         qtbot.waitUntil(lambda: "SIGSEGV" in win.view.detail, timeout=10000)
         assert win.view.detail.startswith("small.mp4: the video decoder stopped (SIGSEGV) at 00:0")

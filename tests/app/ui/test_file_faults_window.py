@@ -24,7 +24,7 @@ def test_cut_recording_plays_then_says_where_it_ended(qtbot, pattern_video, tmp_
     win = _window(qtbot, cut)
     try:
         qtbot.waitUntil(lambda: win.view.message == "END OF VIDEO", timeout=10000)
-        assert win._shown_last > 3 and "cut.mp4: file ends early at 00:0" in win.view.detail
+        assert win.pipeline.screen.shown_last > 3 and "cut.mp4: file ends early at 00:0" in win.view.detail
     finally:
         win.close()
 

@@ -16,7 +16,7 @@ def test_window_shows_newest_frames_then_end(qtbot):
     qtbot.addWidget(win)
     win.show()
     win.start()
-    qtbot.waitUntil(lambda: win._shown_last == 19, timeout=5000)  # the newest frame reached the screen
+    qtbot.waitUntil(lambda: win.pipeline.screen.shown_last == 19, timeout=5000)  # the newest frame reached the screen
     qtbot.waitUntil(lambda: win.view.message == "END OF VIDEO", timeout=5000)
     for _ in range(10):  # it stays ended: the last frame never comes back as if it were live
         qtbot.wait(20)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from app.ai.supervisor import WorkerConfig
+from models.core.timing import Timing
 from models.core.overlay import OverlayStyle, render_overlay
 from models.core.classes import default_classes
 from models.core.imageio import read_image, write_image
@@ -24,7 +25,7 @@ def _frames(n=600, level=130):
 def _window(qtbot, spec="mode=ok", frames=None, fps=30.0):
     from app.ui.main_window import MainWindow
 
-    worker = WorkerConfig(model_dir=spec, runtime=FAKE, backoff_s=(0.1,))
+    worker = WorkerConfig(model_dir=spec, runtime=FAKE, timing=Timing(ai_backoff_s=(0.1,)))
     win = MainWindow(ListSource(frames or _frames(), fps=fps, realtime=True), worker)
     qtbot.addWidget(win)
     win.show()

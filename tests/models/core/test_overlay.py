@@ -3,9 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.core.overlay import OverlayStyle, overlay_allowed, render_overlay, rgba_lut
+from models.core.overlay import OverlayStyle, render_overlay, rgba_lut
 from models.core.classes import default_classes
-from models.core.types import Result
 
 CLASSES = default_classes()
 
@@ -30,7 +29,7 @@ def test_fill_colors_are_premultiplied_class_colors():
 
 @pytest.mark.unit
 def test_toggles_hide_classes_and_all():
-    style = OverlayStyle().toggled(2)
+    style = OverlayStyle.for_classes(CLASSES).toggled(2)
     rgba = render_overlay(_mask(), CLASSES, style)
     assert rgba[30, 20, 3] == 0 and rgba[10, 10, 3] > 0
     assert render_overlay(_mask(), CLASSES, OverlayStyle(enabled=False)) is None
@@ -39,22 +38,27 @@ def test_toggles_hide_classes_and_all():
 
 
 @pytest.mark.unit
+def test_the_class_table_decides_what_shows_by_default():
+    from dataclasses import replace
+
+    disc_hidden = replace(CLASSES, classes=CLASSES.classes[:3] + (replace(CLASSES.classes[3], visible=False),))
+    assert OverlayStyle.for_classes(CLASSES).visible == frozenset({1, 2, 3})
+    assert OverlayStyle.for_classes(disc_hidden, opacity=0.5) == OverlayStyle(opacity=0.5, visible=frozenset({1, 2}))
+    for style in (OverlayStyle(), OverlayStyle(mode="contour")):  # no set given: the table's own default
+        rgba = render_overlay(_mask(), disc_hidden, style)
+        assert rgba[10, 25:35, 3].max() == 0 and rgba[5:20, 5:20, 3].max() > 0
+        assert render_overlay(_mask(), CLASSES, style)[10, 25:35, 3].max() > 0
+    polyp = replace(CLASSES, classes=CLASSES.classes[:2])  # any table: no ids assumed
+    assert OverlayStyle.for_classes(polyp).visible == frozenset({1})
+    with pytest.raises(ValueError, match="for_classes"):
+        OverlayStyle().toggled(1)
+
+
+@pytest.mark.unit
 def test_contour_mode_draws_outlines_only():
     rgba = render_overlay(_mask(), CLASSES, OverlayStyle(mode="contour", contour_px=1))
     assert rgba[12, 12, 3] == 0          # inside the bone square: empty
     assert rgba[5, 12, 3] > 0            # on its edge: drawn
-
-
-@pytest.mark.unit
-@pytest.mark.parametrize("frame_id, t, result, allowed", [
-    (10, 1.000, Result(10, np.zeros((2, 2), np.uint8), "m", capture_time=1.000), True),   # its own frame
-    (13, 1.100, Result(10, np.zeros((2, 2), np.uint8), "m", capture_time=1.000), True),   # 100 ms newer
-    (14, 1.130, Result(10, np.zeros((2, 2), np.uint8), "m", capture_time=1.000), False),  # 130 ms: stale
-    (9, 0.966, Result(10, np.zeros((2, 2), np.uint8), "m", capture_time=1.000), False),   # never over an older frame
-    (10, 1.000, None, False),
-])
-def test_staleness_rule(frame_id, t, result, allowed):
-    assert overlay_allowed(frame_id, t, result)[0] is allowed
 
 
 @pytest.mark.unit

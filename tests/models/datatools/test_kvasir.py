@@ -1,7 +1,7 @@
 """Import a handful of real Kvasir-SEG images (JPEG images, 3-channel JPEG masks, fixed splits).
 
-The data lives outside the repository (never copied in): $ENDOSPINE_KVASIR, else
-../shared/data/kvasir-seg beside the checkout. Skipped when absent.
+The data lives outside the repository (never copied in): point $ENDOSPINE_KVASIR at a Kvasir-SEG
+folder in the PaddleSeg list layout (train.txt, val.txt, test.txt). Skipped when it is not set.
 """
 from __future__ import annotations
 
@@ -18,13 +18,12 @@ from models.datatools.validate import validate_dataset
 from models.core.imageio import read_label
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[3]
 
 
 def kvasir_dir() -> Path | None:
-    for candidate in (os.environ.get("ENDOSPINE_KVASIR"), REPO.parent / "shared" / "data" / "kvasir-seg"):
-        if candidate and (Path(candidate) / "train.txt").is_file():
-            return Path(candidate)
+    candidate = os.environ.get("ENDOSPINE_KVASIR")
+    if candidate and (Path(candidate) / "train.txt").is_file():
+        return Path(candidate)
     return None
 
 
@@ -32,7 +31,7 @@ def kvasir_dir() -> Path | None:
 def kvasir() -> Path:
     found = kvasir_dir()
     if found is None:
-        pytest.skip("Kvasir-SEG not found (set ENDOSPINE_KVASIR or put it in ../shared/data/kvasir-seg)")
+        pytest.skip("Kvasir-SEG not found (set ENDOSPINE_KVASIR to its folder)")
     return found
 
 

@@ -150,14 +150,14 @@ def test_frame_scores_place_box_probabilities_on_the_right_pixels():
 
 def test_frame_scores_resize_like_the_runtime():
     """Probabilities on a coarse grid are brought to the box bilinearly (argmax = runtime labels)."""
-    from models.core.runtime.preprocess import Postprocess
+    from models.core.runtime.postprocess import labels_at
 
     rng = np.random.default_rng(1)
     probs = rng.random((4, 5, 5)).astype(np.float32)
     probs /= probs.sum(axis=0)
     box = (0, 0, 20, 20)
     s = frame_scores(probs, box, np.zeros((20, 20), bool), np.ones((20, 20), bool))
-    labels = Postprocess().labels(probs, (20, 20))
+    labels = labels_at(probs, (20, 20), {})
     np.testing.assert_array_equal(s.argmax(axis=0).reshape(20, 20), labels)
     together = cv2.resize(np.ascontiguousarray(probs.transpose(1, 2, 0)), (20, 20), interpolation=cv2.INTER_LINEAR)
     np.testing.assert_array_equal(s.T.reshape(20, 20, 4), together)  # the runtime's values, bit for bit

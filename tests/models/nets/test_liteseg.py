@@ -42,7 +42,7 @@ def test_forward_shapes_and_sizes(name):
 
 def test_cpu_model_is_light():
     net = build_model("liteseg-cpu", 4)
-    assert count_macs(net, (1, 3, 384, 384)) < 1.0e9  # DESIGN: ~1 GMAC or less for CPU real time
+    assert count_macs(net, (1, 3, 384, 384)) < 1.0e9  # ~1 GMAC or less for CPU real time (docs/ARCHITECTURE.md)
 
 
 def test_a_few_steps_reduce_the_loss():
@@ -70,7 +70,7 @@ def test_a_few_steps_reduce_the_loss():
 
 
 def test_exported_model_runs_under_onednn_and_matches_eager(tmp_path):
-    """Catches a Paddle upgrade that breaks our ops under oneDNN (DESIGN.md, Paddle 3.3.x)."""
+    """Catches a Paddle upgrade that breaks our ops under oneDNN (Paddle 3.3.x, docs/ARCHITECTURE.md)."""
     from models.export import ProbabilityHead
 
     paddle.seed(0)

@@ -8,11 +8,11 @@ from calibration.synthetic_lens import FISHEYE
 from models.core.optics.color import ColorCorrection
 from models.core.optics.frameview import FramePrep
 from models.core.optics.lens import LensModel, Undistorter
-from models.core.runtime.preprocess import Postprocess, Preprocess
+from models.core.runtime.postprocess import view_labels
+from models.core.runtime.preprocess import Preprocess
 from models.core.optics.profile import ColorSection, FovSection, Profile
 
 PRE = Preprocess((128, 128))
-POST = Postprocess()
 
 
 def _disc_frame(w=320, h=240, cx=170.0, cy=118.0, r=90.0, level=(150, 110, 80)):
@@ -31,7 +31,7 @@ def test_default_profile_crops_the_found_circle_and_ignores_outside():
     assert view.box == view.crop == view.circle.box(320, 240)
     probs = np.zeros((4, 16, 16), np.float32)
     probs[1] = 1.0
-    labels = FramePrep(None, PRE).labels(probs, view, (view.box[2], view.box[3]), POST)
+    labels = view_labels(probs, view, (view.box[2], view.box[3]), {}, 255)
     assert labels[0, 0] == 255 and labels[labels.shape[0] // 2, labels.shape[1] // 2] == 1
 
 
@@ -84,7 +84,7 @@ def test_masks_come_back_onto_the_distorted_frame():
     ux, uy = (gx + 0.5) * 640 / pw - 0.5, (gy + 0.5) * 480 / ph - 0.5
     inside = (ux - 330) ** 2 + (uy - 250) ** 2 < 120 ** 2
     probs = np.stack([~inside, inside, np.zeros_like(inside), np.zeros_like(inside)]).astype(np.float32)
-    labels = prep.labels(probs, view, (view.box[2] // 2, view.box[3] // 2), POST)
+    labels = view_labels(probs, view, (view.box[2] // 2, view.box[3] // 2), {}, 255)
     x, y, bw, bh = view.box
     hh, ww = labels.shape
     cx, cy = np.meshgrid(x + (np.arange(ww) + 0.5) * bw / ww - 0.5, y + (np.arange(hh) + 0.5) * bh / hh - 0.5)

@@ -9,6 +9,7 @@ from models.core.errors import EndoSpineError
 from models.core.optics.lens import LensModel
 from models.core.optics.profile import (ColorSection, FovSection, LatencySection, Profile, default_profile, load_or_default,
                             load_profile, save_profile)
+from models.core.timing import Timing
 
 pytestmark = pytest.mark.unit
 
@@ -22,7 +23,8 @@ def _full() -> Profile:
                        measured={"frames": 40}),
         color=ColorSection("gains", (1.12, 1.0, 0.81), method="white-reference"),
         lens=FISHEYE, latency=LatencySection(92.0, 110.5, 131.2, 580, "capture:0"),
-        capture=CaptureSettings(0, "v4l2", 1920, 1080, 60.0, "MJPG", 1), name="OR3 tower")
+        capture=CaptureSettings(0, "v4l2", 1920, 1080, 60.0, "MJPG", 1),
+        timing=Timing(no_signal_after_s=0.6, ai_backoff_s=(0.2, 1.0)), name="OR3 tower")
 
 
 def test_round_trip_keeps_every_section(tmp_path):
@@ -30,6 +32,7 @@ def test_round_trip_keeps_every_section(tmp_path):
     assert load_profile(path) == _full()
     text = path.read_text()
     assert "format: endospine-profile/1" in text and "device: 0" in text
+    assert "timing:\n  no_signal_after_s: 0.6\n  ai_backoff_s: [0.2, 1.0]\n" in text  # only what differs
     assert [p.name for p in tmp_path.iterdir()] == ["tower.yaml"]  # written atomically, nothing left behind
 
 
@@ -38,7 +41,8 @@ def test_default_profile_is_automatic_fov_and_no_change(tmp_path):
     assert p.fov.mode == "auto" and p.color.correction() is None and p.lens is None
     assert load_or_default(tmp_path / "none-yet.yaml") == p
     save_profile(p, tmp_path / "default.yaml")
-    assert load_profile(tmp_path / "default.yaml") == p
+    assert load_profile(tmp_path / "default.yaml") == p and p.timing == Timing()
+    assert "timing" not in (tmp_path / "default.yaml").read_text()  # default timing: not written
 
 
 def test_fixed_circle_scales_with_the_frame_and_not_across_shapes():
@@ -72,6 +76,10 @@ BAD = [
     ("format: endospine-profile/1\ncapture: {device: -1}\n", "capture: device must be"),
     ("format: endospine-profile/1\nfov: {mode: fixed, frame_size: [100, 100], center: [50, 50], radius: 30, "
      "undistorted: true}\n", "fov.undistorted"),
+    ("format: endospine-profile/1\ntiming: {no_signal_after_s: -1}\n", "timing.no_signal_after_s: must be a positive"),
+    ("format: endospine-profile/1\ntiming: {no_signal_after: 1}\n", "timing.no_signal_after: unknown timing rule"),
+    ("format: endospine-profile/1\ntiming: {ai_backoff_s: 2}\n", "timing.ai_backoff_s: a list of seconds"),
+    ("format: endospine-profile/1\ntiming: [0.4]\n", "timing: must be a mapping"),
     ("format: endospine-profile/1\nextra: 1\n", "extra: unknown section"),
     ("format: endospine-profile/1\nfov: [1, 2]\n", "fov: must be a mapping"),
     ("- just\n- a list\n", "must be a mapping of sections"),

@@ -3,8 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.core.runtime.preprocess import Postprocess, Preprocess
-from models.core.runtime.backends import paste_into_frame
+from models.core.runtime.preprocess import Preprocess
 
 
 @pytest.mark.unit
@@ -50,25 +49,3 @@ def test_bad_settings(kw):
 def test_round_trip_dict():
     pre = Preprocess((256, 384), crop="none", mean=(0.4, 0.5, 0.6), std=(0.2, 0.3, 0.4))
     assert Preprocess.from_dict(pre.to_dict()) == pre
-
-
-@pytest.mark.unit
-def test_postprocess_upsamples_smoothly_and_thresholds():
-    probs = np.zeros((3, 4, 4), np.float32)
-    probs[0] = 1.0
-    probs[:, :, 2:] = 0
-    probs[1, :, 2:] = 0.55
-    probs[2, :, 2:] = 0.45
-    labels = Postprocess().labels(probs, (16, 16))
-    assert labels.shape == (16, 16)
-    assert (labels[:, :6] == 0).all() and (labels[:, 10:] == 1).all()
-    strict = Postprocess(thresholds={1: 0.6}).labels(probs, (16, 16))
-    assert (strict[:, 10:] == 0).all()  # class 1 under its threshold falls back to background
-
-
-@pytest.mark.unit
-def test_paste_into_frame():
-    labels = np.full((2, 2), 3, np.uint8)
-    full = paste_into_frame(labels, (1, 0, 2, 2), (4, 2))
-    assert full.tolist() == [[255, 3, 3, 255], [255, 3, 3, 255]]
-    assert paste_into_frame(labels, (0, 0, 2, 2), (2, 2)) is labels

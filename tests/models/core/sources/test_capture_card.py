@@ -82,3 +82,18 @@ def test_device_that_does_not_open():
     src = CaptureSource.from_spec("capture:7", lambda s: FakeDevice(s, opened=False))
     with pytest.raises(EndoSpineError, match="capture:7: cannot open"):
         src.open()
+
+
+@pytest.mark.unit
+def test_hang_and_reconnect_follow_the_timing_rules():
+    from models.core.timing import Timing
+
+    src = CaptureSource(CaptureSettings(0), FakeDevice)
+    src.fps = 30.0
+    assert src.hang_after() == 0.5 and src.reconnect_every == 1.0        # the defaults
+    src.fps = 5.0
+    assert src.hang_after() == pytest.approx(0.8)                        # 4 frame intervals
+    src.timing = Timing(card_hang_min_s=2.0, card_reconnect_every_s=3.0)  # a profile's rules, set by compose
+    assert src.hang_after() == 2.0 and src.reconnect_every == 3.0
+    assert CaptureSource(CaptureSettings(0), FakeDevice, reconnect_every=0.2).reconnect_every == 0.2
+    assert CaptureSource.from_spec("capture:1", FakeDevice, timing=src.timing).hang_after() == 2.0

@@ -13,6 +13,7 @@ from app.capture_thread import CaptureState
 from models.core.sources.isolated import IsolatedVideoSource
 from models.core.sources.video import VideoSource
 from models.core.errors import EndoSpineError
+from models.core.timing import Timing
 from tests.app.fakes import start_capture
 from tests.models.core.sources.test_file_faults import _cut, _remux
 
@@ -79,7 +80,7 @@ def test_decoder_killed_by_sigsegv_mid_playback(small_video):
     status = thread.status
     assert status.state is CaptureState.FAULTED
     assert status.message.startswith("small.mp4: the video decoder stopped (SIGSEGV) at 00:0")
-    assert "display is unaffected" in status.message and src._shm is None  # shared memory released
+    assert "display is unaffected" in status.message and src._slots is None  # shared memory released
     assert store.put_count >= 5
 
 
@@ -102,7 +103,7 @@ def test_decode_cost_measures_both_paths(capsys):
 
 
 def test_decoder_that_stops_answering_is_killed_and_reported(small_video):
-    src = IsolatedVideoSource(small_video, loop=True, hang_timeout=1.0)
+    src = IsolatedVideoSource(small_video, loop=True, timing=Timing(decoder_hang_s=1.0))
     thread, _ = start_capture(src, lambda _, store: store.put_count >= 3)
     pid = src.decoder_pid
     os.kill(pid, signal.SIGSTOP)  # alive but stuck, as FFmpeg in an endless loop on a crafted file
@@ -114,7 +115,7 @@ def test_decoder_that_stops_answering_is_killed_and_reported(small_video):
 
 
 def test_a_long_pause_is_not_a_hang(pattern_video):
-    with IsolatedVideoSource(pattern_video(frames=20, fps=25.0), hang_timeout=0.3) as src:
+    with IsolatedVideoSource(pattern_video(frames=20, fps=25.0), timing=Timing(decoder_hang_s=0.3)) as src:
         src.read()
         src.pause()
         outcome = []

@@ -81,7 +81,7 @@ def test_synthetic_source():
 
 @pytest.mark.unit
 def test_bad_synthetic_spec():
-    with pytest.raises(EndoSpineError, match="synthetic:SEED"):
+    with pytest.raises(EndoSpineError, match=r"synthetic\[:SEED\]"):
         open_source("synthetic:abc")
 
 

@@ -1,0 +1,163 @@
+"""A supervised child process with shared-memory frames: the mechanism that the video decoder
+(models.core.sources.isolated) and the inference worker (app.ai) share.
+
+    child = Child(entry, (arg, ...), name)   spawns entry(conn, arg, ...) with a pipe to it
+    child.send(msg); child.receive(timeout)  typed messages (subclasses of Message) both ways;
+                                             ChildGone once the child has exited or the pipe closed
+    child.kill(); child.stop(Stop())         end it; child.stopped("the video decoder") says how it ended
+    FrameSlots.create(nbytes, count)         equal shared-memory slots for HxWx3 uint8 frames, which
+    FrameSlots.attach(name, ...)             the other process attaches by name: write() copies a
+                                             frame in, read() copies one out, view() lends it
+
+Only the mechanism lives here. What a supervisor does about a child that died, hung or failed
+to load (backoff, restarts, what the screen says) stays in its own module.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import signal
+from dataclasses import fields
+from multiprocessing import shared_memory
+from typing import Any, Callable
+
+import numpy as np
+
+
+class Message:
+    """Base of the messages on a child's pipe (frozen dataclasses): pickled as the class and its
+    field values, so a message costs the pipe about what a plain tuple did."""
+
+    __slots__ = ()
+
+    def __reduce__(self):
+        return type(self), tuple(getattr(self, f.name) for f in fields(self))
+
+
+class ChildGone(Exception):
+    """The child process has exited, or its pipe is closed."""
+
+
+def exit_description(exitcode: int | None) -> str:
+    """'SIGSEGV' for a process killed by a signal, else 'exit code N'."""
+    if exitcode is not None and exitcode < 0:
+        try:
+            return signal.Signals(-exitcode).name
+        except ValueError:
+            return f"signal {-exitcode}"
+    return f"exit code {exitcode}"
+
+
+class Child:
+    """A spawned child process and the parent's end of the pipe to it."""
+
+    def __init__(self, entry: Callable[..., None], args: tuple = (), name: str = "endospine-child"):
+        """Start entry(conn, *args) in a new (spawned, daemon) process; conn is its end of the pipe."""
+        ctx = mp.get_context("spawn")
+        self._conn, child_end = ctx.Pipe()
+        self._process = ctx.Process(target=entry, args=(child_end, *args), name=name, daemon=True)
+        self._process.start()
+        child_end.close()
+        self.pid: int | None = self._process.pid
+
+    def alive(self) -> bool:
+        return self._process.is_alive()
+
+    @property
+    def exitcode(self) -> int | None:
+        """None while running; negative: the signal that ended it."""
+        return self._process.exitcode
+
+    def send(self, message: Any) -> None:
+        try:
+            self._conn.send(message)
+        except (OSError, ValueError):  # the pipe is closed: the child is gone
+            raise ChildGone from None
+
+    def receive(self, timeout: float) -> Any | None:
+        """The next message, None if none came within `timeout`. ChildGone if the pipe is closed,
+        or if nothing came and the child is no longer alive."""
+        try:
+            if self._conn.poll(timeout):
+                return self._conn.recv()
+        except (EOFError, OSError):
+            raise ChildGone from None
+        if not self._process.is_alive():
+            raise ChildGone
+        return None
+
+    def wait(self, timeout: float) -> None:
+        """Wait up to `timeout` for the child to exit (and reap it)."""
+        self._process.join(timeout)
+
+    def kill(self, wait: float) -> None:
+        """SIGKILL if still running, then reap it (waiting at most `wait` seconds)."""
+        if self._process.is_alive():
+            self._process.kill()
+        self._process.join(wait)
+
+    def stop(self, message: Any, grace: float) -> None:
+        """Ask the child to stop with `message`; kill it if it has not exited within `grace`
+        seconds; close the pipe."""
+        try:
+            self.send(message)
+        except ChildGone:
+            pass
+        self._process.join(grace)
+        if self._process.is_alive():
+            self.kill(grace)
+        self._conn.close()
+
+    def stopped(self, what: str) -> str:
+        """'the video decoder stopped (SIGSEGV)': how it ended, for a one-line message."""
+        return f"{what} stopped ({exit_description(self.exitcode)})"
+
+
+class FrameSlots:
+    """`count` equal slots of shared memory for HxWx3 uint8 frames.
+
+    One process creates them (and unlinks them on close), the other attaches by `name`. Which
+    slot may be written or read when is the protocol's business: nothing here locks.
+    """
+
+    def __init__(self, shm: shared_memory.SharedMemory, slot_bytes: int, count: int, owner: bool):
+        self._shm = shm
+        self.slot_bytes = slot_bytes
+        self.count = count
+        self._owner = owner
+
+    @classmethod
+    def create(cls, slot_bytes: int, count: int = 1) -> "FrameSlots":
+        slot_bytes = max(1, slot_bytes)
+        return cls(shared_memory.SharedMemory(create=True, size=slot_bytes * count), slot_bytes, count, owner=True)
+
+    @classmethod
+    def attach(cls, name: str, slot_bytes: int | None = None, count: int = 1) -> "FrameSlots":
+        """Slots another process created (slot_bytes None: the whole segment is one slot)."""
+        shm = shared_memory.SharedMemory(name=name)
+        return cls(shm, slot_bytes if slot_bytes is not None else shm.size // count, count, owner=False)
+
+    @property
+    def name(self) -> str:
+        return self._shm.name
+
+    def fits(self, width: int, height: int) -> bool:
+        return width * height * 3 <= self.slot_bytes
+
+    def view(self, slot: int, width: int, height: int) -> np.ndarray:
+        """The frame in `slot`, without a copy: drop it before the slot is rewritten or closed."""
+        return np.ndarray((height, width, 3), np.uint8, self._shm.buf, offset=slot * self.slot_bytes)
+
+    def write(self, slot: int, image: np.ndarray) -> None:
+        """Copy an HxWx3 uint8 frame into `slot` (it must fit)."""
+        h, w = image.shape[:2]
+        self.view(slot, w, h)[:] = image
+
+    def read(self, slot: int, width: int, height: int) -> np.ndarray:
+        """A copy of the frame in `slot`, which outlives the slot."""
+        return self.view(slot, width, height).copy()
+
+    def close(self) -> None:
+        """Detach; the creating process also removes the memory."""
+        self._shm.close()
+        if self._owner:
+            self._shm.unlink()

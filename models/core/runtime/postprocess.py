@@ -1,0 +1,198 @@
+"""The one post-processing stage: a runtime's probabilities -> the checked label map of a frame.
+
+    stage = PostStage(manifest.classes, PostSettings())          # the live display's settings
+    probs, box, _ = runtime.probabilities(frame)
+    labels = stage(probs, box, (width, height), frame_id=n, view=runtime.view)
+
+Steps, in this order, for every consumer (the live inference worker, `endospine render`,
+`endospine-model predict` and `evaluate`, SegmentationRuntime.segment):
+1. check the output (models.core.runtime.checks): finite probabilities in [0, 1], as many
+   classes as the class table, crop box inside the frame; a refused output raises
+   EndoSpineError and never enters the smoothing;
+2. temporal smoothing: an exponential average over consecutive frames, restarted by a gap in
+   frame ids (a seek, a stall, frames skipped), a new crop box or `reset()`;
+3. labels at mask size: the box's size, scaled down to at most `mask_max_side` (the argmax runs
+   at that size, not at the frame's); probabilities bilinear in between, argmax, then a class
+   under its own threshold gives the pixel to background; outside the field of view (or what
+   the model saw through a lens) the ignore id;
+4. check the mask: its size and that it holds only class ids or the ignore id.
+
+Live video wants smoothing and a capped mask (the display scales it smoothly onto the frame);
+still images (predict, evaluate, reader study) want neither: `PostSettings.still()`.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Mapping
+
+import cv2
+import numpy as np
+
+from models.core.classes import ClassTable
+from models.core.errors import EndoSpineError
+from models.core.runtime.checks import check_mask, check_probabilities
+
+if TYPE_CHECKING:
+    from models.core.optics.frameview import View
+
+Box = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class PostSettings:
+    smoothing: float = 0.3           # weight of the previous probabilities (0 = off): steadier masks
+    max_gap: int = 5                 # frame ids further apart than this restart the smoothing
+    thresholds: tuple[tuple[int, float], ...] = ()  # (class id, minimum probability) pairs
+    mask_max_side: int | None = 512  # masks at most this large (the display smooths them; 768 cost
+                                     # 7.6 ms per 1080p frame, 512 about half); None: the box's size
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.smoothing < 1.0:
+            raise ValueError(f"smoothing must be in [0, 1), got {self.smoothing}")
+        if self.max_gap < 1:
+            raise ValueError("max_gap must be at least 1")
+        if self.mask_max_side is not None and self.mask_max_side < 1:
+            raise ValueError("mask_max_side must be at least 1 (or None for the box's size)")
+        for pair in self.thresholds:
+            if len(pair) != 2 or not 0.0 <= float(pair[1]) <= 1.0 or int(pair[0]) != pair[0] or pair[0] < 0:
+                raise ValueError(f"threshold {pair!r}: expected (class id, probability in [0, 1])")
+
+    @classmethod
+    def still(cls, thresholds: tuple[tuple[int, float], ...] = ()) -> "PostSettings":
+        """For independent still images: no smoothing, labels at the box's full size."""
+        return cls(smoothing=0.0, thresholds=thresholds, mask_max_side=None)
+
+
+class PostStage:
+    """Post-processing of one stream of frames (or of independent images, with still settings)."""
+
+    def __init__(self, classes: ClassTable, settings: PostSettings | None = None):
+        self.settings = settings or PostSettings()
+        self.n_classes = len(classes)
+        self.ignore_index = classes.ignore_index
+        self.thresholds = {int(c): float(t) for c, t in self.settings.thresholds}
+        unknown = sorted(c for c in self.thresholds if c >= self.n_classes)
+        if unknown:
+            raise EndoSpineError(f"thresholds for class ids {unknown}: the model's class table has ids "
+                                 f"0..{self.n_classes - 1}")
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the previous frames (a new clip, a seek): the next frame is not smoothed."""
+        self._prev: np.ndarray | None = None
+        self._key: tuple | None = None
+        self._last_id = -(1 << 30)
+
+    def mask_size(self, box: Box) -> tuple[int, int]:
+        """(w, h) of the label map for a crop box."""
+        return mask_size(box, self.settings.mask_max_side)
+
+    def __call__(self, probs: np.ndarray, box: Box, frame_size: tuple[int, int], *, frame_id: int | None = None,
+                 view: "View | None" = None) -> np.ndarray:
+        """(C, h, w) probabilities over `box` of a frame of frame_size = (width, height) ->
+        (H, W) uint8 labels over the box at mask size. frame_id: the frame's number (None: the
+        frame after the previous one); view: where the model's input came from (field of view,
+        lens), as the runtime reports it for this frame. Raises EndoSpineError on a refused output."""
+        check_probabilities(probs, box, self.n_classes, frame_size)  # before the smoothing keeps it
+        probs = self._smooth(probs, box, frame_id)
+        size = self.mask_size(box)
+        if view is None or tuple(box) != view.box:  # no view, or not this frame's: the plain box
+            labels = labels_at(probs, size, self.thresholds)
+        else:
+            labels = view_labels(probs, view, size, self.thresholds, self.ignore_index)
+        check_mask(labels, size, self.n_classes, self.ignore_index)
+        return labels
+
+    def _smooth(self, probs: np.ndarray, box: Box, frame_id: int | None) -> np.ndarray:
+        if frame_id is None:
+            frame_id = self._last_id + 1
+        weight = self.settings.smoothing
+        key = (probs.shape, tuple(box))
+        fresh = (weight <= 0 or self._prev is None or key != self._key
+                 or not 0 < frame_id - self._last_id <= self.settings.max_gap)
+        out = probs if fresh else (1 - weight) * probs + weight * self._prev
+        self._prev, self._key, self._last_id = out, key, frame_id
+        return out
+
+
+def segment_frame(runtime, stage: PostStage, image: np.ndarray, frame_id: int | None = None
+                  ) -> tuple[np.ndarray, Box, dict[str, float]]:
+    """One frame through a runtime and the stage: (checked labels at mask size, box, timings ms).
+
+    The per-frame path of the live worker and of render. `runtime` has probabilities(image) ->
+    (probs, box, timings) and `view`, the View of the frame it last prepared (or None).
+    """
+    probs, box, timings = runtime.probabilities(image)
+    t0 = time.perf_counter()
+    labels = stage(probs, box, (image.shape[1], image.shape[0]), frame_id=frame_id, view=runtime.view)
+    timings["postprocess"] = (time.perf_counter() - t0) * 1e3
+    return labels, box, timings
+
+
+# -- the steps -----------------------------------------------------------------------------------
+def mask_size(box: Box, max_side: int | None) -> tuple[int, int]:
+    """(w, h) of the mask for a crop box: the box's size, scaled down to at most max_side."""
+    _, _, w, h = box
+    if max_side is None:
+        return int(w), int(h)
+    s = min(1.0, max_side / max(w, h))
+    return max(1, round(w * s)), max(1, round(h * s))
+
+
+def labels_at(probs: np.ndarray, size: tuple[int, int], thresholds: Mapping[int, float],
+              grid: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """(C, h, w) probabilities -> (H, W) uint8 labels at `size` = (W, H), bilinear in between.
+
+    grid: optional (x, y) float32 maps, each (H, W), of where every output cell samples the
+    probability grid (e.g. through a lens undistortion); default: a plain resize.
+    A class whose probability stays under its threshold loses the pixel to background (0).
+    """
+    hwc = np.ascontiguousarray(probs.transpose(1, 2, 0))
+    if grid is not None:
+        hwc = cv2.remap(hwc, grid[0], grid[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    elif (hwc.shape[1], hwc.shape[0]) != tuple(size):
+        hwc = cv2.resize(hwc, tuple(size), interpolation=cv2.INTER_LINEAR)
+    if hwc.ndim == 2:
+        hwc = hwc[..., None]
+    labels = hwc.argmax(axis=2).astype(np.uint8)
+    for cid, t in thresholds.items():
+        weak = (labels == cid) & (hwc[..., cid] < t)
+        labels[weak] = 0
+    return labels
+
+
+def view_labels(probs: np.ndarray, view: "View", size: tuple[int, int], thresholds: Mapping[int, float],
+                ignore_index: int) -> np.ndarray:
+    """(C, h, w) probabilities over the view's crop -> labels (H, W) at `size` over view.box;
+    outside the field of view (and outside what the model saw): ignore."""
+    if view.lens is None:
+        labels = labels_at(probs, size, thresholds)
+        if view.circle is not None:
+            labels[view.circle.outside(view.box, size)] = ignore_index
+        return labels
+    ux, uy = view.lens.grid_to_undistorted(view.box, size)        # undistorted position of each cell
+    x, y, cw, ch = view.crop
+    ph, pw = probs.shape[1:]
+    gx = (ux - x + 0.5) * (pw / cw) - 0.5
+    gy = (uy - y + 0.5) * (ph / ch) - 0.5
+    labels = labels_at(probs, size, thresholds, grid=(gx, gy))
+    outside = (ux < x - 0.5) | (uy < y - 0.5) | (ux > x + cw - 0.5) | (uy > y + ch - 0.5)
+    if view.circle is not None:
+        c = view.circle
+        outside |= (ux - c.cx) ** 2 + (uy - c.cy) ** 2 > c.r ** 2
+    labels[outside] = ignore_index
+    return labels
+
+
+def paste_into_frame(labels: np.ndarray, box: Box, frame_size: tuple[int, int], fill: int = 255) -> np.ndarray:
+    """Labels over a crop box (at the box's size) -> a full-frame label map, `fill` outside the box."""
+    w, h = frame_size
+    x, y, bw, bh = box
+    if labels.shape != (bh, bw):
+        raise ValueError(f"labels {labels.shape} do not match the box {bw}x{bh}")
+    if (x, y, bw, bh) == (0, 0, w, h):
+        return labels
+    out = np.full((h, w), fill, np.uint8)
+    out[y:y + bh, x:x + bw] = labels
+    return out

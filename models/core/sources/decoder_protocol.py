@@ -1,0 +1,90 @@
+"""The messages between IsolatedVideoSource (the display's process) and its decoder child.
+
+    child  -> parent   Opened | OpenFailed
+    parent -> child    Slots                the frame slots, once, right after Opened
+    child  -> parent   SlotFrame            a frame is in a slot; the parent copies it out, then
+                                            answers Free(slot)
+                       InlineFrame          a frame larger than a slot (the size changed mid-file)
+                       Ended | DecodeFailed
+    parent -> child    Control              pause/step/seek/speed/loop, numbered
+                       Free | Stop
+
+Every frame carries `mark`: the number of the last Control the child had applied when it
+decoded the frame. The parent drops frames older than its last seek or pause.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from models.core.child import Message
+
+
+# -- child -> parent ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Opened(Message):
+    size: tuple[int, int]
+    fps: float
+    duration: float | None
+    truncated: bool
+
+
+@dataclass(frozen=True)
+class OpenFailed(Message):
+    message: str                 # one line naming the file, as VideoSource.open() said it
+
+
+@dataclass(frozen=True)
+class SlotFrame(Message):
+    mark: int
+    slot: int
+    width: int
+    height: int
+    pts: float
+    corrupt_packets: int
+    timestamp_repairs: int
+
+
+@dataclass(frozen=True)
+class InlineFrame(Message):
+    mark: int
+    image: np.ndarray
+    pts: float
+    corrupt_packets: int
+    timestamp_repairs: int
+
+
+@dataclass(frozen=True)
+class Ended(Message):
+    note: str                    # VideoSource.end_note(): '' for a normal end
+    position: float
+
+
+@dataclass(frozen=True)
+class DecodeFailed(Message):
+    message: str
+
+
+# -- parent -> child ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Slots(Message):
+    name: str
+    slot_bytes: int
+
+
+@dataclass(frozen=True)
+class Control(Message):
+    command: str                 # "pause", "step", "seek", "speed" or "loop"
+    value: object
+    number: int
+
+
+@dataclass(frozen=True)
+class Free(Message):
+    slot: int
+
+
+@dataclass(frozen=True)
+class Stop(Message):
+    pass

@@ -1,0 +1,177 @@
+"""What the screen shows (app.decide), table by table, without Qt, threads or a clock."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from app.ai.supervisor import AIState
+from app.capture_thread import CaptureState
+from app.decide import AIFacts, Screen, SourceFacts, Tick, decide, overlay_allowed, overlay_for
+from models.core.timing import Timing
+from models.core.types import Frame, Result
+
+pytestmark = pytest.mark.unit
+
+IMAGE = np.zeros((4, 4, 3), np.uint8)
+MASK = np.zeros((2, 2), np.uint8)
+T0 = 100.0  # capture time of frame 0; frames at 30 fps
+
+
+def frame(i: int, t: float | None = None) -> Frame:
+    return Frame(i, T0 + i / 30 if t is None else t, None, IMAGE)
+
+
+def result(i: int, t: float | None = None, timed: bool = True) -> Result:
+    return Result(i, MASK, "m", capture_time=(T0 + i / 30 if t is None else t) if timed else None)
+
+
+def src(**facts) -> SourceFacts:
+    return SourceFacts("capture:0", **facts)
+
+
+def ai(state: AIState = AIState.RUNNING, r: Result | None = None, answered: bool = True) -> AIFacts:
+    return AIFacts(state, r, answered)
+
+
+ON_SCREEN = Screen(frame=frame(5), shown_last=5, last_new=0.0)  # frame 5 went up at t=0
+
+
+# -- NO SIGNAL, NO SOURCE IMAGE, END OF VIDEO -----------------------------------------------------
+WAITING = "waiting for frames from capture:0"
+MESSAGES = [  # (case, screen, tick, timing, expected (title, detail) or None)
+    ("live: a frame 0.39 s ago", ON_SCREEN, Tick(0.39, None, src()), Timing(), None),
+    ("no frame for 0.41 s at 30 fps", ON_SCREEN, Tick(0.41, None, src()), Timing(), ("NO SIGNAL", WAITING)),
+    ("2 fps: 2.5 intervals = 1.25 s, not yet", ON_SCREEN, Tick(1.2, None, src(rate=2.0)), Timing(), None),
+    ("2 fps: 2.5 intervals passed", ON_SCREEN, Tick(1.3, None, src(rate=2.0)), Timing(), ("NO SIGNAL", WAITING)),
+    ("10 fps replay at 0.25x: 1 s", ON_SCREEN, Tick(0.9, None, src(rate=2.5)), Timing(), None),
+    ("the source's own note", ON_SCREEN, Tick(0.5, None, src(signal_note="capture:0: no device for 0 s")),
+     Timing(), ("NO SIGNAL", "capture:0: no device for 0 s")),
+    ("a profile's slower rule", ON_SCREEN, Tick(0.5, None, src()), Timing(no_signal_after_s=0.6), None),
+    ("capture faulted", ON_SCREEN, Tick(0.01, None, src(capture=CaptureState.FAULTED, message="capture:0: busy")),
+     Timing(), ("NO SIGNAL", "capture:0: busy")),
+    ("capture ended", ON_SCREEN, Tick(0.01, None, src(capture=CaptureState.ENDED, message="clip.mp4: ends early")),
+     Timing(), ("END OF VIDEO", "clip.mp4: ends early")),
+    ("paused replay, long after its last frame", ON_SCREEN, Tick(60.0, None, src(idle=True)), Timing(), None),
+    ("a black frame", ON_SCREEN, Tick(0.1, frame(6), src(blank=True)), Timing(),
+     ("NO SOURCE IMAGE", "capture:0 delivers black frames: check the camera head, the light source and the "
+                         "card's input")),
+    ("review: a frame waits for its mask", replace(ON_SCREEN, held=frame(6)), Tick(5.0, None, src(), ai(answered=False),
+                                                                                  review=True), Timing(), None),
+]
+
+
+@pytest.mark.parametrize("case, screen, tick, timing, expected", MESSAGES, ids=[m[0] for m in MESSAGES])
+def test_messages(case, screen, tick, timing, expected):
+    d = decide(tick, screen, timing)
+    assert d.message == expected
+    if expected is not None:  # the last frame is gone and never comes back as live
+        assert d.screen.frame is None and d.frame is None and d.screen.asks_after >= 5
+
+
+def test_paused_replay_counts_afresh_on_resume():
+    paused = decide(Tick(60.0, None, src(idle=True)), ON_SCREEN).screen
+    assert paused.last_new == 60.0
+    assert decide(Tick(60.39, None, src()), paused).message is None
+    assert decide(Tick(60.41, None, src()), paused).message == ("NO SIGNAL", WAITING)
+
+
+def test_black_frame_is_not_a_shown_frame_and_a_later_one_comes_back():
+    black = decide(Tick(0.1, frame(6), src(blank=True)), ON_SCREEN)
+    assert black.skipped == 0 and black.screen.shown_last == 6 and black.screen.last_new == 0.1
+    back = decide(Tick(0.2, frame(9), src()), black.screen)
+    assert back.frame.frame_id == 9 and back.message is None and back.skipped == 2
+
+
+# -- the overlay and its badge --------------------------------------------------------------------
+F = frame(10)
+BADGES = [  # (case, AI facts (None: no AI), overlay switch, expected badge, frame id of the mask painted)
+    ("no AI", None, True, "", None),
+    ("AI off", ai(AIState.OFF), True, "AI OFF", None),
+    ("loading", ai(AIState.LOADING), True, "AI LOADING", None),
+    ("restarting", ai(AIState.RESTARTING), True, "AI RESTARTING", None),
+    ("unavailable", ai(AIState.UNAVAILABLE), True, "AI UNAVAILABLE", None),
+    ("output rejected", ai(AIState.REJECTED), True, "AI OUTPUT REJECTED", None),
+    ("no mask yet", ai(), True, "AI: no mask yet", None),
+    ("its own mask", ai(r=result(10)), True, "", 10),
+    ("a mask 100 ms older", ai(r=result(7, F.capture_time - 0.100)), True, "", 7),
+    ("a mask 130 ms older: stale", ai(AIState.DELAYED, result(6, F.capture_time - 0.130)), True,
+     "AI overlay hidden: mask 130 ms old", None),
+    ("a mask from a newer frame", ai(r=result(11)), True, "AI overlay hidden: mask -33 ms old", None),
+    ("a mask without a capture time", ai(r=result(10, timed=False)), True, "AI overlay hidden", None),
+    ("overlays switched off", ai(r=result(10)), False, "OVERLAY OFF", 10),
+    ("stale while loading says loading", ai(AIState.LOADING, result(1)), True, "AI LOADING", None),
+]
+
+
+@pytest.mark.parametrize("case, facts, overlay_on, badge, mask_of", BADGES, ids=[b[0] for b in BADGES])
+def test_badges(case, facts, overlay_on, badge, mask_of):
+    d = decide(Tick(1.0, F, src(), facts, overlay_on=overlay_on), ON_SCREEN)
+    assert d.frame is F and d.overlay is not None
+    assert d.overlay.badge == badge
+    assert (d.overlay.result.frame_id if d.overlay.result is not None else None) == mask_of
+    assert (d.overlay.age_ms is None) == (mask_of is None)
+
+
+@pytest.mark.parametrize("frame_id, t, r, allowed", [
+    (10, 1.000, result(10, 1.000), True),    # its own frame
+    (13, 1.100, result(10, 1.000), True),    # 100 ms newer
+    (14, 1.130, result(10, 1.000), False),   # 130 ms: stale
+    (9, 0.966, result(10, 1.000), False),    # never over an older frame
+    (10, 1.000, result(10, timed=False), False),
+    (10, 1.000, None, False),
+])
+def test_staleness_rule(frame_id, t, r, allowed):
+    assert overlay_allowed(frame_id, t, r)[0] is allowed
+
+
+def test_stale_limit_comes_from_the_timing():
+    assert overlay_allowed(14, 1.130, result(10, 1.000), Timing(stale_limit_s=0.2)) == (True, pytest.approx(130))
+
+
+def test_overlay_is_decided_once_per_result_and_after_a_style_change():
+    nine = result(9)
+    shown = decide(Tick(1.0, F, src(), ai(r=nine)), ON_SCREEN).screen
+    assert decide(Tick(1.01, None, src(), ai(r=nine)), shown).overlay is None  # the same result: nothing new
+    again = decide(Tick(1.02, None, src(), ai(r=result(10))), shown)
+    assert again.overlay.result.frame_id == 10 and again.screen.seen_result.frame_id == 10
+    overlay, _ = overlay_for(again.screen, ai(r=result(10)), review=False, overlay_on=False)
+    assert overlay.badge == "OVERLAY OFF"
+    assert overlay_for(Screen(), ai(r=result(10)), review=False, overlay_on=True) == (None, Screen())
+
+
+# -- skipped frames ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("shown_last, newest, skipped", [(-1, 4, 0), (5, 6, 0), (5, 9, 3)])
+def test_skipped_frames_are_counted(shown_last, newest, skipped):
+    d = decide(Tick(1.0, frame(newest), src()), Screen(shown_last=shown_last))
+    assert d.skipped == skipped and d.screen.shown_last == newest and d.screen.last_new == 1.0
+
+
+# -- review mode --------------------------------------------------------------------------------------
+def test_review_holds_a_frame_until_its_own_mask_then_releases_it():
+    held = decide(Tick(1.0, frame(6), src(), ai(answered=False), review=True), ON_SCREEN)
+    assert held.frame is None and held.release is None and held.message is None
+    assert held.screen.held.frame_id == 6 and held.screen.asks_after == 6 and held.screen.last_new == 1.0
+    waiting = decide(Tick(9.0, None, src(), ai(answered=False), review=True), held.screen)
+    assert waiting.message is None and waiting.frame is None  # a slow model is no lost signal
+    up = decide(Tick(9.1, None, src(), ai(r=result(6)), review=True), waiting.screen)
+    assert up.frame.frame_id == 6 and up.release == 6 and up.screen.held is None
+    assert up.overlay.result.frame_id == 6 and up.overlay.badge == ""
+
+
+def test_review_never_draws_a_neighbours_mask():
+    neighbour = ai(r=result(5))  # 33 ms older: fine live, never in review
+    live = decide(Tick(1.0, frame(6), src(), neighbour), ON_SCREEN)
+    assert live.overlay.result.frame_id == 5
+    review = decide(Tick(1.0, frame(6), src(), neighbour, review=True), ON_SCREEN)
+    assert review.frame.frame_id == 6 and review.overlay.result is None and review.overlay.badge == "AI: no mask yet"
+
+
+def test_review_without_a_running_ai_releases_at_once():
+    d = decide(Tick(1.0, frame(6), src(), ai(AIState.UNAVAILABLE), review=True), ON_SCREEN)
+    assert d.frame.frame_id == 6 and d.release == 6 and d.overlay.badge == "AI UNAVAILABLE"
+
+
+def test_live_mode_releases_nothing():
+    assert decide(Tick(1.0, frame(6), src(), ai()), ON_SCREEN).release is None

@@ -1,0 +1,40 @@
+"""The shared child-process mechanism: exit reasons, frame slots, and messages that pickle small."""
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+from models.core.child import FrameSlots, exit_description
+from models.core.sources.decoder_protocol import Control, SlotFrame, Stop
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("code, text", [(-11, "SIGSEGV"), (-6, "SIGABRT"), (1, "exit code 1"), (None, "exit code None")])
+def test_exit_description(code, text):
+    assert exit_description(code) == text
+
+
+@pytest.mark.unit
+def test_frame_slots_between_creator_and_attacher():
+    slots = FrameSlots.create(4 * 3 * 3, count=2)
+    other = FrameSlots.attach(slots.name, slots.slot_bytes, 2)
+    try:
+        image = np.arange(36, dtype=np.uint8).reshape(3, 4, 3)
+        other.write(1, image)
+        copy = slots.read(1, 4, 3)
+        assert np.array_equal(copy, image) and slots.fits(4, 3) and not slots.fits(5, 3)
+        other.write(1, image[::-1])  # the copy outlives the slot's next frame
+        assert np.array_equal(copy, image)
+    finally:
+        other.close()
+        slots.close()
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("msg", [SlotFrame(3, 1, 1920, 1080, 12.5, 0, 2), Control("seek", 1.5, 7), Stop()])
+def test_messages_pickle_by_position(msg):
+    data = pickle.dumps(msg)
+    assert pickle.loads(data) == msg
+    assert b"timestamp_repairs" not in data and len(data) < 120  # values only, no field names
