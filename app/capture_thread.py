@@ -12,9 +12,8 @@ import threading
 from dataclasses import dataclass
 
 from models.core.errors import EndoSpineError
-from models.core.types import Frame
-
 from models.core.sources.base import Source
+from models.core.types import Frame
 
 
 class LatestFrame:

@@ -25,10 +25,9 @@ import numpy as np
 from models.core.classes import ClassTable
 from models.core.errors import EndoSpineError
 from models.core.imageio import write_image
+from models.core.overlay import OverlayStyle, composite, render_overlay
 from models.core.types import Frame, Result
 from models.core.video import VideoWriter
-
-from models.core.overlay import OverlayStyle, composite, render_overlay
 
 
 def stamp() -> str:

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from calibration.frames import Sample
-from models.core.optics.color import luminance_preserving_gains, srgb8_to_linear
 from models.core.errors import EndoSpineError
+from models.core.optics.color import luminance_preserving_gains, srgb8_to_linear
 from models.core.optics.fov import Circle, detect_fov
 
 MIN_LEVEL = 40          # mean brightest-channel level (0..255) a reference needs

@@ -13,13 +13,21 @@ from pathlib import Path
 import numpy as np
 
 from calibration.frames import live_frames, sample_frames
+from models.core.errors import EndoSpineError
+from models.core.imageio import write_image
 from models.core.optics.capture_settings import CaptureSettings
 from models.core.optics.circlefit import fit_circle_lsq
-from models.core.errors import EndoSpineError
 from models.core.optics.fov import Circle
-from models.core.imageio import write_image
 from models.core.optics.lens import LensModel, Undistorter
-from models.core.optics.profile import ColorSection, FovSection, LatencySection, Profile, load_or_default, load_profile, save_profile
+from models.core.optics.profile import (
+    ColorSection,
+    FovSection,
+    LatencySection,
+    Profile,
+    load_or_default,
+    load_profile,
+    save_profile,
+)
 from models.core.sources.registry import SOURCE_KINDS, kind_of
 
 

@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 
 from calibration.frames import Sample
-from models.core.optics.circlefit import sample_rays
 from models.core.errors import EndoSpineError
+from models.core.optics.circlefit import sample_rays
 from models.core.optics.fov import Circle, detect_fov
 
 NOTCH_BINS = 720

@@ -14,8 +14,8 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
-from models.core.runtime.manifest import load_manifest
 from models.core.runtime.backends import RuntimeSettings
+from models.core.runtime.manifest import load_manifest
 
 
 def _time_config(model_dir: str, settings: RuntimeSettings, runs: int, warmup: int) -> list[float]:

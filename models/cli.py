@@ -9,9 +9,9 @@ from models.core.cliutil import non_negative_int, positive_int, run
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
+    from models.core.video import parse_resolution
     from models.dataset import parse_ratios
     from models.synth.generate import generate_dataset, generate_video
-    from models.core.video import parse_resolution
 
     if args.video:
         width, height = parse_resolution(args.resolution)
@@ -58,8 +58,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from models.predict import predict_dataset
     from models.core.runtime.backends import RuntimeSettings
+    from models.predict import predict_dataset
 
     settings = RuntimeSettings(device=args.device, threads=args.threads, profile=args.profile)
     out = predict_dataset(args.model, args.data, args.out, split=args.split, probs=args.probs, settings=settings)
@@ -68,8 +68,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from models.evaluate.run import evaluate
     from models.core.runtime.backends import RuntimeSettings
+    from models.evaluate.run import evaluate
 
     settings = RuntimeSettings(backend=args.backend, device=args.device, threads=args.threads,
                                profile=args.profile)
@@ -83,9 +83,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_reader_study(args: argparse.Namespace) -> int:
+    from models.core.runtime.backends import RuntimeSettings
     from models.reader_study.run import reader_study
     from models.reader_study.study import parse_reader
-    from models.core.runtime.backends import RuntimeSettings
 
     settings = RuntimeSettings(backend=args.backend, device=args.device, threads=args.threads,
                                profile=args.profile)

@@ -13,13 +13,13 @@ import numpy as np
 import yaml
 
 from models.core.classes import ClassTable
-from models.dataset import StagedDir, load_dataset
 from models.core.errors import EndoSpineError
+from models.core.paddle_env import import_paddle
 from models.core.runtime.manifest import Manifest, sha256_file
+from models.core.runtime.preprocess import Preprocess
+from models.dataset import StagedDir, load_dataset
 from models.nets import build_model
 from models.nets.complexity import count_macs, count_params
-from models.core.paddle_env import import_paddle
-from models.core.runtime.preprocess import Preprocess
 from models.train.config import TrainConfig
 
 paddle = import_paddle()
@@ -146,8 +146,8 @@ def onnx_parity(model_dir: Path, data_root: Path, images: int = 4) -> float:
 
 
 def _test_metrics(model_dir: Path, data_root: Path, progress: bool, profile: str | None = None) -> dict:
-    from models.predict import split_metrics
     from models.core.runtime.backends import RuntimeSettings, SegmentationRuntime
+    from models.predict import split_metrics
 
     dataset = load_dataset(data_root)
     items = dataset.splits.get("test") or []

@@ -6,12 +6,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from models.dataset import Dataset, Item, StagedDir, load_dataset
 from models.core.errors import EndoSpineError
 from models.core.imageio import read_image, read_label, write_label
-from models.metrics import ConfusionMatrix, scores_from_matrix
 from models.core.runtime.backends import RuntimeSettings, SegmentationRuntime
 from models.core.runtime.postprocess import PostSettings, PostStage, paste_into_frame
+from models.dataset import Dataset, Item, StagedDir, load_dataset
+from models.metrics import ConfusionMatrix, scores_from_matrix
 
 
 def still_stage(runtime: SegmentationRuntime) -> PostStage:

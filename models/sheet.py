@@ -7,10 +7,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from models.dataset import Dataset, load_dataset
 from models.core.errors import EndoSpineError
 from models.core.imageio import read_image, read_label, write_image
 from models.core.overlay import blend, colorize
+from models.dataset import Dataset, load_dataset
 
 
 def contact_sheet(dataset: Dataset, n: int = 12, split: str = "all", tile: int = 256, seed: int = 0) -> np.ndarray:

@@ -23,8 +23,8 @@ def moving_pattern(t: int, width: int, height: int) -> np.ndarray:
 @pytest.fixture(scope="session")
 def small_video(tmp_path_factory) -> "os.PathLike":
     """A 2-second 160x120 H.264 MP4 at 15 fps of the synthetic scene engine, written once per run."""
-    from models.synth import SyntheticClip
     from models.core.video import VideoWriter
+    from models.synth import SyntheticClip
 
     path = tmp_path_factory.mktemp("video") / "small.mp4"
     clip = SyntheticClip(seed=5, clip=0, width=160, height=120)
@@ -59,10 +59,10 @@ def pattern_video(tmp_path_factory):
 def tiny_model_dir(tmp_path_factory):
     """An exported, untrained (seeded) liteseg-cpu model at 128x128 with the lumbar class table."""
     from models.core.classes import default_classes
+    from models.core.runtime.preprocess import Preprocess
     from models.export import write_model_folder
     from models.nets import build_model
     from models.nets.layers import paddle
-    from models.core.runtime.preprocess import Preprocess
 
     folder = tmp_path_factory.mktemp("tiny-model")
     paddle.seed(0)

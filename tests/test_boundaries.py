@@ -10,7 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-CONTRACTS = ("core-stands-alone", "pipeline-no-display", "runtime-no-pipeline", "calibration-no-display",
+CONTRACTS = ("core-stands-alone", "acyclic", "pipeline-no-display", "runtime-no-pipeline", "calibration-no-display",
              "qt-only-in-ui", "product-no-diagnostics")
 
 

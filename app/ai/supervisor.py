@@ -15,14 +15,13 @@ import enum
 import threading
 import time
 
+from app.ai.protocol import FrameError, Infer, Ready, WorkerConfig
+from app.ai.worker import worker_main
+from app.capture_thread import LatestFrame
+from app.stats import RateMeter
 from models.core.child import Child, ChildGone, FrameSlots
 from models.core.runtime.backends import RuntimeSettings
 from models.core.types import Frame, Result
-
-from app.capture_thread import LatestFrame
-from app.ai.protocol import FrameError, Infer, Ready, WorkerConfig
-from app.ai.worker import worker_main
-from app.stats import RateMeter
 
 __all__ = ["AIState", "InferenceClient", "WorkerConfig", "worker_config"]
 

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import importlib
 
+from app.ai.protocol import Failed, FrameError, Infer, MaskResult, Ready, Stop, WorkerConfig
 from models.core.child import FrameSlots
 from models.core.runtime.postprocess import PostStage, segment_frame
-
-from app.ai.protocol import Failed, FrameError, Infer, MaskResult, Ready, Stop, WorkerConfig
 
 
 def worker_main(conn, cfg: WorkerConfig) -> None:

@@ -118,8 +118,8 @@ def try_file(path: Path, timeout_s: float = 30.0) -> Outcome:
 
 def _play(path: str) -> dict:
     """The child's side: the real VideoSource, as fast as it decodes."""
-    from models.core.sources.video import VideoSource
     from models.core.errors import EndoSpineError
+    from models.core.sources.video import VideoSource
 
     source = VideoSource(path, realtime=False)
     try:

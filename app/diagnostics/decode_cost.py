@@ -20,11 +20,10 @@ import numpy as np
 
 from models.core.cliutil import positive_int, run
 from models.core.errors import EndoSpineError
-from models.core.video import VideoWriter
-
 from models.core.sources.isolated import IsolatedVideoSource
 from models.core.sources.replay import ReplaySource
 from models.core.sources.video import VideoSource
+from models.core.video import VideoWriter
 
 
 def _clip(folder: Path, frames: int, width: int, height: int) -> Path:

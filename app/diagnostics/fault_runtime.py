@@ -30,7 +30,7 @@ import numpy as np
 
 from models.core.classes import default_classes
 from models.core.errors import EndoSpineError
-from models.core.optics.frameview import View
+from models.core.runtime.frameview import View
 
 
 class FaultRuntime:

@@ -23,7 +23,6 @@ from tqdm import tqdm
 from app.stats import percentiles
 
 
-
 def machine_note() -> str:
     """What the figures were measured on, read when they are written (not a fixed claim):
     cores and the load averages, which show whether other jobs shared the machine."""

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtGui import QColor, QIcon, QPixmap
-from PyQt6.QtWidgets import (QButtonGroup, QCheckBox, QGroupBox, QLabel, QRadioButton, QSlider, QVBoxLayout,
-                             QWidget)
+from PyQt6.QtWidgets import QButtonGroup, QCheckBox, QGroupBox, QLabel, QRadioButton, QSlider, QVBoxLayout, QWidget
 
-from models.core.overlay import OverlayStyle
 from models.core.classes import ClassTable
+from models.core.overlay import OverlayStyle
 
 PANEL_STYLE = """
 QWidget { background: #15171a; color: #f2f2f2; font-size: 15pt; }

@@ -18,13 +18,13 @@ from app.ai.supervisor import InferenceClient, WorkerConfig
 from app.capture_thread import CaptureThread, LatestFrame
 from app.compose import LivePipeline, build_live
 from app.decide import Decision, Overlay
-from models.core.overlay import OverlayStyle, render_overlay
 from app.recorder import Recorder, snapshot
-from models.core.sources.base import Source
 from app.stats import RateMeter
 from app.ui.controls import ControlPanel
 from app.ui.replay import ReplayBar
 from app.ui.video_view import VideoView
+from models.core.overlay import OverlayStyle, render_overlay
+from models.core.sources.base import Source
 from models.core.sources.replay import ReplaySource
 from models.core.timing import Timing
 from models.core.types import Frame, Result

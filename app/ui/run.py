@@ -9,9 +9,9 @@ from PyQt6.QtWidgets import QApplication, QMessageBox
 
 from app.ai.supervisor import WorkerConfig, worker_config
 from app.compose import build_live, open_source_stage, timing_of
-from models.core.sources.base import Source
 from app.ui.main_window import MainWindow
 from models.core.errors import EndoSpineError
+from models.core.sources.base import Source
 from models.core.timing import Timing
 
 

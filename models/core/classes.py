@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+
 from models.core.errors import EndoSpineError
 from models.core.paths import default_class_table
 from models.core.yamlio import read_yaml

@@ -13,7 +13,6 @@ import numpy as np
 
 from models.core.errors import EndoSpineError
 
-
 MAX_PIXELS = 8192 * 8192   # larger images are refused before decoding (a 100-byte PNG can claim 4 Gpx)
 
 

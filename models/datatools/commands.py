@@ -66,8 +66,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     import yaml
 
-    from models.datatools.validate import validate_dataset
     from models.core.imageio import write_bytes_atomic
+    from models.datatools.validate import validate_dataset
 
     report = validate_dataset(args.data, workers=args.workers)
     print(report.to_text(max_problems=None if args.all else 50))

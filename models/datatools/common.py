@@ -14,8 +14,8 @@ import numpy as np
 from tqdm import tqdm
 
 from models.core.classes import ClassTable
-from models.dataset import Item, read_meta_file
 from models.core.errors import EndoSpineError
+from models.dataset import Item, read_meta_file
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 T = TypeVar("T")

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from models.core.errors import EndoSpineError
 from models.datatools.common import IMAGE_SUFFIXES
 from models.datatools.masks import MaskReader, name_to_id, parse_color
 from models.datatools.pairs import ImportOptions, Pair, find_files
-from models.core.errors import EndoSpineError
 
 SUBSET_SPLITS = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
                  "test": "test", "testing": "test"}

@@ -33,11 +33,11 @@ import yaml
 from tqdm import tqdm
 
 from models.core.classes import ClassTable
+from models.core.errors import EndoSpineError
+from models.core.imageio import write_image
 from models.dataset import StagedDir
 from models.datatools import quality
 from models.datatools.common import check_out_free
-from models.core.errors import EndoSpineError
-from models.core.imageio import write_image
 
 FORMAT = "endospine-frames/1"
 REASONS = ("dark", "bright", "blurry", "duplicate", "over_limit")

@@ -29,15 +29,14 @@ import cv2
 import numpy as np
 
 from models.core.classes import ClassTable
+from models.core.errors import EndoSpineError
+from models.core.imageio import read_bytes, write_bytes_atomic, write_label
 from models.dataset import SPLITS, Item, StagedDir, write_meta, write_splits
-from models.core.imageio import read_bytes
 from models.datatools.common import IMAGE_SUFFIXES, ClipNamer, check_out_free, label_counts, parallel_map, safe_name
 from models.datatools.cvat import read_cvat
 from models.datatools.labelme import read_labelme
 from models.datatools.masks import MaskReader, check_ids
 from models.datatools.pairs import ImportOptions, Pair, find_files, relative_keys
-from models.core.errors import EndoSpineError
-from models.core.imageio import write_bytes_atomic, write_label
 
 __all__ = ["FORMATS", "ImportOptions", "ImportReport", "Pair", "find_files", "import_dataset", "read_masks",
            "read_paddleseg", "relative_keys"]

@@ -17,9 +17,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from models.core.errors import EndoSpineError
 from models.datatools.masks import name_to_id
 from models.datatools.pairs import ImportOptions, Pair
-from models.core.errors import EndoSpineError
 
 AREA_SHAPES = ("polygon", "rectangle", "circle")
 

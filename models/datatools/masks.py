@@ -30,9 +30,9 @@ import cv2
 import numpy as np
 
 from models.core.classes import ClassTable
+from models.core.errors import EndoSpineError
 from models.core.imageio import read_bytes
 from models.core.yamlio import read_yaml
-from models.core.errors import EndoSpineError
 
 DEFAULT_THRESHOLD = 128
 LOSSY_SUFFIXES = (".jpg", ".jpeg", ".webp")

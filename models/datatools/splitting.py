@@ -13,9 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+from models.core.errors import EndoSpineError
 from models.dataset import SPLITS, Item, split_by_clip, write_meta
 from models.datatools.common import read_meta, write_texts_atomic
-from models.core.errors import EndoSpineError
 
 BY_IMAGE_REFUSED = ("--by image would put frames of one clip into different splits (near-identical frames in "
                     "train and test: leakage); splits are by clip. Independent images are each their own clip "

@@ -23,11 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from models.core.classes import ClassTable
-from models.dataset import SPLITS, Item
-from models.core.imageio import read_bytes
-from models.datatools.common import default_workers, label_counts, parallel_map, read_meta
 from models.core.errors import EndoSpineError
-from models.core.imageio import read_image, read_label
+from models.core.imageio import read_bytes, read_image, read_label
+from models.dataset import SPLITS, Item
+from models.datatools.common import default_workers, label_counts, parallel_map, read_meta
 
 Row = tuple[str, int, int, float, int]   # class name, id, pixels, share of all pixels, images holding it
 

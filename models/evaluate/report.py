@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
+from models.core.imageio import encode_image, write_bytes_atomic
 from models.evaluate import html, plots
 from models.evaluate.accumulate import Accumulator
 from models.evaluate.gallery import compose
 from models.evaluate.summary import KEYS, clip_table, image_table
-from models.core.imageio import encode_image, write_bytes_atomic
 
 LABELS = {"accuracy": "Accuracy", "precision": "Precision", "recall": "Recall", "iou": "IoU", "dice": "Dice",
           "auc": "AUC"}

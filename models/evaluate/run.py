@@ -14,15 +14,15 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from models.dataset import Dataset, Item, StagedDir, load_dataset
 from models.core.errors import EndoSpineError
+from models.core.imageio import read_image
+from models.core.runtime.backends import RuntimeSettings, SegmentationRuntime
+from models.dataset import Dataset, Item, StagedDir, load_dataset
 from models.evaluate.accumulate import Accumulator, frame_scores
 from models.evaluate.labels import label_files, read_answer, read_reference, require_stems
 from models.evaluate.report import write_report
 from models.evaluate.summary import metrics
-from models.core.imageio import read_image
 from models.predict import predict_frame_boxed, split_items, still_stage
-from models.core.runtime.backends import RuntimeSettings, SegmentationRuntime
 
 
 def evaluate(data_dir: str | Path, out: str | Path, split: str = "test", model_dir: str | Path | None = None,

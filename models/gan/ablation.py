@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from models.dataset import load_dataset
 from models.core.errors import EndoSpineError
 from models.core.imageio import write_bytes_atomic
-from models.train.config import ExtraData, TrainConfig
 from models.core.yamlio import read_yaml
+from models.dataset import load_dataset
+from models.train.config import ExtraData, TrainConfig
 
 ARMS = ("without", "with_gan")
 METRICS = ("dice", "iou")
@@ -65,8 +65,8 @@ def check_inputs(data: str | Path, gan_data: str | Path) -> None:
 
 def run_ablation(data: str | Path, gan_data: str | Path, out: str | Path, seeds: list[int], iters: int | None = None,
                  config: str | Path | None = None, ratio: float = 0.3, progress: bool = True) -> dict:
-    from models.export import export_run
     from models.core.runtime.manifest import load_manifest
+    from models.export import export_run
     from models.train.loop import train
 
     out = Path(out)

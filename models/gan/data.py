@@ -10,10 +10,10 @@ import cv2
 import numpy as np
 
 from models.core.classes import ClassTable
-from models.dataset import Dataset, Item
 from models.core.errors import EndoSpineError
-from models.gan.nets import encode_labels, from_image
 from models.core.imageio import read_image, read_label
+from models.dataset import Dataset, Item
+from models.gan.nets import encode_labels, from_image
 
 
 def square_box(width: int, height: int, rng: np.random.Generator | None = None,

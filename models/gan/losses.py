@@ -9,8 +9,8 @@ map; feature matching (pix2pixHD, Wang et al. 2018) steadies training on small s
 """
 from __future__ import annotations
 
-from models.gan.config import GanConfig
 from models.core.paddle_env import import_paddle
+from models.gan.config import GanConfig
 
 paddle = import_paddle()
 F = paddle.nn.functional

@@ -15,8 +15,8 @@ import numpy as np
 
 from models.core.classes import ClassTable
 from models.core.errors import EndoSpineError
-from models.gan.config import GanConfig
 from models.core.paddle_env import import_paddle
+from models.gan.config import GanConfig
 
 paddle = import_paddle()
 nn = paddle.nn

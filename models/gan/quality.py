@@ -18,16 +18,16 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from models.dataset import load_dataset
 from models.core.errors import EndoSpineError
+from models.core.imageio import write_bytes_atomic, write_image
+from models.core.paddle_env import import_paddle
+from models.dataset import load_dataset
 from models.gan.data import PairSource
 from models.gan.distance import FEATURE_NAMES, frechet_distance, image_features, pyramid_swd, standardizer
 from models.gan.grid import grid, label_tile
 from models.gan.nets import encode_labels, to_image
 from models.gan.store import load_generator
 from models.gan.synthesize import check_same_classes
-from models.core.imageio import write_bytes_atomic, write_image
-from models.core.paddle_env import import_paddle
 
 paddle = import_paddle()
 

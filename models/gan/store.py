@@ -22,12 +22,12 @@ import yaml
 
 from models.core.classes import ClassTable
 from models.core.errors import EndoSpineError
-from models.gan.config import GanConfig
-from models.gan.nets import UNetGenerator, build_gan
 from models.core.imageio import write_bytes_atomic
 from models.core.paddle_env import import_paddle
-from models.train.checkpoint import param_names, rename_opt_state, save_atomic
 from models.core.yamlio import read_yaml
+from models.gan.config import GanConfig
+from models.gan.nets import UNetGenerator, build_gan
+from models.train.checkpoint import param_names, rename_opt_state, save_atomic
 
 paddle = import_paddle()
 

@@ -17,14 +17,14 @@ import numpy as np
 from tqdm import tqdm
 
 from models.core.classes import ClassTable
-from models.dataset import Dataset, Item, StagedDir, load_dataset, write_meta, write_splits
 from models.core.errors import EndoSpineError
+from models.core.imageio import read_label, write_image, write_label
+from models.core.paddle_env import import_paddle
+from models.dataset import Dataset, Item, StagedDir, load_dataset, write_meta, write_splits
 from models.gan.data import label_view
 from models.gan.nets import encode_labels, to_image
 from models.gan.perturb import PerturbConfig, perturb
 from models.gan.store import load_generator
-from models.core.imageio import read_label, write_image, write_label
-from models.core.paddle_env import import_paddle
 
 paddle = import_paddle()
 ENGINE = "endospine-gan/1"

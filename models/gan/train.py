@@ -17,16 +17,16 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from models.dataset import Dataset, load_dataset
 from models.core.errors import EndoSpineError
+from models.core.imageio import write_image
+from models.core.paddle_env import import_paddle
+from models.dataset import Dataset, load_dataset
 from models.gan.config import GanConfig
 from models.gan.data import PairSource
 from models.gan.grid import grid, label_tile
 from models.gan.losses import discriminator_loss, generator_loss
 from models.gan.nets import build_gan, to_image
 from models.gan.store import load_checkpoint, read_gan_dir, save_checkpoint, write_yaml
-from models.core.imageio import write_image
-from models.core.paddle_env import import_paddle
 
 paddle = import_paddle()
 log = logging.getLogger("endospine.gan")

@@ -11,8 +11,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.metrics import mean_iou
-from models.reader_study.stats import (ALPHA, PairResult, TestResult, anova, complete_cases, describe, friedman,
-                                       pairwise_wilcoxon)
+from models.reader_study.stats import (
+    ALPHA,
+    PairResult,
+    TestResult,
+    anova,
+    complete_cases,
+    describe,
+    friedman,
+    pairwise_wilcoxon,
+)
 from models.reader_study.study import StudyScores
 
 METRICS = {"iou": "IoU", "dice": "Dice"}

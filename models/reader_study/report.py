@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from models.core.imageio import write_bytes_atomic
 from models.evaluate import html, plots
 from models.evaluate.report import csv_bytes
-from models.core.imageio import write_bytes_atomic
 from models.reader_study.analysis import METRICS, Findings
 from models.reader_study.study import StudyScores
 

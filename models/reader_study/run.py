@@ -4,12 +4,12 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
+from models.core.runtime.backends import RuntimeSettings
 from models.dataset import StagedDir
 from models.reader_study.analysis import Findings, analyse
 from models.reader_study.report import write_study
 from models.reader_study.stats import ALPHA
 from models.reader_study.study import load_reader, load_reference, score_study
-from models.core.runtime.backends import RuntimeSettings
 
 
 def reader_study(reference: str | Path, readers: list[tuple[str, str | Path]], out: str | Path,

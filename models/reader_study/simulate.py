@@ -26,12 +26,12 @@ import yaml
 from tqdm import tqdm
 
 from models.core.classes import ClassTable
-from models.dataset import StagedDir, load_dataset
 from models.core.errors import EndoSpineError
-from models.evaluate.labels import read_reference
 from models.core.imageio import write_bytes_atomic, write_label
-from models.predict import split_items
 from models.core.yamlio import SafeDumper
+from models.dataset import StagedDir, load_dataset
+from models.evaluate.labels import read_reference
+from models.predict import split_items
 
 READER_FORMAT = "endospine-reader/1"
 

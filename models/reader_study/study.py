@@ -16,14 +16,14 @@ import numpy as np
 from tqdm import tqdm
 
 from models.core.classes import ClassTable, default_classes
-from models.dataset import load_dataset
 from models.core.errors import EndoSpineError
-from models.evaluate.labels import as_answer, label_files, read_answer, read_reference, require_stems
 from models.core.imageio import read_image
-from models.metrics import ConfusionMatrix, scores_from_matrix
-from models.predict import predict_frame, split_items
 from models.core.runtime.backends import RuntimeSettings, SegmentationRuntime
 from models.core.yamlio import read_yaml
+from models.dataset import load_dataset
+from models.evaluate.labels import as_answer, label_files, read_answer, read_reference, require_stems
+from models.metrics import ConfusionMatrix, scores_from_matrix
+from models.predict import predict_frame, split_items
 
 MODEL = "model"
 

@@ -15,11 +15,11 @@ import yaml
 from tqdm import tqdm
 
 from models.core.classes import ClassTable, default_classes
-from models.dataset import Item, StagedDir, split_by_clip, write_meta, write_splits
 from models.core.errors import EndoSpineError
 from models.core.imageio import encode_image, write_bytes_atomic, write_label
-from models.synth import SyntheticClip
 from models.core.video import VideoWriter
+from models.dataset import Item, StagedDir, split_by_clip, write_meta, write_splits
+from models.synth import SyntheticClip
 
 ENGINE = "endospine-synth/1"
 _clips: dict[tuple, SyntheticClip] = {}

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from models.augment import AugmentConfig
 from models.core.errors import EndoSpineError
-from models.nets import ARCHS
 from models.core.yamlio import read_yaml
+from models.nets import ARCHS
 
 
 @dataclass(frozen=True)

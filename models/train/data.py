@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 
 from models.augment import AugmentConfig, augment
-from models.dataset import Dataset, Item
-from models.core.optics.frameview import FramePrep
 from models.core.imageio import read_image, read_label
 from models.core.paddle_env import import_paddle
+from models.core.runtime.frameview import FramePrep
 from models.core.runtime.preprocess import Preprocess
+from models.dataset import Dataset, Item
 
 paddle = import_paddle()
 
@@ -57,7 +57,7 @@ class EvalSamples(paddle.io.Dataset):
 
 
 def load_view(root, item: Item, pre: Preprocess, prep: FramePrep | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Image and label of an item, cut the way the runtime cuts frames (models/core/optics/frameview.py):
+    """Image and label of an item, cut the way the runtime cuts frames (models/core/runtime/frameview.py):
     the profile's lens undistortion, the field of view's square, outside it ignore, its colors."""
     image = read_image(root / item.image)
     label = read_label(root / item.label)

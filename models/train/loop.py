@@ -24,13 +24,13 @@ import yaml
 from tqdm import tqdm
 
 from models.core.classes import ClassTable
-from models.dataset import Dataset, load_dataset
 from models.core.errors import EndoSpineError
-from models.core.optics.frameview import FramePrep
+from models.core.optics.profile import load_profile
+from models.core.runtime.frameview import FramePrep
+from models.core.runtime.preprocess import Preprocess
+from models.dataset import Dataset, load_dataset
 from models.metrics import ConfusionMatrix, mean_iou, scores_from_matrix
 from models.nets import build_model
-from models.core.runtime.preprocess import Preprocess
-from models.core.optics.profile import load_profile
 from models.train.checkpoint import param_names as _param_names
 from models.train.checkpoint import rename_opt_state as _rename_opt_state
 from models.train.checkpoint import save_atomic as _save

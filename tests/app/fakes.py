@@ -6,8 +6,8 @@ import time
 import numpy as np
 
 from app.capture_thread import CaptureThread, LatestFrame
-from models.core.sources.base import Source
 from models.core.errors import EndoSpineError
+from models.core.sources.base import Source
 
 
 class ListSource(Source):

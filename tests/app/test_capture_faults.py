@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from app.capture_thread import CaptureState
-from models.core.sources.capture_card import CaptureSettings, CaptureSource, is_black
 from app.diagnostics.fake_card import FakeCard, Frames, Hang, Unplug, live_image
+from models.core.sources.capture_card import CaptureSettings, CaptureSource, is_black
 from tests.app.fakes import start_capture
 
 

@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from app.cli import display_profile, main
 from app.ai.supervisor import worker_config
-from models.core.sources.registry import open_source
+from app.cli import display_profile, main
 from models.core.optics.capture_settings import CaptureSettings
 from models.core.optics.profile import ColorSection, FovSection, Profile, save_profile
+from models.core.sources.registry import open_source
 
 
 def test_render_applies_the_profile(small_video, tiny_model_dir, tmp_path, capsys):

@@ -10,11 +10,11 @@ import av
 import numpy as np
 import pytest
 
-from models.core.overlay import OverlayStyle
 from app.recorder import Recorder, snapshot
 from models.core.classes import default_classes
 from models.core.errors import EndoSpineError
 from models.core.imageio import read_image
+from models.core.overlay import OverlayStyle
 from models.core.types import Frame, Result
 
 W, H = 96, 64

@@ -9,10 +9,10 @@ from calibration.color import gray_world, white_reference
 from calibration.fov import estimate_fov
 from calibration.frames import Sample, sample_frames
 from calibration.synthetic import CASTS, cast, fov_case, scope_picture, white_card
-from models.core.optics.color import ColorCorrection, ciede2000, rgb8_to_lab
 from models.core.errors import EndoSpineError
-from models.core.optics.fov import Circle
 from models.core.imageio import read_image, write_image
+from models.core.optics.color import ColorCorrection, ciede2000, rgb8_to_lab
+from models.core.optics.fov import Circle
 from models.core.optics.profile import load_profile
 from models.synth import SyntheticClip
 

@@ -21,14 +21,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from models.core.classes import ClassTable, default_classes
+from models.core.errors import EndoSpineError
+from models.core.imageio import read_image, read_label
+from models.core.runtime.manifest import load_manifest
 from models.dataset import load_dataset
 from models.datatools.cvat import parse_labelmap
 from models.datatools.importers import ImportOptions
 from models.datatools.labelme import read_labelme
 from models.datatools.masks import load_label_map
-from models.core.errors import EndoSpineError
-from models.core.imageio import read_image, read_label
-from models.core.runtime.manifest import load_manifest
 
 EXAMPLES = int(os.environ.get("ENDOSPINE_FUZZ_EXAMPLES", "60"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=not os.environ.get("ENDOSPINE_FUZZ_EXAMPLES"),

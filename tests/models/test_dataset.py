@@ -4,10 +4,9 @@ import numpy as np
 import pytest
 
 from models.core.classes import default_classes
-from models.dataset import (Item, StagedDir, load_dataset, parse_ratios, split_by_clip, write_meta,
-                            write_splits)
 from models.core.errors import EndoSpineError
 from models.core.imageio import read_label, write_image, write_label
+from models.dataset import Item, StagedDir, load_dataset, parse_ratios, split_by_clip, write_meta, write_splits
 
 
 def _items(clips: int, per_clip: int) -> list[Item]:

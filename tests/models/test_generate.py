@@ -7,8 +7,8 @@ import pytest
 import yaml
 
 from models.cli import main
-from models.dataset import load_dataset
 from models.core.imageio import read_image, read_label
+from models.dataset import load_dataset
 from models.synth import SyntheticClip
 
 

@@ -17,10 +17,10 @@ from PyQt6.QtWidgets import QApplication
 
 from app.ai.supervisor import WorkerConfig, worker_config
 from app.compose import build_live, open_source_stage, timing_of
-from models.core.overlay import OverlayStyle, composite, render_overlay
 from app.stats import PaintProbe, percentiles
 from app.ui.main_window import MainWindow
 from app.ui.video_view import VideoView
+from models.core.overlay import OverlayStyle, composite, render_overlay
 from models.core.runtime.backends import SegmentationRuntime
 from models.core.timing import Timing
 

@@ -15,12 +15,12 @@ from pathlib import Path
 from PyQt6.QtCore import QEventLoop, QTimer
 from PyQt6.QtWidgets import QApplication
 
-from models.core.sources.capture_card import CaptureSettings, CaptureSource
-from app.diagnostics.fake_card import FakeCard, Frames, Unplug
 from app.ai.supervisor import WorkerConfig
 from app.compose import build_live
+from app.diagnostics.fake_card import FakeCard, Frames, Unplug
 from app.stats import PaintProbe
 from app.ui.main_window import MainWindow
+from models.core.sources.capture_card import CaptureSettings, CaptureSource
 
 FAULT_RUNTIME = "app.diagnostics.fault_runtime:FaultRuntime"
 AI_FAULTS = {  # name -> FaultRuntime spec (the fault begins at the worker's 30th frame)

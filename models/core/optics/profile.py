@@ -35,11 +35,11 @@ from typing import Any
 import numpy as np
 import yaml
 
+from models.core.errors import EndoSpineError
+from models.core.imageio import write_bytes_atomic
 from models.core.optics.capture_settings import CaptureSettings
 from models.core.optics.color import ColorCorrection
-from models.core.errors import EndoSpineError
 from models.core.optics.fov import Circle
-from models.core.imageio import write_bytes_atomic
 from models.core.optics.lens import LensModel
 from models.core.timing import Timing
 from models.core.yamlio import read_yaml

@@ -16,11 +16,11 @@ import numpy as np
 
 from models.core.errors import EndoSpineError
 from models.core.optics.fov import Circle
-from models.core.optics.frameview import FramePrep, View
-from models.core.runtime.manifest import Manifest, load_manifest
-from models.core.paddle_env import import_paddle
-from models.core.runtime.postprocess import PostSettings, PostStage, segment_frame
 from models.core.optics.profile import FovSection, Profile, default_profile, load_profile
+from models.core.paddle_env import import_paddle
+from models.core.runtime.frameview import FramePrep, View
+from models.core.runtime.manifest import Manifest, load_manifest
+from models.core.runtime.postprocess import PostSettings, PostStage, segment_frame
 
 DEVICES = ("cpu", "gpu", "tensorrt")
 BACKENDS = ("paddle", "onnxruntime")

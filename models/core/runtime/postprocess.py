@@ -34,7 +34,7 @@ from models.core.errors import EndoSpineError
 from models.core.runtime.checks import check_mask, check_probabilities
 
 if TYPE_CHECKING:
-    from models.core.optics.frameview import View
+    from models.core.runtime.frameview import View
 
 Box = tuple[int, int, int, int]
 

@@ -26,12 +26,11 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from models.core.optics.capture_settings import BACKENDS, CaptureSettings, configure, opencv_device, to_rgb
 from models.core.errors import EndoSpineError
+from models.core.optics.capture_settings import BACKENDS, CaptureSettings, configure, opencv_device, to_rgb
+from models.core.sources.base import Source
 from models.core.timing import DEFAULT_TIMING, Timing
 from models.core.types import Frame
-
-from models.core.sources.base import Source
 
 __all__ = ["BACKENDS", "CaptureSettings", "CaptureSource", "opencv_device", "is_black"]
 

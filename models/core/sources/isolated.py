@@ -29,14 +29,23 @@ import numpy as np
 
 from models.core.child import Child, ChildGone, FrameSlots, Message
 from models.core.errors import EndoSpineError
-from models.core.timing import DEFAULT_TIMING, Timing
-from models.core.types import Frame
-
-from models.core.sources.decoder_protocol import (Control, DecodeFailed, Ended, Free, InlineFrame, OpenFailed,
-                                                  Opened, SlotFrame, Slots, Stop)
+from models.core.sources.decoder_protocol import (
+    Control,
+    DecodeFailed,
+    Ended,
+    Free,
+    InlineFrame,
+    Opened,
+    OpenFailed,
+    SlotFrame,
+    Slots,
+    Stop,
+)
 from models.core.sources.file_checks import clock
 from models.core.sources.replay import ReplaySource
 from models.core.sources.video import VideoSource
+from models.core.timing import DEFAULT_TIMING, Timing
+from models.core.types import Frame
 
 SLOTS = 3
 

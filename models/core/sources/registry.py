@@ -30,15 +30,14 @@ from urllib.parse import parse_qsl
 
 import numpy as np
 
-from models.core.optics.capture_settings import CaptureSettings
 from models.core.errors import EndoSpineError
 from models.core.imageio import read_image
-from models.core.types import Frame
-
+from models.core.optics.capture_settings import CaptureSettings
 from models.core.sources.base import Source
 from models.core.sources.capture_card import CaptureSource
 from models.core.sources.replay import ReplaySource
 from models.core.sources.video import STREAM_SCHEMES, VideoSource
+from models.core.types import Frame
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 SYNTHETIC_SIZE = (960, 540)

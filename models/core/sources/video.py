@@ -16,10 +16,9 @@ import av
 import numpy as np
 
 from models.core.errors import EndoSpineError
-from models.core.types import Frame
-
 from models.core.sources.file_checks import clock, mp4_layout
 from models.core.sources.replay import SPEEDS, STREAM_SCHEMES, ReplaySource  # noqa: F401 - re-exported
+from models.core.types import Frame
 
 MAX_SIZE = (8192, 4352)  # wider or taller, or more pixels than this: refused before any frame is decoded
 

@@ -8,8 +8,8 @@ from typing import Iterator
 import numpy as np
 import pytest
 
-from app.capture_thread import LatestFrame
 from app.ai.supervisor import AIState, InferenceClient, WorkerConfig
+from app.capture_thread import LatestFrame
 from models.core.timing import Timing
 from models.core.types import Frame
 

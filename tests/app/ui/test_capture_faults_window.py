@@ -4,9 +4,9 @@ from __future__ import annotations
 import av
 import pytest
 
-from models.core.sources.capture_card import CaptureSettings, CaptureSource
-from app.diagnostics.fake_card import FakeCard, Frames, Hang, Unplug
 from app.ai.supervisor import WorkerConfig
+from app.diagnostics.fake_card import FakeCard, Frames, Hang, Unplug
+from models.core.sources.capture_card import CaptureSettings, CaptureSource
 from models.core.timing import Timing
 
 pytestmark = pytest.mark.gui

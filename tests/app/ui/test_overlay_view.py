@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from app.ai.supervisor import WorkerConfig
-from models.core.timing import Timing
-from models.core.overlay import OverlayStyle, render_overlay
 from models.core.classes import default_classes
 from models.core.imageio import read_image, write_image
+from models.core.overlay import OverlayStyle, render_overlay
+from models.core.timing import Timing
 from tests.app.fakes import ListSource
 
 pytestmark = pytest.mark.gui

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from models.core.classes import ClassInfo, ClassTable, default_classes
-from models.core.paths import default_class_table
 from models.core.errors import EndoSpineError
+from models.core.paths import default_class_table
 from models.core.types import ClassId
 
 
@@ -136,11 +136,11 @@ def test_export_writes_visible_into_the_manifest(tmp_path):
 
     import yaml
 
+    from models.core.runtime.manifest import load_manifest
+    from models.core.runtime.preprocess import Preprocess
     from models.export import write_model_folder
     from models.nets import build_model
     from models.nets.layers import paddle
-    from models.core.runtime.manifest import load_manifest
-    from models.core.runtime.preprocess import Preprocess
 
     table = default_classes()
     table = replace(table, classes=table.classes[:3] + (replace(table.classes[3], visible=False),))

@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.core.overlay import OverlayStyle, render_overlay, rgba_lut
 from models.core.classes import default_classes
+from models.core.overlay import OverlayStyle, render_overlay, rgba_lut
 
 CLASSES = default_classes()
 

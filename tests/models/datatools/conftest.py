@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from models.core.classes import ClassInfo, ClassTable
-from models.dataset import Item, StagedDir, write_meta, write_splits
 from models.core.imageio import write_image, write_label
+from models.dataset import Item, StagedDir, write_meta, write_splits
 
 LUMBAR = ClassTable((ClassInfo(0, "background", (0, 0, 0)), ClassInfo(1, "bone", (64, 170, 255)),
                      ClassInfo(2, "ligament", (0, 220, 120)), ClassInfo(3, "disc", (200, 80, 255))),

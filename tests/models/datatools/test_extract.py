@@ -7,9 +7,9 @@ import pytest
 import yaml
 
 from models.cli import main
-from models.datatools.extract import ExtractSettings, clip_id, extract_frames
 from models.core.errors import EndoSpineError
 from models.core.imageio import read_image, write_label
+from models.datatools.extract import ExtractSettings, clip_id, extract_frames
 from tests.models.datatools.conftest import LUMBAR, quality_frames
 
 STRICT = ExtractSettings(every=1, min_sharpness=50)

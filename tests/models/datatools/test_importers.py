@@ -13,11 +13,11 @@ import pytest
 import yaml
 
 from models.core.classes import ClassTable
+from models.core.errors import EndoSpineError
+from models.core.imageio import encode_image, read_label, write_image, write_label
 from models.dataset import load_dataset
 from models.datatools.importers import ImportOptions, import_dataset
 from models.datatools.masks import load_label_map
-from models.core.errors import EndoSpineError
-from models.core.imageio import encode_image, read_label, write_image, write_label
 from tests.models.datatools.conftest import LUMBAR, picture, stripes
 
 

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from models.cli import main
+from models.core.imageio import read_label
 from models.dataset import load_dataset
 from models.datatools.validate import validate_dataset
-from models.core.imageio import read_label
 
 pytestmark = pytest.mark.slow
 

@@ -4,10 +4,10 @@ import pytest
 import yaml
 
 from models.cli import main
+from models.core.errors import EndoSpineError
 from models.dataset import load_dataset
 from models.datatools.splitting import resplit
 from models.datatools.validate import validate_dataset
-from models.core.errors import EndoSpineError
 from tests.models.datatools.conftest import make_dataset
 
 

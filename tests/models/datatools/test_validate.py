@@ -8,8 +8,8 @@ import numpy as np
 import yaml
 
 from models.cli import main
-from models.datatools.validate import validate_dataset
 from models.core.imageio import write_image, write_label
+from models.datatools.validate import validate_dataset
 from tests.models.datatools.conftest import picture
 
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from models.cli import main
-from models.dataset import load_dataset
 from models.core.imageio import read_label, write_label
+from models.dataset import load_dataset
 
 pytestmark = pytest.mark.slow
 

@@ -4,8 +4,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.gan.distance import (FEATURE_NAMES, frechet_distance, image_features, laplacian_pyramid, pyramid_swd,
-                                 sliced_wasserstein, standardizer)
+from models.gan.distance import (
+    FEATURE_NAMES,
+    frechet_distance,
+    image_features,
+    laplacian_pyramid,
+    pyramid_swd,
+    sliced_wasserstein,
+    standardizer,
+)
 
 pytestmark = pytest.mark.unit
 

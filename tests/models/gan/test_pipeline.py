@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from models.cli import main
-from models.dataset import load_dataset, write_meta, write_splits
 from models.core.imageio import read_label
+from models.dataset import load_dataset, write_meta, write_splits
 
 pytestmark = pytest.mark.slow
 

@@ -7,8 +7,8 @@ import shutil
 import numpy as np
 import pytest
 
-from models.core.classes import default_classes
 from models.cli import main
+from models.core.classes import default_classes
 from models.core.imageio import read_label, write_label
 from models.reader_study.analysis import analyse
 from models.reader_study.study import Reader, StudyScores

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import yaml
 
-from models.core.classes import default_classes
 from models.cli import main
+from models.core.classes import default_classes
 from models.core.imageio import read_label
 from models.metrics import ConfusionMatrix, mean_iou
 from models.reader_study.simulate import SKILLS, Skill, perturb

@@ -8,9 +8,9 @@ import pytest
 import yaml
 
 from models.cli import main
-from models.dataset import load_dataset
 from models.core.errors import EndoSpineError
 from models.core.imageio import read_image, read_label
+from models.dataset import load_dataset
 
 pytestmark = pytest.mark.slow
 

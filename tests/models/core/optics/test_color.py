@@ -4,8 +4,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.core.optics.color import (ColorCorrection, ciede2000, linear_to_srgb, linear_to_srgb8, luminance_preserving_gains,
-                          rgb8_to_lab, srgb8_to_linear, srgb_to_linear)
+from models.core.optics.color import (
+    ColorCorrection,
+    ciede2000,
+    linear_to_srgb,
+    linear_to_srgb8,
+    luminance_preserving_gains,
+    rgb8_to_lab,
+    srgb8_to_linear,
+    srgb_to_linear,
+)
 
 pytestmark = pytest.mark.unit
 

@@ -4,11 +4,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.core.optics.capture_settings import CaptureSettings
 from models.core.errors import EndoSpineError
+from models.core.optics.capture_settings import CaptureSettings
 from models.core.optics.lens import LensModel
-from models.core.optics.profile import (ColorSection, FovSection, LatencySection, Profile, default_profile, load_or_default,
-                            load_profile, save_profile)
+from models.core.optics.profile import (
+    ColorSection,
+    FovSection,
+    LatencySection,
+    Profile,
+    default_profile,
+    load_or_default,
+    load_profile,
+    save_profile,
+)
 from models.core.timing import Timing
 
 pytestmark = pytest.mark.unit

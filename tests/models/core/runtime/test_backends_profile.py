@@ -4,12 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.dataset import Item
 from models.core.errors import EndoSpineError
 from models.core.imageio import write_image, write_label
-from models.core.runtime.preprocess import Preprocess
 from models.core.optics.profile import ColorSection, FovSection, Profile, save_profile
 from models.core.runtime.backends import RuntimeSettings, SegmentationRuntime
+from models.core.runtime.preprocess import Preprocess
+from models.dataset import Item
 
 
 def _frame(w=320, h=240, cx=170, cy=118, r=90):
@@ -48,7 +48,7 @@ def test_bad_profile_is_one_line_naming_it(tiny_model_dir, tmp_path):
 
 @pytest.mark.unit
 def test_training_views_use_the_profile(tmp_path):
-    from models.core.optics.frameview import FramePrep
+    from models.core.runtime.frameview import FramePrep
     from models.train.data import load_view
 
     write_image(tmp_path / "a.png", _frame())

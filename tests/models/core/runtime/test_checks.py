@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.core.runtime.checks import check_box, check_mask, check_probabilities
 from models.core.errors import EndoSpineError
+from models.core.runtime.checks import check_box, check_mask, check_probabilities
 
 pytestmark = pytest.mark.unit
 

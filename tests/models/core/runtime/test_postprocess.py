@@ -7,9 +7,15 @@ import pytest
 from models.core.classes import default_classes
 from models.core.errors import EndoSpineError
 from models.core.optics.fov import Circle
-from models.core.optics.frameview import View
-from models.core.runtime.postprocess import (PostSettings, PostStage, labels_at, mask_size, paste_into_frame,
-                                             segment_frame)
+from models.core.runtime.frameview import View
+from models.core.runtime.postprocess import (
+    PostSettings,
+    PostStage,
+    labels_at,
+    mask_size,
+    paste_into_frame,
+    segment_frame,
+)
 
 pytestmark = pytest.mark.unit
 

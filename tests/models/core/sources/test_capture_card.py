@@ -5,8 +5,8 @@ import cv2
 import numpy as np
 import pytest
 
-from models.core.sources.capture_card import CaptureSettings, CaptureSource
 from models.core.errors import EndoSpineError
+from models.core.sources.capture_card import CaptureSettings, CaptureSource
 
 
 class FakeDevice:

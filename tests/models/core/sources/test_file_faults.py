@@ -9,9 +9,9 @@ import av
 import numpy as np
 import pytest
 
+from models.core.errors import EndoSpineError
 from models.core.sources.file_checks import clock, mp4_layout
 from models.core.sources.video import VideoSource
-from models.core.errors import EndoSpineError
 
 
 def _remux(src: Path, dst: Path, fmt: str, options: dict | None = None, zero_times: bool = False) -> Path:

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from app.capture_thread import CaptureState
+from models.core.errors import EndoSpineError
 from models.core.sources.isolated import IsolatedVideoSource
 from models.core.sources.video import VideoSource
-from models.core.errors import EndoSpineError
 from models.core.timing import Timing
 from tests.app.fakes import start_capture
 from tests.models.core.sources.test_file_faults import _cut, _remux

@@ -5,9 +5,9 @@ import time
 import numpy as np
 import pytest
 
+from models.core.errors import EndoSpineError
 from models.core.sources.registry import FolderSource, SyntheticSource, open_source
 from models.core.sources.video import VideoSource
-from models.core.errors import EndoSpineError
 from tests.conftest import moving_pattern
 
 

@@ -24,8 +24,8 @@ import numpy as np
 
 from models.core.optics.fov import Circle, FovTracker
 from models.core.optics.lens import Undistorter
-from models.core.runtime.preprocess import Preprocess
 from models.core.optics.profile import Profile, default_profile
+from models.core.runtime.preprocess import Preprocess
 
 log = logging.getLogger("endospine.profile")
 Box = tuple[int, int, int, int]

@@ -6,11 +6,11 @@ import pytest
 
 from calibration.synthetic_lens import FISHEYE
 from models.core.optics.color import ColorCorrection
-from models.core.optics.frameview import FramePrep
 from models.core.optics.lens import LensModel, Undistorter
+from models.core.optics.profile import ColorSection, FovSection, Profile
+from models.core.runtime.frameview import FramePrep
 from models.core.runtime.postprocess import view_labels
 from models.core.runtime.preprocess import Preprocess
-from models.core.optics.profile import ColorSection, FovSection, Profile
 
 PRE = Preprocess((128, 128))
 
