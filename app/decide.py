@@ -114,7 +114,8 @@ def decide(tick: Tick, screen: Screen, timing: Timing = DEFAULT_TIMING) -> Decis
     if frame is not None and blank:  # the card delivers, but black
         screen = replace(screen, frame=None, shown_last=frame.frame_id, last_new=now)
         return Decision(screen, message=(NO_SOURCE_IMAGE, f"{src.name} delivers black frames: check the "
-                                         "camera head, the light source and the card's input"))
+                                         "camera head, the light source and the card's input"),
+                        release=frame.frame_id if tick.review else None)  # review: read on past it
     if frame is not None:
         skipped = max(0, frame.frame_id - screen.shown_last - 1) if screen.shown_last >= 0 else 0
         screen = replace(screen, frame=frame, shown_last=frame.frame_id, last_new=now)

@@ -173,5 +173,14 @@ def test_review_without_a_running_ai_releases_at_once():
     assert d.frame.frame_id == 6 and d.release == 6 and d.overlay.badge == "AI UNAVAILABLE"
 
 
+def test_review_releases_a_black_frame_too():
+    """A black frame in review mode is shown as NO SOURCE IMAGE once answered, and capture may read
+    on: before, the gate stayed shut and the screen fell to NO SIGNAL until the window closed."""
+    held = decide(Tick(1.0, frame(6), src(blank=True), ai(answered=False), review=True), ON_SCREEN)
+    assert held.release is None and held.message is None
+    shown = decide(Tick(1.1, None, src(), ai(r=result(6)), review=True), held.screen)
+    assert shown.message[0] == "NO SOURCE IMAGE" and shown.release == 6 and shown.screen.held is None
+
+
 def test_live_mode_releases_nothing():
     assert decide(Tick(1.0, frame(6), src(), ai()), ON_SCREEN).release is None
