@@ -29,7 +29,9 @@ from models.core.imageio import read_image
 from models.core.optics.capture_settings import CaptureSettings, opencv_device
 from models.core.sources.base import Source
 from models.core.sources.capture_card import CaptureSource
-from models.core.sources.registry import SOURCE_KINDS, FolderSource, SyntheticSource, kind_of, open_source
+from models.core.sources.folder import FolderSource
+from models.core.sources.registry import SOURCE_KINDS, kind_of, open_source
+from models.core.sources.synthetic import SyntheticSource
 from models.core.types import Frame
 
 SYNTHETIC_FRAMES = 300     # a synthetic source is sampled over its first 10 s

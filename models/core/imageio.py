@@ -13,6 +13,7 @@ import numpy as np
 
 from models.core.errors import EndoSpineError
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")  # what folder and image sources read
 MAX_PIXELS = 8192 * 8192   # larger images are refused before decoding (a 100-byte PNG can claim 4 Gpx)
 
 

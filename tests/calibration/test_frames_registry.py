@@ -12,9 +12,9 @@ import calibration.frames as frames
 from app.diagnostics.fake_card import FakeCard, Frames
 from calibration.frames import live_frames, sample_frames
 from models.core.errors import EndoSpineError
+from models.core.imageio import IMAGE_SUFFIXES
 from models.core.sources import registry
 from models.core.sources.base import Source
-from models.core.sources.registry import IMAGE_SUFFIXES
 from models.core.sources.video import STREAM_SCHEMES, VideoSource
 
 

@@ -22,127 +22,21 @@ frame comes out as HxWx3 uint8 RGB whatever the source's pixel format.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
-from urllib.parse import parse_qsl
-
-import numpy as np
 
 from models.core.errors import EndoSpineError
-from models.core.imageio import read_image
+from models.core.imageio import IMAGE_SUFFIXES
 from models.core.optics.capture_settings import CaptureSettings
 from models.core.sources.base import Source
 from models.core.sources.capture_card import CaptureSource
+from models.core.sources.folder import FolderSource
 from models.core.sources.replay import ReplaySource
+from models.core.sources.synthetic import SyntheticSource
 from models.core.sources.video import STREAM_SCHEMES, VideoSource
-from models.core.types import Frame
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-SYNTHETIC_SIZE = (960, 540)
 
 
-class SyntheticSource(Source):
-    """Live frames from the synthetic scene engine at a fixed rate."""
-
-    def __init__(self, seed: int = 0, width: int = SYNTHETIC_SIZE[0], height: int = SYNTHETIC_SIZE[1],
-                 fps: float = 30.0):
-        super().__init__()
-        self.seed = seed
-        self.name = f"synthetic:{seed}"
-        self.fps = fps
-        self.size = (width, height)
-        self._clip = None
-        self._t0: float | None = None
-
-    @classmethod
-    def from_spec(cls, spec: str) -> "SyntheticSource":
-        """`synthetic[:SEED][?width=W&height=H]` (seed 0 and 960x540 when not given)."""
-        head, _, query = spec.partition("?")
-        _, _, seed = head.partition(":")
-        try:
-            opts = {k: int(v) for k, v in parse_qsl(query, strict_parsing=bool(query))}
-            size = opts.pop("width", SYNTHETIC_SIZE[0]), opts.pop("height", SYNTHETIC_SIZE[1])
-            if opts:
-                raise EndoSpineError(f"{spec}: unknown option(s) {', '.join(sorted(opts))}")
-            return cls(int(seed or 0), *size)
-        except ValueError:
-            raise EndoSpineError(f"{spec}: expected synthetic[:SEED][?width=W&height=H] with whole numbers") from None
-
-    def open(self) -> None:
-        from models.synth import SyntheticClip  # the engine is heavy to import; only when used
-
-        self._clip = SyntheticClip(self.seed, 0, *self.size)
-        self._t0 = None
-        self.opened = True
-
-    def image_at(self, t: int) -> np.ndarray:
-        """Frame number t of the clip, in any order (after open())."""
-        return self._clip.render(t)[0]
-
-    def read(self) -> Frame | None:
-        t = self._next_id
-        if self._t0 is None:
-            self._t0 = time.monotonic()
-        if self._stop.is_set() or (self.realtime and not self._wait_until(self._t0 + t / self.fps)):
-            return None
-        return self._frame(self.image_at(t), t / self.fps)
-
-
-class FolderSource(Source):
-    """The images of a folder, in file-name order, at a fixed rate."""
-
-    def __init__(self, folder: str | Path, fps: float = 10.0, loop: bool = False):
-        super().__init__()
-        self.folder = Path(folder)
-        self.name = self.folder.name or str(self.folder)
-        self.fps = fps
-        self.loop = loop
-        self.files: list[Path] = []  # the images, in name order (after open())
-        self._t0: float | None = None
-        self.unreadable = 0  # images skipped because they could not be read
-
-    @classmethod
-    def from_spec(cls, spec: str, loop: bool = False) -> "FolderSource":
-        """`path/to/folder[?fps=N]`, N in (0, 240] (default 10)."""
-        path, _, query = spec.partition("?")
-        try:
-            fps = float(dict(parse_qsl(query)).get("fps", 10))
-        except ValueError:
-            raise EndoSpineError(f"{spec}: fps must be a number") from None
-        if not 0 < fps <= 240:
-            raise EndoSpineError(f"{spec}: fps must be in (0, 240]")
-        return cls(path, fps=fps, loop=loop)
-
-    def open(self) -> None:
-        if not self.folder.is_dir():
-            raise EndoSpineError(f"{self.folder}: folder not found")
-        self.files = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not self.files:
-            raise EndoSpineError(f"{self.folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
-        first = read_image(self.files[0])
-        self.size = (first.shape[1], first.shape[0])
-        self.opened = True
-
-    def read(self) -> Frame | None:
-        while True:
-            n = self._next_id + self.unreadable
-            if n >= len(self.files) and not self.loop:
-                return None
-            if self._t0 is None:
-                self._t0 = time.monotonic()
-            if self._stop.is_set() or (self.realtime and not self._wait_until(self._t0 + n / self.fps)):
-                return None
-            try:
-                image = read_image(self.files[n % len(self.files)])
-            except EndoSpineError:
-                self.unreadable += 1  # skipped, counted; the clock goes on
-                continue
-            return self._frame(image, n / self.fps)
-
-
-# -- the registry -----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class OpenOptions:
     """How the caller wants its source; each kind uses what applies to it."""

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from models.core.errors import EndoSpineError
-from models.core.sources.registry import FolderSource, SyntheticSource, open_source
+from models.core.sources.folder import FolderSource
+from models.core.sources.registry import open_source
+from models.core.sources.synthetic import SyntheticSource
 from models.core.sources.video import VideoSource
 from tests.conftest import moving_pattern
 

@@ -6,8 +6,10 @@ import pytest
 
 from models.core.errors import EndoSpineError
 from models.core.sources.capture_card import CaptureSource
-from models.core.sources.registry import SOURCE_KINDS, FolderSource, SyntheticSource, kind_of, open_source
+from models.core.sources.folder import FolderSource
+from models.core.sources.registry import SOURCE_KINDS, kind_of, open_source
 from models.core.sources.replay import ReplaySource
+from models.core.sources.synthetic import SyntheticSource
 from models.core.sources.video import STREAM_SCHEMES, VideoSource
 
 KINDS = ("synthetic", "capture", "stream", "folder", "image", "video")
