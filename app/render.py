@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from app.ai.supervisor import worker_config
 from app.compose import open_source_stage
-from models.core.errors import EndoSpineError
+from models.core.errors import EndoSpineError, one_line
 from models.core.imageio import write_csv_atomic
 from models.core.overlay import OverlayStyle, composite, render_overlay
 from models.core.runtime.backends import RuntimeSettings, SegmentationRuntime
@@ -100,7 +100,7 @@ def render_video(source_spec: str, out: str | Path, model_dir: str | Path, frame
                 try:
                     labels, box, timings = segment_frame(runtime, stage, frame.image, frame.frame_id)
                 except Exception as exc:  # noqa: BLE001 - as the live worker: a refused output, no overlay
-                    refused, in_a_row, reason = refused + 1, in_a_row + 1, _one_line(exc)
+                    refused, in_a_row, reason = refused + 1, in_a_row + 1, one_line(exc)
                     if in_a_row >= refused_in_a_row:
                         raise EndoSpineError(f"{source_spec}: render stopped at frame {frame.frame_id}: "
                                              f"{in_a_row} AI outputs refused in a row, last: {reason}") from None
@@ -154,13 +154,6 @@ def _row(frame, labels, names, runtime, timings, refused: str = "") -> dict:
     row["inference_ms"] = round(sum(timings.values()), 2)
     row["refused"] = ""
     return row
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    if isinstance(exc, EndoSpineError):
-        return text[0] if text else type(exc).__name__
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def summary_line(summary: dict) -> str:

@@ -13,6 +13,7 @@ import importlib
 
 from app.ai.protocol import Failed, FrameError, Infer, MaskResult, Ready, Stop, WorkerConfig
 from models.core.child import FrameSlots
+from models.core.errors import one_line
 from models.core.runtime.postprocess import PostStage, segment_frame
 
 
@@ -26,7 +27,7 @@ def worker_main(conn, cfg: WorkerConfig) -> None:
         runtime = getattr(importlib.import_module(module), name)(cfg.model_dir, cfg.settings)
         stage = PostStage(runtime.classes, cfg.post)
     except Exception as exc:  # noqa: BLE001 - any load failure is reported as one line
-        conn.send(Failed(_one_line(exc)))
+        conn.send(Failed(one_line(exc)))
         return
     conn.send(Ready(runtime.model_id))
     slots: FrameSlots | None = None
@@ -45,7 +46,7 @@ def worker_main(conn, cfg: WorkerConfig) -> None:
                 mask, box, timings = segment_frame(runtime, stage, image, frame_id)
             except Exception as exc:  # noqa: BLE001 - a bad frame or a bad output: report, keep serving
                 del image
-                conn.send(FrameError(frame_id, _one_line(exc)))
+                conn.send(FrameError(frame_id, one_line(exc)))
                 continue
             del image
             conn.send(MaskResult(frame_id, mask, box, timings))
@@ -54,8 +55,3 @@ def worker_main(conn, cfg: WorkerConfig) -> None:
     finally:
         if slots is not None:
             slots.close()
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
