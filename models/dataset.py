@@ -26,7 +26,7 @@ import yaml
 
 from models.core.classes import ClassTable
 from models.core.errors import EndoSpineError
-from models.core.yamlio import SafeDumper, read_yaml
+from models.core.yamlio import SafeDumper, read_folder_file
 
 FORMAT = "endospine-dataset/1"
 
@@ -99,15 +99,8 @@ class Dataset:
 # -- reading ---------------------------------------------------------------------------------
 def read_meta_file(root: Path) -> tuple[Path, dict]:
     """(path, content) of root/dataset.yaml, checked to be an EndoSpine dataset file."""
-    meta_path = root / "dataset.yaml"
-    if not root.is_dir():
-        raise EndoSpineError(f"{root}: dataset folder not found")
-    if not meta_path.is_file():
-        raise EndoSpineError(f"{meta_path}: missing (not an EndoSpine dataset; use 'endospine-model import')")
-    meta = read_yaml(meta_path, "dataset file")
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise EndoSpineError(f"{meta_path}: not a {FORMAT} file")
-    return meta_path, meta
+    return read_folder_file(root, "dataset.yaml", FORMAT, "dataset file", "dataset folder",
+                            "not an EndoSpine dataset; use 'endospine-model import'", "file")
 
 
 def load_dataset(root: str | Path) -> Dataset:

@@ -24,3 +24,20 @@ def read_yaml(path: str | Path, what: str = "file") -> Any:
         raise EndoSpineError(f"{path}: is a folder, expected a {what}") from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise EndoSpineError(f"{path}: cannot read {what} ({type(exc).__name__})") from None
+
+
+
+def read_folder_file(root: Path, name: str, fmt: str, what: str, folder: str, missing: str,
+                     kind: str) -> tuple[Path, dict]:
+    """(path, content) of root/name, a YAML mapping whose `format` is fmt (a model's manifest, a
+    dataset's dataset.yaml), or a one-line EndoSpineError: '<root>: <folder> not found',
+    '<path>: missing (<missing>)', '<path>: not a <fmt> <kind>'."""
+    path = root / name
+    if not root.is_dir():
+        raise EndoSpineError(f"{root}: {folder} not found")
+    if not path.is_file():
+        raise EndoSpineError(f"{path}: missing ({missing})")
+    data = read_yaml(path, what)
+    if not isinstance(data, dict) or data.get("format") != fmt:
+        raise EndoSpineError(f"{path}: not a {fmt} {kind}")
+    return path, data

@@ -15,7 +15,7 @@ import yaml
 from models.core.classes import ClassTable
 from models.core.errors import EndoSpineError
 from models.core.runtime.preprocess import Preprocess
-from models.core.yamlio import read_yaml
+from models.core.yamlio import read_folder_file
 
 FORMAT = "endospine-model/1"
 MANIFEST = "manifest.yaml"
@@ -64,14 +64,8 @@ class Manifest:
 def load_manifest(root: str | Path, verify: bool = True) -> Manifest:
     """Read root/manifest.yaml; with verify, check every listed file's SHA-256."""
     root = Path(root)
-    path = root / MANIFEST
-    if not root.is_dir():
-        raise EndoSpineError(f"{root}: model folder not found")
-    if not path.is_file():
-        raise EndoSpineError(f"{path}: missing (not an exported EndoSpine model; use 'endospine-model export')")
-    data = read_yaml(path, "manifest")
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise EndoSpineError(f"{path}: not a {FORMAT} manifest")
+    path, data = read_folder_file(root, MANIFEST, FORMAT, "manifest", "model folder",
+                                  "not an exported EndoSpine model; use 'endospine-model export'", "manifest")
     try:
         files = {str(k): {"path": str(v["path"]), "sha256": str(v["sha256"])} for k, v in data["files"].items()}
         manifest = Manifest(
