@@ -1,4 +1,8 @@
-"""`endospine`: the OR display."""
+"""`endospine`: the OR display.
+
+Every file or folder a command writes is checked before it starts (OUTPUTS, models.core.outputs):
+a name its writer supports, a folder it can write in, not the input it reads.
+"""
 from __future__ import annotations
 
 import argparse
@@ -6,10 +10,21 @@ from pathlib import Path
 from typing import Sequence
 
 from models.core.cliutil import non_negative_int, number, positive_int, run
+from models.core.outputs import CSV, IMAGE, JSON, PNG, VIDEO, check_before
 from models.core.paths import demo_video, shipped_model
 
 DEFAULT_SOURCE_HELP = "a video file or synthetic[:SEED] (default: the shipped demo video, else synthetic)"
 PROFILE_HELP = "endoscope profile YAML from endospine-calibrate (default: automatic field of view, no color change)"
+# What each command writes (option -> kind, folders) and reads: checked before it runs. Recordings
+# and snapshots (run --out-dir) may go beside the played video, so that folder is not an input.
+OUTPUTS = {
+    "run": {"files": {"screenshot": IMAGE}, "folders": ("out_dir",), "inputs": ("source",)},
+    "render": {"files": {"out": VIDEO, "frames_csv": CSV}, "inputs": ("source",)},
+    "bench": {"files": {"json": JSON}, "inputs": ("source",)},
+    "faults": {"files": {"json": JSON}, "folders": ("corpus_dir",)},
+    "hostile": {"files": {"json": JSON}, "folders": ("out",)},
+    "soak": {"files": {"plot": PNG, "samples_csv": CSV, "json": JSON}, "inputs": ("source",)},
+}
 
 
 def default_source() -> str:
@@ -32,13 +47,16 @@ def display_profile(path: str | None):
     import sys
 
     from models.core.errors import EndoSpineError
-    from models.core.optics.profile import load_profile
+    from models.core.optics.profile import load_profile, names_trust
 
     if path is None:
         return None
     try:
         return load_profile(path)
     except EndoSpineError as exc:
+        if names_trust(path):  # never fall back from a trusted signing key to running any model
+            raise EndoSpineError(f"{exc} (the profile names a trusted signing key: fix it, the display does "
+                                 "not fall back to the default profile)") from None
         print(f"endospine: warning: {exc}; using the default profile (automatic field of view, no color change)",
               file=sys.stderr)
         return None
@@ -80,7 +98,6 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    import json
     import os
 
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # the real widget, no screen needed
@@ -97,23 +114,21 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         load_profile(args.profile)  # a bad file is a one-line error before any measuring
     result = run_bench(args.source or default_source(), model, seconds=args.seconds, warmup=args.warmup,
                        backend=args.backend, profile=args.profile)
-    text = json.dumps(result)
-    if args.json:
-        Path(args.json).write_text(text + "\n", encoding="utf-8")
-    print(text)
+    _emit(result, args.json)
     return 0
 
 
 def _emit(result: dict, json_path: str | None) -> None:
-    """Print the one-line JSON summary (last) and, if asked, write it atomically."""
+    """Print the one-line JSON summary and, if asked, write it atomically. Printed first: a disk
+    that fails then costs one line on stderr, not the figures of a long run."""
     import json
 
     from models.core.imageio import write_bytes_atomic
 
     text = json.dumps(result)
+    print(text)
     if json_path:
         write_bytes_atomic(Path(json_path), (text + "\n").encode("utf-8"))
-    print(text)
 
 
 def _cmd_faults(args: argparse.Namespace) -> int:
@@ -133,6 +148,12 @@ def _cmd_faults(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_hostile(args: argparse.Namespace) -> int:
+    from app.diagnostics.hostile import command
+
+    return command(args)
+
+
 def _cmd_soak(args: argparse.Namespace) -> int:
     import os
 
@@ -140,21 +161,20 @@ def _cmd_soak(args: argparse.Namespace) -> int:
     from app.ai.supervisor import worker_config
     from app.diagnostics.reliability import soak_plot, soak_summary
     from app.diagnostics.ui.soak import run_soak
-
+    from models.core.imageio import write_csv_atomic
     worker = worker_config(default_model(args.model, args.no_ai), args.backend)
     run = run_soak(args.source or default_source(), worker, args.minutes, interval_s=args.interval)
     warmup = min(args.warmup, args.minutes * 60 / 3)  # a short check run still has samples to fit
     summary = {k: v for k, v in run.items() if k != "samples"} | soak_summary(run["samples"], warmup)
     if args.plot:
+        summary["plot"] = str(args.plot)
+    _emit(summary, args.json)  # the figures first: a disk that fails below loses no more than its file
+    if args.plot:
         soak_plot(run["samples"], warmup, Path(args.plot),
                   title=f"display {summary['display_fps_mean']} fps, AI {summary['ai_per_s_mean']}/s, "
                         f"{summary['ai_restarts']} AI restarts; {summary['machine']}")
-        summary["plot"] = str(args.plot)
     if args.samples_csv:
-        from models.core.imageio import write_csv_atomic
-
         write_csv_atomic(args.samples_csv, run["samples"])
-    _emit(summary, args.json)
     return 0
 
 
@@ -215,6 +235,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="OUT", help="also write the JSON result here")
     p.set_defaults(func=_cmd_faults)
 
+    p = sub.add_parser("hostile", help="the hostile-input corpus (issue 19) against the real commands, in capped "
+                       "child processes: exit, traceback, crash, peak memory per case")
+    from app.diagnostics.hostile import add_arguments  # argparse only: no Qt, no pipeline
+
+    add_arguments(p)
+    p.set_defaults(func=_cmd_hostile)
+
     p = sub.add_parser("soak", help="run the live display offscreen for a long time; memory, fds and threads per hour")
     p.add_argument("source", nargs="?", metavar="SOURCE", help="default: the shipped demo video (looped)")
     p.add_argument("--minutes", type=number(float, 0.1, 10080), default=60.0, help="how long (default 60)")
@@ -234,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--windowed", action="store_true", help="in a window instead of full screen")
     p.add_argument("--quit-after", type=float, metavar="S", help="close after S seconds")
     p.set_defaults(func=_cmd_pattern)
+    check_before(sub, OUTPUTS)
     return parser
 
 

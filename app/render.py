@@ -15,6 +15,13 @@ a missing overlay is never passed off silently. A runtime that keeps failing is 
 unlucky: after as many refused outputs in a row as make the live display restart its worker
 (WorkerConfig.max_bad_outputs), render stops with one line and writes no video, rather than
 an overlay video with no overlay in it.
+
+The outputs are checked before the model loads (models.core.outputs: a video and a CSV name, a
+folder that can be written, not the input). The video has the first frame's size; a source whose
+frames change size mid-stream (a capture switched resolution, two recordings joined) has each
+frame of another size scaled to fit it, aspect kept, black borders: never cropped. One warning
+names the first such frame and the summary counts them (`resized`). A failing disk (full, I/O
+error) stops the render at once with one line naming the file, and leaves no partial video.
 """
 from __future__ import annotations
 
@@ -25,6 +32,7 @@ import threading
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 from tqdm import tqdm
 
@@ -32,6 +40,7 @@ from app.ai.supervisor import worker_config
 from app.compose import open_source_stage
 from models.core.errors import EndoSpineError, one_line
 from models.core.imageio import write_csv_atomic
+from models.core.outputs import CSV, VIDEO, WriteFailed, check_file
 from models.core.overlay import OverlayStyle, composite, render_overlay
 from models.core.runtime.backends import RuntimeSettings, SegmentationRuntime
 from models.core.runtime.postprocess import PostSettings, PostStage, segment_frame
@@ -48,6 +57,9 @@ def render_video(source_spec: str, out: str | Path, model_dir: str | Path, frame
     post-processing settings and how many refused outputs in a row stop the render; by default
     what `endospine run` uses for this model (worker_config: backend, smoothing, thresholds, mask
     size, refused outputs in a row before a restart)."""
+    out = check_file(out, VIDEO, "--out", inputs=[source_spec])
+    if frames_csv:
+        frames_csv = check_file(frames_csv, CSV, "--frames-csv", inputs=[source_spec])
     live = worker_config(str(model_dir))
     runtime = SegmentationRuntime(model_dir, settings or live.settings)
     stage = PostStage(runtime.classes, post or live.post)
@@ -61,6 +73,8 @@ def render_video(source_spec: str, out: str | Path, model_dir: str | Path, frame
     errors: list[BaseException] = []
     stop = threading.Event()
 
+    notes: list[str] = []  # the source's own word on how it ended ('' for a clean end)
+
     def read() -> None:
         try:
             n = 0
@@ -73,6 +87,7 @@ def render_video(source_spec: str, out: str | Path, model_dir: str | Path, frame
         except BaseException as exc:  # noqa: BLE001 - reported by the main thread
             errors.append(exc)
         finally:
+            notes.append(source.end_note())  # e.g. a folder's images skipped (unreadable, over the pixel limit)
             source.close()
             frames_q.put(_END)
 
@@ -85,8 +100,21 @@ def render_video(source_spec: str, out: str | Path, model_dir: str | Path, frame
             while out_q.get() is not _END:  # keep draining so the producer never blocks
                 pass
 
+    def fitted(image: np.ndarray, frame_id: int) -> np.ndarray:
+        """The picture at the video's size: trimmed to even sides, or scaled to fit if its size changed."""
+        nonlocal resized
+        ih, iw = image.shape[:2]
+        if (iw, ih) == (w, h):
+            return np.ascontiguousarray(image[:h2, :w2])
+        if not resized:
+            tqdm.write(f"endospine render: warning: frame {frame_id} is {iw}x{ih}, the video {w2}x{h2}: frames "
+                       "of another size are scaled to fit it (aspect kept, black borders), counted in the "
+                       "summary's 'resized'", file=sys.stderr)
+        resized += 1
+        return fit(image, w2, h2)
+
     rows = []
-    refused, in_a_row, reason = 0, 0, ""
+    refused, in_a_row, reason, resized = 0, 0, "", 0
     t0 = time.monotonic()
     names = [c.name for c in runtime.classes.foreground]
     with VideoWriter(out, w2, h2, fps=source.fps, crf=20, preset="veryfast") as writer:
@@ -96,7 +124,7 @@ def render_video(source_spec: str, out: str | Path, model_dir: str | Path, frame
         writer_thread.start()
         bar = tqdm(total=max_frames, unit="frame", desc="render", disable=not progress)
         try:
-            while (frame := frames_q.get()) is not _END:
+            while (frame := frames_q.get()) is not _END and not errors:  # a failed write stops at once
                 try:
                     labels, box, timings = segment_frame(runtime, stage, frame.image, frame.frame_id)
                 except Exception as exc:  # noqa: BLE001 - as the live worker: a refused output, no overlay
@@ -106,13 +134,13 @@ def render_video(source_spec: str, out: str | Path, model_dir: str | Path, frame
                                              f"{in_a_row} AI outputs refused in a row, last: {reason}") from None
                     tqdm.write(f"endospine render: warning: frame {frame.frame_id}: AI output refused ({reason}); "
                                "written without overlay", file=sys.stderr)
-                    out_q.put(np.ascontiguousarray(frame.image[:h2, :w2]))
+                    out_q.put(fitted(frame.image, frame.frame_id))
                     rows.append(_row(frame, None, names, runtime, None, reason))
                     bar.update(1)
                     continue
                 in_a_row = 0
                 image = composite(frame.image, render_overlay(labels, runtime.classes, style), box)
-                out_q.put(np.ascontiguousarray(image[:h2, :w2]))
+                out_q.put(fitted(image, frame.frame_id))
                 rows.append(_row(frame, labels, names, runtime, timings))
                 bar.update(1)
         finally:
@@ -126,9 +154,14 @@ def render_video(source_spec: str, out: str | Path, model_dir: str | Path, frame
             writer_thread.join()
             bar.close()
         if errors:
-            raise EndoSpineError(f"{source_spec}: render stopped ({type(errors[0]).__name__}: {errors[0]})")
+            if isinstance(errors[0], WriteFailed):  # the output's disk: its own line names the file
+                raise errors[0]
+            raise EndoSpineError(f"{source_spec}: render stopped ({one_line(errors[0])})")
         if not rows:
             raise EndoSpineError(f"{source_spec}: no frames to render")
+    source_note = next((n for n in notes if n), "")
+    if source_note:
+        tqdm.write(f"endospine render: warning: {source_note}", file=sys.stderr)
     if frames_csv:
         write_csv_atomic(frames_csv, rows)
     elapsed = time.monotonic() - t0
@@ -136,7 +169,8 @@ def render_video(source_spec: str, out: str | Path, model_dir: str | Path, frame
     return {"frames": len(rows), "out": str(out), "model": runtime.model_id, "seconds": round(elapsed, 2),
             "fps": round(len(rows) / elapsed, 2),
             "inference_ms_median": round(float(np.median(ms)), 2) if ms else None,
-            "refused": refused, "refused_last": reason or None, "csv": str(frames_csv) if frames_csv else None}
+            "refused": refused, "refused_last": reason or None, "resized": resized, "source_note": source_note or None,
+            "csv": str(frames_csv) if frames_csv else None}
 
 
 def _row(frame, labels, names, runtime, timings, refused: str = "") -> dict:
@@ -154,6 +188,18 @@ def _row(frame, labels, names, runtime, timings, refused: str = "") -> dict:
     row["inference_ms"] = round(sum(timings.values()), 2)
     row["refused"] = ""
     return row
+
+
+def fit(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """`image` scaled to fit width x height with its aspect kept, centred on black."""
+    ih, iw = image.shape[:2]
+    scale = min(width / iw, height / ih)
+    nw, nh = max(1, min(width, round(iw * scale))), max(1, min(height, round(ih * scale)))
+    small = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    canvas = np.zeros((height, width, 3), np.uint8)
+    y, x = (height - nh) // 2, (width - nw) // 2
+    canvas[y:y + nh, x:x + nw] = small
+    return canvas
 
 
 def summary_line(summary: dict) -> str:

@@ -6,6 +6,9 @@ keeping the profile's other sections. `endospine run --profile FILE` and the pip
 
 SOURCE: a video file, a folder of images, an image, capture:N[?backend=&width=&height=&fps=&fourcc=],
 a stream URL, or synthetic[:SEED][?width=&height=].
+
+Every output (--out, --preview, --plot) is checked before the measuring starts: a YAML profile,
+a PNG or JPEG picture, a folder that can be written, not the source (models.core.outputs).
 """
 from __future__ import annotations
 
@@ -13,6 +16,16 @@ import argparse
 from typing import Sequence
 
 from models.core.cliutil import non_negative_int, number, positive_int, run
+from models.core.outputs import IMAGE, PLOT, YAML, check_before
+
+# What each command writes (option -> kind, folders) and reads: checked before it runs.
+OUTPUTS = {
+    "fov": {"files": {"out": YAML, "preview": IMAGE}, "inputs": ("source",)},
+    "color": {"files": {"out": YAML}, "inputs": ("source",)},
+    "lens": {"files": {"out": YAML}, "inputs": ("images",)},
+    "latency": {"files": {"out": YAML, "plot": PLOT}, "inputs": ("source",)},
+    "selftest": {"folders": ("out",)},
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="fewer cases (about a minute)")
     p.add_argument("--out", metavar="DIR", help="also write example pictures here")
     p.set_defaults(func=c.cmd_selftest)
+    check_before(sub, OUTPUTS)
     return parser
 
 

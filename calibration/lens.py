@@ -96,10 +96,14 @@ def calibrate(samples: list[Sample], pattern: tuple[int, int], model: str = "fis
     rms = float(np.sqrt(sq / n))
     # the model is trusted out to the farthest corner seen (beyond it a fitted polynomial only extrapolates)
     reach = max(float(np.hypot(c[:, 0] - k[0, 2], c[:, 1] - k[1, 2]).max()) for _, c in views)
-    lens = LensModel(model, size, tuple(tuple(float(v) for v in row) for row in k),
-                     tuple(float(v) for v in np.ravel(d)), balance=balance, undistort=True, rms_px=round(rms, 4),
-                     valid_radius=round(reach * 1.02, 2),
-                     measured={"images": len(samples), "boards": len(views), "pattern": f"{pattern[0]}x{pattern[1]}"})
+    try:  # a degenerate fit (boards all in one spot, a wrong pattern) gives values no lens has
+        lens = LensModel(model, size, tuple(tuple(float(v) for v in row) for row in k),
+                         tuple(float(v) for v in np.ravel(d)), balance=balance, undistort=True, rms_px=round(rms, 4),
+                         valid_radius=round(reach * 1.02, 2),
+                         measured={"images": len(samples), "boards": len(views), "pattern": f"{pattern[0]}x{pattern[1]}"})
+    except ValueError as exc:
+        raise EndoSpineError(f"the {model} fit is not a usable lens ({exc}); use more board images, spread "
+                             "over the whole view") from None
     return LensEstimate(lens, rms, per_image, missing)
 
 

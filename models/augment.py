@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from models.core.imageio import decode_image
+
 
 @dataclass(frozen=True)
 class AugmentConfig:
@@ -90,7 +92,7 @@ def photometric(img: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -
     if rng.random() < cfg.jpeg:
         ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(40, 90))])
         if ok:  # channel order does not matter for a round trip
-            out = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+            out = decode_image(buf.tobytes(), "augment: JPEG round trip")
     return out
 
 

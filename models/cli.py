@@ -6,6 +6,24 @@ import os
 from typing import Sequence
 
 from models.core.cliutil import non_negative_int, positive_int, run
+from models.core.outputs import ANY, IMAGE, VIDEO, check_before
+
+# What each command writes (option -> kind, folders) and reads: checked before it runs. synth
+# replaces --out as a whole when it finishes, so a --video inside it would be lost.
+OUTPUTS = {
+    "synth": {"files": {"video": VIDEO}, "folders": ("out",), "apart": (("video", "out"),)},
+    "sheet": {"files": {"out": IMAGE}, "inputs": ("data",)},
+    "train": {"folders": ("out",), "inputs": ("data", "config")},
+    "export": {"folders": ("out",), "inputs": ("run", "test_data")},
+    "keygen": {"folders": ("out",)},
+    "predict": {"folders": ("out",), "inputs": ("model", "data")},
+    "evaluate": {"folders": ("out",), "inputs": ("data", "model", "pred")},
+    "reader-study": {"folders": ("out",), "inputs": ("reference", "model", "pred")},
+    "simulate-readers": {"folders": ("out",), "inputs": ("data",)},
+    "extract": {"folders": ("out",), "inputs": ("videos",)},
+    "import": {"folders": ("out",), "inputs": ("src",)},
+    "validate": {"files": {"report": ANY}, "inputs": ("data",)},
+}
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
@@ -41,7 +59,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig.load(args.config, model=args.model, iters=args.iters, batch_size=args.batch_size,
                            lr=args.lr, input_size=args.input_size, seed=args.seed, workers=args.workers,
                            eval_every=args.eval_every, extra_data=extra, profile=args.profile)
-    summary = train(args.data, args.out, cfg, resume=args.resume)
+    summary = train(args.data, args.out, cfg, resume=args.resume, trust_pickle=args.trust_pickle)
     print(f"best validation mean IoU (tissues) {summary['best_val_miou']:.4f} at step {summary['best_step']}; "
           f"run in {args.out}")
     return 0
@@ -50,10 +68,33 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from models.export import export_run
 
-    m = export_run(args.run, args.out, onnx=args.onnx, test_data=args.test_data, notice=args.notice)
+    m = export_run(args.run, args.out, onnx=args.onnx, test_data=args.test_data, notice=args.notice,
+                   trust_pickle=args.trust_pickle, sign_key=args.sign_key)
     test = m.metrics.get("test") or {}
     figures = f"test mean IoU (tissues) {test['mean']['iou']:.4f} on {test['images']} images" if test else "no test split"
-    print(f"exported {m.model_id} to {args.out}: {figures}; export parity max abs {m.metrics['export_parity_max_abs']:.2e}")
+    signed = f"; signed with key {m.signature['key']}" if m.signature else ""
+    print(f"exported {m.model_id} to {args.out}: {figures}; export parity max abs "
+          f"{m.metrics['export_parity_max_abs']:.2e}{signed}")
+    return 0
+
+
+def _cmd_keygen(args: argparse.Namespace) -> int:
+    from models.core.signing import fingerprint, generate_key_pair, read_public_key
+
+    private, public = generate_key_pair(args.out, args.name)
+    print(f"wrote {private} (private: keep it where models are approved; mode 0600) and {public} "
+          f"(key {fingerprint(read_public_key(public))}); sign with 'endospine-model sign MODEL --key {private}', "
+          f"trust in a profile with 'trust: {{public_key: {public.resolve()}}}'")
+    return 0
+
+
+def _cmd_sign(args: argparse.Namespace) -> int:
+    from models.core.runtime.manifest import sign_model_folder
+    from models.core.signing import load_private_key
+
+    integrity = sign_model_folder(args.model, load_private_key(args.key))
+    print(f"signed {args.model} (manifest sha256 {integrity['manifest_sha256'][:16]}...) with key "
+          f"{integrity['signature']['key']}")
     return 0
 
 
@@ -166,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=non_negative_int, help="data loading processes")
     p.add_argument("--seed", type=non_negative_int, help="random seed")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    _add_trust_flag(p)
     p.add_argument("--profile", metavar="FILE",
                    help="endoscope profile of the tower that recorded --data (endospine-calibrate); default: automatic FOV")
     p.set_defaults(func=_cmd_train)
@@ -176,7 +218,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--onnx", action="store_true", help="also write model.onnx (needs endospine[onnx])")
     p.add_argument("--test-data", help="dataset whose test split goes into the manifest (default: the training dataset)")
     p.add_argument("--notice", help="usage notice stored in the manifest (default: chosen from the training data)")
+    _add_trust_flag(p)
+    p.add_argument("--sign-key", metavar="KEY.pem",
+                   help="Ed25519 private key (endospine-model keygen): sign the manifest, so towers whose profile "
+                        "trusts the key run it")
     p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("keygen", help="make an Ed25519 key pair for signing models (NAME.key.pem, NAME.pub.pem)",
+                       description="Write a new Ed25519 key pair: the private key signs models (export --sign-key, "
+                                   "sign); the public key goes into an endoscope profile's 'trust: {public_key: "
+                                   "FILE}', and the display then runs only models signed with it. Same as "
+                                   "'openssl genpkey -algorithm ed25519' and 'openssl pkey -pubout'.")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for the key files (never overwritten)")
+    p.add_argument("--name", default="model-signing", help="file name stem (default model-signing)")
+    p.set_defaults(func=_cmd_keygen)
+
+    p = sub.add_parser("sign", help="sign an exported model folder as it is (after checking every file)",
+                       description="Check the model folder (sealed manifest, every file's SHA-256, ONNX external "
+                                   "data) and add an Ed25519 signature over its manifest's seal. The content is "
+                                   "not changed; an existing signature is replaced.")
+    p.add_argument("model", metavar="MODEL_DIR", help="exported model folder")
+    p.add_argument("--key", required=True, metavar="KEY.pem", help="Ed25519 private key (endospine-model keygen)")
+    p.set_defaults(func=_cmd_sign)
 
     p = sub.add_parser("predict", help="label PNGs (and probabilities) for every image of a dataset split")
     p.add_argument("--model", required=True, help="exported model folder")
@@ -198,14 +261,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--onednn-only", action="store_true", help="skip the (slow) native CPU comparison")
     p.set_defaults(func=_cmd_bench)
     _add_gan_commands(sub)
+    check_before(sub, OUTPUTS)
     return parser
+
+
+def _add_trust_flag(p) -> None:
+    """--trust-pickle: the one way to load a checkpoint of an older version (models/train/checkpoint.py)."""
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="also load checkpoints written by older versions (.pdparams/.pdopt): they are pickle "
+                        "files, and loading one runs any code it holds; only for files you made yourself")
 
 
 def _add_gan_commands(sub) -> None:
     """gan train|synthesize|quality|ablation (parsers and handlers in models/gan/commands.py)."""
     from models.gan.commands import add_gan_commands
 
-    add_gan_commands(sub)
+    add_gan_commands(sub, _add_trust_flag)
 
 
 def _add_evaluation_commands(sub) -> None:

@@ -13,6 +13,7 @@ an interrupted run never leaves a half-written dataset under the requested name.
 """
 from __future__ import annotations
 
+import math
 import os
 import random
 import shutil
@@ -26,7 +27,7 @@ import yaml
 
 from models.core.classes import ClassTable
 from models.core.errors import EndoSpineError
-from models.core.yamlio import SafeDumper, read_folder_file
+from models.core.yamlio import DATASET_MAX_BYTES, SafeDumper, read_folder_file
 
 FORMAT = "endospine-dataset/1"
 
@@ -98,9 +99,10 @@ class Dataset:
 
 # -- reading ---------------------------------------------------------------------------------
 def read_meta_file(root: Path) -> tuple[Path, dict]:
-    """(path, content) of root/dataset.yaml, checked to be an EndoSpine dataset file."""
+    """(path, content) of root/dataset.yaml, checked to be an EndoSpine dataset file (at most
+    DATASET_MAX_BYTES, about 120k images)."""
     return read_folder_file(root, "dataset.yaml", FORMAT, "dataset file", "dataset folder",
-                            "not an EndoSpine dataset; use 'endospine-model import'", "file")
+                            "not an EndoSpine dataset; use 'endospine-model import'", "file", DATASET_MAX_BYTES)
 
 
 def load_dataset(root: str | Path) -> Dataset:
@@ -200,14 +202,24 @@ class StagedDir:
 
 # -- splitting -------------------------------------------------------------------------------
 def parse_ratios(text: str) -> tuple[float, float, float]:
+    """'0.8,0.1,0.1' -> the train, val, test shares; EndoSpineError naming --ratios otherwise."""
     try:
         parts = tuple(float(p) for p in text.split(","))
     except ValueError:
         raise EndoSpineError(f"--ratios {text!r}: expected three numbers like 0.8,0.1,0.1") from None
-    if len(parts) != 3 or any(p < 0 for p in parts) or sum(parts) <= 0:
-        raise EndoSpineError(f"--ratios {text!r}: expected three non-negative numbers like 0.8,0.1,0.1")
+    return check_ratios(parts, f"--ratios {text!r}")
+
+
+def check_ratios(ratios: Sequence[float], what: str = "ratios") -> tuple[float, float, float]:
+    """Three finite shares >= 0 adding up to 1 (within 0.01, then scaled to exactly 1), or
+    EndoSpineError '<what>: ...'."""
+    parts = tuple(ratios)
+    ok = len(parts) == 3 and all(isinstance(p, (int, float)) and not isinstance(p, bool) and math.isfinite(p)
+                                 and p >= 0 for p in parts)
+    if not ok or abs(sum(parts) - 1) > 0.01 + 1e-9:
+        raise EndoSpineError(f"{what}: expected three shares >= 0 adding up to 1 (train,val,test), like 0.8,0.1,0.1")
     total = sum(parts)
-    return tuple(p / total for p in parts)  # type: ignore[return-value]
+    return tuple(float(p) / total + 0.0 for p in parts)  # type: ignore[return-value]
 
 
 def split_by_clip(items: Iterable[Item], ratios: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0) -> dict[str, list[Item]]:
@@ -216,6 +228,7 @@ def split_by_clip(items: Iterable[Item], ratios: Sequence[float] = (0.8, 0.1, 0.
     Clips are shuffled with the seed, then each goes to the split furthest below its target.
     Every non-zero split gets at least one clip when there are enough clips.
     """
+    ratios = check_ratios(ratios)
     by_clip: dict[str, list[Item]] = defaultdict(list)
     for item in items:
         by_clip[item.clip].append(item)

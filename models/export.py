@@ -2,21 +2,33 @@
 
 The folder holds model.json + model.pdiparams (PIR, Paddle 3), optionally model.onnx, and
 manifest.yaml (classes, preprocessing, output kind, SHA-256 of each file, training summary,
-validation and test figures). The exported graph ends in a softmax: probabilities at stride 8.
+validation and test figures), sealed with the SHA-256 of its own content and, with a signing key,
+signed (models/core/runtime/manifest.py). The exported graph ends in a softmax: probabilities at
+stride 8.
 """
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from models.core.classes import ClassTable
 from models.core.errors import EndoSpineError
 from models.core.paddle_env import import_paddle
-from models.core.runtime.manifest import Manifest, sha256_file
+from models.core.runtime.manifest import (
+    SEAL,
+    Manifest,
+    onnx_external_files,
+    parse_manifest,
+    read_manifest_data,
+    sha256_file,
+    verify_files,
+    write_sealed,
+)
 from models.core.runtime.preprocess import Preprocess
+from models.core.yamlio import read_yaml
 from models.dataset import StagedDir, load_dataset
 from models.nets import build_model
 from models.nets.complexity import count_macs, count_params
@@ -40,23 +52,29 @@ class ProbabilityHead(paddle.nn.Layer):
         return paddle.nn.functional.softmax(self.net(image), axis=1)
 
 
-def load_trained(run: Path) -> tuple[TrainConfig, ClassTable, dict, paddle.nn.Layer]:
-    """The best checkpoint of a run folder, in eval mode. Only for the user's own runs (unpickles)."""
-    for name in ("config.yaml", "data.yaml", "state.yaml", "best.pdparams"):
+def load_trained(run: Path, trust_pickle: bool = False) -> tuple[TrainConfig, ClassTable, dict, paddle.nn.Layer]:
+    """The best checkpoint of a run folder (safetensors; an old pickle one only with trust_pickle), in eval mode."""
+    from models.train.checkpoint import checkpoint_path, load_weights, stored
+
+    for name in ("config.yaml", "data.yaml", "state.yaml"):
         if not (run / name).is_file():
             raise EndoSpineError(f"{run / name}: missing (not a finished training run)")
+    if stored(run / "best") is None:
+        raise EndoSpineError(f"{checkpoint_path(run / 'best')}: missing (not a finished training run)")
     cfg = TrainConfig.load(run / "config.yaml")
-    data = yaml.safe_load((run / "data.yaml").read_text(encoding="utf-8"))
+    data = read_yaml(run / "data.yaml", "training data file")
     classes = ClassTable.from_dict(data["classes"], source=str(run / "data.yaml"))
     net = build_model(cfg.model, len(classes))
-    net.set_state_dict(paddle.load(str(run / "best.pdparams")))
+    load_weights(net, run / "best", trust_pickle)  # checked against the network: names, shapes, finite
     net.eval()
     return cfg, classes, data, net
 
 
 def write_model_folder(net, arch: str, classes: ClassTable, pre: Preprocess, folder: Path, *, onnx: bool = False,
-                       training: dict | None = None, metrics: dict | None = None, notice: str = "") -> Manifest:
-    """Save `net` (eval mode) + softmax for Paddle Inference into an existing folder, with its manifest."""
+                       training: dict | None = None, metrics: dict | None = None, notice: str = "",
+                       signer=None) -> Manifest:
+    """Save `net` (eval mode) + softmax for Paddle Inference into an existing folder, with its sealed
+    manifest listing every file the runtime reads (signed with `signer`, an Ed25519 private key)."""
     w, h = pre.input_size
     head = ProbabilityHead(net)
     head.eval()
@@ -65,23 +83,42 @@ def write_model_folder(net, arch: str, classes: ClassTable, pre: Preprocess, fol
     files = {"model": graph, "params": folder / "model.pdiparams"}
     if onnx:
         files["onnx"] = _export_onnx(folder, graph)
+        for i, location in enumerate(onnx_external_files(files["onnx"]), 1):  # tensors kept beside model.onnx
+            files[f"onnx-data-{i}"] = _inside(folder, folder / location)
     manifest = Manifest(
         name=f"endospine-{arch}-{w}" if w == h else f"endospine-{arch}-{w}x{h}", classes=classes, preprocess=pre,
         output={"kind": "probabilities", "stride": net.output_stride, "layout": "NCHW", "activation": "softmax"},
-        files={role: {"path": p.name, "sha256": sha256_file(p)} for role, p in files.items()},
+        files={role: {"path": p.relative_to(folder).as_posix(), "sha256": sha256_file(p)} for role, p in files.items()},
         network={"arch": arch, "input": [1, 3, h, w], "gmac": round(count_macs(net, (1, 3, h, w)) / 1e9, 3),
                  "params_m": round(count_params(net) / 1e6, 3), "paddle": paddle.__version__},
         training=training or {}, metrics=metrics or {},
         created=dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(), notice=notice)
-    manifest.write(folder)
-    return manifest
+    return replace(manifest, integrity=manifest.write(folder, signer))
+
+
+def reseal_model_folder(folder: str | Path, note: str, signer=None) -> dict:
+    """Seal (and sign) the manifest of a folder exported before manifests were sealed: every value
+    checked, every listed file verified against its hash, model.onnx's external data listed; the
+    content is kept as it is but for a dated line in `history`. Returns the integrity section."""
+    folder = Path(folder)
+    path, data = read_manifest_data(folder)
+    manifest = parse_manifest(path, data)
+    verify_files(folder, manifest)
+    stamp = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+    content = {k: v for k, v in data.items() if k != SEAL}
+    content["history"] = [*manifest.history, f"{stamp}: {note}"]
+    return write_sealed(folder, content, signer)
 
 
 def export_run(run: str | Path, out: str | Path, onnx: bool = False, test_data: str | Path | None = None,
-               notice: str | None = None, progress: bool = True) -> Manifest:
+               notice: str | None = None, progress: bool = True, trust_pickle: bool = False,
+               sign_key: str | Path | None = None) -> Manifest:
+    from models.core.signing import load_private_key
+
     run = Path(run)
-    cfg, classes, data, net = load_trained(run)
-    state = yaml.safe_load((run / "state.yaml").read_text(encoding="utf-8"))
+    signer = load_private_key(sign_key) if sign_key else None   # a bad key file fails before any work
+    cfg, classes, data, net = load_trained(run, trust_pickle)
+    state = read_yaml(run / "state.yaml", "training state file")
     size = cfg.input_size
     pre = Preprocess((size, size), crop=cfg.crop)
     training = {"run": str(run), "config": {"model": cfg.model, "iters": cfg.iters, "batch_size": cfg.batch_size,
@@ -99,8 +136,8 @@ def export_run(run: str | Path, out: str | Path, onnx: bool = False, test_data: 
             metrics["onnx_parity_max_abs"] = onnx_parity(tmp, test_root)
         # the training data's tower profile applies to its own test split, not to another dataset's
         metrics.update(_test_metrics(tmp, test_root, progress, cfg.profile if not test_data else None))
-        manifest = Manifest(**{**manifest.__dict__, "metrics": metrics})
-        manifest.write(tmp)
+        manifest = replace(manifest, metrics=metrics)
+        manifest = replace(manifest, integrity=manifest.write(tmp, signer))
     return manifest
 
 
@@ -181,3 +218,11 @@ def _default_notice(data: dict) -> str:
     if sources and "real" not in sources:
         return SYNTHETIC_NOTICE
     return "Research model; not a medical device."
+
+
+def _inside(folder: Path, path: Path) -> Path:
+    """A file the export wrote, refused if it is not a regular file inside the folder."""
+    real = path.resolve()
+    if not real.is_relative_to(folder.resolve()) or not real.is_file():
+        raise EndoSpineError(f"{path}: external data of model.onnx is not a file inside {folder}; not exported")
+    return path

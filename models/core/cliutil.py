@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Callable, Sequence
 
@@ -10,6 +11,9 @@ from models.core.errors import EndoSpineError
 
 def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
     """Parse argv and call the chosen subcommand's `func(args) -> int | None`."""
+    for stream in (sys.stdout, sys.stderr):   # a file name that is not UTF-8 prints escaped, never a traceback
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     args = parser.parse_args(argv)
     func: Callable | None = getattr(args, "func", None)
     if func is None:
@@ -23,6 +27,9 @@ def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
     except KeyboardInterrupt:
         print(f"{parser.prog}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:   # the reader went away (`| head`): stop quietly, as other tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # nothing left to flush at exit
+        return 141
 
 
 def number(kind: type = int, low: float | None = None, high: float | None = None, what: str | None = None):

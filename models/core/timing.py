@@ -30,8 +30,9 @@ class Timing:
     card_reconnect_every_s: float = 1.0
     # the decoder child process (video files)
     decoder_open_timeout_s: float = 30.0
-    decoder_hang_s: float = 5.0            # playing, and nothing for this long (or decoder_hang_intervals
-    decoder_hang_intervals: float = 3.0    #   frame intervals if longer): the decoder is hung
+    decoder_hang_s: float = 5.0            # playing, and no progress for this long (or decoder_hang_intervals
+    decoder_hang_intervals: float = 3.0    #   frame intervals if longer): the decoder is hung. Progress: a
+                                           #   frame, packets read, or a frame waiting for its time (a still)
     # the AI worker child process
     ai_load_timeout_s: float = 120.0
     ai_hang_timeout_s: float = 2.0         # no answer this long after a frame: the worker is hung
@@ -61,7 +62,8 @@ class Timing:
         return max(self.card_hang_min_s, self.card_hang_intervals / fps) if fps > 0 else self.card_hang_min_s
 
     def decoder_hang_after(self, fps: float) -> float:
-        """Seconds without a frame from a playing decoder child after which it is hung."""
+        """Seconds without progress from a playing decoder child after which it is hung: no frame, no
+        packet read, and no frame held for its time on the file's clock (a still is not a hang)."""
         return max(self.decoder_hang_s, self.decoder_hang_intervals / fps) if fps > 0 else self.decoder_hang_s
 
     def to_dict(self) -> dict:

@@ -1,7 +1,11 @@
 """Writing videos with PyAV (H.264 in MP4 by default), atomically.
 
-The file is written under a temporary name beside the target and renamed when closed cleanly;
-an exception inside the `with` block removes the partial file.
+The target is checked first (models.core.outputs: not a folder, a container this writer knows
+by its extension, a folder it may write in). The file is written under a temporary name beside
+the target and renamed when closed cleanly. Any failure - an exception inside the `with` block,
+or the encoder or the disk failing (a full disk, an I/O error) in write() or close() - removes
+the partial file; a failure of the disk is one line naming the file (WriteFailed, an
+EndoSpineError that is also the OSError it came from).
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import av
 import numpy as np
 
 from models.core.errors import EndoSpineError
+from models.core.outputs import VIDEO, check_file, write_failed
 
 
 def parse_resolution(text: str) -> tuple[int, int]:
@@ -48,35 +53,43 @@ class VideoWriter:
         faststart: bool = True,
         atomic: bool = True,
     ):
-        self.path = Path(path)
+        self.path = check_file(path, VIDEO)
         if pix_fmt == "yuv420p" and (width % 2 or height % 2):
             raise EndoSpineError(f"{self.path}: {width}x{height} needs even sides for yuv420p")
         self.width, self.height = width, height
         # atomic: write under a temporary name, rename on close. Recordings (fragmented) write
         # straight to their name instead, so that a crash leaves a playable file where expected.
         self.tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}") if atomic else self.path
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._done = False
         options: dict[str, str] = {}
         if fragmented and self.path.suffix.lower() in (".mp4", ".mov", ".m4v"):
             options["movflags"] = "frag_keyframe+empty_moov+default_base_moof"
         elif faststart and self.path.suffix.lower() in (".mp4", ".mov", ".m4v"):
             options["movflags"] = "+faststart"  # the index up front (faststart=False: at the end)
         try:
-            self._container = av.open(str(self.tmp), mode="w", format=_format_for(self.path), options=options)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._container = av.open(str(self.tmp), mode="w", format=FORMATS[self.path.suffix.lower()],
+                                      options=options)
         except (av.FFmpegError, OSError) as exc:
-            raise EndoSpineError(f"{self.path}: cannot create video ({exc})") from None
-        rate = Fraction(fps).limit_denominator(1001)
-        self._stream = self._container.add_stream(codec, rate=rate)
-        self._stream.width, self._stream.height = width, height
-        self._stream.pix_fmt = pix_fmt
-        codec_opts: dict[str, str] = {}
-        if codec in ("libx264", "libx265"):
-            codec_opts["preset"] = preset
-            if crf is not None:
-                codec_opts["crf"] = str(crf)
-        if gop:
-            self._stream.codec_context.gop_size = gop
-        self._stream.options = codec_opts
+            if atomic:
+                self.tmp.unlink(missing_ok=True)
+            raise write_failed(self.path, exc, "cannot create video") from None
+        try:
+            rate = Fraction(fps).limit_denominator(1001)
+            self._stream = self._container.add_stream(codec, rate=rate)
+            self._stream.width, self._stream.height = width, height
+            self._stream.pix_fmt = pix_fmt
+            codec_opts: dict[str, str] = {}
+            if codec in ("libx264", "libx265"):
+                codec_opts["preset"] = preset
+                if crf is not None:
+                    codec_opts["crf"] = str(crf)
+            if gop:
+                self._stream.codec_context.gop_size = gop
+            self._stream.options = codec_opts
+        except (av.FFmpegError, ValueError, OSError) as exc:
+            self.abort()
+            raise EndoSpineError(f"{self.path}: cannot set up the {codec} encoder ({exc})") from None
         self.frames = 0
 
     def write(self, rgb: np.ndarray) -> None:
@@ -85,23 +98,38 @@ class VideoWriter:
         frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
         frame.pts = self.frames
         frame.time_base = 1 / self._stream.codec_context.framerate
-        for packet in self._stream.encode(frame):
-            self._container.mux(packet)
+        try:
+            for packet in self._stream.encode(frame):
+                self._container.mux(packet)
+        except (av.FFmpegError, OSError) as exc:  # a full disk, an I/O error: nothing more can be written
+            self.abort()
+            raise write_failed(self.path, exc, "cannot write video") from None
         self.frames += 1
 
     def close(self) -> None:
-        for packet in self._stream.encode():
-            self._container.mux(packet)
-        self._container.close()
-        if self.tmp != self.path:
-            os.replace(self.tmp, self.path)
+        if self._done:
+            return
+        try:
+            for packet in self._stream.encode():
+                self._container.mux(packet)
+            self._container.close()
+            if self.tmp != self.path:
+                os.replace(self.tmp, self.path)
+        except (av.FFmpegError, OSError) as exc:
+            self.abort()
+            raise write_failed(self.path, exc, "cannot finish video") from None
+        self._done = True
 
     def abort(self) -> None:
+        """Stop writing. A staged (atomic) file is removed; a recording keeps what it has."""
+        if self._done:
+            return
+        self._done = True
         try:
             self._container.close()
         except Exception:  # noqa: BLE001 - closing a broken encoder; the file is discarded anyway
             pass
-        if self.tmp != self.path:  # a recording keeps what it has; a staged file goes
+        if self.tmp != self.path:
             self.tmp.unlink(missing_ok=True)
 
     def __enter__(self) -> "VideoWriter":
@@ -114,6 +142,5 @@ class VideoWriter:
             self.abort()
 
 
-def _format_for(path: Path) -> str | None:
-    # The temporary name keeps the real suffix, but be explicit so FFmpeg never guesses.
-    return {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi", ".ts": "mpegts"}.get(path.suffix.lower())
+# The container for each extension models.core.outputs.VIDEO accepts (never guessed by FFmpeg).
+FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi", ".ts": "mpegts"}

@@ -84,6 +84,17 @@ def check_out_free(out: Path) -> None:
 
 
 # -- names and clips -------------------------------------------------------------------------
+def utf8_text(text: str) -> str:
+    """A name as valid UTF-8 text. Python holds the bytes of a file name that is not UTF-8 as lone
+    surrogates, which no UTF-8 file (dataset.yaml, the split lists) can hold: each becomes a
+    backslash escape, \\xNN for an undecodable byte (a Latin-1 'Wirbelsäule' reads 'Wirbels\\xe4ule'),
+    \\uNNNN for any other lone surrogate. Valid names come back unchanged."""
+    if not any(0xD800 <= ord(c) <= 0xDFFF for c in text):
+        return text
+    return "".join(f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF
+                   else f"\\u{ord(c):04x}" if 0xD800 <= ord(c) <= 0xDFFF else c for c in text)
+
+
 def safe_name(text: str) -> str:
     """A file-name-safe version of a name: PaddleSeg list lines split on whitespace."""
     return re.sub(r"[^\w.\-/]+", "_", text).strip("_") or "_"

@@ -8,7 +8,8 @@ The unzipped export holds:
 Label names map to class ids through --map, else by class name; every label of labelmap.txt must
 map (an unknown one is an error naming it). Colors in a mask that labelmap.txt does not list are
 an error naming the mask. Subsets named train, val (validation) or test keep their split; images
-in other subsets (CVAT's 'default') are in no split.
+in other subsets (CVAT's 'default') are in no split. The text files are read with the readers'
+limits (pairs.read_text_limited: a regular UTF-8 file of bounded size).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from pathlib import Path
 from models.core.errors import EndoSpineError
 from models.datatools.common import IMAGE_SUFFIXES
 from models.datatools.masks import MaskReader, name_to_id, parse_color
-from models.datatools.pairs import ImportOptions, Pair, find_files
+from models.datatools.pairs import ImportOptions, Pair, find_files, read_text_limited
 
 SUBSET_SPLITS = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
                  "test": "test", "testing": "test"}
@@ -53,10 +54,7 @@ def read_cvat(src: Path, opts: ImportOptions) -> tuple[list[Pair], list[str]]:
 
 def parse_labelmap(path: Path, opts: ImportOptions) -> dict[tuple[int, int, int], int]:
     colors: dict[tuple[int, int, int], int] = {}
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise EndoSpineError(f"{path}: cannot read ({type(exc).__name__})") from None
+    lines = read_text_limited(path, "CVAT labelmap.txt").splitlines()
     for lineno, line in enumerate(lines, 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
@@ -81,10 +79,7 @@ def _subsets(folder: Path) -> dict[str, str] | None:
     out: dict[str, str] = {}
     for path in lists:
         subset = path.stem.lower()
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise EndoSpineError(f"{path}: cannot read ({type(exc).__name__})") from None
+        lines = read_text_limited(path, "CVAT subset list").splitlines()
         for line in lines:
             key = line.strip()
             if not key:

@@ -15,6 +15,11 @@ labels/<key>.png. Clip ids come from the key (common.ClipNamer): by default each
 image is its own clip; --clip-from REGEX takes group 1 as the clip (group 2 as frame index).
 All images are provenance 'real'. Source splits that would put one clip in two splits are an
 error. Without source splits no lists are written: run `endospine-model split`.
+File names that are not valid UTF-8 (copied from an old share, say) are imported under an escaped
+name (common.utf8_text: each undecodable byte written \\xNN, in the clip id, and _xNN in the
+output file name) with a note that says how many: the images are kept and every name the dataset
+writes is UTF-8 text.
+Annotation text files are read with the readers' limits (pairs.read_text_limited).
 """
 from __future__ import annotations
 
@@ -25,18 +30,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import cv2
 import numpy as np
 
 from models.core.classes import ClassTable
 from models.core.errors import EndoSpineError
-from models.core.imageio import read_bytes, write_bytes_atomic, write_label
+from models.core.imageio import decode_image, image_header, read_bytes, write_bytes_atomic, write_label
 from models.dataset import SPLITS, Item, StagedDir, write_meta, write_splits
-from models.datatools.common import IMAGE_SUFFIXES, ClipNamer, check_out_free, label_counts, parallel_map, safe_name
+from models.datatools.common import (
+    IMAGE_SUFFIXES,
+    ClipNamer,
+    check_out_free,
+    label_counts,
+    parallel_map,
+    safe_name,
+    utf8_text,
+)
 from models.datatools.cvat import read_cvat
 from models.datatools.labelme import read_labelme
 from models.datatools.masks import MaskReader, check_ids
-from models.datatools.pairs import ImportOptions, Pair, find_files, relative_keys
+from models.datatools.pairs import ImportOptions, Pair, find_files, read_text_limited, relative_keys
 
 __all__ = ["FORMATS", "ImportOptions", "ImportReport", "Pair", "find_files", "import_dataset", "read_masks",
            "read_paddleseg", "relative_keys"]
@@ -84,10 +96,10 @@ def import_dataset(kind: str, src: str | Path, out: str | Path, options: ImportO
             pixels += counts
             images_with += counts > 0
         _check_not_all_ignore(pixels, classes, src)
-        map_file = options.label_map.source if options.label_map.names else None
-        imported = {"format": kind, "from": str(src.resolve()), "clip_from": options.clip_from,
+        map_file = utf8_text(options.label_map.source) if options.label_map.names else None
+        imported = {"format": kind, "from": utf8_text(str(src.resolve())), "clip_from": options.clip_from,
                     "threshold": options.threshold, "map": map_file}
-        write_meta(tmp, classes, items, name=out.name, extra={"imported": imported})
+        write_meta(tmp, classes, items, name=utf8_text(out.name), extra={"imported": imported})
         splits: dict[str, list[Item]] = defaultdict(list)
         for (pair, _, _), item in zip(plan, items):
             if pair.split:
@@ -104,15 +116,21 @@ def _plan(pairs: list[Pair], namer: ClipNamer, notes: list[str]) -> list[tuple[P
     """Check names, files, clips and splits before any pixel is read; -> (pair, out key, clip)."""
     by_key: dict[str, Pair] = {}
     plan = []
+    escaped = 0
     for pair in pairs:
-        key = safe_name(pair.key)
+        name = utf8_text(pair.key)
+        escaped += name != pair.key
+        key = safe_name(name)
         if key.lower() in by_key:
             raise EndoSpineError(f"{pair.origin}: same output name {key!r} as {by_key[key.lower()].origin}")
         by_key[key.lower()] = pair
         for f in pair.files:
             if not f.is_file():
                 raise EndoSpineError(f"{f}: file not found (referenced by {pair.origin})")
-        plan.append((pair, key, namer(pair.key, pair.origin)))
+        plan.append((pair, key, namer(name, pair.origin)))
+    if escaped:
+        notes.append(f"{escaped} file names are not valid UTF-8: imported with each undecodable byte written "
+                     "as xNN (rename the source files to UTF-8 to keep their names)")
     split_of: dict[str, tuple[str, Pair]] = {}
     unsplit = 0
     for pair, _, (clip, _) in plan:
@@ -134,10 +152,8 @@ def _plan(pairs: list[Pair], namer: ClipNamer, notes: list[str]) -> list[tuple[P
 def _convert(job: tuple[Pair, str, tuple[str, int]], tmp: Path, classes: ClassTable) -> tuple[Item, np.ndarray]:
     pair, key, (clip, frame) = job
     data = pair.image_bytes() if pair.image_bytes is not None else read_bytes(pair.image)
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise EndoSpineError(f"{pair.image}: not a readable image")
-    h, w = img.shape[:2]
+    where = f"{pair.origin} (embedded imageData)" if pair.image_bytes is not None else pair.image
+    h, w = decode_image(data, where).shape[:2]   # the size gate runs before decoding
     labels = pair.label(h, w)
     if labels.shape != (h, w):
         raise EndoSpineError(f"{pair.origin}: label is {labels.shape[1]}x{labels.shape[0]} "
@@ -146,15 +162,11 @@ def _convert(job: tuple[Pair, str, tuple[str, int]], tmp: Path, classes: ClassTa
     counts = label_counts(labels)
     suffix = pair.image.suffix.lower()
     if pair.image_bytes is not None or suffix not in IMAGE_SUFFIXES:
-        suffix = _sniff(data)
+        suffix = image_header(data, where).suffix   # the suffix of what the bytes are
     image_rel, label_rel = f"images/{key}{suffix}", f"labels/{key}.png"
     write_bytes_atomic(tmp / image_rel, data)
     write_label(tmp / label_rel, labels)
     return Item(image_rel, label_rel, clip, frame, "real"), counts
-
-
-def _sniff(data: bytes) -> str:
-    return ".jpg" if data[:2] == b"\xff\xd8" else ".png"
 
 
 def _check_not_all_ignore(pixels: np.ndarray, classes: ClassTable, src: Path) -> None:
@@ -183,10 +195,7 @@ def read_paddleseg(src: Path, opts: ImportOptions) -> tuple[list[Pair], list[str
     entries: list[tuple[str | None, Path, Path]] = []
     seen: dict[Path, str] = {}
     for split, list_path in lists:
-        try:
-            lines = list_path.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise EndoSpineError(f"{list_path}: cannot read ({type(exc).__name__})") from None
+        lines = read_text_limited(list_path, "PaddleSeg list file").splitlines()
         for lineno, line in enumerate(lines, 1):
             if not line.strip():
                 continue

@@ -31,7 +31,7 @@ import numpy as np
 
 from models.core.classes import ClassTable
 from models.core.errors import EndoSpineError
-from models.core.imageio import read_bytes
+from models.core.imageio import decode_image, read_bytes
 from models.core.yamlio import read_yaml
 
 DEFAULT_THRESHOLD = 128
@@ -135,9 +135,7 @@ class MaskReader:
     def __call__(self, path: Path) -> np.ndarray:
         mode = self.mode(path)
         data = read_bytes(path)
-        raw = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-        if raw is None:
-            raise EndoSpineError(f"{path}: not a readable mask image")
+        raw = decode_image(data, path, "mask image")   # the size gate runs before decoding
         if raw.dtype != np.uint8:
             raise EndoSpineError(f"{path}: mask must be 8-bit, got {raw.dtype}")
         if mode == "colors":

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from models.core.errors import EndoSpineError
-from models.dataset import SPLITS, Item, split_by_clip, write_meta
+from models.dataset import SPLITS, Item, check_ratios, split_by_clip, write_meta
 from models.datatools.common import read_meta, write_texts_atomic
 
 BY_IMAGE_REFUSED = ("--by image would put frames of one clip into different splits (near-identical frames in "
@@ -25,6 +25,7 @@ BY_IMAGE_REFUSED = ("--by image would put frames of one clip into different spli
 def resplit(root: str | Path, by: str = "clip", ratios: Sequence[float] = (0.8, 0.1, 0.1),
             seed: int = 0) -> dict[str, list[Item]]:
     root = Path(root)
+    ratios = check_ratios(ratios, f"--ratios {','.join(map(str, ratios))}")  # before any work
     if by == "image":
         raise EndoSpineError(BY_IMAGE_REFUSED)
     if by != "clip":

@@ -64,7 +64,8 @@ def check_inputs(data: str | Path, gan_data: str | Path) -> None:
 
 
 def run_ablation(data: str | Path, gan_data: str | Path, out: str | Path, seeds: list[int], iters: int | None = None,
-                 config: str | Path | None = None, ratio: float = 0.3, progress: bool = True) -> dict:
+                 config: str | Path | None = None, ratio: float = 0.3, progress: bool = True,
+                 trust_pickle: bool = False) -> dict:
     from models.core.runtime.manifest import load_manifest
     from models.export import export_run
     from models.train.loop import train
@@ -86,8 +87,8 @@ def run_ablation(data: str | Path, gan_data: str | Path, out: str | Path, seeds:
                 if state is None or state.get("step", 0) < cfg.iters:
                     if state is None and run.exists():
                         shutil.rmtree(run)  # cut short before its first checkpoint: start over
-                    train(data, run, cfg, resume=state is not None, progress=progress)
-                export_run(run, model, progress=progress)
+                    train(data, run, cfg, resume=state is not None, progress=progress, trust_pickle=trust_pickle)
+                export_run(run, model, progress=progress, trust_pickle=trust_pickle)
             manifest = load_manifest(model)
             results.append(_row(arm, seed, manifest.metrics, manifest.training))
     table = summarize(results, seeds)

@@ -22,7 +22,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         base = read_gan_dir(args.out).root / "config.yaml"  # one clear line when there is nothing to resume
     cfg = GanConfig.load(base, size=args.size, iters=args.iters, batch_size=args.batch_size, seed=args.seed)
-    summary = train_gan(args.data, args.out, cfg, resume=args.resume)
+    summary = train_gan(args.data, args.out, cfg, resume=args.resume, trust_pickle=args.trust_pickle)
     print(f"GAN trained to step {summary['steps']} ({summary['s_per_iter']} s/iter); samples in "
           f"{Path(args.out) / 'samples'}")
     return 0
@@ -31,7 +31,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_synthesize(args: argparse.Namespace) -> int:
     from models.gan.synthesize import synthesize
 
-    dataset = synthesize(args.gan, args.labels, args.out, n=args.n, seed=args.seed, perturb_share=args.perturb)
+    dataset = synthesize(args.gan, args.labels, args.out, n=args.n, seed=args.seed, perturb_share=args.perturb,
+                         trust_pickle=args.trust_pickle)
     print(f"wrote {len(dataset.items)} GAN-synthesized image/label pairs (train split) to {args.out}")
     return 0
 
@@ -40,7 +41,7 @@ def cmd_quality(args: argparse.Namespace) -> int:
     from models.gan.quality import gan_quality
 
     result = gan_quality(args.gan, args.data, split=args.split, out=args.out, max_images=args.max_images,
-                         seed=args.seed)
+                         seed=args.seed, trust_pickle=args.trust_pickle)
     print(json.dumps({k: result[k] for k in ("split", "images", "generated_vs_real", "train_vs_real", "grid")}))
     return 0
 
@@ -49,14 +50,16 @@ def cmd_ablation(args: argparse.Namespace) -> int:
     from models.gan.ablation import parse_seeds, run_ablation
 
     table = run_ablation(args.data, args.gan_data, args.out, parse_seeds(args.seeds), iters=args.iters,
-                         config=args.config, ratio=args.ratio)
+                         config=args.config, ratio=args.ratio, trust_pickle=args.trust_pickle)
     d = table["difference"]
     print(f"test Dice with - without GAN: {d['dice']['mean']:+.4f} (std {d['dice']['std']:.4f}); IoU "
           f"{d['iou']['mean']:+.4f} (std {d['iou']['std']:.4f}); table in {Path(args.out) / 'ablation.md'}")
     return 0
 
 
-def add_gan_commands(sub) -> None:
+def add_gan_commands(sub, add_trust_flag) -> None:
+    """The gan subcommands; add_trust_flag(parser) adds the CLI's --trust-pickle (old pickle checkpoints)
+    to every command that loads a checkpoint."""
     gan = sub.add_parser("gan", help="label-to-image GAN: train, synthesize images, measure quality, ablation",
                          description="A pix2pix-style GAN that paints images from label maps, to add synthetic "
                                      "training images; and the ablation that tells whether they help.")
@@ -74,6 +77,7 @@ def add_gan_commands(sub) -> None:
     p.add_argument("--batch-size", type=positive_int, help="images per step (default 4)")
     p.add_argument("--seed", type=non_negative_int, help="random seed (default 0)")
     p.add_argument("--resume", action="store_true", help="continue GAN_DIR from its last checkpoint")
+    add_trust_flag(p)
     p.set_defaults(func=cmd_train)
 
     p = cmds.add_parser("synthesize", help="new image/label pairs from (perturbed) training label maps",
@@ -87,6 +91,7 @@ def add_gan_commands(sub) -> None:
     p.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default 0)")
     p.add_argument("--perturb", type=share, default=0.8, metavar="P",
                    help="share of first-pass maps that are perturbed; later ones always are (default 0.8)")
+    add_trust_flag(p)
     p.set_defaults(func=cmd_synthesize)
 
     p = cmds.add_parser("quality", help="distance of generated from real images on a held-out split, and a grid",
@@ -100,6 +105,7 @@ def add_gan_commands(sub) -> None:
     p.add_argument("--out", metavar="DIR", help="where to write the JSON and PNG (default GAN_DIR)")
     p.add_argument("--max-images", type=positive_int, default=200, help="at most this many images (default 200)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="random seed of patches and samples (default 0)")
+    add_trust_flag(p)
     p.set_defaults(func=cmd_quality)
 
     p = cmds.add_parser("ablation", help="segmentation training without vs with GAN images: test Dice/IoU table",
@@ -115,5 +121,6 @@ def add_gan_commands(sub) -> None:
     p.add_argument("--config", metavar="FILE", help="training settings YAML (e.g. models/configs/kvasir-cpu.yaml)")
     p.add_argument("--ratio", type=number(float, 0.01, 0.99, what="a batch share"), default=0.3,
                    help="share of each batch drawn from the GAN data in the with-GAN arm (default 0.3)")
+    add_trust_flag(p)
     p.set_defaults(func=cmd_ablation)
     gan.set_defaults(func=lambda args: gan.print_help() or 2)

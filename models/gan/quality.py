@@ -49,8 +49,9 @@ def _evenly(items: list, limit: int) -> list:
 
 
 def gan_quality(gan_dir: str | Path, data_dir: str | Path, split: str = "val", out: str | Path | None = None,
-                max_images: int = 200, rows: int = 8, seed: int = 0, progress: bool = True) -> dict:
-    info, generator = load_generator(gan_dir)
+                max_images: int = 200, rows: int = 8, seed: int = 0, progress: bool = True,
+                trust_pickle: bool = False) -> dict:
+    info, generator = load_generator(gan_dir, trust_pickle=trust_pickle)
     dataset = load_dataset(data_dir)
     check_same_classes(dataset, info.classes, gan_dir)
     if split == "train":

@@ -3,14 +3,15 @@
     GAN_DIR/config.yaml      settings (models/gan/config.py)
     GAN_DIR/data.yaml        class table and the training data (dataset, split, images per source)
     GAN_DIR/state.yaml       step reached and the checkpoint folder that holds it (written last)
-    GAN_DIR/checkpoints/step_NNNNNNN/  generator, generator_ema, discriminator (.pdparams),
-                             opt_g, opt_d (.pdopt, keyed by structured parameter names)
+    GAN_DIR/checkpoints/step_NNNNNNN/  generator, generator_ema, discriminator (.safetensors),
+                             opt_g, opt_d (.opt.safetensors, keyed by structured parameter names)
     GAN_DIR/samples/step_NNNNNNN.png   label | generated | real grids written during training
     GAN_DIR/train.log, metrics.csv
 
 A checkpoint folder is complete before state.yaml names it, and older ones are removed only
-after, so an interrupted save leaves the previous checkpoint usable. Checkpoints unpickle
-(paddle.load): only load GAN folders you made.
+after, so an interrupted save leaves the previous checkpoint usable. Checkpoints are safetensors
+(models/train/checkpoint.py): loading one never runs code. GAN folders of older versions hold
+pickle files (.pdparams, .pdopt), which load only with trust_pickle (--trust-pickle).
 """
 from __future__ import annotations
 
@@ -23,13 +24,10 @@ import yaml
 from models.core.classes import ClassTable
 from models.core.errors import EndoSpineError
 from models.core.imageio import write_bytes_atomic
-from models.core.paddle_env import import_paddle
 from models.core.yamlio import read_yaml
 from models.gan.config import GanConfig
 from models.gan.nets import UNetGenerator, build_gan
-from models.train.checkpoint import param_names, rename_opt_state, save_atomic
-
-paddle = import_paddle()
+from models.train.checkpoint import checkpoint_path, load_optimizer, load_weights, save_optimizer, save_weights, stored
 
 PARTS = ("generator", "generator_ema", "discriminator")
 
@@ -67,16 +65,16 @@ def read_gan_dir(root: str | Path) -> GanInfo:
     except (TypeError, KeyError, ValueError):
         raise EndoSpineError(f"{root / 'state.yaml'}: expected 'step' and 'checkpoint'") from None
     for part in PARTS:
-        if not (folder / f"{part}.pdparams").is_file():
-            raise EndoSpineError(f"{folder / (part + '.pdparams')}: checkpoint file missing")
+        if stored(folder / part) is None:
+            raise EndoSpineError(f"{checkpoint_path(folder / part)}: checkpoint file missing")
     return GanInfo(root, cfg, classes, data, step, folder)
 
 
-def load_generator(root: str | Path, ema: bool = True) -> tuple[GanInfo, UNetGenerator]:
-    """The trained generator (weight average by default) in eval mode."""
+def load_generator(root: str | Path, ema: bool = True, trust_pickle: bool = False) -> tuple[GanInfo, UNetGenerator]:
+    """The trained generator (weight average by default) in eval mode (old pickle weights only with trust_pickle)."""
     info = read_gan_dir(root)
     generator, _ = build_gan(info.cfg, len(info.classes))
-    generator.set_state_dict(_load(info.checkpoint / f"{'generator_ema' if ema else 'generator'}.pdparams"))
+    load_weights(generator, info.checkpoint / ("generator_ema" if ema else "generator"), trust_pickle)
     generator.eval()
     return info, generator
 
@@ -86,9 +84,9 @@ def save_checkpoint(root: Path, step: int, nets: dict, opts: dict) -> Path:
     folder = root / "checkpoints" / f"step_{step:07d}"
     folder.mkdir(parents=True, exist_ok=True)
     for name, net in nets.items():
-        save_atomic(folder / f"{name}.pdparams", net.state_dict())
+        save_weights(folder / name, net)
     for name, (opt, net) in opts.items():
-        save_atomic(folder / f"{name}.pdopt", rename_opt_state(opt.state_dict(), param_names(net)))
+        save_optimizer(folder / name, opt, net)
     write_yaml(root / "state.yaml", {"step": step, "checkpoint": folder.relative_to(root).as_posix()})
     for old in (root / "checkpoints").glob("step_*"):
         if old != folder:
@@ -96,19 +94,10 @@ def save_checkpoint(root: Path, step: int, nets: dict, opts: dict) -> Path:
     return folder
 
 
-def load_checkpoint(info: GanInfo, nets: dict, opts: dict) -> None:
-    """Restore weights and optimizer moments saved by save_checkpoint (same structures)."""
+def load_checkpoint(info: GanInfo, nets: dict, opts: dict, trust_pickle: bool = False) -> None:
+    """Restore weights and optimizer moments saved by save_checkpoint (same structures; each file is
+    checked against its network, old pickle files load only with trust_pickle)."""
     for name, net in nets.items():
-        net.set_state_dict(_load(info.checkpoint / f"{name}.pdparams"))
+        load_weights(net, info.checkpoint / name, trust_pickle)
     for name, (opt, net) in opts.items():
-        path = info.checkpoint / f"{name}.pdopt"
-        if not path.is_file():
-            raise EndoSpineError(f"{path}: checkpoint file missing")
-        opt.set_state_dict(rename_opt_state(_load(path), param_names(net), to_local=True))
-
-
-def _load(path: Path):
-    try:
-        return paddle.load(str(path))
-    except Exception as exc:  # a truncated or foreign file: say which, not a pickle traceback
-        raise EndoSpineError(f"{path}: cannot read checkpoint ({type(exc).__name__})") from None
+        load_optimizer(opt, net, info.checkpoint / name, trust_pickle)

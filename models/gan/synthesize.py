@@ -53,10 +53,10 @@ def plan_maps(items: list[Item], n: int, seed: int, perturb_share: float) -> lis
 
 def synthesize(gan_dir: str | Path, labels_dir: str | Path, out: str | Path, n: int | None = None, seed: int = 0,
                perturb_share: float = 0.8, cfg: PerturbConfig = PerturbConfig(), batch: int = 8,
-               progress: bool = True) -> Dataset:
+               progress: bool = True, trust_pickle: bool = False) -> Dataset:
     if not 0 <= perturb_share <= 1:
         raise EndoSpineError(f"--perturb {perturb_share}: expected a share in 0..1")
-    info, generator = load_generator(gan_dir)
+    info, generator = load_generator(gan_dir, trust_pickle=trust_pickle)
     source = load_dataset(labels_dir)
     check_same_classes(source, info.classes, gan_dir)
     items = source.split("train")

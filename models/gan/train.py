@@ -67,7 +67,7 @@ def update_ema(ema, model, beta: float) -> None:
 
 
 def train_gan(data_dir: str | Path, gan_dir: str | Path, cfg: GanConfig, resume: bool = False,
-              progress: bool = True) -> dict:
+              progress: bool = True, trust_pickle: bool = False) -> dict:
     root = Path(gan_dir)
     dataset = load_dataset(data_dir)
     items = _train_items(dataset)
@@ -85,7 +85,7 @@ def train_gan(data_dir: str | Path, gan_dir: str | Path, cfg: GanConfig, resume:
     step = 0
     if resume:
         info = read_gan_dir(root)
-        load_checkpoint(info, nets, opts)
+        load_checkpoint(info, nets, opts, trust_pickle)
         step = info.step
         log.info("resumed %s at step %d", root, step)
     write_yaml(root / "config.yaml", cfg.to_dict())

@@ -1,13 +1,32 @@
-"""Training settings: one dataclass, loaded from a YAML file, overridden by command-line flags."""
+"""Training settings: one dataclass, loaded from a YAML file, overridden by command-line flags.
+
+Every field is typed and ranged (RANGES; models.core.schema) before any work starts: a wrong
+field in the file is one line naming the file and the field, a wrong flag one naming the flag's
+setting (`command line: lr: ...`).
+"""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from models.augment import AugmentConfig
+from models.core import schema
 from models.core.errors import EndoSpineError
+from models.core.runtime.preprocess import CROPS
 from models.core.yamlio import read_yaml
 from models.nets import ARCHS
+
+BIG = 10 ** 8  # steps, images: more than anyone runs
+RANGES: schema.Ranges = {
+    "input_size": (128, 2048), "iters": (1, BIG), "batch_size": (1, 4096), "lr": (1e-8, 10.0),
+    "weight_decay": (0.0, 1.0), "warmup_iters": (0, BIG), "eval_every": (1, BIG), "log_every": (1, BIG),
+    "workers": (0, 64), "seed": (0, 2 ** 31 - 1), "val_max_images": (0, BIG),
+    "loss.ce": (0.0, 100.0), "loss.dice": (0.0, 100.0), "loss.ohem_fraction": (0.0, 1.0),
+    "augment.crop": (128, 2048), "augment.scale": (0.05, 20.0), "augment.rotate": (0.0, 180.0),
+    "augment.hflip": (0.0, 1.0), "augment.vflip": (0.0, 1.0), "augment.brightness": (0.0, 1.0),
+    "augment.contrast": (0.0, 1.0), "augment.saturation": (0.0, 1.0), "augment.hue": (0.0, 180.0),
+    "augment.gamma": (0.1, 10.0), "augment.blur": (0.0, 1.0), "augment.noise": (0.0, 1.0), "augment.jpeg": (0.0, 1.0),
+}
 
 
 @dataclass(frozen=True)
@@ -26,6 +45,12 @@ class ExtraData:
             raise EndoSpineError(f"--extra-data {text!r}: RATIO must be in (0, 1)")
         return cls(path or text, value)
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.path, str) or not self.path:
+            raise ValueError(f"path: must be a folder, got {self.path!r}")
+        if isinstance(self.ratio, bool) or not isinstance(self.ratio, (int, float)) or not 0 < self.ratio < 1:
+            raise ValueError(f"ratio: must be a number in (0, 1), got {self.ratio!r}")
+
 
 @dataclass(frozen=True)
 class LossConfig:
@@ -36,11 +61,11 @@ class LossConfig:
 
     def __post_init__(self) -> None:
         if self.class_weights not in ("auto", "none"):
-            raise ValueError("loss.class_weights must be 'auto' or 'none'")
+            raise ValueError(f"class_weights: must be 'auto' or 'none', got {self.class_weights!r}")
         if not 0 <= self.ohem_fraction < 1:
-            raise ValueError("loss.ohem_fraction must be in [0, 1)")
-        if self.ce < 0 or self.dice < 0 or self.ce + self.dice == 0:
-            raise ValueError("loss weights ce and dice must be >= 0 and not both 0")
+            raise ValueError(f"ohem_fraction: must be in [0, 1), got {self.ohem_fraction!r}")
+        if not (self.ce >= 0 and self.dice >= 0 and self.ce + self.dice > 0):
+            raise ValueError("ce, dice: the loss weights must be >= 0 and not both 0")
 
 
 @dataclass(frozen=True)
@@ -65,17 +90,21 @@ class TrainConfig:
                                    # None: the default (automatic field of view, no color change)
 
     def __post_init__(self) -> None:
+        schema.check(self, RANGES)  # types and ranges, also of a copy with command-line overrides
         if self.model not in ARCHS:
-            raise ValueError(f"model must be one of {', '.join(ARCHS)}")
-        if self.input_size % 128 or self.input_size <= 0:
-            raise ValueError(f"input_size {self.input_size} must be a positive multiple of 128")
-        for name in ("iters", "batch_size", "eval_every", "log_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1")
-        if self.lr <= 0:
-            raise ValueError("lr must be positive")
+            raise ValueError(f"model: must be one of {', '.join(ARCHS)}, got {self.model!r}")
+        if self.crop not in CROPS:
+            raise ValueError(f"crop: must be one of {', '.join(CROPS)}, got {self.crop!r}")
+        if self.input_size % 128:
+            raise ValueError(f"input_size: {self.input_size} must be a multiple of 128")
         if sum(e.ratio for e in self.extra_data) >= 1:
-            raise ValueError("extra_data ratios must add up to less than 1")
+            raise ValueError("extra_data: the ratios must add up to less than 1")
+
+    @property
+    def warmup_steps(self) -> int:
+        """Steps of linear warmup: warmup_iters, at most half the run, at least 1 (the scheduler
+        needs one; from 5 % of lr, one step is as good as none)."""
+        return max(1, min(self.warmup_iters, self.iters // 2))
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -86,24 +115,10 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "config") -> "TrainConfig":
+        """Settings from a parsed file; EndoSpineError '<source>: <field>: <problem>'."""
         try:
-            d = dict(d or {})
-            known = {f.name for f in fields(cls)}
-            unknown = set(d) - known
-            if unknown:
-                raise ValueError(f"unknown keys {sorted(unknown)}")
-            if "loss" in d:
-                d["loss"] = LossConfig(**d["loss"])
-            if "augment" in d:
-                a = dict(d["augment"])
-                for k in ("scale", "gamma"):
-                    if k in a:
-                        a[k] = tuple(a[k])
-                d["augment"] = AugmentConfig(**a)
-            if "extra_data" in d:
-                d["extra_data"] = tuple(ExtraData(**e) for e in d["extra_data"])
-            return cls(**d)
-        except (TypeError, ValueError) as exc:
+            return schema.build(cls, d if d is not None else {}, RANGES)
+        except ValueError as exc:
             raise EndoSpineError(f"{source}: {exc}") from None
 
     @classmethod
@@ -118,5 +133,5 @@ class TrainConfig:
         overrides = {k: v for k, v in overrides.items() if v is not None}
         try:
             return replace(cfg, **overrides)
-        except (TypeError, ValueError) as exc:
+        except ValueError as exc:
             raise EndoSpineError(f"command line: {exc}") from None

@@ -5,14 +5,19 @@ A run folder holds everything about one training run:
     data.yaml        what it trained on: datasets, splits, images per source, class table
     train.log        the log (also shown with tqdm)
     metrics.csv      step, loss parts, learning rate, validation figures
-    last.pdparams / last.pdopt / state.yaml   the resume point (written atomically)
-    best.pdparams    weights with the best validation mean IoU over tissue classes so far
+    last.safetensors / last.opt.safetensors / state.yaml   the resume point (written atomically;
+                     state.yaml, written last, also holds the position within the epoch, so a
+                     resumed run trains on the same batches and reaches the same weights)
+    best.safetensors weights with the best validation mean IoU over tissue classes so far
+Checkpoints are safetensors (models/train/checkpoint.py); older runs' pickle files (.pdparams,
+.pdopt) load only with trust_pickle (--trust-pickle).
 Launch on several GPUs with `python -m paddle.distributed.launch --devices 0,1 $(which endospine-model) train ...`:
 each rank draws its own share of the batches, rank 0 validates and writes.
 """
 from __future__ import annotations
 
 import csv
+import itertools
 import logging
 import os
 import time
@@ -28,12 +33,11 @@ from models.core.errors import EndoSpineError
 from models.core.optics.profile import load_profile
 from models.core.runtime.frameview import FramePrep
 from models.core.runtime.preprocess import Preprocess
+from models.core.yamlio import read_yaml
 from models.dataset import Dataset, load_dataset
 from models.metrics import ConfusionMatrix, mean_iou, scores_from_matrix
 from models.nets import build_model
-from models.train.checkpoint import param_names as _param_names
-from models.train.checkpoint import rename_opt_state as _rename_opt_state
-from models.train.checkpoint import save_atomic as _save
+from models.train.checkpoint import WEIGHTS, load_optimizer, load_weights, save_optimizer, save_weights, stored
 from models.train.config import TrainConfig
 from models.train.data import EvalSamples, MixedSampler, TrainSamples, label_histogram, mixing_weights
 from models.train.losses import SegLoss, class_weights_from_counts, paddle
@@ -45,7 +49,7 @@ warnings.filterwarnings("ignore", message="There are some unused values in state
 
 
 def train(data_dir: str | Path, run_dir: str | Path, cfg: TrainConfig, resume: bool = False,
-          progress: bool = True) -> dict:
+          progress: bool = True, trust_pickle: bool = False) -> dict:
     run = Path(run_dir)
     dataset = load_dataset(data_dir)
     train_items, val_items = dataset.split("train"), dataset.split("val")
@@ -71,12 +75,12 @@ def train(data_dir: str | Path, run_dir: str | Path, cfg: TrainConfig, resume: b
     loss_fn = SegLoss(cfg.loss, len(classes), weights, classes.ignore_index)
     sched = paddle.optimizer.lr.LinearWarmup(
         paddle.optimizer.lr.CosineAnnealingDecay(cfg.lr, T_max=cfg.iters, eta_min=cfg.lr * 0.01),
-        warmup_steps=min(cfg.warmup_iters, cfg.iters // 2), start_lr=cfg.lr * 0.05, end_lr=cfg.lr)
+        warmup_steps=cfg.warmup_steps, start_lr=cfg.lr * 0.05, end_lr=cfg.lr)
     opt = paddle.optimizer.AdamW(learning_rate=sched, parameters=model.parameters(), weight_decay=cfg.weight_decay)
 
-    state = {"step": 0, "best_miou": -1.0, "best_step": 0, "epoch": 0}
+    state = {"step": 0, "best_miou": -1.0, "best_step": 0, "epoch": 0, "epoch_step": 0}
     if resume:
-        state = _load_resume(run, model, opt)
+        state = _load_resume(run, model, opt, trust_pickle)
     if rank == 0:
         _write_yaml(run / "config.yaml", cfg.to_dict())
         _write_yaml(run / "data.yaml", _data_summary(dataset, pools, shares, val_items, weights))
@@ -92,7 +96,8 @@ def train(data_dir: str | Path, run_dir: str | Path, cfg: TrainConfig, resume: b
     ratios = [e.ratio for e in cfg.extra_data]
     sampler = MixedSampler(mixing_weights([len(items) for _, items in pools], ratios),
                            per_epoch=max(len(samples) // world, cfg.batch_size), seed=cfg.seed * 1000 + rank)
-    batches = paddle.io.BatchSampler(sampler=sampler, batch_size=cfg.batch_size, drop_last=True)
+    batches = _ResumableBatches(sampler=sampler, batch_size=cfg.batch_size, drop_last=True)
+    batches.skip = state["epoch_step"]  # a resumed run starts where the checkpoint left its epoch
     loader = paddle.io.DataLoader(samples, batch_sampler=batches, num_workers=cfg.workers,
                                   use_shared_memory=cfg.workers > 0)
     val_loader = paddle.io.DataLoader(EvalSamples(dataset, _val_subset(val_items, cfg.val_max_images), pre, main_prep),
@@ -112,6 +117,7 @@ def train(data_dir: str | Path, run_dir: str | Path, cfg: TrainConfig, resume: b
             opt.clear_grad()
             sched.step()
             step += 1
+            state["epoch_step"] += 1
             seen += images.shape[0]
             bar.update(1)
             if step % cfg.log_every == 0 and rank == 0:
@@ -128,17 +134,19 @@ def train(data_dir: str | Path, run_dir: str | Path, cfg: TrainConfig, resume: b
                 state.update(step=step)
                 if miou > state["best_miou"]:
                     state.update(best_miou=miou, best_step=step)
-                    _save(run / "best.pdparams", _unwrap(model).state_dict())
-                _save(run / "last.pdparams", _unwrap(model).state_dict())
-                _save(run / "last.pdopt", _rename_opt_state(opt.state_dict(), _param_names(_unwrap(model))))
-                _write_yaml(run / "state.yaml", state)
+                    save_weights(run / "best", _unwrap(model))
+                save_weights(run / "last", _unwrap(model))
+                save_optimizer(run / "last", opt, _unwrap(model))
+                _write_yaml(run / "state.yaml", state)  # last: it names a complete checkpoint
                 _append_csv(run / "metrics.csv", {"step": step, "val_miou": miou,
                                                    **{f"val_iou_{k}": v for k, v in per_class.items()}})
                 log.info("step %d validation mean IoU (tissues) %.4f [%s] best %.4f @ %d", step, miou,
                          ", ".join(f"{k} {v:.3f}" for k, v in per_class.items()), state["best_miou"], state["best_step"])
             if step >= cfg.iters:
-                break
-        state["epoch"] += 1
+                break  # mid-epoch: the state keeps this epoch and the position in it
+        else:
+            state["epoch"] += 1
+            state["epoch_step"] = 0
     bar.close()
     summary = {"run": str(run), "steps": step, "best_val_miou": state["best_miou"], "best_step": state["best_step"],
                "minutes": round((time.monotonic() - t0) / 60, 1)}
@@ -192,18 +200,38 @@ def _prepare_run_dir(run: Path, resume: bool) -> None:
         if not (run / "state.yaml").is_file():
             raise EndoSpineError(f"{run}: nothing to resume (no state.yaml)")
         return
-    if (run / "state.yaml").exists() or (run / "last.pdparams").exists():
+    if (run / "state.yaml").exists() or stored(run / "last", WEIGHTS):
         raise EndoSpineError(f"{run}: already holds a training run (use --resume, or another --out)")
     run.mkdir(parents=True, exist_ok=True)
 
 
-def _load_resume(run: Path, model, opt) -> dict:
-    # Checkpoints unpickle: only ever from the user's own run folder, which is what --resume names.
-    state = yaml.safe_load((run / "state.yaml").read_text(encoding="utf-8"))
-    model.set_state_dict(paddle.load(str(run / "last.pdparams")))
-    opt.set_state_dict(_rename_opt_state(paddle.load(str(run / "last.pdopt")), _param_names(model), to_local=True))
+def _load_resume(run: Path, model, opt, trust_pickle: bool = False) -> dict:
+    """state.yaml's counters, the last weights and the optimizer state (safetensors; old pickle files
+    only with trust_pickle)."""
+    path = run / "state.yaml"
+    state = read_yaml(path, "training state file")
+    if not isinstance(state, dict):
+        raise EndoSpineError(f"{path}: not a training state file")
+    state.setdefault("epoch_step", 0)  # written before resume kept the position: the epoch restarts
+    for key in ("step", "best_step", "epoch", "epoch_step"):
+        if type(state.get(key)) is not int or state[key] < 0:
+            raise EndoSpineError(f"{path}: {key} must be a whole number >= 0, not {state.get(key)!r}")
+    if not isinstance(state.get("best_miou"), (int, float)) or isinstance(state["best_miou"], bool):
+        raise EndoSpineError(f"{path}: best_miou must be a number, not {state.get('best_miou')!r}")
+    load_weights(model, run / "last", trust_pickle)
+    load_optimizer(opt, model, run / "last", trust_pickle)
     log.info("resumed %s at step %d", run, state["step"])
     return state
+
+
+class _ResumableBatches(paddle.io.BatchSampler):
+    """The epoch's batches; after a resume, the first epoch leaves out the `skip` already trained on."""
+
+    skip = 0
+
+    def __iter__(self):
+        skip, self.skip = self.skip, 0
+        return itertools.islice(super().__iter__(), skip, None)
 
 
 def _distributed_setup() -> tuple[int, int]:

@@ -132,16 +132,19 @@ def test_render_paints_the_live_masks(small_video, tiny_model_dir, tmp_path, mon
 
 # -- refused outputs ---------------------------------------------------------------------------
 def _model_claiming(tiny_model_dir, tmp_path, n: int):
-    """A copy of the 4-class tiny model whose manifest claims n classes (the files still verify)."""
+    """A copy of the 4-class tiny model whose manifest claims n classes (the files still verify;
+    resealed, as someone who knows the format would)."""
     import shutil
 
     import yaml
+
+    from models.core.runtime.manifest import write_sealed
 
     folder = tmp_path / f"claims-{n}"
     shutil.copytree(tiny_model_dir, folder)
     doc = yaml.safe_load((folder / "manifest.yaml").read_text())
     doc["classes"]["classes"] = [{"id": i, "name": f"c{i}", "color": [i * 30, 0, 0]} for i in range(n)]
-    (folder / "manifest.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    write_sealed(folder, doc)
     return folder
 
 
@@ -184,3 +187,93 @@ def test_an_isolated_refused_frame_is_written_without_overlay_and_counted(small_
     assert all(r["refused"] == "" and r["bone_area"] != "" for i, r in enumerate(rows) if i != 2)
     with av.open(str(out)) as c:
         assert sum(1 for _ in c.decode(video=0)) == 6
+
+
+# -- outputs checked before any work; a failing disk (issue 19, defect 9) ---------------------------
+@pytest.mark.parametrize("out, problem", [
+    ("folder", "is a folder; name a file in it"),
+    ("x.png", "'.png' is not a video file name"),
+    ("noext", "no extension"),
+    ("SOURCE", "is the input"),
+    ("ro/x.mp4", "cannot write in"),
+])
+def test_render_refuses_bad_outputs_before_any_work(small_video, tmp_path, capsys, monkeypatch, out, problem):
+    import shutil
+
+    from tests.models.core.test_outputs import read_only
+
+    source = shutil.copy(small_video, tmp_path / "case.mp4")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "ro").mkdir()
+    read_only(monkeypatch, tmp_path / "ro")
+    before = source.read_bytes()
+    out = source if out == "SOURCE" else tmp_path / out
+    try:  # no model there: the output is refused before anything loads
+        assert main(["render", str(source), "--out", str(out), "--model", str(tmp_path / "no-model")]) == 1
+    finally:
+        (tmp_path / "ro").chmod(0o755)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"endospine: error: --out {out}: ") and problem in err[0], err
+    assert source.read_bytes() == before
+    assert main(["render", str(source), "--out", str(tmp_path / "o.mp4"), "--frames-csv", str(tmp_path / "f.json"),
+                 "--model", str(tmp_path / "no-model")]) == 1
+    assert "--frames-csv" in capsys.readouterr().err
+
+
+def test_render_on_a_full_disk_stops_with_one_line_and_no_partial(small_video, tiny_model_dir, tmp_path, capsys,
+                                                                 monkeypatch):
+    import errno
+
+    import app.render as render
+    from models.core.video import VideoWriter
+    from tests.models.core.test_video import _FailingDisk
+
+    class FullDiskWriter(VideoWriter):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self._container = _FailingDisk(self._container, 0, errno.ENOSPC)
+
+    monkeypatch.setattr(render, "VideoWriter", FullDiskWriter)
+    segmented = []
+    real = render.segment_frame
+    monkeypatch.setattr(render, "segment_frame", lambda *a: segmented.append(1) or real(*a))
+    out = tmp_path / "out" / "o.mp4"
+    assert main(["render", str(small_video), "--out", str(out), "--model", str(tiny_model_dir),
+                 "--frames-csv", str(tmp_path / "f.csv")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == f"endospine: error: {out}: cannot write video (disk full)", err
+    assert not out.exists() and not list(out.parent.iterdir()) and not (tmp_path / "f.csv").exists()
+    assert len(segmented) < 30  # stopped when the disk failed, not at the end of the source
+
+
+# -- a source whose frames change size mid-stream (issue 19, defect 12) ------------------------------
+def test_render_scales_frames_of_another_size_never_crops(pattern_video, tiny_model_dir, tmp_path, capsys,
+                                                           monkeypatch):
+    """64x48, then 96x64 (a capture that switched resolution), then 64x48 again: the video keeps
+    the first size, the larger frames are scaled to fit (aspect kept), counted and warned about."""
+    import app.render as render
+    from models.core.sources.video import VideoSource
+    from tests.models.core.sources.test_file_faults import _remux
+
+    small = _remux(pattern_video(width=64, height=48, frames=10), tmp_path / "a.h264", "h264")
+    large = _remux(pattern_video(width=96, height=64, frames=10), tmp_path / "b.h264", "h264")
+    both = tmp_path / "both.h264"
+    both.write_bytes(small.read_bytes() + large.read_bytes() + small.read_bytes())
+    monkeypatch.setattr(render, "composite", lambda frame, rgba, box=None: frame)  # the picture as decoded
+    out = tmp_path / "o.mp4"
+    assert main(["render", str(both), "--out", str(out), "--model", str(tiny_model_dir)]) == 0
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out.strip().splitlines()[-1])
+    assert summary["frames"] == 30 and summary["resized"] == 10
+    assert "frame 10 is 96x64, the video 64x48" in captured.err and "scaled to fit" in captured.err
+    source = VideoSource(both, realtime=False)
+    with source:
+        decoded = [source.read().image for _ in range(30)]
+    with av.open(str(out)) as c:
+        written = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    assert len(written) == 30 and all(w.shape == (48, 64, 3) for w in written)
+    for i in (0, 15, 25):
+        expected = decoded[i] if decoded[i].shape == (48, 64, 3) else render.fit(decoded[i], 64, 48)
+        assert np.abs(written[i].astype(int) - expected).mean() < 6, i  # codec noise only
+    cropped = decoded[15][:48, :64]
+    assert np.abs(written[15].astype(int) - cropped).mean() > 20  # not the top-left corner of the frame

@@ -21,6 +21,10 @@ import cv2
 import numpy as np
 
 MODELS = {"fisheye": 4, "rational": 8}   # model -> number of distortion coefficients
+MAX_FRAME_SIZE = (8192, 4352)             # the video sources' limit (models.core.sources.video.MAX_SIZE): a side
+                                          # up to 8192, at most this many pixels (portrait images too)
+FOCAL_PX = (1.0, 1e5)                     # a focal length outside this is a typing error, not a lens
+MAX_COEFFICIENT = 1e3                     # |k|: fitted coefficients are below 10 (rational: below 100)
 COARSE_STEP = 4                           # the raw -> undistorted lookup is kept at 1/4 resolution
 MAX_IDEAL_RADIUS = float(np.tan(np.radians(75)))  # a pinhole (undistorted) view stretches rays beyond 75 deg
                                                    # off axis by 1/cos^2 > 15x: not worth showing
@@ -43,18 +47,32 @@ class LensModel:
     def __post_init__(self) -> None:
         if self.model not in MODELS:
             raise ValueError(f"model: must be one of {', '.join(MODELS)}, got {self.model!r}")
-        if len(self.image_size) != 2 or min(self.image_size) < 16:
-            raise ValueError(f"image_size: expected [width, height] of at least 16, got {list(self.image_size)}")
-        k = np.asarray(self.camera_matrix, np.float64)
-        if k.shape != (3, 3) or not np.isfinite(k).all() or k[0, 0] <= 0 or k[1, 1] <= 0 or k[2, 2] != 1:
-            raise ValueError("camera_matrix: expected [[fx, 0, cx], [0, fy, cy], [0, 0, 1]] with fx, fy > 0")
-        d = np.asarray(self.distortion, np.float64)
-        if d.shape != (MODELS[self.model],) or not np.isfinite(d).all():
-            raise ValueError(f"distortion: the {self.model} model has {MODELS[self.model]} coefficients, got {d.size}")
-        if not 0.0 <= self.balance <= 1.0:
-            raise ValueError(f"balance: must be in 0..1, got {self.balance}")
-        if self.valid_radius is not None and not self.valid_radius > 0:
-            raise ValueError(f"valid_radius: must be a positive number of pixels, got {self.valid_radius}")
+        if not frame_size_ok(self.image_size):
+            raise ValueError(f"image_size: expected {frame_size_rule()}, got {_shown(self.image_size)}")
+        w, h = self.image_size
+        k = _floats(self.camera_matrix)
+        if k is None or k.shape != (3, 3) or k[1, 0] != 0 or tuple(k[2]) != (0, 0, 1):
+            raise ValueError("camera_matrix: expected [[fx, 0, cx], [0, fy, cy], [0, 0, 1]], "
+                             f"got {_shown(self.camera_matrix)}")
+        lo, hi = FOCAL_PX
+        if not (lo <= k[0, 0] <= hi and lo <= k[1, 1] <= hi):
+            raise ValueError(f"camera_matrix: focal lengths fx, fy must be in {lo:g}..{hi:g} pixels, "
+                             f"got {k[0, 0]:g}, {k[1, 1]:g}")
+        if not (0.1 * w <= k[0, 2] <= 0.9 * w and 0.1 * h <= k[1, 2] <= 0.9 * h) or abs(k[0, 1]) > k[0, 0]:
+            raise ValueError(f"camera_matrix: the principal point ({k[0, 2]:g}, {k[1, 2]:g}) must lie in the middle "
+                             f"80 % of the {w}x{h} frame and the skew |k01| be at most fx")
+        d = _floats(self.distortion)
+        if d is None or d.shape != (MODELS[self.model],):
+            raise ValueError(f"distortion: the {self.model} model has {MODELS[self.model]} coefficients, "
+                             f"got {_shown(self.distortion)}")
+        if np.abs(d).max() > MAX_COEFFICIENT:
+            raise ValueError(f"distortion: coefficients must be within +-{MAX_COEFFICIENT:g}, got {_shown(self.distortion)}")
+        if not _number_in(self.balance, 0.0, 1.0):
+            raise ValueError(f"balance: must be in 0..1, got {self.balance!r}")
+        if self.rms_px is not None and not _number_in(self.rms_px, 0.0, 1e3):
+            raise ValueError(f"rms_px: must be a number of pixels in 0..1000, got {self.rms_px!r}")
+        if self.valid_radius is not None and not _number_in(self.valid_radius, 1.0, 4.0 * max(w, h)):
+            raise ValueError(f"valid_radius: must be a number of pixels in 1..{4 * max(w, h)}, got {self.valid_radius!r}")
 
     def matrices(self, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         """(K, D) for frames of `size`: the camera matrix scaled when the frames were resized."""
@@ -78,6 +96,41 @@ class LensModel:
             return t * (1 + d[0] * t ** 2 + d[1] * t ** 4 + d[2] * t ** 6 + d[3] * t ** 8)
         r2 = rho ** 2
         return rho * (1 + d[0] * r2 + d[1] * r2 ** 2 + d[4] * r2 ** 3) / (1 + d[5] * r2 + d[6] * r2 ** 2 + d[7] * r2 ** 3)
+
+
+def frame_size_ok(size) -> bool:
+    """[width, height]: whole numbers 16..8192, at most the pixels of the video sources' limit."""
+    try:
+        w, h = size
+    except (TypeError, ValueError):
+        return False
+    return all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (w, h)) and \
+        16 <= min(w, h) and max(w, h) <= MAX_FRAME_SIZE[0] and w * h <= MAX_FRAME_SIZE[0] * MAX_FRAME_SIZE[1]
+
+
+def frame_size_rule() -> str:
+    return f"[width, height] of whole numbers in 16..{MAX_FRAME_SIZE[0]}, at most {MAX_FRAME_SIZE[0]}x{MAX_FRAME_SIZE[1]} pixels"
+
+
+def _floats(values) -> np.ndarray | None:
+    """Finite numbers as a float array, or None (text, booleans, NaN, infinity, ragged lists)."""
+    try:
+        a = np.asarray(values, np.float64)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    flat = np.asarray(values, object).ravel() if a.size else []
+    if any(isinstance(v, (bool, np.bool_)) for v in flat) or not np.isfinite(a).all():
+        return None
+    return a
+
+
+def _number_in(v, low: float, high: float) -> bool:
+    return not isinstance(v, bool) and isinstance(v, (int, float, np.number)) and low <= v <= high
+
+
+def _shown(v) -> str:
+    text = repr(list(v) if isinstance(v, tuple) else v)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 class Undistorter:

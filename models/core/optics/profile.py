@@ -19,6 +19,7 @@ A profile is a YAML file (written by `endospine-calibrate`, readable and editabl
     latency: {p50_ms: 92.0, p95_ms: 110.5, max_ms: 131.2, samples: 580}
     capture: {device: 0, backend: v4l2, width: 1920, height: 1080, fps: 60, fourcc: MJPG, buffer: 1}
     timing: {no_signal_after_s: 0.6}  # the display's timing rules that differ (models.core.timing.Timing)
+    trust: {public_key: keys/model-signing.pub.pem}  # run only models signed with this key (or PEM text)
 
 Every section is optional; the default profile (no file) is automatic field of view, no color
 change, no lens, the default timing. `load_profile` checks every field and names the file and
@@ -27,27 +28,27 @@ the field in its one-line error; `save_profile` writes atomically.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from models.core.errors import EndoSpineError
 from models.core.imageio import write_bytes_atomic
 from models.core.optics.capture_settings import CaptureSettings
 from models.core.optics.color import ColorCorrection
 from models.core.optics.fov import Circle
-from models.core.optics.lens import LensModel
+from models.core.optics.lens import LensModel, frame_size_ok, frame_size_rule
 from models.core.timing import Timing
-from models.core.yamlio import read_yaml
+from models.core.yamlio import dump_yaml, parse_yaml, read_yaml
 
 FORMAT = "endospine-profile/1"
 FOV_MODES = ("auto", "fixed", "off")
 COLOR_MODES = ("none", "gains", "matrix")
-SECTIONS = ("fov", "color", "lens", "latency", "capture", "timing")
+SECTIONS = ("fov", "color", "lens", "latency", "capture", "timing", "trust")
 
 
 @dataclass(frozen=True)
@@ -66,13 +67,13 @@ class FovSection:
         if self.mode == "fixed":
             if self.frame_size is None or self.center is None or self.radius is None:
                 raise ValueError("mode fixed needs frame_size, center and radius")
-            if len(self.frame_size) != 2 or min(self.frame_size) < 16:
-                raise ValueError(f"frame_size: expected [width, height] of at least 16, got {list(self.frame_size)}")
+            if not frame_size_ok(self.frame_size):
+                raise ValueError(f"frame_size: expected {frame_size_rule()}, got {list(self.frame_size)}")
             if len(self.center) != 2 or not np.isfinite(self.center).all():
                 raise ValueError(f"center: expected [x, y], got {list(self.center)}")
-            if not (np.isfinite(self.radius) and self.radius > 4):
-                raise ValueError(f"radius: must be a number of pixels > 4, got {self.radius}")
             w, h = self.frame_size
+            if not (np.isfinite(self.radius) and 4 < self.radius <= max(w, h)):
+                raise ValueError(f"radius: must be a number of pixels > 4 and at most {max(w, h)}, got {self.radius}")
             x, y = self.center
             if not (0 <= x < w and 0 <= y < h):
                 raise ValueError(f"center: ({x:g}, {y:g}) lies outside the {w}x{h} frame")
@@ -139,6 +140,33 @@ class LatencySection:
 
 
 @dataclass(frozen=True)
+class TrustSection:
+    """Run only models signed with this Ed25519 key (models/core/signing.py)."""
+    public_key: str                                             # PEM text, or a PEM file (relative: to the profile)
+    key: bytes = field(default=b"", compare=False, repr=False)  # the raw 32-byte key it names
+
+    @classmethod
+    def parse(cls, data: Any, base: Path | None = None) -> "TrustSection":
+        """The section, its key read and checked; ValueError('trust.public_key: problem')."""
+        from models.core import signing
+
+        if not isinstance(data, dict) or set(data) != {"public_key"}:
+            raise ValueError("trust: expected {public_key: <PEM text or PEM file>}")
+        text = data["public_key"]
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"trust.public_key: expected PEM text or a PEM file, got {text!r}")
+        try:
+            if signing.PUBLIC_PEM in text:
+                key = signing.parse_public_key(text)
+            else:
+                file = Path(text).expanduser()
+                key = signing.read_public_key(file if file.is_absolute() or base is None else base / file)
+        except ValueError as exc:
+            raise ValueError(f"trust.public_key: {exc}") from None
+        return cls(public_key=text, key=key)
+
+
+@dataclass(frozen=True)
 class Profile:
     fov: FovSection = field(default_factory=FovSection)
     color: ColorSection = field(default_factory=ColorSection)
@@ -148,6 +176,7 @@ class Profile:
     timing: Timing = field(default_factory=Timing)
     name: str = ""
     created: str = ""
+    trust: TrustSection | None = None
 
     def __post_init__(self) -> None:
         undistorts = self.lens is not None and self.lens.undistort
@@ -161,32 +190,35 @@ class Profile:
         stamp = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
         return replace(self, created=stamp, **sections)
 
-    def to_dict(self) -> dict:
+    def to_dict(self, digits: int | None = 6) -> dict:
+        """The YAML content; numbers rounded to `digits` decimals (None: every digit)."""
         d: dict[str, Any] = {"format": FORMAT}
         if self.name:
             d["name"] = self.name
         if self.created:
             d["created"] = self.created
-        d["fov"] = _section_dict(self.fov)
-        d["color"] = _section_dict(self.color)
+        d["fov"] = _section_dict(self.fov, digits)
+        d["color"] = _section_dict(self.color, digits)
         for key in ("lens", "latency"):
             if getattr(self, key) is not None:
-                d[key] = _section_dict(getattr(self, key))
+                d[key] = _section_dict(getattr(self, key), digits)
         if self.capture is not None:
-            c = _section_dict(self.capture)
+            c = _section_dict(self.capture, digits)
             d["capture"] = {"device": c.pop("index"), **c}
         if timing := self.timing.to_dict():  # only the rules that differ from the defaults
             d["timing"] = timing
+        if self.trust is not None:
+            d["trust"] = {"public_key": self.trust.public_key}
         return d
 
     @classmethod
-    def from_dict(cls, d: Any) -> "Profile":
-        """Raises ValueError('section.field: problem')."""
+    def from_dict(cls, d: Any, base: Path | None = None) -> "Profile":
+        """Raises ValueError('section.field: problem'). base: the folder relative key files are in."""
         if not isinstance(d, dict):
             raise ValueError(f"a profile must be a mapping of sections (format, {', '.join(SECTIONS)})")
         unknown = set(d) - {"format", "name", "created", *SECTIONS}
         if unknown:
-            raise ValueError(f"{sorted(unknown)[0]}: unknown section (expected {', '.join(SECTIONS)})")
+            raise ValueError(f"{_key(min(unknown, key=str))}: unknown section (expected {', '.join(SECTIONS)})")
         if d.get("format") != FORMAT:
             raise ValueError(f"format: expected {FORMAT!r}, got {d.get('format')!r}")
         out: dict[str, Any] = {"name": str(d.get("name") or ""), "created": str(d.get("created") or "")}
@@ -196,6 +228,8 @@ class Profile:
                 out[key] = _parse_section(kind, d[key], key)
         if d.get("timing") is not None:
             out["timing"] = _parse_timing(d["timing"])
+        if d.get("trust") is not None:
+            out["trust"] = TrustSection.parse(d["trust"], base)
         return cls(**out)
 
 
@@ -209,15 +243,35 @@ def load_profile(path: str | Path) -> Profile:
     path = Path(path)
     data = read_yaml(path, "profile")
     try:
-        return Profile.from_dict(data)
-    except ValueError as exc:
-        raise EndoSpineError(f"{path}: {exc}") from None
+        return Profile.from_dict(data, base=path.parent)
+    except (ValueError, TypeError, ArithmeticError) as exc:  # any value a section cannot take: one line
+        raise EndoSpineError(f"{path}: {exc}".replace("\n", "\\n").replace("\r", "\\r")) from None
+
+
+def names_trust(path: str | Path) -> bool:
+    """Whether a profile file, even one that does not load, looks like it has a `trust:` section:
+    a display that falls back to the default profile on a bad file must not fall back from a
+    trusted key to running any model."""
+    try:
+        with Path(path).open("rb") as f:
+            raw = f.read(1 << 22)
+    except OSError:
+        return False
+    return re.search(rb"\btrust[\"']?\s*:", raw) is not None
 
 
 def save_profile(profile: Profile, path: str | Path) -> Path:
+    """Write atomically, as plain YAML (no aliases) that loads again: numbers rounded to 6
+    decimals, or kept whole where rounding would break a rule (e.g. fps 1e-9 rounded to 0)."""
     path = Path(path)
-    text = ("# EndoSpine endoscope profile (endospine-calibrate); README.md, section Calibration\n"
-            + yaml.safe_dump(profile.to_dict(), sort_keys=False, default_flow_style=None, width=100))
+    for digits in (6, None):
+        text = ("# EndoSpine endoscope profile (endospine-calibrate); README.md, section Calibration\n"
+                + dump_yaml(profile.to_dict(digits), default_flow_style=None, width=100))
+        try:
+            Profile.from_dict(parse_yaml(text), base=path.parent)
+            break
+        except ValueError:
+            continue
     write_bytes_atomic(path, text.encode("utf-8"))
     return path
 
@@ -228,23 +282,23 @@ def load_or_default(path: str | Path) -> Profile:
 
 
 # -- (de)serialization helpers --------------------------------------------------------------------
-def _section_dict(section) -> dict:
+def _section_dict(section, digits: int | None) -> dict:
     out = {}
     for f in fields(section):
         v = getattr(section, f.name)
         if v is None or (f.name == "measured" and not v):
             continue
-        out[f.name] = _plain(v)
+        out[f.name] = _plain(v, digits)
     return out
 
 
-def _plain(v):
+def _plain(v, digits: int | None):
     if isinstance(v, (tuple, list, np.ndarray)):
-        return [_plain(x) for x in v]
+        return [_plain(x, digits) for x in v]
     if isinstance(v, dict):
-        return {k: _plain(x) for k, x in v.items()}
+        return {k: _plain(x, digits) for k, x in v.items()}
     if isinstance(v, (np.floating, float)):
-        return round(float(v), 6)
+        return round(float(v), digits) if digits is not None else float(v)
     if isinstance(v, np.integer):
         return int(v)
     return v
@@ -268,7 +322,7 @@ def _parse_section(kind, data: Any, name: str):
     for key in data:
         if key not in known:
             shown = "device" if key == "index" else key
-            raise ValueError(f"{name}.{shown}: unknown field (expected one of "
+            raise ValueError(f"{name}.{_key(shown)}: unknown field (expected one of "
                              f"{', '.join('device' if k == 'index' else k for k in known)})")
     try:
         values = {k: _coerce(kind, k, v, name) for k, v in data.items()}
@@ -278,7 +332,7 @@ def _parse_section(kind, data: Any, name: str):
         raise ValueError(f"{name}: missing field(s) {missing}") from None
     except ValueError as exc:
         text = str(exc)
-        raise ValueError(text if text.startswith(f"{name}.") else f"{name}.{text}" if ":" in text.split()[0]
+        raise ValueError(text if text.startswith(f"{name}.") else f"{name}.{text}" if ":" in (text.split() or [""])[0]
                          else f"{name}: {text}") from None
 
 
@@ -312,16 +366,32 @@ def _coerce(kind, key: str, v: Any, section: str):
             if not isinstance(v, str):
                 raise TypeError
             return v
-    except (TypeError, ValueError):
-        raise ValueError(f"{where}: unexpected value {v!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{where}: unexpected value {_shown(v)}") from None
     return v
 
 
+MAX_INT = 2 ** 31 - 1  # no count, size or device number in a profile comes near
+
+
 def _number(v: Any, kind: type):
+    """A finite number (an int within MAX_INT for whole-number fields); TypeError/ValueError."""
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise TypeError
+    if not math.isfinite(v):
+        raise ValueError
     if kind is int:
-        if float(v) != int(v):
+        if not float(v).is_integer() or abs(v) > MAX_INT:
             raise ValueError
         return int(v)
     return float(v)
+
+
+def _key(k: Any) -> str:
+    """A mapping key as a message shows it: plain names as they are, anything else quoted."""
+    return k if isinstance(k, str) and k.isidentifier() else repr(k)
+
+
+def _shown(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."

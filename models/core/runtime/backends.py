@@ -4,7 +4,9 @@
     probs, box, timings = model.probabilities(frame_rgb)     # then a PostStage (postprocess.py)
     labels, box, timings = model.segment(frame_rgb)          # or both, for a still image
 
-Importable without any training code; loads only a folder whose files match its manifest.
+Importable without any training code; loads only a folder whose sealed manifest and files
+match (manifest.py), and, when the endoscope profile has a `trust:` key, only a model signed
+with that key.
 """
 from __future__ import annotations
 
@@ -110,11 +112,13 @@ class SegmentationRuntime:
     def __init__(self, model_dir: str | Path, settings: RuntimeSettings | None = None):
         self.root = Path(model_dir)
         self.settings = settings or RuntimeSettings()
-        self.manifest = load_manifest(self.root, verify=True)
+        self.profile = runtime_profile(self.settings)
+        trust = self.profile.trust
+        self.manifest = load_manifest(self.root, verify=True, trusted_key=trust.key if trust else None,
+                                      trusted_by=f"the profile {self.settings.profile}")
         self.classes = self.manifest.classes
         self.pre = self.manifest.preprocess
         self.model_id = self.manifest.model_id
-        self.profile = runtime_profile(self.settings)
         self.prep = FramePrep(self.profile, self.pre)
         self.view: View | None = None      # where the last frame's model input came from
         self._still = PostStage(self.classes, PostSettings.still())  # for segment()

@@ -9,15 +9,27 @@ from it, so a model sees at run time exactly what it saw in training.
             "none": the whole frame, stretched to the input size.
     resize  to input_size (width, height), INTER_AREA when shrinking, INTER_LINEAR otherwise.
     color   RGB, (x / 255 - mean) / std per channel, NCHW float32.
+
+Every value is checked where a Preprocess is made (a manifest is hostile input): input size a
+multiple of 128 in 128..4096, three finite mean and std values in 0..1 pixel units (std at
+least 0.01; PaddleSeg-style 0..255 values are refused with a hint), a known crop and color order.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
 
 CROPS = ("center-square", "none")
+COLOR_ORDERS = ("RGB",)
+INPUT_SIDE = (128, 4096)   # pixels; a 4096x4096 input is already a 200 MB tensor
+INPUT_MULTIPLE = 128       # the networks downsample by up to 32 and upsample by fixed factors
+MEAN_RANGE = (0.0, 1.0)    # pixel units of 0..1 (x / 255)
+STD_RANGE = (0.01, 1.0)    # below 0.01 a few grey levels of noise span the whole input range
+FIELDS = ("input_size", "crop", "mean", "std", "color_order")
 
 
 @dataclass(frozen=True)
@@ -29,25 +41,48 @@ class Preprocess:
     color_order: str = "RGB"
 
     def __post_init__(self) -> None:
-        w, h = self.input_size
-        if w % 128 or h % 128 or w <= 0 or h <= 0:
-            raise ValueError(f"input size {w}x{h}: both sides must be positive multiples of 128")
+        """Every value in range, or ValueError('field: problem')."""
+        low, high = INPUT_SIDE
+        if len(self.input_size) != 2 or not all(
+                isinstance(v, (int, np.integer)) and low <= v <= high and v % INPUT_MULTIPLE == 0
+                for v in self.input_size):
+            raise ValueError(f"input_size: {_shown(self.input_size)}: expected [width, height], each a multiple "
+                             f"of {INPUT_MULTIPLE} in {low}..{high}")
         if self.crop not in CROPS:
-            raise ValueError(f"crop must be one of {CROPS}, got {self.crop!r}")
-        if self.color_order != "RGB":
-            raise ValueError("only RGB color order is supported")
-        if any(s <= 0 for s in self.std):
-            raise ValueError("std values must be positive")
+            raise ValueError(f"crop: must be one of {', '.join(CROPS)}, got {self.crop!r}")
+        if self.color_order not in COLOR_ORDERS:
+            raise ValueError(f"color_order: must be one of {', '.join(COLOR_ORDERS)}, got {self.color_order!r}")
+        for name, (low, high) in (("mean", MEAN_RANGE), ("std", STD_RANGE)):
+            values = getattr(self, name)
+            if len(values) != 3 or not all(math.isfinite(v) for v in values):
+                raise ValueError(f"{name}: {_shown(values)}: expected three finite numbers (R, G, B)")
+            if all(0 <= v <= 255 for v in values) and any(v > high for v in values):
+                raise ValueError(f"{name}: {_shown(values)} looks like 0..255 pixel units (PaddleSeg style); "
+                                 f"EndoSpine uses 0..1 units (divide by 255)")
+            if not all(low <= v <= high for v in values):
+                raise ValueError(f"{name}: {_shown(values)}: each must be in {low:g}..{high:g} (0..1 pixel units)")
 
     def to_dict(self) -> dict:
         return {"input_size": list(self.input_size), "crop": self.crop, "mean": list(self.mean),
                 "std": list(self.std), "color_order": self.color_order}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Preprocess":
-        return cls(input_size=tuple(int(v) for v in d["input_size"]), crop=str(d.get("crop", "center-square")),
-                   mean=tuple(float(v) for v in d["mean"]), std=tuple(float(v) for v in d["std"]),
-                   color_order=str(d.get("color_order", "RGB")))
+    def from_dict(cls, d: Any) -> "Preprocess":
+        """A manifest's preprocess section, every field typed and in range; ValueError('field: problem')."""
+        if not isinstance(d, dict):
+            raise ValueError(f"must be a mapping of {', '.join(FIELDS)}, got {type(d).__name__}")
+        for key in d:
+            if key not in FIELDS:
+                raise ValueError(f"{key}: unknown field (expected {', '.join(FIELDS)})")
+        for key in ("input_size", "mean", "std"):
+            if key not in d:
+                raise ValueError(f"{key}: missing")
+        for key in ("crop", "color_order"):
+            if key in d and not isinstance(d[key], str):
+                raise ValueError(f"{key}: expected a name, got {_shown(d[key])}")
+        return cls(input_size=_numbers(d, "input_size", 2, int), crop=d.get("crop", "center-square"),
+                   mean=_numbers(d, "mean", 3, float), std=_numbers(d, "std", 3, float),
+                   color_order=d.get("color_order", "RGB"))
 
     # -- steps ---------------------------------------------------------------------------------
     def crop_box(self, width: int, height: int) -> tuple[int, int, int, int]:
@@ -77,3 +112,28 @@ class Preprocess:
         box = box or self.crop_box(rgb.shape[1], rgb.shape[0])
         x, y, w, h = box
         return self.normalize(self.resize_to_input(rgb[y:y + h, x:x + w])), box
+
+
+def _numbers(d: dict, key: str, count: int, kind: type) -> tuple:
+    """d[key] as `count` numbers of `kind` (whole numbers for int); ValueError('key: problem')."""
+    values = d[key]
+    noun = "whole numbers" if kind is int else "numbers"
+    if not isinstance(values, (list, tuple)) or len(values) != count or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        raise ValueError(f"{key}: {_shown(values)}: expected a list of {count} {noun}")
+    if kind is int:
+        if not all(isinstance(v, int) or (math.isfinite(v) and v == int(v)) for v in values):
+            raise ValueError(f"{key}: {_shown(values)}: expected a list of {count} {noun}")
+        return tuple(int(v) for v in values)
+    return tuple(float(v) for v in values)
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """A value for an error line: short, one line."""
+    if isinstance(value, (list, tuple)) and len(value) > 8:
+        return f"a list of {len(value)} values"
+    try:
+        text = repr(list(value) if isinstance(value, tuple) else value).replace("\n", " ")
+    except RecursionError:
+        return type(value).__name__
+    return text if len(text) <= limit else text[:limit - 3] + "..."

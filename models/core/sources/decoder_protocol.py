@@ -5,9 +5,17 @@
     child  -> parent   SlotFrame            a frame is in a slot; the parent copies it out, then
                                             answers Free(slot)
                        InlineFrame          a frame larger than a slot (the size changed mid-file)
+                       Progress             the heartbeat: packets read, the file clock, and how
+                                            long the frame it holds waits for its time
                        Ended | DecodeFailed
     parent -> child    Control              pause/step/seek/speed/loop, numbered
                        Free | Stop
+
+The parent judges a decoder by progress, not by pictures: a frame, more packets read, or a frame
+held for its time on the file's clock (a still of seconds in a variable-frame-rate file) each
+count; a child that shows none of these for Timing.decoder_hang_after is hung. The child sends
+Progress only while it sends no frames (at most every `heartbeat_s`, and at once when a long
+wait for a frame's time begins), so normal playback costs nothing extra on the pipe.
 
 Every frame carries `mark`: the number of the last Control the child had applied when it
 decoded the frame. The parent drops frames older than its last seek or pause.
@@ -53,6 +61,13 @@ class InlineFrame(Message):
     pts: float
     corrupt_packets: int
     timestamp_repairs: int
+
+
+@dataclass(frozen=True)
+class Progress(Message):
+    packets: int                 # packets demuxed since the file was opened (loops and seeks included)
+    read_to: float | None        # the file clock: timestamp of the newest packet read, seconds
+    due_in: float                # seconds until the frame the child holds is due; 0.0 while decoding
 
 
 @dataclass(frozen=True)

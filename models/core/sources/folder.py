@@ -22,7 +22,8 @@ class FolderSource(Source):
         self.loop = loop
         self.files: list[Path] = []  # the images, in name order (after open())
         self._t0: float | None = None
-        self.unreadable = 0  # images skipped because they could not be read
+        self.unreadable = 0  # images skipped because they could not be read (or were refused: too large)
+        self._first_skip = ""  # why the first of them was skipped, for end_note
 
     @classmethod
     def from_spec(cls, spec: str, loop: bool = False) -> "FolderSource":
@@ -57,7 +58,14 @@ class FolderSource(Source):
                 return None
             try:
                 image = read_image(self.files[n % len(self.files)])
-            except EndoSpineError:
-                self.unreadable += 1  # skipped, counted; the clock goes on
+            except EndoSpineError as exc:
+                self.unreadable += 1  # skipped, counted, said at the end; the clock goes on
+                self._first_skip = self._first_skip or str(exc)
                 continue
             return self._frame(image, n / self.fps)
+
+    def end_note(self) -> str:
+        """'' when every image played, else how many were skipped and why the first was."""
+        if not self.unreadable:
+            return ""
+        return f"{self.name}: {self.unreadable} image(s) skipped, the first: {self._first_skip}"

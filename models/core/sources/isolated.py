@@ -14,9 +14,13 @@ decoder_protocol.py):
 
 If the child dies, read() raises EndoSpineError naming the file, the position and the signal;
 the capture thread turns that into a message on the screen and the display stays up. A child
-that sends nothing while playing for Timing.decoder_hang_after(fps) is killed and reported the
-same way. Only the capture thread talks on the pipe (controls from the GUI go through the
-command queue), so the GUI never waits for the decoder.
+that makes no progress while playing for Timing.decoder_hang_after(fps) is killed and reported
+the same way. Progress is judged by packets read and the file's clock, not by new pictures:
+between frames the child sends a Progress heartbeat (packets demuxed, the timestamp reached, how
+long the frame it holds still waits for its time), so a still of 8 s in a variable-frame-rate
+file plays through (the source is idle() meanwhile: no frame is due), while a child stuck in
+FFmpeg sends nothing and is killed. Only the capture thread talks on the pipe (controls from the
+GUI go through the command queue), so the GUI never waits for the decoder.
 """
 from __future__ import annotations
 
@@ -37,6 +41,7 @@ from models.core.sources.decoder_protocol import (
     InlineFrame,
     Opened,
     OpenFailed,
+    Progress,
     SlotFrame,
     Slots,
     Stop,
@@ -48,6 +53,7 @@ from models.core.timing import DEFAULT_TIMING, Timing
 from models.core.types import Frame
 
 SLOTS = 3
+HEARTBEAT_S = 0.25  # the child's Progress interval between frames (at most a quarter of the hang limit)
 
 
 class IsolatedVideoSource(ReplaySource):
@@ -57,7 +63,10 @@ class IsolatedVideoSource(ReplaySource):
                  timing: Timing = DEFAULT_TIMING):
         super().__init__(target, loop=loop, realtime=realtime)
         self.timing = timing    # decoder_open_timeout_s, decoder_hang_after(fps)
-        self._heard = 0.0  # monotonic time of the last message from the child (or of a resume)
+        self._heard = 0.0  # monotonic time of the child's last progress (or of a resume)
+        self._packets = 0  # packets the child had read at its last Progress
+        self._read_to: float | None = None  # the file clock at its last Progress (for the hang message)
+        self._still_until = 0.0  # the child holds a frame for its time until then (a still): idle
         if self.is_stream:
             raise ValueError("IsolatedVideoSource plays files; streams use VideoSource")
         self._child: Child | None = None
@@ -71,7 +80,9 @@ class IsolatedVideoSource(ReplaySource):
         path = Path(self.target)
         if not path.is_file():
             raise EndoSpineError(f"{path}: video file not found")
-        self._child = Child(decoder_main, (self.target, self._loop, self.realtime), name="endospine-decoder")
+        heartbeat = min(HEARTBEAT_S, self.timing.decoder_hang_s / 4)
+        self._child = Child(decoder_main, (self.target, self._loop, self.realtime, heartbeat),
+                            name="endospine-decoder")
         self.decoder_pid = self._child.pid
         msg = self._receive(self.timing.decoder_open_timeout_s, "while opening the file")
         if not isinstance(msg, Opened):
@@ -91,7 +102,11 @@ class IsolatedVideoSource(ReplaySource):
             if msg is None:
                 self._check_hung()
                 continue
+            if isinstance(msg, Progress):
+                self._progressed(msg)
+                continue
             self._heard = time.monotonic()
+            self._still_until = 0.0
             if isinstance(msg, SlotFrame):
                 self.corrupt_packets, self.timestamp_repairs = msg.corrupt_packets, msg.timestamp_repairs
                 image = None
@@ -114,6 +129,10 @@ class IsolatedVideoSource(ReplaySource):
     def end_note(self) -> str:
         return self._end_note
 
+    def idle(self) -> bool:
+        """Paused, or the child holds the next frame for its time (a still in the file)."""
+        return self.paused or time.monotonic() < self._still_until
+
     def close(self) -> None:
         self._stop.set()
         if self._child is not None:
@@ -128,18 +147,31 @@ class IsolatedVideoSource(ReplaySource):
         self.position = pts
         return self._frame(image, pts)
 
+    def _progressed(self, msg: Progress) -> None:
+        """A heartbeat: more packets read, or a frame waiting for its time, is progress; the same
+        count again is not (a child that only beats while going nowhere is still hung)."""
+        now = time.monotonic()
+        if msg.packets > self._packets or msg.due_in > 0:
+            self._heard = now
+        self._packets = max(self._packets, msg.packets)
+        self._read_to = msg.read_to
+        self._still_until = now + msg.due_in if msg.due_in > 0 and not self.paused else 0.0
+
     def _check_hung(self) -> None:
-        """Playing and silent too long: FFmpeg is stuck on the file. Kill the child and say so."""
+        """Playing and no progress too long: FFmpeg is stuck on the file. Kill the child and say so."""
         limit = self.timing.decoder_hang_after(self.fps * self.speed)
         if self.paused or time.monotonic() - self._heard < limit:
             return
         self._child.kill(wait=1.0)
-        raise EndoSpineError(f"{self.name}: the video decoder stopped answering (nothing for {limit:.0f} s) "
-                             f"at {clock(self.position)}; the display is unaffected, the file may be damaged")
+        read = f" (file read to {clock(self._read_to)})" if self._read_to and self._read_to > self.position else ""
+        raise EndoSpineError(f"{self.name}: the video decoder stopped answering (nothing for {limit:.3g} s) "
+                             f"at {clock(self.position)}{read}; the display is unaffected, the file may be damaged")
 
     def _forward_commands(self) -> None:
         while not self._commands.empty():
             cmd, value = self._commands.get()
+            if cmd in ("pause", "seek", "speed"):
+                self._still_until = 0.0  # the held frame's time is recounted by the child
             if cmd == "pause":
                 self.paused = value
                 self._heard = time.monotonic()  # resuming starts the silence count afresh
@@ -170,7 +202,7 @@ class IsolatedVideoSource(ReplaySource):
 
 
 # -- the child process ---------------------------------------------------------------------------
-def decoder_main(conn, target: str, loop: bool, realtime: bool) -> None:
+def decoder_main(conn, target: str, loop: bool, realtime: bool, heartbeat_s: float = HEARTBEAT_S) -> None:
     """The child process: decode `target` with VideoSource, frames into the parent's slots."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the display's to handle
     src = VideoSource(target, loop=loop, realtime=realtime)
@@ -186,6 +218,8 @@ def decoder_main(conn, target: str, loop: bool, realtime: bool) -> None:
     idle = set(range(SLOTS))
     listener = threading.Thread(target=_listen, args=(conn, src, free, idle), daemon=True)
     listener.start()
+    beat = _Heartbeat(conn, src, heartbeat_s)
+    src.on_progress = beat  # called by src.read() on every packet and every wait for a frame's time
     try:
         while True:
             frame = src.read()
@@ -197,6 +231,7 @@ def decoder_main(conn, target: str, loop: bool, realtime: bool) -> None:
             if not slots.fits(w, h):
                 conn.send(InlineFrame(src.applied_mark, frame.image, frame.pts, src.corrupt_packets,
                                       src.timestamp_repairs))
+                beat.sent()
                 continue
             with free:
                 free.wait_for(lambda: idle or src.stopping)
@@ -205,6 +240,7 @@ def decoder_main(conn, target: str, loop: bool, realtime: bool) -> None:
                 slot = idle.pop()
             slots.write(slot, frame.image)
             conn.send(SlotFrame(src.applied_mark, slot, w, h, frame.pts, src.corrupt_packets, src.timestamp_repairs))
+            beat.sent()
     except Exception as exc:  # noqa: BLE001 - reported to the parent as one line
         try:
             conn.send(DecodeFailed(f"{target}: decoding failed: {type(exc).__name__}: {exc}"))
@@ -215,6 +251,30 @@ def decoder_main(conn, target: str, loop: bool, realtime: bool) -> None:
         listener.join(2.0)
         src.close()
         slots.close()
+
+
+class _Heartbeat:
+    """Child side: Progress on the pipe while no frame goes out - at most every `every` seconds,
+    and at once when the wait for a frame's time is long (a still): the parent hears of it before
+    its NO SIGNAL limit and its hang limit."""
+
+    def __init__(self, conn, src: VideoSource, every: float):
+        self.conn, self.src, self.every = conn, src, every
+        self.last = time.monotonic()
+        self.announced = False  # the current long wait has been told
+
+    def sent(self) -> None:
+        """A frame went out: that is progress enough."""
+        self.last = time.monotonic()
+        self.announced = False
+
+    def __call__(self, due_in: float) -> None:
+        now = time.monotonic()
+        if not (due_in >= self.every and not self.announced) and now - self.last < self.every:
+            return
+        self.conn.send(Progress(self.src.packets, self.src.read_to, due_in))
+        self.last = now
+        self.announced = due_in > 0
 
 
 def _listen(conn, src: VideoSource, free: threading.Condition, idle: set) -> None:

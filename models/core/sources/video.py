@@ -6,21 +6,29 @@ delivered as they arrive. The controls (models.core.sources.replay) come from ot
 through a command queue that read() serves, so the decoder is only ever touched by the capture
 thread. The display decodes files in a child process instead (models.core.sources.isolated),
 which runs this class there.
+
+A file whose demuxer cannot seek (a raw H.264 elementary stream: no container, no timestamps)
+is reopened instead: a loop starts it again, a seek decodes forward from its start, counting
+frames at the frame rate. A frame that waits long for its time (a still in a variable-frame-rate
+file) makes the source idle() until then: no frame is due, and the picture on screen is the file's.
 """
 from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Callable
 
 import av
 import numpy as np
 
 from models.core.errors import EndoSpineError
+from models.core.imageio import check_image_file
 from models.core.sources.file_checks import clock, mp4_layout
 from models.core.sources.replay import SPEEDS, STREAM_SCHEMES, ReplaySource  # noqa: F401 - re-exported
 from models.core.types import Frame
 
 MAX_SIZE = (8192, 4352)  # wider or taller, or more pixels than this: refused before any frame is decoded
+STILL_S = 0.25  # a frame held longer than this for its time is a still in the file: the source is idle()
 
 
 class VideoSource(ReplaySource):
@@ -36,6 +44,15 @@ class VideoSource(ReplaySource):
         self._step = 0
         self._pending: tuple[np.ndarray, float] | None = None  # decoded, not yet due
         self._show_now = False  # a seek result: deliver at once, even while paused
+        self._seekable = True   # False once the demuxer refused a seek: reopen instead
+        self._still_until = 0.0  # monotonic time the held frame is due, while a long still lasts
+        self.packets = 0         # packets demuxed since open(), across loops and seeks
+        self._index = -1         # the last decoded frame's place since the demuxer was positioned
+        self._from_start = True  # ... at the file's start (open, reopen): the place is a time
+        self.read_to: float | None = None  # the file clock: timestamp of the newest packet, seconds
+        # Called with the seconds until the held frame is due (0.0 while demuxing and decoding), on
+        # every packet and every pacing wait: the decoder child's heartbeat (isolated.py).
+        self.on_progress: Callable[[float], None] | None = None
 
     # -- Source ----------------------------------------------------------------------------
     def open(self) -> None:
@@ -45,15 +62,8 @@ class VideoSource(ReplaySource):
                 raise EndoSpineError(f"{path}: video file not found")
             if path.stat().st_size == 0:
                 raise EndoSpineError(f"{path}: file is empty (0 bytes)")
-        options = {"rtsp_transport": "tcp", "timeout": "5000000"} if self.is_stream else {}
-        try:
-            self._container = av.open(self.target, options=options, timeout=10.0 if self.is_stream else None)
-            self._stream = self._container.streams.video[0]
-        except (av.FFmpegError, IndexError, UnicodeDecodeError, OSError) as exc:
-            self._close_container()
-            reason = "no video stream" if isinstance(exc, IndexError) else (
-                "cannot connect" if self.is_stream else self._unreadable_reason())
-            raise EndoSpineError(f"{self.target}: {reason}") from None
+            check_image_file(path)  # a picture (any name): the image gate's size limit before FFmpeg probes it
+        self._open_container()
         layout = None if self.is_stream else mp4_layout(self.target)
         self.truncated = bool(layout and layout.truncated)
         width, height = self._stream.codec_context.width, self._stream.codec_context.height
@@ -61,7 +71,6 @@ class VideoSource(ReplaySource):
             self._close_container()
             raise EndoSpineError(f"{self.target}: {width}x{height} is larger than this display decodes "
                                  f"({MAX_SIZE[0]}x{MAX_SIZE[1]}); convert it to 4K or less")
-        self._stream.thread_type = "AUTO"
         rate = self._stream.average_rate or self._stream.guessed_rate
         self.fps = float(rate) if rate else 30.0
         self.size = (self._stream.codec_context.width, self._stream.codec_context.height)
@@ -86,9 +95,14 @@ class VideoSource(ReplaySource):
             if self.realtime and not self.paused and not self._show_now and self._ref is not None:
                 wait = self._ref[0] + (pts - self._ref[1]) / self.speed - time.monotonic()
                 if wait > 0:
+                    if wait > STILL_S and not self._still_until:
+                        self._still_until = time.monotonic() + wait
+                    if self.on_progress is not None:
+                        self.on_progress(wait)  # waiting on the file's clock is progress, not a hang
                     self._stop.wait(min(wait, 0.02))  # short sleeps: pause and seek act promptly
                     continue
             self._pending = None
+            self._still_until = 0.0
             self._show_now = False
             if self._ref is None:
                 self._ref = (time.monotonic(), pts)
@@ -97,6 +111,10 @@ class VideoSource(ReplaySource):
             self.position = pts
             return self._frame(image, pts)  # capture time = delivery time
         return None
+
+    def idle(self) -> bool:
+        """Paused, or holding a frame whose time has not come (a still longer than STILL_S)."""
+        return self.paused or time.monotonic() < self._still_until
 
     def put_mark(self, number: int) -> None:
         """Queue a marker behind the controls sent so far: once `applied_mark` shows it, every one
@@ -131,28 +149,58 @@ class VideoSource(ReplaySource):
             if cmd == "pause":
                 self.paused = value
                 self._ref = None
+                self._still_until = 0.0
             elif cmd == "step":
                 self._step += value
             elif cmd == "speed":
                 self.speed = value
                 self._ref = None
+                self._still_until = 0.0
             elif cmd == "mark":
                 self.applied_mark = value
             elif cmd == "seek" and not self.is_stream:
                 self._pending = self._seek(value)
                 self._show_now = self._pending is not None
                 self._ref = None
+                self._still_until = 0.0
             # "loop": already in effect (the setter stores it; _next_image reads it)
+
+    def _open_container(self) -> None:
+        """Open the file or stream and pick its first video stream; EndoSpineError if it cannot."""
+        options = {"rtsp_transport": "tcp", "timeout": "5000000"} if self.is_stream else {}
+        try:
+            self._container = av.open(self.target, options=options, timeout=10.0 if self.is_stream else None)
+            self._stream = self._container.streams.video[0]
+        except (av.FFmpegError, IndexError, UnicodeDecodeError, OSError) as exc:
+            self._close_container()
+            reason = "no video stream" if isinstance(exc, IndexError) else (
+                "cannot connect" if self.is_stream else self._unreadable_reason())
+            raise EndoSpineError(f"{self.target}: {reason}") from None
+        self._stream.thread_type = "AUTO"
 
     def _decode(self):
         """Frames of the stream; a corrupt packet is skipped and counted, never fatal."""
         for packet in self._container.demux(self._stream):
+            self.packets += 1
+            if packet.pts is not None and packet.time_base is not None:
+                self.read_to = float(packet.pts * packet.time_base)
+            if self.on_progress is not None:
+                self.on_progress(0.0)
             try:
                 decoded = packet.decode()
             except av.FFmpegError:
                 self.corrupt_packets += 1
                 continue
-            yield from decoded
+            for av_frame in decoded:
+                self._index += 1
+                yield av_frame
+
+    def _time(self, av_frame) -> float | None:
+        """The frame's timestamp; a file without any (raw H.264) read from its start: its place
+        over the frame rate, which is what a loop and a seek there count by."""
+        if av_frame.time is not None:
+            return float(av_frame.time)
+        return self._index / self.fps if self._from_start else None
 
     def _next_image(self) -> tuple[np.ndarray, float] | None:
         for _ in range(2):  # at most one restart for a loop
@@ -171,13 +219,27 @@ class VideoSource(ReplaySource):
 
     def _to_image(self, av_frame) -> tuple[np.ndarray, float]:
         # missing, repeated or backward timestamps: paced by the frame rate, never out of order
-        pts = self._rising_pts(float(av_frame.time) if av_frame.time is not None else None)
+        t = self._time(av_frame)
+        if av_frame.time is None and t is not None:
+            self.timestamp_repairs += 1  # missing: counted as a repair, like one _rising_pts makes
+        pts = self._rising_pts(t)
         # odd widths come back with padded rows: make them contiguous (copies only then)
         return np.ascontiguousarray(av_frame.to_ndarray(format="rgb24")), pts
 
     def _seek_raw(self, seconds: float) -> None:
+        """Position the demuxer at the keyframe before `seconds`. A demuxer that cannot seek (raw
+        H.264 refuses with EPERM) is reopened at the start instead; _seek decodes forward from there."""
         target = int(seconds / self._stream.time_base) if self._stream.time_base else 0
-        self._container.seek(max(target, 0), stream=self._stream, backward=True, any_frame=False)
+        if self._seekable:
+            try:
+                self._container.seek(max(target, 0), stream=self._stream, backward=True, any_frame=False)
+            except av.FFmpegError:
+                self._seekable = False
+        if not self._seekable:
+            self._close_container()
+            self._open_container()
+        self._from_start = not self._seekable or target <= 0
+        self._index = -1
         self._frames = self._decode()
         self._ref = None
         self._last_pts = None
@@ -191,7 +253,8 @@ class VideoSource(ReplaySource):
         last = None
         for av_frame in self._frames:
             last = av_frame
-            if av_frame.time is not None and av_frame.time >= seconds - half:
+            t = self._time(av_frame)
+            if t is not None and t >= seconds - half:
                 return self._to_image(av_frame)
         return self._to_image(last) if last is not None else None
 

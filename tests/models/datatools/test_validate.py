@@ -49,7 +49,8 @@ def test_missing_and_unreadable_files(dataset):
     (dataset / "images/c2_0.png").unlink()
     (dataset / "labels/c3_1.png").write_bytes(b"not a png")
     assert problems(dataset) == {"images/c2_0.png": "file not found",
-                                 "labels/c3_1.png": "not a readable label image"}
+                                 "labels/c3_1.png": "not a readable label image: unknown format (reads PNG, JPEG, "
+                                                    "TIFF, BMP, WebP, PBM/PGM/PPM/PAM, GIF, Sun raster)"}
 
 
 def test_clip_in_two_splits(dataset):

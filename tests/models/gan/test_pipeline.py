@@ -10,6 +10,8 @@ import yaml
 from models.cli import main
 from models.core.imageio import read_label
 from models.dataset import load_dataset, write_meta, write_splits
+from models.train.checkpoint import paddle, read_checkpoint
+from tests.models.train.test_checkpoint import write_crafted_pickle
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +33,7 @@ def gan_setup(tmp_path_factory):
 def test_gan_folder_has_everything_and_resumes(gan_setup, tmp_path):
     _, data, gan, _ = gan_setup
     for name in ("config.yaml", "data.yaml", "state.yaml", "train.log", "metrics.csv", "samples/step_0000004.png",
-                 "samples/step_0000006.png", "checkpoints/step_0000006/opt_g.pdopt"):
+                 "samples/step_0000006.png", "checkpoints/step_0000006/opt_g.opt.safetensors"):
         assert (gan / name).is_file(), name
     assert not (gan / "checkpoints/step_0000004").exists()  # older checkpoints are dropped
     assert yaml.safe_load((gan / "data.yaml").read_text())["split"] == "train"
@@ -41,6 +43,13 @@ def test_gan_folder_has_everything_and_resumes(gan_setup, tmp_path):
     assert yaml.safe_load((copy / "state.yaml").read_text()) == {"step": 8, "checkpoint": "checkpoints/step_0000008"}
     steps = [int(line.split(",")[0]) for line in (copy / "metrics.csv").read_text().splitlines()[1:]]
     assert steps == [2, 4, 6, 8]
+    whole = tmp_path / "whole"  # the same 8 steps in one go: the resumed run ends with the same weights
+    assert main(["gan", "train", "--data", str(data), "--out", str(whole), "--config", str(gan.parent / "gan.yaml"),
+                 "--size", "32", "--iters", "8", "--batch-size", "2"]) == 0
+    for part in ("generator", "generator_ema", "discriminator"):
+        a = read_checkpoint(whole / f"checkpoints/step_0000008/{part}.safetensors")[0]
+        b = read_checkpoint(copy / f"checkpoints/step_0000008/{part}.safetensors")[0]
+        assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a), part
     assert main(["gan", "train", "--data", str(data), "--out", str(copy), "--iters", "9", "--size", "64",
                  "--resume"]) == 1  # another architecture cannot resume
     assert main(["gan", "train", "--data", str(data), "--out", str(copy), "--iters", "2"]) == 1  # already a GAN
@@ -115,10 +124,10 @@ def test_bad_input_gives_one_line(gan_setup, tmp_path, capsys):
     assert "GAN folder not found" in capsys.readouterr().err
     broken = tmp_path / "broken"
     shutil.copytree(gan, broken)
-    (broken / "checkpoints/step_0000006/generator_ema.pdparams").unlink()
+    (broken / "checkpoints/step_0000006/generator_ema.safetensors").unlink()
     assert main(["gan", "quality", "--gan", str(broken), "--data", str(data)]) == 1
     err = capsys.readouterr().err
-    assert "generator_ema.pdparams: checkpoint file missing" in err and len(err.strip().splitlines()) == 1
+    assert "generator_ema.safetensors: checkpoint file missing" in err and len(err.strip().splitlines()) == 1
     other = tmp_path / "two-class"
     shutil.copytree(data, other)
     meta = yaml.safe_load((other / "dataset.yaml").read_text())
@@ -129,3 +138,39 @@ def test_bad_input_gives_one_line(gan_setup, tmp_path, capsys):
     assert "differ from those the GAN" in err and len(err.strip().splitlines()) == 1
     assert main(["gan", "train", "--data", str(data), "--out", str(tmp_path / "g"), "--resume"]) == 1
     assert "GAN folder not found" in capsys.readouterr().err
+
+
+def test_pickle_gan_weights_are_refused_unless_trusted(gan_setup, tmp_path, capsys):
+    """A crafted generator_ema.pdparams: synthesize, quality and train --resume refuse in one line naming
+    --trust-pickle and no code runs; a genuine old (paddle.save) file loads with the flag, to the same images."""
+    from models.gan.store import load_generator
+
+    _, data, gan, synth = gan_setup
+    _, generator = load_generator(gan)
+    crafted, old, marker = tmp_path / "crafted", tmp_path / "old", tmp_path / "marker"
+    for folder in (crafted, old):
+        shutil.copytree(gan, folder)
+        (folder / "checkpoints/step_0000006/generator_ema.safetensors").unlink()
+    write_crafted_pickle(crafted / "checkpoints/step_0000006/generator_ema.pdparams", marker)
+    paddle.save(generator.state_dict(), str(old / "checkpoints/step_0000006/generator_ema.pdparams"))
+    capsys.readouterr()
+    for folder in (crafted, old):
+        for argv in (["gan", "synthesize", "--gan", str(folder), "--labels", str(data), "--out", str(tmp_path / "s")],
+                     ["gan", "quality", "--gan", str(folder), "--data", str(data), "--out", str(tmp_path / "q")],
+                     ["gan", "train", "--data", str(data), "--out", str(folder), "--iters", "7", "--resume"]):
+            assert main(argv) == 1, argv
+            err = capsys.readouterr().err.strip()
+            assert "generator_ema.pdparams: an old pickle checkpoint" in err and "--trust-pickle" in err, err
+            assert "\n" not in err
+    assert not marker.exists() and not (tmp_path / "s").exists()
+
+    out = tmp_path / "s"
+    assert main(["gan", "synthesize", "--gan", str(old), "--labels", str(data), "--out", str(out), "--n", "10",
+                 "--trust-pickle"]) == 0
+    assert "any code in the file runs" in capsys.readouterr().err
+    made, before = load_dataset(out), load_dataset(synth)
+    assert [it.image for it in made.items] == [it.image for it in before.items]
+    assert all((out / it.image).read_bytes() == (synth / it.image).read_bytes() for it in made.items)
+    assert main(["gan", "train", "--data", str(data), "--out", str(old), "--iters", "7", "--resume",
+                 "--trust-pickle"]) == 0
+    assert (old / "checkpoints/step_0000007/generator_ema.safetensors").is_file()

@@ -31,7 +31,8 @@ def tiny_model(tmp_path_factory):
 
 def test_run_folder_has_everything(tiny_model):
     _, run, _ = tiny_model
-    for name in ("config.yaml", "data.yaml", "train.log", "metrics.csv", "best.pdparams", "last.pdparams", "state.yaml"):
+    for name in ("config.yaml", "data.yaml", "train.log", "metrics.csv", "best.safetensors", "last.safetensors",
+                 "last.opt.safetensors", "state.yaml"):
         assert (run / name).is_file(), name
     state = yaml.safe_load((run / "state.yaml").read_text())
     assert state["step"] == 4 and 0 <= state["best_miou"] <= 1
@@ -47,6 +48,87 @@ def test_resume_continues_and_refuses_overwrite(tiny_model, tmp_path):
                  "--iters", "6", "--resume"]) == 0
     assert yaml.safe_load((copy / "state.yaml").read_text())["step"] == 6
     assert main(["train", "--data", str(data), "--out", str(copy), "--iters", "2"]) == 1  # already a run there
+
+
+def test_interrupted_run_resumes_to_the_same_weights(tiny_model, tmp_path, monkeypatch):
+    """Killed right after a checkpoint in the middle of an epoch, a resumed run trains on the batches the
+    uninterrupted run would have, and ends with the same weights, bit for bit."""
+    import models.train.loop as loop
+    from models.train.checkpoint import read_checkpoint
+
+    data = tiny_model[0]
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    args = ["train", "--data", str(data), "--config", str(data.parent / "cfg.yaml"), "--iters", "6", "--eval-every", "2"]
+    assert main(args + ["--out", str(whole)]) == 0
+
+    class Killed(Exception):
+        pass
+
+    write = loop._write_yaml
+
+    def killed_after_step_4(path, state):
+        write(path, state)
+        if path.name == "state.yaml" and state["step"] == 4:  # 3 batches an epoch: one into the second
+            raise Killed
+
+    monkeypatch.setattr(loop, "_write_yaml", killed_after_step_4)
+    with pytest.raises(Killed):
+        main(args + ["--out", str(cut)])
+    monkeypatch.undo()
+    assert yaml.safe_load((cut / "state.yaml").read_text())["step"] == 4
+    assert main(args + ["--out", str(cut), "--resume"]) == 0
+    a, b = read_checkpoint(whole / "last.safetensors")[0], read_checkpoint(cut / "last.safetensors")[0]
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def _as_old_version_wrote(run, marker=None):
+    """Turn a run's checkpoints into the pickle files older versions wrote (paddle.save), or, with a
+    marker, into a crafted pickle that would create the marker when loaded."""
+    from models.train.checkpoint import paddle, read_checkpoint
+    from tests.models.train.test_checkpoint import write_crafted_pickle
+
+    for stem, kind in (("best", ""), ("last", ""), ("last", ".opt")):
+        new = run / f"{stem}{kind}.safetensors"
+        old = run / (f"{stem}.pdopt" if kind else f"{stem}.pdparams")
+        tensors, rest = read_checkpoint(new)
+        new.unlink()
+        if marker is not None:
+            write_crafted_pickle(old, marker)
+        else:
+            paddle.save({**{k: paddle.to_tensor(v) for k, v in tensors.items()}, **rest}, str(old))
+    state = yaml.safe_load((run / "state.yaml").read_text())
+    state.pop("epoch_step", None)
+    (run / "state.yaml").write_text(yaml.safe_dump(state))
+
+
+def test_pickle_checkpoints_are_refused_unless_trusted(tiny_model, tmp_path, capsys):
+    """export RUN and train --resume on a crafted pickle: one line naming --trust-pickle, no code runs;
+    genuine old checkpoints load with the flag (export: the same model, so the same test figures)."""
+    data, run, model = tiny_model
+    crafted, old, marker = tmp_path / "crafted", tmp_path / "old", tmp_path / "marker"
+    shutil.copytree(run, crafted)
+    shutil.copytree(run, old)
+    _as_old_version_wrote(crafted, marker)
+    _as_old_version_wrote(old)
+    capsys.readouterr()
+    for argv in (["export", str(crafted), "--out", str(tmp_path / "m")],
+                 ["train", "--data", str(data), "--out", str(crafted), "--config", str(crafted / "config.yaml"),
+                  "--iters", "5", "--resume"],
+                 ["export", str(old), "--out", str(tmp_path / "m")]):
+        assert main(argv) == 1, argv
+        err = capsys.readouterr().err.strip()
+        assert ".pdparams: an old pickle checkpoint" in err and "--trust-pickle" in err and "\n" not in err, err
+    assert not marker.exists() and not (tmp_path / "m").exists()
+
+    assert main(["export", str(old), "--out", str(tmp_path / "m"), "--trust-pickle"]) == 0
+    assert "any code in the file runs" in capsys.readouterr().err
+    before = yaml.safe_load((model / "manifest.yaml").read_text())["metrics"]
+    after = yaml.safe_load((tmp_path / "m" / "manifest.yaml").read_text())["metrics"]
+    assert after["test"]["mean"] == before["test"]["mean"]
+    assert main(["train", "--data", str(data), "--out", str(old), "--config", str(old / "config.yaml"),
+                 "--iters", "5", "--resume", "--trust-pickle"]) == 0
+    assert yaml.safe_load((old / "state.yaml").read_text())["step"] == 5
+    assert (old / "last.safetensors").is_file()  # from here on, the run is in the safe format
 
 
 def test_manifest_describes_the_model(tiny_model):

@@ -146,3 +146,128 @@ def test_size_change_mid_file_in_and_out_of_process(pattern_video, tmp_path):
         frames = _all(cls(both, realtime=False))
         assert [f.image.shape for f in frames] == expected
         assert all(b.pts > a.pts for a, b in zip(frames, frames[1:]))
+
+
+# -- progress, not pictures: a still in the file is not a hung decoder (issue 19, defect 7) ---------
+def _vfr_video(path, times: list[float], width: int = 64, height: int = 48):
+    """A variable-frame-rate MP4 whose frames carry exactly these timestamps (seconds)."""
+    from fractions import Fraction
+
+    import av
+
+    from tests.conftest import moving_pattern
+
+    with av.open(str(path), "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.time_base = Fraction(1, 1000)
+        stream.options = {"preset": "ultrafast"}
+        for i, t in enumerate(times):
+            frame = av.VideoFrame.from_ndarray(moving_pattern(i, width, height), format="rgb24")
+            frame.pts, frame.time_base = round(t * 1000), Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def _read_in_thread(src):
+    """Start src.read() in a thread; (thread, outcome list: the frame or the exception)."""
+    outcome = []
+
+    def reader():
+        try:
+            outcome.append(src.read())
+        except EndoSpineError as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+STILL = [0.0, 0.04, 0.08, 8.08, 8.12, 8.16]  # an 8-second still after the third frame
+
+
+@pytest.mark.parametrize("cls", [VideoSource, IsolatedVideoSource])
+def test_an_8_second_still_plays_through(tmp_path, cls):
+    """At 4x the still lasts 2 s, four times the decoder's hang limit: the child reports its wait
+    on the file's clock, so it is not killed, and the source is idle meanwhile (no NO SIGNAL)."""
+    import time
+
+    path = _vfr_video(tmp_path / "still.mp4", STILL)
+    kwargs = {"timing": Timing(decoder_hang_s=0.5, decoder_hang_intervals=0.1)} if cls is IsolatedVideoSource else {}
+    with cls(path, **kwargs) as src:
+        src.set_speed(4.0)
+        assert [round(src.read().pts, 2) for _ in range(3)] == [0.0, 0.04, 0.08]
+        start = time.monotonic()
+        thread, outcome = _read_in_thread(src)
+        idle = []
+        while thread.is_alive() and time.monotonic() - start < 10:
+            idle.append(src.idle())
+            time.sleep(0.05)
+        held = time.monotonic() - start
+        assert outcome and not isinstance(outcome[0], EndoSpineError), outcome
+        assert outcome[0].pts == pytest.approx(8.08) and held >= 1.5  # delivered on the file's clock
+        assert sum(idle) >= len(idle) // 2 and not src.idle()  # idle while held, not once delivered
+        assert [round(src.read().pts, 2) for _ in range(2)] == [8.12, 8.16] and src.read() is None
+
+
+def test_a_decoder_stopped_during_a_still_is_still_killed(tmp_path):
+    """The heartbeat is the decoding thread's own: stopped mid-still, it goes silent and is
+    killed after the hang limit, long before the still would have ended."""
+    import time
+
+    path = _vfr_video(tmp_path / "still.mp4", STILL)
+    src = IsolatedVideoSource(path, timing=Timing(decoder_hang_s=0.5, decoder_hang_intervals=0.1))
+    with src:
+        src.set_speed(2.0)  # the still lasts 4 s
+        for _ in range(3):
+            src.read()
+        start = time.monotonic()
+        thread, outcome = _read_in_thread(src)
+        time.sleep(0.6)  # in the still, beating
+        assert thread.is_alive()
+        pid = src.decoder_pid
+        os.kill(pid, signal.SIGSTOP)
+        thread.join(10)
+        assert outcome and isinstance(outcome[0], EndoSpineError), outcome
+        assert "the video decoder stopped answering" in str(outcome[0])
+        assert time.monotonic() - start < 3.5
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+# -- a file whose demuxer cannot seek: loop and seek by reopening (issue 19, defect 8) --------------
+@pytest.mark.parametrize("cls", [VideoSource, IsolatedVideoSource])
+def test_raw_h264_loops_and_seeks(pattern_video, tmp_path, cls):
+    """A raw H.264 elementary stream (no container, no timestamps) refuses to seek (EPERM)."""
+    raw = _remux(pattern_video(width=64, height=48, frames=10, fps=25.0), tmp_path / "raw.h264", "h264")
+    first = _all(VideoSource(raw, realtime=False))
+    with cls(raw, loop=True, realtime=False) as src:
+        frames = [src.read() for _ in range(25)]  # twice round, and on
+        assert [round(f.pts * 25) for f in frames] == list(range(10)) * 2 + list(range(5))
+        assert [f.frame_id for f in frames] == list(range(25))
+        assert all(np.array_equal(f.image, first[i % 10].image) for i, f in enumerate(frames))
+        src.pause()
+        src.seek(0.2)
+        frame = src.read()
+        assert frame.pts == pytest.approx(0.2) and np.array_equal(frame.image, first[5].image)
+
+
+@pytest.mark.unit
+def test_progress_is_packets_or_the_file_clock_not_any_message():
+    import time
+
+    from models.core.sources.decoder_protocol import Progress
+
+    src = IsolatedVideoSource("never-opened.mp4")
+    src._heard = heard = time.monotonic() - 10
+    src._progressed(Progress(40, 1.6, 0.0))  # more packets read: progress
+    assert src._heard > heard and not src.idle()
+    src._heard = heard
+    src._progressed(Progress(40, 1.6, 0.0))  # the same count again: a child going nowhere
+    assert src._heard == heard
+    src._progressed(Progress(40, 1.6, 3.0))  # a frame waiting 3 s for its time: progress, and idle
+    assert src._heard > heard and src.idle()
