@@ -51,12 +51,7 @@ def parse_public_key(pem: str | bytes) -> bytes:
 def read_public_key(path: str | Path) -> bytes:
     """The raw Ed25519 public key in a PEM file; ValueError naming the file."""
     path = Path(path)
-    try:
-        if path.stat().st_size > KEY_FILE_LIMIT:
-            raise ValueError(f"{path}: too large for a PEM public key")
-        text = path.read_bytes()
-    except OSError as exc:
-        raise ValueError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
+    text = _read_key_file(path, "a PEM public key", "cannot read", ValueError)
     try:
         return parse_public_key(text)
     except ValueError as exc:
@@ -69,12 +64,7 @@ def load_private_key(path: str | Path):
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     path = Path(path)
-    try:
-        if path.stat().st_size > KEY_FILE_LIMIT:
-            raise EndoSpineError(f"{path}: too large for a PEM private key")
-        data = path.read_bytes()
-    except OSError as exc:
-        raise EndoSpineError(f"{path}: cannot read signing key ({exc.strerror or type(exc).__name__})") from None
+    data = _read_key_file(path, "a PEM private key", "cannot read signing key", EndoSpineError)
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except TypeError:
@@ -151,3 +141,13 @@ def generate_key_pair(out: str | Path, name: str = "model-signing") -> tuple[Pat
 def _first_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
+
+
+def _read_key_file(path: Path, kind: str, cannot: str, error: type[Exception]) -> bytes:
+    """The bytes of a key file of at most KEY_FILE_LIMIT; `error` naming the file otherwise."""
+    try:
+        if path.stat().st_size > KEY_FILE_LIMIT:
+            raise error(f"{path}: too large for {kind}")
+        return path.read_bytes()
+    except OSError as exc:
+        raise error(f"{path}: {cannot} ({exc.strerror or type(exc).__name__})") from None
