@@ -80,14 +80,14 @@ def render_video(source_spec: str, out: str | Path, model_dir: str | Path, frame
             n = 0
             while (max_frames is None or n < max_frames) and not stop.is_set():
                 frame = source.read()
-                if frame is None:
+                if frame is None:  # the source's end: its own word on how it ended (a cut file,
+                    notes.append(source.end_note())  # a folder's images skipped) - not when we stop early
                     break
                 frames_q.put(frame)
                 n += 1
         except BaseException as exc:  # noqa: BLE001 - reported by the main thread
             errors.append(exc)
         finally:
-            notes.append(source.end_note())  # e.g. a folder's images skipped (unreadable, over the pixel limit)
             source.close()
             frames_q.put(_END)
 

@@ -102,6 +102,20 @@ def test_render_of_a_folder_says_it_skipped_a_bomb_between_good_images(tmp_path,
     assert f"endospine render: warning: {skipped}" in captured.err
 
 
+def test_render_stopped_by_max_frames_says_nothing_of_the_source_end(small_video, tmp_path, tiny_model_dir, capsys):
+    """--max-frames stops reading early: that is not a file cut short, so no warning."""
+    import json
+
+    from app.cli import main
+
+    out = tmp_path / "o.mp4"
+    assert main(["render", str(small_video), "--out", str(out), "--model", str(tiny_model_dir),
+                 "--max-frames", "5"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out.strip().splitlines()[-1])["source_note"] is None
+    assert "warning" not in captured.err
+
+
 @pytest.mark.unit
 def test_a_folder_source_skips_a_bomb_between_good_images_and_says_so(tmp_path, bombs):
     from models.core.sources.folder import FolderSource
