@@ -23,11 +23,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
-import yaml
-
 from models.core.classes import ClassTable
 from models.core.errors import EndoSpineError
-from models.core.yamlio import DATASET_MAX_BYTES, SafeDumper, read_folder_file
+from models.core.yamlio import DATASET_MAX_BYTES, dump_yaml, read_folder_file
 
 FORMAT = "endospine-dataset/1"
 
@@ -147,7 +145,7 @@ def _lookup(by_pair: dict, pair: tuple[str, str], list_path: Path) -> Item:
 def write_meta(root: Path, classes: ClassTable, items: Sequence[Item], name: str, extra: dict | None = None) -> None:
     meta = {"format": FORMAT, "name": name, "classes": classes.to_dict(), **(extra or {})}
     meta["items"] = [asdict(it) for it in items]
-    _atomic_write_text(root / "dataset.yaml", yaml.dump(meta, Dumper=SafeDumper, sort_keys=False, width=120))
+    _atomic_write_text(root / "dataset.yaml", dump_yaml(meta, width=120))
 
 
 def write_splits(root: Path, splits: dict[str, Sequence[Item]]) -> None:

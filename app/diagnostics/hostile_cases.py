@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from models.core.yamlio import dump_yaml, parse_yaml
+
 COMMANDS = {"endospine": "app.cli", "endospine-model": "models.cli", "endospine-calibrate": "calibration.cli"}
 SYNTHETIC = "synthetic:1?width=320&height=240"
 
@@ -313,13 +315,11 @@ def _classes_yaml() -> str:
 
 @_case("pickle_checkpoint_export")
 def _(c, d):
-    import yaml
-
     from app.diagnostics.hostile_inputs import code_running_pickle
 
     run = d / "run"
     _write(run / "config.yaml", "model: liteseg-cpu\ninput_size: 128\n")
-    _write(run / "data.yaml", yaml.safe_dump({"classes": yaml.safe_load(_classes_yaml())}))
+    _write(run / "data.yaml", dump_yaml({"classes": parse_yaml(_classes_yaml())}))
     _write(run / "state.yaml", "best_step: 1\nbest_miou: 0.5\n")
     marker = d / "code_ran.txt"
     _write(run / "best.pdparams", code_running_pickle(marker))
@@ -329,13 +329,11 @@ def _(c, d):
 
 @_case("pickle_checkpoint_gan_synthesize")
 def _(c, d):
-    import yaml
-
     from app.diagnostics.hostile_inputs import code_running_pickle
 
     gan, marker = d / "gan", d / "code_ran.txt"
     _write(gan / "config.yaml", "size: 32\n")
-    _write(gan / "data.yaml", yaml.safe_dump({"classes": yaml.safe_load(_classes_yaml())}))
+    _write(gan / "data.yaml", dump_yaml({"classes": parse_yaml(_classes_yaml())}))
     _write(gan / "state.yaml", "step: 1\ncheckpoint: checkpoints/step_0000001\n")
     for part in ("generator", "generator_ema", "discriminator"):
         _write(gan / "checkpoints" / "step_0000001" / f"{part}.pdparams", code_running_pickle(marker))

@@ -24,7 +24,8 @@ from typing import Callable
 
 import cv2
 import numpy as np
-import yaml
+
+from models.core.yamlio import dump_yaml, read_yaml
 
 BOMB_SIZE = (32000, 32000)   # width, height: 3 GB as 8-bit RGB
 
@@ -194,12 +195,12 @@ def edit_manifest(folder: Path, change: Callable[[dict], None], reseal: bool = T
     """Apply `change` to manifest.yaml's content; sealed again with the current code (when it
     seals), so the edit reaches the value checks instead of stopping at the seal."""
     path = folder / "manifest.yaml"
-    content = yaml.safe_load(path.read_text(encoding="utf-8"))
+    content = read_yaml(path, "manifest")
     content.pop("integrity", None)
     change(content)
     write_sealed = _sealer() if reseal else None
     if write_sealed is None:
-        path.write_text(yaml.safe_dump(content, sort_keys=False), encoding="utf-8")
+        path.write_text(dump_yaml(content), encoding="utf-8")
     else:
         write_sealed(folder, content)
 

@@ -64,9 +64,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    import yaml
-
     from models.core.imageio import write_bytes_atomic
+    from models.core.yamlio import dump_yaml
     from models.datatools.validate import validate_dataset
 
     report = validate_dataset(args.data, workers=args.workers)
@@ -77,7 +76,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         if suffix == ".json":
             text = json.dumps(report.to_dict(), indent=2)
         elif suffix in (".yaml", ".yml"):
-            text = yaml.safe_dump(report.to_dict(), sort_keys=False, width=120)
+            text = dump_yaml(report.to_dict(), width=120)
         else:
             text = report.to_text()
         write_bytes_atomic(path, (text + "\n").encode("utf-8"))

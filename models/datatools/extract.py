@@ -29,12 +29,12 @@ from typing import Sequence
 
 import av
 import numpy as np
-import yaml
 from tqdm import tqdm
 
 from models.core.classes import ClassTable
 from models.core.errors import EndoSpineError
 from models.core.imageio import write_image
+from models.core.yamlio import dump_yaml
 from models.dataset import StagedDir
 from models.datatools import quality
 from models.datatools.common import check_out_free
@@ -125,7 +125,7 @@ def extract_frames(videos: Sequence[str | Path], out: str | Path, settings: Extr
                         "sharpness": round(f.sharpness, 2), "dark": round(f.dark, 4), "bright": round(f.bright, 4)}
                        for f in frames],
         }
-        (tmp / "frames.yaml").write_text(yaml.safe_dump(doc, sort_keys=False, width=120), encoding="utf-8")
+        (tmp / "frames.yaml").write_text(dump_yaml(doc, width=120), encoding="utf-8")
     return summaries
 
 

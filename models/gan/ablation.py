@@ -22,11 +22,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from models.core.errors import EndoSpineError
 from models.core.imageio import write_bytes_atomic
-from models.core.yamlio import read_yaml
+from models.core.yamlio import dump_yaml, read_yaml
 from models.dataset import load_dataset
 from models.train.config import ExtraData, TrainConfig
 
@@ -149,7 +148,7 @@ def _check_settings(out: Path, settings: dict) -> None:
         return
     if out.exists() and any(out.iterdir()):
         raise EndoSpineError(f"{out}: already exists and is not an ablation folder (choose another --out)")
-    write_bytes_atomic(path, yaml.safe_dump(json.loads(json.dumps(settings)), sort_keys=False).encode("utf-8"))
+    write_bytes_atomic(path, dump_yaml(json.loads(json.dumps(settings))).encode("utf-8"))
 
 
 def _run_state(run: Path) -> dict | None:

@@ -19,12 +19,10 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from models.core.classes import ClassTable
 from models.core.errors import EndoSpineError
 from models.core.imageio import write_bytes_atomic
-from models.core.yamlio import read_yaml
+from models.core.yamlio import dump_yaml, read_yaml
 from models.gan.config import GanConfig
 from models.gan.nets import UNetGenerator, build_gan
 from models.train.checkpoint import checkpoint_path, load_optimizer, load_weights, save_optimizer, save_weights, stored
@@ -43,7 +41,7 @@ class GanInfo:
 
 
 def write_yaml(path: Path, data) -> None:
-    write_bytes_atomic(path, yaml.safe_dump(data, sort_keys=False).encode("utf-8"))
+    write_bytes_atomic(path, dump_yaml(data).encode("utf-8"))
 
 
 def read_gan_dir(root: str | Path) -> GanInfo:

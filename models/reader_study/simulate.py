@@ -22,13 +22,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import yaml
 from tqdm import tqdm
 
 from models.core.classes import ClassTable
 from models.core.errors import EndoSpineError
 from models.core.imageio import write_bytes_atomic, write_label
-from models.core.yamlio import SafeDumper
+from models.core.yamlio import dump_yaml
 from models.dataset import StagedDir, load_dataset
 from models.evaluate.labels import read_reference
 from models.predict import split_items
@@ -130,7 +129,7 @@ def simulate_readers(data_dir: str | Path, out: str | Path, split: str = "test",
                     "skill": asdict(SKILLS[level]), "seed": seed, "reference": str(dataset.root),
                     "split": split, "images": len(items)}
             write_bytes_atomic(tmp / level / "reader.yaml",
-                               yaml.dump(card, Dumper=SafeDumper, sort_keys=False, width=120).encode())
+                               dump_yaml(card, width=120).encode("utf-8"))
     return Path(out)
 
 

@@ -11,13 +11,13 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-import yaml
 from tqdm import tqdm
 
 from models.core.classes import ClassTable, default_classes
 from models.core.errors import EndoSpineError
 from models.core.imageio import encode_image, write_bytes_atomic, write_label
 from models.core.video import VideoWriter
+from models.core.yamlio import dump_yaml
 from models.dataset import Item, StagedDir, split_by_clip, write_meta, write_splits
 from models.synth import SyntheticClip
 
@@ -104,7 +104,7 @@ def generate_video(video: str | Path, labels_out: str | Path, *, width: int = 19
                 "resolution": [width, height], "frames": frames, "classes": classes.to_dict(),
                 "generator": {"engine": ENGINE, "seed": seed, "clip": clip},
                 "labels": "labels/%06d.png (frame index, 0-based)"}
-        (tmp / "video.yaml").write_text(yaml.safe_dump(meta, sort_keys=False), encoding="utf-8")
+        (tmp / "video.yaml").write_text(dump_yaml(meta), encoding="utf-8")
     return Path(video)
 
 

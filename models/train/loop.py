@@ -25,7 +25,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import yaml
 from tqdm import tqdm
 
 from models.core.classes import ClassTable
@@ -33,7 +32,7 @@ from models.core.errors import EndoSpineError
 from models.core.optics.profile import load_profile
 from models.core.runtime.frameview import FramePrep
 from models.core.runtime.preprocess import Preprocess
-from models.core.yamlio import read_yaml
+from models.core.yamlio import dump_yaml, read_yaml
 from models.dataset import Dataset, load_dataset
 from models.metrics import ConfusionMatrix, mean_iou, scores_from_matrix
 from models.nets import build_model
@@ -288,7 +287,7 @@ def _setup_logging(run: Path | None) -> None:
 
 def _write_yaml(path: Path, data) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    tmp.write_text(dump_yaml(data), encoding="utf-8")
     os.replace(tmp, path)
 
 

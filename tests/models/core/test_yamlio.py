@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -144,3 +145,25 @@ def test_dump_writes_no_aliases_and_reads_back():
     text = dump_yaml(data)
     assert "&" not in text and "*" not in text
     assert yaml.safe_load(text) == data  # 'off' is quoted: every YAML reader sees a string
+
+
+@pytest.mark.unit
+def test_yaml_is_read_and_written_only_through_yamlio():
+    """One loader with limits, one dumper without aliases: a writer elsewhere could emit an anchor
+    that read_yaml then refuses in the project's own file."""
+    import re
+
+    root = Path(__file__).resolve().parents[3]
+    direct = re.compile(r"^\s*(import yaml|from yaml import)|\byaml\.(safe_)?(load|dump)\(")
+    offenders = [f"{path.relative_to(root)}:{n}" for package in ("app", "models", "calibration")
+                 for path in sorted((root / package).rglob("*.py")) if path != root / "models/core/yamlio.py"
+                 for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if direct.search(line)]
+    assert offenders == [], offenders
+
+
+@pytest.mark.unit
+def test_dump_yaml_writes_a_shared_object_twice_and_read_yaml_reads_it(tmp_path):
+    shared = {"names": ["bone", "disc"]}
+    path = tmp_path / "shared.yaml"
+    path.write_text(dump_yaml({"a": shared, "b": shared}), encoding="utf-8")
+    assert read_yaml(path) == {"a": shared, "b": shared}
