@@ -9,7 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from models.synth.layout import BG, BONE, D_RANGE, DISC, LIG, N_CLASSES, S_RANGE, Layout
+from models.synth.layout import BG, BONE, D_RANGE, DISC, FAT, LIG, N_CLASSES, NERVE, S_RANGE, Layout
 from models.synth.noise import blur, distance_to_points, fbm, smoothstep, value_noise
 
 
@@ -33,7 +33,28 @@ def _bumps(rng, shape, span: float, size: float, slope: float, u: float) -> np.n
     return fbm(rng, shape, span / size, octaves=2) * np.float32(slope * size * u / 4.0)
 
 
+def _grain(rng, shape, px: float, aniso: float = 1.0) -> np.ndarray:
+    """Fine noise, mean 0 std about 0.3, with features about `px` world pixels across
+    (`aniso` > 1 stretches them along x): the tissue's own high-frequency texture."""
+    h, w = shape
+    return value_noise(rng, shape, (h / px, w / (px * aniso))) - np.float32(0.5)
+
+
+def _vessels(rng, lay: Layout, span: float, sizes=((0.8, 0.04, 0.55), (0.3, 0.045, 0.4))) -> np.ndarray:
+    """Branching vessels: zero lines of noise; finer levels only sprout near coarser ones."""
+    shape = lay.labels.shape
+    near = smoothstep(-0.2, 1.0, fbm(rng, shape, span * 1.2, octaves=2))
+    vessels = np.zeros(shape, np.float32)
+    for size, width, strength in sizes:
+        v = fbm(rng, shape, span / size, octaves=2)
+        line = smoothstep(width, 0.0, np.abs(v)) * near * np.float32(strength)
+        vessels = np.maximum(vessels, line)
+        near = np.minimum(1.0, blur(line, 0.25 * size * lay.unit) * 6.0)
+    return vessels
+
+
 def _background(rng, lay: Layout, span: float):
+    """Soft tissue: red-orange fibrous masses, vessels, blood-soaked patches, deep recesses."""
     shape = lay.labels.shape
     u = lay.unit
     low = fbm(rng, shape, span * 0.9, octaves=3)
@@ -41,37 +62,51 @@ def _background(rng, lay: Layout, span: float):
     col = _mix(_jitter(rng, _rgb(138, 66, 44)),
                _jitter(rng, _rgb(184, 84, 48)), smoothstep(-1.2, 1.4, mid))
     smooth = low * (0.06 * u) + _bumps(rng, shape, span, 0.06, 0.15, u)
-    fine = mid * (0.006 * u)
-    # fat lobules: soft yellowish domes, in a few patches
-    fat_patch = smoothstep(0.5, 1.4, fbm(rng, shape, span * 1.2, octaves=3) + rng.uniform(-0.9, 0.2))
-    cell = rng.uniform(0.12, 0.2)
-    d = distance_to_points(rng, shape, int(span * span / (cell * cell)))
-    dome = np.clip(1.0 - (d / np.float32(cell * 0.75 * u)) ** 2, 0.0, 1.0)
-    fat_col = _mix(_rgb(190, 112, 52), _jitter(rng, _rgb(224, 168, 84)), dome)
-    col = _mix(col, fat_col, fat_patch * 0.7)
-    smooth += dome * fat_patch * (0.03 * u)
-    # dura / nerve root: a pink tube
-    if rng.random() < 0.35:
-        ang = rng.uniform(0, np.pi)
-        dist = np.abs(lay.x * np.sin(ang) - lay.y * np.cos(ang) - rng.uniform(-0.8, 0.8))
-        half = rng.uniform(0.15, 0.3)
-        tube = smoothstep(half, half * 0.5, dist)
-        col = _mix(col, _jitter(rng, _rgb(192, 156, 158)), tube * 0.85)
-        smooth += np.sqrt(np.clip(1 - (dist / half) ** 2, 0, 1)) * (0.06 * u)
-    # vessels: zero lines of noise; finer levels only sprout near coarser ones (branching)
-    near = smoothstep(-0.2, 1.0, fbm(rng, shape, span * 1.2, octaves=2))
-    vessels = np.zeros(shape, np.float32)
-    for size, width, strength in ((0.8, 0.04, 0.55), (0.3, 0.045, 0.4)):
-        v = fbm(rng, shape, span / size, octaves=2)
-        line = smoothstep(width, 0.0, np.abs(v)) * near * np.float32(strength)
-        vessels = np.maximum(vessels, line)
-        near = np.minimum(1.0, blur(line, 0.25 * size * u) * 6.0)
+    # torn fibrous strands in a few directions, and a fine wet grain
+    fibres = _grain(rng, shape, 1.6, aniso=rng.uniform(3.0, 6.0))
+    grain = _grain(rng, shape, 1.3)
+    col *= (1.0 + 0.6 * fibres + 0.45 * grain)[None]
+    fine = mid * (0.006 * u) + (fibres * 0.004 + grain * 0.002) * u
+    vessels = _vessels(rng, lay, span)
     col = _mix(col, _rgb(128, 26, 22), blur(vessels, 0.6))
-    # blood soaked patches and deep (darker) recesses
     soak = smoothstep(0.8, 2.2, fbm(rng, shape, span * 1.6, octaves=3)) * rng.uniform(0.3, 0.8)
     col = _mix(col, _rgb(140, 34, 24), soak)
+    clot = smoothstep(1.4, 2.4, fbm(rng, shape, span * 4.0, octaves=3)) * rng.uniform(0.0, 0.8)
+    col = _mix(col, _rgb(96, 18, 14), clot)   # dark red clots
     deep = smoothstep(-0.5, 2.0, low) * rng.uniform(0.25, 0.5)
     col *= (1.0 - deep)[None]
+    return col, smooth, fine
+
+
+def _nerve(rng, lay: Layout, span: float):
+    """Dura / nerve root: a smooth pale pink-white tube crossed by fine branching red vessels."""
+    shape = lay.labels.shape
+    u = lay.unit
+    across = lay.nerve_across if lay.nerve_across is not None else np.zeros(shape, np.float32)
+    crown = np.sqrt(np.clip(1.0 - across * across, 0.0, 1.0))
+    col = _mix(_jitter(rng, _rgb(204, 142, 132)), _jitter(rng, _rgb(234, 190, 172)), crown)
+    sheen = _grain(rng, shape, 6.0, aniso=3.0)          # the membrane is smooth: a faint sheen only
+    col *= (1.0 + 0.1 * sheen + 0.16 * _grain(rng, shape, 1.4))[None]
+    vessels = _vessels(rng, lay, span, ((0.35, 0.05, 0.85), (0.15, 0.07, 0.75), (0.06, 0.09, 0.6)))
+    col = _mix(col, _rgb(170, 40, 36), vessels)
+    smooth = crown * np.float32(0.07 * u)
+    fine = (sheen * 0.002 - vessels * 0.004) * u
+    return col, smooth, fine
+
+
+def _fat(rng, lay: Layout, span: float):
+    """Epidural fat: yellow-orange lobules, darker septa between them, glossy domes."""
+    shape = lay.labels.shape
+    u = lay.unit
+    d = lay.fat_cells if lay.fat_cells is not None else np.ones(shape, np.float32)
+    cell = float(np.percentile(d[:: 8, :: 8], 90)) + 1e-3
+    dome = np.clip(1.0 - (d / np.float32(cell)) ** 2, 0.0, 1.0)
+    septa = smoothstep(0.55 * cell, 0.95 * cell, d)
+    col = _mix(_jitter(rng, _rgb(204, 130, 70)), _jitter(rng, _rgb(232, 172, 96)), dome)
+    col = _mix(col, _rgb(170, 70, 40), septa * 0.7)
+    col *= (1.0 + 0.45 * _grain(rng, shape, 1.5) + 0.1 * fbm(rng, shape, span * 6, octaves=3))[None]
+    smooth = dome * np.float32(0.035 * u)
+    fine = (dome * 0.004 - septa * 0.004) * u
     return col, smooth, fine
 
 
@@ -107,6 +142,10 @@ def _bone(rng, lay: Layout, span: float):
     col = _mix(col, _rgb(150, 56, 40), pit * 0.75)
     fine -= pit * (0.012 * u)
     smooth += _bumps(rng, shape, span, 0.035, 0.12, u)
+    # granular cut surface: trabecular grain at two scales
+    grain = _grain(rng, shape, 1.4) + 0.7 * _grain(rng, shape, 3.0)
+    col *= (1.0 + 0.55 * grain)[None]
+    fine += grain * (0.004 * u)
     # red bleeding spots
     d = distance_to_points(rng, shape, int(span * span * rng.uniform(0.5, 2.0)))
     spot_n = fbm(rng, shape, span * 8, octaves=2)
@@ -116,8 +155,8 @@ def _bone(rng, lay: Layout, span: float):
     # burr debris glitter: sparse tiny specks, brighter than white (they clip after shading)
     glitter = _sparse(rng, shape, span * span * rng.uniform(60, 160))
     glitter *= smoothstep(0.0, 1.2, fbm(rng, shape, span * 2.5, octaves=2))   # debris in patches
-    glitter = cv2.GaussianBlur(glitter, (0, 0), max(0.5, 0.003 * u)) * np.float32(2 + 0.01 * u)
-    col += glitter[None] * np.float32(0.8)
+    glitter = cv2.GaussianBlur(glitter, (0, 0), max(0.5, 0.003 * u)) * np.float32(1 + 0.004 * u)
+    col += glitter[None] * _rgb(200, 170, 130)   # warm sparkle: the saline and light tint it
     return col, smooth, fine
 
 
@@ -140,13 +179,17 @@ def _ligament(rng, lay: Layout, span: float):
     mu, mv = lay.fiber_map
     fb = cv2.remap(tex, mu, mv, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
     fine, strand, bundle = fb[..., 0] - 0.5, fb[..., 1] - 0.5, fb[..., 2] - 0.5
+    fibril = value_noise(rng, (h, w), (2 * D_RANGE / 0.008, 2 * S_RANGE / 0.25))
+    fibril = cv2.remap(fibril, mu, mv, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT) - np.float32(0.5)
     fluff = fbm(rng, shape, span * 4, octaves=4)
     col = _mix(_jitter(rng, _rgb(246, 202, 142)),
                _rgb(222, 168, 116), smoothstep(0.0, -0.4, bundle + 0.5 * strand + 0.08 * fluff) * 0.8)
-    col *= (1.0 + 0.06 * fine + 0.06 * strand + 0.03 * fluff)[None]
-    col = _mix(col, _rgb(250, 232, 204), smoothstep(0.6, 2.0, fluff) * 0.6)
+    col *= (1.0 + 0.6 * fibril + 0.2 * fine + 0.1 * strand + 0.03 * fluff)[None]
+    tufts = smoothstep(0.6, 2.0, fluff)            # fluffy, frayed tufts where it was bitten
+    col = _mix(col, _rgb(246, 226, 196), tufts * 0.6)
+    col *= (1.0 + 0.2 * tufts * _grain(rng, shape, 1.3))[None]
     smooth = (bundle * 0.025 + strand * 0.012 + np.maximum(fluff, 0) * 0.01) * u
-    fine_h = (fine * 0.006 + strand * 0.006) * u
+    fine_h = (fibril * 0.006 + fine * 0.006 + strand * 0.006) * u
     return col, smooth, fine_h
 
 
@@ -160,17 +203,21 @@ def _disc(rng, lay: Layout, span: float):
     cotton = fbm(rng, shape, span * 5, octaves=4)
     col = _mix(_jitter(rng, _rgb(240, 216, 194)), _rgb(250, 240, 226),
                smoothstep(0.0, 1.6, cotton))
-    col *= (1.0 + 0.015 * lam)[None]
+    fibril = _grain(rng, shape, 1.4, aniso=rng.uniform(2.0, 4.0))
+    col *= (1.0 + 0.03 * lam + 0.55 * fibril)[None]
     stain = smoothstep(1.2, 2.4, fbm(rng, shape, span * 2, octaves=3))
     col = _mix(col, _rgb(218, 160, 138), stain * 0.5)
-    smooth = np.maximum(cotton, 0) * (0.015 * u) + _bumps(rng, shape, span, 0.05, 0.13, u)
-    fine = (lam * 0.002 + cotton * 0.006) * u
+    # nucleus fragments: loose white cotton-like tufts with a fine fluffy grain
+    frag = smoothstep(0.9, 1.8, fbm(rng, shape, span * 3.5, octaves=4)) * rng.uniform(0.3, 1.0)
+    col = _mix(col, _rgb(238, 226, 208) * (1.0 + 0.3 * _grain(rng, shape, 1.2))[None], frag)
+    smooth = np.maximum(cotton, 0) * (0.015 * u) + _bumps(rng, shape, span, 0.05, 0.13, u) + frag * (0.02 * u)
+    fine = (lam * 0.003 + cotton * 0.006 + fibril * 0.003) * u
     return col, smooth, fine
 
 
-_BUILDERS = {BG: _background, BONE: _bone, LIG: _ligament, DISC: _disc}
-_ELEVATION = {BG: 0.0, BONE: 0.06, LIG: 0.08, DISC: 0.04}   # in U
-_BRIGHTNESS = {BG: 1.0, BONE: 1.04, LIG: 1.12, DISC: 1.1}      # reflectance beyond albedo 1
+_BUILDERS = {BG: _background, BONE: _bone, LIG: _ligament, DISC: _disc, NERVE: _nerve, FAT: _fat}
+_ELEVATION = {BG: 0.0, BONE: 0.06, LIG: 0.08, DISC: 0.04, NERVE: 0.05, FAT: 0.03}   # in U
+_BRIGHTNESS = {BG: 1.0, BONE: 1.04, LIG: 1.12, DISC: 1.1, NERVE: 1.05, FAT: 1.05}    # beyond albedo 1
 
 
 def build_appearance(rng: np.random.Generator, lay: Layout) -> np.ndarray:

@@ -14,9 +14,9 @@ import numpy as np
 from models.core.errors import EndoSpineError
 from models.synth.appearance import build_appearance
 from models.synth.camera import Camera
-from models.synth.fluid import Bubbles, Fluid
+from models.synth.fluid import Bubbles, Debris, Fluid
 from models.synth.fov import RENDER_CAP, fov_masks, make_fov
-from models.synth.instruments import draw_instruments, make_instruments
+from models.synth.instruments import draw_instruments, make_cannula, make_instruments
 from models.synth.layout import build_layout
 from models.synth.noise import rng_for
 from models.synth.optics import Lens, Shading, View
@@ -38,8 +38,9 @@ def _check_int(name: str, value, lo: int, hi: int | None = None) -> int:
 class SyntheticClip:
     """A synthetic lumbar endoscopy clip: render(t) -> (RGB uint8 HxWx3, labels uint8 HxW).
 
-    Labels: 0 background (also instruments), 1 bone, 2 ligament, 3 disc, 255 outside the field
-    of view. `fov` is the circle (cx, cy, radius) in output pixels.
+    Labels: the default class table's ids: 0 background (soft tissue, blood), 1 bone, 2 ligament,
+    3 disc, 4 nerve (dura, nerve root), 5 fat, 6 instrument (tools and the cannula's edge), 255
+    outside the field of view. `fov` is the circle (cx, cy, radius) in output pixels.
     """
 
     def __init__(self, seed: int, clip: int = 0, width: int = 512, height: int = 512):
@@ -73,6 +74,8 @@ class SyntheticClip:
         rng = rng_for(*key, "instruments")
         self._instruments = make_instruments(rng, *key)
         self._grit = rng.random((ih, iw), dtype=np.float32)
+        self._cannula = make_cannula(rng_for(*key, "cannula"))
+        self._debris = Debris(rng_for(*key, "debris"), (*key, "debris"))
         self._build_canvas(rng_for(*key, "canvas"))
 
     @property
@@ -109,6 +112,9 @@ class SyntheticClip:
         img *= mul
         img += add
         self._bubbles.apply(img, v, t)
+        self._debris.apply(img, v, t)
+        if self._cannula is not None:
+            self._cannula.draw(img, labels, v, t, self._grit)
         rng = rng_for(self.seed, self.clip, "frame", t)
         rgb = self._lens.finish(img, t, self._camera.velocity(t), rng)
 

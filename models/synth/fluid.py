@@ -1,4 +1,5 @@
-"""The irrigation fluid: blood clouds, milky haze and bubbles. They tint the image, never the labels.
+"""The irrigation fluid: blood clouds, milky haze, bubbles and floating debris. They tint the
+image, never the labels.
 
 Blood clouds are anchored in the world (they move with the tissue), grow, drift and fade; haze
 is a slowly drifting milky veil with irrigation surges. Both are evaluated on a coarse grid,
@@ -141,7 +142,43 @@ class Bubbles:
             d = np.sqrt(dx * dx + dy * dy)
             px_w = max(0.08, 1.2 / (rad * view.r))     # ring at least ~1 px wide
             ring = np.exp(-((d - 0.93) / px_w) ** 2) * 0.55
-            glint = np.exp(-((dx + 0.38) ** 2 + (dy + 0.42) ** 2) * 40.0) * 0.9
+            glint = np.exp(-((dx + 0.38) ** 2 + (dy + 0.42) ** 2) * 40.0) * 0.6
             inner = np.where(d < 0.9, 0.05, 0.0) - np.exp(-((d - 0.75) / (px_w * 1.5)) ** 2) * 0.08
             add = ((ring + glint + inner) * fade).astype(np.float32)
-            img[y0:y1, x0:x1] += cv2.merge([add, add, add])
+            img[y0:y1, x0:x1] += cv2.merge([add, add * np.float32(0.88), add * np.float32(0.72)])
+
+
+class Debris:
+    """Floating fibres and tissue crumbs in the saline: thin curved strands drifting slowly."""
+
+    def __init__(self, rng: np.random.Generator, key: tuple):
+        count = int(rng.integers(0, 9))
+        self.strands = []
+        for _ in range(count):
+            start = rng.uniform(-0.9, 0.9, 2)
+            heading = rng.uniform(0, 2 * np.pi)
+            bend = rng.normal(0, 0.5)
+            length = rng.uniform(0.04, 0.25)
+            steps = np.linspace(0, 1, 8)[:, None]
+            ang = heading + bend * steps
+            pts = np.cumsum(np.hstack([np.cos(ang), np.sin(ang)]) * (length / 8), axis=0)
+            color = (np.array([236, 220, 196]) if rng.random() < 0.5 else np.array([120, 30, 24])) / 255.0
+            drift = rng.normal(0, 0.0012, 2)
+            self.strands.append((start + pts, color.astype(np.float32), drift, rng.uniform(0.4, 0.8)))
+
+    def apply(self, img: np.ndarray, view: View, t: int) -> None:
+        for pts, color, drift, opacity in self.strands:
+            p = pts + drift * t
+            p = (p + 1.0) % 2.0 - 1.0 if np.abs(p).max() > 1.05 else p   # wrap around the view
+            px = np.stack([view.cx + p[:, 0] * view.r, view.cy + p[:, 1] * view.r], 1)
+            x0, y0 = np.floor(px.min(0)).astype(int) - 3
+            x1, y1 = np.ceil(px.max(0)).astype(int) + 3
+            x0, y0, x1, y1 = max(0, x0), max(0, y0), min(view.w, x1), min(view.h, y1)
+            if x1 - x0 < 2 or y1 - y0 < 2:
+                continue
+            mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+            pts_i = np.round((px - [x0, y0]) * 16).astype(np.int32)
+            cv2.polylines(mask, [pts_i], False, 255, 1, cv2.LINE_AA, shift=4)
+            a = mask.astype(np.float32) * np.float32(opacity / 255.0)
+            region = img[y0:y1, x0:x1]
+            region += (cv2.merge([np.full_like(a, c) for c in color]) - region) * cv2.merge([a, a, a])

@@ -21,7 +21,7 @@ from models.core.yamlio import dump_yaml
 from models.dataset import Item, StagedDir, split_by_clip, write_meta, write_splits
 from models.synth import SyntheticClip
 
-ENGINE = "endospine-synth/1"
+ENGINE = "endospine-synth/2"
 _clips: dict[tuple, SyntheticClip] = {}
 
 

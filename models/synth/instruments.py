@@ -1,7 +1,8 @@
-"""Surgical instruments: gold or steel shafts entering from the rim, with a forceps, burr or probe tip.
+"""Surgical instruments: gold or steel shafts entering from the rim, with a forceps, burr, probe or
+radiofrequency (white ceramic) tip, and the working cannula's edge seen as a dark arc at the rim.
 
 Instruments ride with the scope (view coordinates, normalized so the field of view has radius 1),
-move in and out on a per-clip schedule, and are labeled background (0) where they cover tissue.
+move in and out on a per-clip schedule, and are labeled INSTRUMENT (6) where they cover tissue.
 Each part is a tapered capsule shaded like a metal cylinder with a highlight stripe.
 """
 from __future__ import annotations
@@ -9,16 +10,18 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from models.synth.layout import INSTRUMENT
 from models.synth.noise import Wave, rng_for, smoothstep
 
 GOLD = np.array([200, 160, 80], np.float32) / 255.0
 STEEL = np.array([170, 175, 180], np.float32) / 255.0
+CERAMIC = np.array([224, 214, 196], np.float32) / 255.0   # the RF probe's tip (warm under the light)
 
 
 class Instrument:
     def __init__(self, rng: np.random.Generator, key: tuple, entry: float):
         self.key = key
-        self.kind = str(rng.choice(["forceps", "burr", "probe"], p=[0.45, 0.3, 0.25]))
+        self.kind = str(rng.choice(["forceps", "burr", "probe", "rf"], p=[0.38, 0.24, 0.16, 0.22]))
         base = GOLD if rng.random() < 0.5 else STEEL
         self.color = base * np.exp(rng.normal(0, 0.04, 3)).astype(np.float32)
         self.entry = entry
@@ -72,11 +75,48 @@ class Instrument:
         elif self.kind == "burr":
             parts.append((neck - axis * self.hw, tip, self.hw * 0.38, self.hw * 0.38, "neck"))
             parts.append((tip, tip, self.burr_r, self.burr_r, "burr"))
+        elif self.kind == "rf":
+            parts.append((neck - axis * self.hw * 0.5, tip, self.hw * 0.8, self.hw * 0.55, "ceramic"))
+            if self.hook:
+                parts.append((tip, tip + normal * self.hw * 0.7, self.hw * 0.4, self.hw * 0.3, "ceramic"))
         else:
             parts.append((neck - axis * self.hw * 0.5, tip, self.hw * 0.9, self.hw * 0.42, "probe"))
             if self.hook:
                 parts.append((tip, tip + normal * self.hw * 0.9, self.hw * 0.36, self.hw * 0.3, "probe"))
         return parts
+
+
+class Cannula:
+    """The working cannula's end: a dark crescent along one side of the rim (static per clip)."""
+
+    def __init__(self, rng: np.random.Generator):
+        self.angle = rng.uniform(0, 2 * np.pi)
+        self.depth = rng.uniform(0.06, 0.2)          # thickest part, in view radii
+        self.radius = rng.uniform(1.3, 2.2)          # curvature of its inner edge
+        self.wobble = Wave(rng, 0.02, (60, 300))
+        self.tone = rng.uniform(0.03, 0.08)
+
+    def draw(self, img: np.ndarray, labels: np.ndarray, view, t: int, grit: np.ndarray) -> None:
+        ux, uy = np.cos(self.angle), np.sin(self.angle)
+        back = self.radius - 1.0 + self.depth + self.wobble(t)
+        cx, cy = -ux * back, -uy * back
+        dist = np.sqrt((view.x - np.float32(cx)) ** 2 + (view.y - np.float32(cy)) ** 2)
+        edge = (dist - np.float32(self.radius)) * np.float32(view.r)   # px beyond the inner edge
+        inside = edge >= 0.0
+        if not inside.any():
+            return
+        alpha = np.clip(edge + 0.5, 0.0, 1.0)
+        rim = np.exp(-((edge - 1.0) / 0.8) ** 2) * 0.15                  # the lit metal lip
+        shade = np.float32(self.tone) * (0.7 + 0.6 * grit) + rim
+        col = cv2.merge([shade * np.float32(k) for k in (1.0, 0.85, 0.72)])
+        col -= img
+        col *= cv2.merge([alpha, alpha, alpha])
+        img += col
+        labels[alpha >= 0.5] = INSTRUMENT
+
+
+def make_cannula(rng: np.random.Generator) -> Cannula | None:
+    return Cannula(rng) if rng.random() < 0.35 else None
 
 
 def make_instruments(rng: np.random.Generator, seed: int, clip: int) -> list[Instrument]:
@@ -88,7 +128,7 @@ def make_instruments(rng: np.random.Generator, seed: int, clip: int) -> list[Ins
 
 def draw_instruments(img: np.ndarray, labels: np.ndarray, view, instruments: list[Instrument],
                      t: int, grit: np.ndarray) -> None:
-    """Paint instruments into img (float32 RGB, in place) and set their labels to 0."""
+    """Paint instruments into img (float32 RGB, in place) and set their labels to INSTRUMENT."""
     for inst in instruments:
         for a, b, r0, r1, kind in inst.parts(t):
             _draw_capsule(img, labels, view, inst, np.asarray(a), np.asarray(b), r0, r1, kind, grit)
@@ -131,6 +171,8 @@ def _draw_capsule(img, labels, view, inst, a, b, r0, r1, kind, grit):
     light = 0.22 + 0.85 * nz
     if kind == "shaft":
         light *= 1.08 - 0.3 * t
+    elif kind == "ceramic":
+        light = 0.45 + 0.5 * nz
     else:
         light *= np.float32(0.68 if kind == "jaw" else 0.85)
     if kind == "burr":
@@ -140,13 +182,14 @@ def _draw_capsule(img, labels, view, inst, a, b, r0, r1, kind, grit):
     else:
         hl = cv2.exp(((across - np.float32(inst.stripe)) * 7.0) ** 2 * np.float32(-1.0))
         hl += 0.25 * cv2.exp(((across + np.float32(inst.stripe * 1.8)) * 9.0) ** 2 * np.float32(-1.0))
-    hl *= np.float32(0.75)
+    hl *= np.float32(0.2 if kind == "ceramic" else 0.75)
+    base = CERAMIC if kind == "ceramic" else inst.color
     # the metal also mirrors the warm surroundings a little
-    col = cv2.merge([light * np.float32(inst.color[i] * warm) + hl * np.float32(tone)
+    col = cv2.merge([light * np.float32(base[i] * warm) + hl * np.float32(tone)
                      for i, (warm, tone) in enumerate(((1.04, 1.0), (0.96, 0.97), (0.9, 0.9)))])
     region = img[y0:y1, x0:x1]
     col -= region
     col *= cv2.merge([alpha, alpha, alpha])
     region += col
     lab = labels[y0:y1, x0:x1]
-    lab[alpha >= 0.5] = 0
+    lab[alpha >= 0.5] = INSTRUMENT

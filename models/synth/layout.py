@@ -3,8 +3,12 @@
 Geometry is in view-radius units U (1 U = the field-of-view radius at zoom 1) around the world
 center. Each tissue is a signed field (negative inside) on domain-warped coordinates:
 bone and disc are big lobes entering from opposite sides, the ligamentum flavum is a curved
-band with frayed, fiber-aligned edges. Later structures cover earlier ones (disc, ligament,
-bone). The appearance module reuses the fields (fiber coordinates, lamella distance).
+band with frayed, fiber-aligned edges, the nerve (dura or a nerve root) a smooth curved tube,
+epidural fat a cluster of lobules. Later structures cover earlier ones (disc, fat, nerve,
+ligament, bone). The appearance module reuses the fields (fiber coordinates, lamella distance,
+the nerve's across-tube coordinate, the fat lobule centres).
+
+Class ids are the default class table's: instruments (6) are drawn per frame, not here.
 """
 from __future__ import annotations
 
@@ -13,10 +17,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from models.synth.noise import blur, fbm, value_noise
+from models.synth.noise import blur, distance_to_points, fbm, value_noise
 
-BG, BONE, LIG, DISC = 0, 1, 2, 3
-N_CLASSES = 4
+BG, BONE, LIG, DISC, NERVE, FAT, INSTRUMENT = 0, 1, 2, 3, 4, 5, 6
+N_CLASSES = 6      # classes of the world map (instruments ride with the scope, not the world)
+PAINT_ORDER = (DISC, FAT, NERVE, LIG, BONE)   # later covers earlier
 S_RANGE = 4.0      # ligament texture space: along-fiber coordinate in [-4, 4] U
 D_RANGE = 1.5      # across-fiber coordinate in [-1.5, 1.5] U
 
@@ -32,6 +37,9 @@ class Layout:
     fiber_tex_shape: tuple[int, int]                  # (h, w) of that texture space
     disc_depth: np.ndarray | None                     # U inside the disc boundary (lamellae)
     bone_axis: float                                  # anatomy direction (radians)
+    nerve_across: np.ndarray | None = None            # -1..1 across the nerve tube (0 on its axis)
+    nerve_along: np.ndarray | None = None             # U along the tube (vessels follow it)
+    fat_cells: np.ndarray | None = None               # U to the nearest fat lobule centre
 
 
 def _circle_lobe(x, y, direction, offset, radius):
@@ -56,12 +64,15 @@ class _Plan:
     bone: dict
     disc: dict
     lig: dict
+    nerve: dict
+    fat: dict
 
 
 def _plan(rng: np.random.Generator) -> _Plan:
-    present = {BONE: rng.random() < 0.8, LIG: rng.random() < 0.7, DISC: rng.random() < 0.6}
+    present = {BONE: rng.random() < 0.75, LIG: rng.random() < 0.7, DISC: rng.random() < 0.55,
+               NERVE: rng.random() < 0.6, FAT: rng.random() < 0.55}
     if not any(present.values()):
-        present[int(rng.integers(1, 4))] = True
+        present[int(rng.integers(1, 6))] = True
     alpha = rng.uniform(0, 2 * np.pi)
     bone = {"island": rng.random() < 0.2, "offset": rng.uniform(-0.35, 0.45),
             "radius": rng.uniform(1.2, 3.5), "dist": rng.uniform(0.1, 0.6),
@@ -79,7 +90,14 @@ def _plan(rng: np.random.Generator) -> _Plan:
                "offset": rng.uniform(-0.3, 0.45), "radius": rng.uniform(1.2, 4.0)}
     lig.update(width=width, ends=rng.random() < 0.35, length=rng.uniform(1.6, 3.0),
                shift=rng.uniform(-0.6, 0.6), fray=rng.uniform(0.025, 0.06))
-    return _Plan(present, alpha, bone, disc, lig)
+    # the nerve runs across the view, roughly along the disc's edge (a traversing or exiting root)
+    nerve = {"dir": disc["dir"] + np.pi / 2 + rng.uniform(-0.6, 0.6), "offset": rng.uniform(-0.55, 0.55),
+             "curve": rng.uniform(1.5, 6.0) * rng.choice([-1, 1]), "half": rng.uniform(0.14, 0.36),
+             "taper": rng.uniform(-0.25, 0.25), "sac": rng.random() < 0.2}
+    if nerve["sac"]:                       # the dural sac: a wider, flatter membrane
+        nerve["half"] = rng.uniform(0.35, 0.5)
+    fat = {"bias": rng.uniform(-0.5, 0.4), "cell": rng.uniform(0.09, 0.17)}
+    return _Plan(present, alpha, bone, disc, lig, nerve, fat)
 
 
 def _fiber_texture_shape(unit: float) -> tuple[int, int]:
@@ -100,9 +118,18 @@ def build_layout(rng: np.random.Generator, n: int, unit: float) -> Layout:
     fray_noise = _fray_texture(rng, unit)
     shape_tex = fray_noise.shape
 
+    nerve_across = nerve_along = fat_cells = None
+    if plan.present[NERVE]:
+        nerve_field, nerve_across, nerve_along = _nerve(x, y, plan.nerve, edge)
+    if plan.present[FAT]:
+        fat_field, fat_cells = _fat(rng, x, y, plan.fat, span, unit)
     for attempt in range(8):
         push = 0.12 * attempt
         fields = {}
+        if plan.present[NERVE]:
+            fields[NERVE] = nerve_field
+        if plan.present[FAT]:
+            fields[FAT] = fat_field
         disc_depth = None
         fiber_map = None
         if plan.present[DISC]:
@@ -125,7 +152,7 @@ def build_layout(rng: np.random.Generator, n: int, unit: float) -> Layout:
             f += 0.05 * edge
             fields[BONE] = f
         labels = np.zeros((n, n), np.uint8)
-        for cls in (DISC, LIG, BONE):
+        for cls in PAINT_ORDER:
             if cls in fields:
                 labels[fields[cls] < 0] = cls
         window = (x0 * x0 + y0 * y0) < 1.3 ** 2
@@ -136,7 +163,35 @@ def build_layout(rng: np.random.Generator, n: int, unit: float) -> Layout:
     weights = np.empty((N_CLASSES, n, n), np.float32)
     for c in range(N_CLASSES):
         weights[c] = blur((labels == c).astype(np.float32), sigma)
-    return Layout(labels, weights, unit, x, y, fiber_map, shape_tex, disc_depth, plan.alpha)
+    return Layout(labels, weights, unit, x, y, fiber_map, shape_tex, disc_depth, plan.alpha,
+                  nerve_across, nerve_along, fat_cells)
+
+
+def _nerve(x, y, p, edge):
+    """A smooth tube of half width p['half'] U along a gently curved arc: (field, across, along)."""
+    direction, curve = p["dir"], p["curve"]
+    # arc of radius |curve| whose nearest point to the origin is `offset` along the normal
+    nx, ny = -np.sin(direction), np.cos(direction)
+    cx = (p["offset"] + curve) * nx
+    cy = (p["offset"] + curve) * ny
+    dx, dy = x - cx, y - cy
+    rho = np.sqrt(dx * dx + dy * dy)
+    d = (rho - abs(curve)).astype(np.float32)
+    along = (np.arctan2(dy, dx) * abs(curve)).astype(np.float32)
+    half = p["half"] * (1.0 + p["taper"] * np.tanh(along)) * (1.0 + 0.04 * edge)
+    across = np.clip(d / half, -1.5, 1.5).astype(np.float32)
+    return (np.abs(d) - half).astype(np.float32), across, along
+
+
+def _fat(rng, x, y, p, span, unit):
+    """Lobule clusters: a patch field whose edge follows the lobules (field, distance to centres)."""
+    shape = x.shape
+    patch = fbm(rng, shape, span * 1.1, octaves=3) + np.float32(p["bias"])
+    cell = p["cell"]
+    d = distance_to_points(rng, shape, int(span * span / (cell * cell))) / np.float32(unit)
+    lobe = np.clip(1.0 - d / np.float32(cell * 0.8), 0.0, 1.0)   # 1 at a lobule centre
+    field = (np.float32(0.9) - patch - 0.6 * lobe) * np.float32(0.2)
+    return field.astype(np.float32), d.astype(np.float32)
 
 
 def _fray_texture(rng: np.random.Generator, unit: float) -> np.ndarray:

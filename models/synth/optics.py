@@ -53,7 +53,7 @@ class Shading:
         slope = rng.uniform(0.45, 0.7)   # view-direction tilt at the rim
         self.lx = view.x * np.float32(slope)
         self.ly = view.y * np.float32(slope)
-        self.gloss = float(rng.uniform(0.3, 0.7))
+        self.gloss = float(rng.uniform(0.08, 0.3))   # saline and the light angle spread the glare
         self.shine = float(rng.uniform(30, 80))
         self.glint_blur = 1.5 * view.r / 256.0
         self.relief = float(rng.uniform(0.7, 1.2))
@@ -75,7 +75,7 @@ class Shading:
         spec *= np.float32(self.gloss)
         img = cv2.cvtColor(rgbh, cv2.COLOR_RGBA2RGB)
         img *= cv2.merge([diffuse, diffuse, diffuse])
-        img += cv2.merge([spec, spec, spec])
+        img += cv2.merge([spec, spec * np.float32(0.9), spec * np.float32(0.76)])   # warm light
         return img
 
 
@@ -90,20 +90,20 @@ class Lens:
         # (3, gh, gw): red falls off a little less, so the periphery turns warmer, not greyer
         self.vig = np.stack([1.0 - fall * k for k in (0.85, 1.0, 1.1)]).astype(np.float32)
         red = rng.uniform(0.0, 0.06)   # log gains; green and blue never above red (warm light)
-        green = red - rng.uniform(0.01, 0.07)
+        green = red - rng.uniform(0.05, 0.13)
         self.gain = np.array([red, green, green - rng.uniform(0.0, 0.05)])
         self.wb_drift = [Wave(rng, 0.012, (200, 900)) for _ in range(3)]
-        self.lut = _tone_lut(rng.uniform(1.02, 1.18), rng.uniform(0.88, 1.0))
+        self.lut = _tone_lut(rng.uniform(0.9, 1.04), rng.uniform(0.9, 1.02))
         scale = view.r / 256.0
-        self.sigma0 = rng.uniform(0.8, 1.4) * scale
-        self.defocus = Wave(rng, rng.uniform(0.3, 1.6) * scale, (90, 500))
+        self.sigma0 = rng.uniform(0.25, 0.5) * scale
+        self.defocus = Wave(rng, rng.uniform(0.1, 0.8) * scale, (90, 500))
         self.shutter = rng.uniform(0.4, 1.0)
         self.glare = float(rng.uniform(0.08, 0.25))
         ring_d = (view.rho - 1.0) * np.float32(view.r)   # px from the circle, negative inside
         ring = np.exp(-((ring_d + 1.3) / 0.9) ** 2) * (ring_d < 0.8)
         color = np.array([1.0, 0.62, 0.26]) * rng.uniform(0.9, 1.15) * 255.0 / HEADROOM
         self.rim = np.clip(ring[..., None] * color, 0, 255).astype(np.uint8)
-        sigma = rng.uniform(1.0, 2.6) / HEADROOM
+        sigma = rng.uniform(1.5, 3.2) / HEADROOM
         noise = rng.standard_normal((view.h + 16, view.w + 16, 3), np.float32) * np.float32(sigma)
         self.noise_pos = np.clip(np.round(noise), 0, 255).astype(np.uint8)
         self.noise_neg = np.clip(np.round(-noise), 0, 255).astype(np.uint8)
