@@ -6,13 +6,14 @@ import os
 from typing import Sequence
 
 from models.core.cliutil import non_negative_int, positive_int, run
-from models.core.outputs import ANY, IMAGE, VIDEO, check_before
+from models.core.outputs import ANY, IMAGE, JSON, VIDEO, check_before
 
 # What each command writes (option -> kind, folders) and reads: checked before it runs. synth
 # replaces --out as a whole when it finishes, so a --video inside it would be lost.
 OUTPUTS = {
     "synth": {"files": {"video": VIDEO}, "folders": ("out",), "apart": (("video", "out"),)},
     "sheet": {"files": {"out": IMAGE}, "inputs": ("data",)},
+    "frame-stats": {"files": {"json": JSON, "markdown": ANY}, "inputs": ("paths",)},
     "train": {"folders": ("out",), "inputs": ("data", "config")},
     "export": {"folders": ("out",), "inputs": ("run", "test_data")},
     "keygen": {"folders": ("out",)},
@@ -48,6 +49,20 @@ def _cmd_sheet(args: argparse.Namespace) -> int:
 
     path = write_contact_sheet(args.data, args.out, n=args.n, split=args.split, seed=args.seed)
     print(f"wrote {path}")
+    return 0
+
+
+def _cmd_frame_stats(args: argparse.Namespace) -> int:
+    from models.datatools import framestats
+
+    doc = framestats.measure(args.paths, every=args.every, max_frames=args.max_frames)
+    print(framestats.format_table(doc))
+    if args.json:
+        framestats.write_json(doc, args.json)
+        print(f"wrote {args.json}")
+    if args.markdown:
+        framestats.write_markdown(doc, args.markdown)
+        print(f"wrote {args.markdown}")
     return 0
 
 
@@ -111,15 +126,13 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from models.core.runtime.backends import RuntimeSettings
     from models.evaluate.run import evaluate
+    from models.evaluate.summary import headline
 
     settings = RuntimeSettings(backend=args.backend, device=args.device, threads=args.threads,
                                profile=args.profile)
     doc = evaluate(args.data, args.out, split=args.split, model_dir=args.model, pred_dir=args.pred,
-                   settings=settings, gallery=args.gallery)
-    m = doc["mean"]
-    auc = f", AUC {m['auc']:.4f}" if m["auc"] is not None else " (no AUC from label maps)"
-    print(f"{doc['images']} images: mean over tissues IoU {m['iou']:.4f}, Dice {m['dice']:.4f}{auc}; "
-          f"report in {args.out}/report.html")
+                   settings=settings, gallery=args.gallery, bootstrap=args.bootstrap, seed=args.seed)
+    print(f"{headline(doc)}; report in {args.out}/report.html")
     return 0
 
 
@@ -187,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="all", choices=["all", "train", "val", "test"], help="which images (default all)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="which random sample (default 0)")
     p.set_defaults(func=_cmd_sheet)
+    _add_frame_stats_command(sub)
     _add_dataset_commands(sub)
 
     p = sub.add_parser("train", help="train a segmentation network on a dataset (best model by validation mean IoU)",
@@ -305,6 +319,10 @@ def _add_evaluation_commands(sub) -> None:
     p.add_argument("--out", required=True, metavar="REPORT_DIR", help="report folder (must not exist or be empty)")
     p.add_argument("--gallery", type=non_negative_int, default=6, metavar="N",
                    help="best and worst images shown (default 6 each)")
+    p.add_argument("--bootstrap", type=non_negative_int, default=2000, metavar="N",
+                   help="resamples of the split's clips for the 95%% interval of every figure (default 2000; "
+                        "0: no intervals)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the resampling (default 0)")
     runtime_flags(p)
     p.set_defaults(func=_cmd_evaluate)
 
@@ -341,6 +359,25 @@ def _add_evaluation_commands(sub) -> None:
     p.add_argument("--levels", default="junior,intermediate,senior", metavar="L1,L2,...",
                    help=f"skill levels to write (known: {', '.join(SKILLS)})")
     p.set_defaults(func=_cmd_simulate_readers)
+
+
+def _add_frame_stats_command(sub) -> None:
+    """frame-stats: appearance inside the field of view vs. the real reference (models/datatools/framestats.py)."""
+    p = sub.add_parser("frame-stats", help="color, exposure and detail statistics inside the field of view, "
+                                           "compared with real endoscopy frames",
+                       description="Measure frames inside their circular field of view (rim-safe interior): mean "
+                                   "R, G, B, R/G, B/G, median hue, saturation and value, white (glare) share and "
+                                   "detail512 (Laplacian variance at a 512 px field of view); per statistic the "
+                                   "median [min, max] over frames, compared with the real reference ranges built "
+                                   "in (models/datatools/framestats.py). Exit 1 if no frame has a field of view.")
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help="image files, folders of images (recursive; a dataset folder: its images/) or video files")
+    p.add_argument("--every", type=positive_int, default=30, metavar="N",
+                   help="from videos, every N-th decoded frame (default 30)")
+    p.add_argument("--max-frames", type=positive_int, metavar="N", help="read at most N frames in all")
+    p.add_argument("--json", metavar="OUT.json", help="also write everything, per-frame values too, as JSON")
+    p.add_argument("--markdown", metavar="OUT.md", help="also write the table as markdown")
+    p.set_defaults(func=_cmd_frame_stats)
 
 
 def _add_dataset_commands(sub) -> None:

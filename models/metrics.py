@@ -37,11 +37,13 @@ class ConfusionMatrix:
 
 
 def scores_from_matrix(m: np.ndarray) -> dict[str, np.ndarray]:
-    m = m.astype(np.float64)
-    total = m.sum()
-    tp = np.diag(m)
-    fp = m.sum(axis=0) - tp
-    fn = m.sum(axis=1) - tp
+    """Per-class scores of one (C, C) matrix -> (C,) arrays, or of a stack (..., C, C) -> (..., C)
+    (the bootstrap scores thousands of resampled matrices in one call)."""
+    m = np.asarray(m, np.float64)
+    total = m.sum(axis=(-2, -1))[..., None]
+    tp = np.diagonal(m, axis1=-2, axis2=-1)
+    fp = m.sum(axis=-2) - tp
+    fn = m.sum(axis=-1) - tp
     tn = total - tp - fp - fn
     with np.errstate(invalid="ignore", divide="ignore"):
         present = (tp + fp + fn) > 0

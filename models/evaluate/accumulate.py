@@ -1,9 +1,10 @@
 """Everything an evaluation keeps while it walks a split, image by image, in bounded memory.
 
-Per image it adds the image's confusion matrix to the split's (and its clip's), appends one row
-of per-class IoU and Dice, adds the model's class probabilities of the valid pixels to the score
-histograms (ROC/AUC), and offers the image to the best/worst gallery. Nothing per pixel is kept:
-memory is the matrices, the histograms, one small row per image and the gallery's thumbnails.
+Per image it adds the image's confusion matrix to the split's (and its clip's), keeps that small
+matrix, appends one row of per-class IoU and Dice, adds the model's class probabilities of the
+valid pixels to the score histograms (ROC/AUC; coarser ones per clip for the AUC's interval), and
+offers the image to the best/worst gallery. Nothing per pixel is kept: memory is the matrices, the
+histograms, one small row per image and the gallery's thumbnails.
 """
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ import cv2
 import numpy as np
 
 from models.core.classes import ClassTable
+from models.evaluate.bootstrap import AUC_BINS, Units, group_units
 from models.evaluate.gallery import Gallery
-from models.evaluate.roc import DEFAULT_BINS, ScoreHistograms
+from models.evaluate.roc import DEFAULT_BINS, ScoreHistograms, coarse
 from models.metrics import ConfusionMatrix, scores_from_matrix
 
 
@@ -46,6 +48,8 @@ class Accumulator:
     confusion: ConfusionMatrix = field(init=False)
     histograms: ScoreHistograms | None = field(init=False)
     clip_matrices: dict[str, np.ndarray] = field(init=False)
+    clip_histograms: dict[str, np.ndarray] = field(init=False)  # AUC_BINS score bins per clip (bootstrap)
+    image_matrices: list[np.ndarray] = field(init=False, default_factory=list)
     rows: list[ImageRow] = field(init=False, default_factory=list)
     gallery: Gallery = field(init=False)
 
@@ -54,6 +58,7 @@ class Accumulator:
         self.confusion = ConfusionMatrix(n, self.classes.ignore_index)
         self.histograms = ScoreHistograms(n, self.bins) if self.with_scores else None
         self.clip_matrices = defaultdict(lambda: np.zeros((n, n), np.int64))
+        self.clip_histograms = defaultdict(lambda: np.zeros((n, 2, min(AUC_BINS, self.bins)), np.int64))
         self.gallery = Gallery(self.classes, self.gallery_size)
 
     def add(self, name: str, clip: str, frame: int, truth: np.ndarray, answer: np.ndarray,
@@ -64,6 +69,7 @@ class Accumulator:
         image: returns the RGB picture, called only if the gallery keeps this image."""
         m = self.confusion.update(truth, answer)
         self.clip_matrices[clip] += m
+        self.image_matrices.append(m)
         s = scores_from_matrix(m)
         total = int(m.sum())
         absent = m.sum(axis=1) == 0
@@ -74,12 +80,20 @@ class Accumulator:
         if self.histograms is not None:
             if scores is None:
                 raise ValueError("this evaluation scores probabilities: pass scores for every image")
-            self.histograms.add(truth[truth != self.classes.ignore_index], scores)
+            added = self.histograms.add(truth[truth != self.classes.ignore_index], scores)
+            self.clip_histograms[clip] += coarse(added, self.clip_histograms[clip].shape[-1])
         if image is not None:
             parts = ", ".join(f"{c.name} {_pct(row.iou[c.id])}" for c in self.classes.foreground)
             self.gallery.offer(row.mean("iou"), clip, f"{name} (clip {clip})  IoU {_pct(row.mean('iou'))}: {parts}",
                                lambda: (image(), truth, answer))
         return row
+
+    def units(self) -> Units:
+        """The clips (or, without usable clip ids, the images) that the bootstrap resamples."""
+        n = len(self.classes)
+        matrices = np.stack(self.image_matrices) if self.image_matrices else np.zeros((0, n, n), np.int64)
+        return group_units([r.clip for r in self.rows], matrices,
+                           dict(self.clip_histograms) if self.histograms is not None else None)
 
 
 def frame_scores(probs: np.ndarray, box: tuple[int, int, int, int], answer_ignored: np.ndarray,

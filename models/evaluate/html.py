@@ -51,7 +51,3 @@ def legend(names_colors: Iterable[tuple[str, Sequence[int]]]) -> str:
 def page(title: str, parts: Iterable[str]) -> str:
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{esc(title)}</title>"
             f"<style>{STYLE}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")
-
-
-def pct(v: float | None, digits: int = 2) -> str:
-    return "-" if v is None else f"{100 * v:.{digits}f}"

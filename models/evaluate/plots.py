@@ -113,6 +113,32 @@ def image_boxplot(values: dict[str, np.ndarray], title: str, ylabel: str,
     return png(fig)
 
 
+def interval_bars(labels: Sequence[str], values: Sequence[float | None], intervals: Sequence[list[float] | None],
+                  colors: Sequence, title: str, ylabel: str, separator: int | None = None) -> bytes:
+    """One bar per label with its interval drawn as a capped line (no value: no bar; no interval: bar alone);
+    a dotted line before bar `separator` (classes | means)."""
+    fig = Figure(figsize=(max(4.5, 0.95 * len(labels) + 2.0), 4.0))
+    ax = fig.add_subplot()
+    for i, (value, iv) in enumerate(zip(values, intervals)):
+        if value is None:
+            continue
+        ax.bar(i, value, 0.62, color=(*colors[i][:3], 0.75))
+        top = value
+        if iv is not None:
+            ax.vlines(i, iv[0], iv[1], color="black", lw=1.3)
+            ax.hlines(iv, i - 0.12, i + 0.12, color="black", lw=1.3)
+            top = max(top, iv[1])
+        ax.text(i, top + 0.015, f"{value:.3f}", ha="center", va="bottom", fontsize=7.5)
+    if separator:
+        ax.axvline(separator - 0.5, color="0.5", ls=":", lw=1)
+    ax.set_xticks(range(len(labels)), labels, fontsize=8)
+    ax.set_ylim(0, 1.08)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
+    return png(fig)
+
+
 def clip_bars(clips: Sequence[str], values: Sequence[float], title: str) -> bytes:
     """Mean IoU (tissues) per clip, in the order given."""
     fig = Figure(figsize=(min(14.0, 2.0 + 0.32 * len(clips)), 3.4))

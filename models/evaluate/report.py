@@ -2,6 +2,7 @@
 
 report.html is self-contained (styles inline, the PNGs embedded as base64): it opens offline,
 from a USB stick or an e-mail, and shows the same pictures that sit beside it as PNG files.
+Figures show their 95 % interval over clips in brackets, "81.2 [78.1, 84.0]" (see bootstrap.py).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from models.core.imageio import encode_image, write_bytes_atomic
 from models.evaluate import html, plots
 from models.evaluate.accumulate import Accumulator
 from models.evaluate.gallery import compose
-from models.evaluate.summary import KEYS, clip_table, image_table
+from models.evaluate.summary import KEYS, clip_table, figure, image_table
 
 LABELS = {"accuracy": "Accuracy", "precision": "Precision", "recall": "Recall", "iou": "IoU", "dice": "Dice",
           "auc": "AUC"}
@@ -29,7 +30,7 @@ def write_report(out: Path, acc: Accumulator, doc: dict, about: dict[str, str]) 
     write_bytes_atomic(out / "per_image.csv", csv_bytes(header, rows))
     clip_header, clip_rows = clip_table(acc)
     write_bytes_atomic(out / "per_clip.csv", csv_bytes(clip_header, clip_rows))
-    figures = make_figures(acc, doc, clip_rows)
+    figures = make_figures(acc, doc, clip_header, clip_rows)
     for name, data in figures.items():
         if name.endswith(".png"):
             write_bytes_atomic(out / name, data)
@@ -37,13 +38,20 @@ def write_report(out: Path, acc: Accumulator, doc: dict, about: dict[str, str]) 
     return figures
 
 
-def make_figures(acc: Accumulator, doc: dict, clip_rows: list[list]) -> dict[str, bytes]:
+def make_figures(acc: Accumulator, doc: dict, clip_header: list[str], clip_rows: list[list]) -> dict[str, bytes]:
     classes = acc.classes
     figures = {"confusion_matrix.png": plots.confusion_heatmap(acc.confusion.matrix, classes.names)}
     if acc.histograms is not None:
         figures["roc.png"] = plots.roc_curves(acc.histograms, classes)
     keys = ["precision", "recall", "iou", "dice"] + (["auc"] if acc.histograms is not None else [])
     figures["class_metrics.png"] = plots.class_bars(doc["per_class"], classes, keys)
+    if doc.get("ci95"):
+        labels, values, intervals, colors = zip(*_iou_bars(doc, classes))
+        b = doc["bootstrap"]
+        figures["class_iou_ci.png"] = plots.interval_bars(
+            labels, values, intervals, colors, f"IoU with its 95% interval over {b['units']} {b['unit']}s "
+            f"({b['resamples']} resamples){', small split' if b['small_split'] else ''}", "IoU",
+            separator=len(classes))
     shown = classes.foreground or list(classes.classes)
     per_image = {c.name: np.array([r.iou[c.id] for r in acc.rows]) for c in shown}
     figures["per_image_iou.png"] = plots.image_boxplot(
@@ -53,6 +61,11 @@ def make_figures(acc: Accumulator, doc: dict, clip_rows: list[list]) -> dict[str
         scored = [r for r in clip_rows if r[4] != ""]
         figures["per_clip_iou.png"] = plots.clip_bars([r[0] for r in scored], [r[4] for r in scored],
                                                       "Mean IoU over tissues per clip (pixels pooled), worst first")
+        column = {c.name: clip_header.index(f"iou_{c.name}") for c in shown}
+        per_clip = {n: np.array([np.nan if r[i] == "" else r[i] for r in clip_rows], float) for n, i in column.items()}
+        figures["per_clip_class_iou.png"] = plots.image_boxplot(
+            per_clip, "IoU per clip and class (pixels pooled within each clip)", "IoU",
+            [plots.class_color(classes, c.id) for c in shown])
     for name, entries in (("gallery_best", acc.gallery.best()), ("gallery_worst", acc.gallery.worst())):
         sheet = compose(entries, classes, acc.gallery.tile)
         figures[f"{name}.png"] = encode_image(sheet)
@@ -61,24 +74,61 @@ def make_figures(acc: Accumulator, doc: dict, clip_rows: list[list]) -> dict[str
 
 
 def paper_table(doc: dict) -> tuple[list[str], list[list], list[str | None]]:
-    """The paper's table: one row per tissue, their mean, then background and the mean of all."""
+    """The paper's table: one row per tissue, their mean (and the paper's three tissues'), then background
+    and the mean of all. With intervals a cell reads "81.2 [78.1, 84.0]"."""
     names = doc["classes"]
+    ci = doc.get("ci95") or {}
     header = ["class"] + [LABELS[k] + (" %" if k != "auc" else "") for k in KEYS]
 
-    def cells(d: dict) -> list[str]:
-        return [html.pct(d[k]) if k != "auc" else ("-" if d[k] is None else f"{d[k]:.4f}") for k in KEYS]
+    def cells(d: dict, c: dict | None) -> list[str]:
+        c = c or {}
+        return [figure(d[k], c.get(k), 1 if ci else 2, 100) if k != "auc" else figure(d[k], c.get(k), 3 if ci else 4)
+                for k in KEYS]
 
     rows, css = [], []
     for n in names[1:]:
-        rows.append([n] + cells(doc["per_class"][n]))
+        rows.append([n] + cells(doc["per_class"][n], ci.get("per_class", {}).get(n)))
         css.append(None)
-    rows.append(["mean (tissues)"] + cells(doc["mean"]))
-    css.append("mean")
-    rows.append([names[0]] + cells(doc["per_class"][names[0]]))
+    for group, label in _mean_rows(doc):
+        if group != "mean_with_background":
+            rows.append([label] + cells(doc[group], ci.get(group)))
+            css.append("mean")
+    rows.append([names[0]] + cells(doc["per_class"][names[0]], ci.get("per_class", {}).get(names[0])))
     css.append(None)
-    rows.append(["mean (all classes)"] + cells(doc["mean_with_background"]))
+    rows.append(["mean (all classes)"] + cells(doc["mean_with_background"], ci.get("mean_with_background")))
     css.append("mean")
     return header, rows, css
+
+
+def _mean_rows(doc: dict) -> list[tuple[str, str]]:
+    """(key, label) of the means to show; the paper's three only when they are not all the tissues."""
+    means = doc["mean_classes"]
+    rows = [("mean", "mean (tissues)")]
+    if "mean_paper" in doc and means["mean_paper"] != means["mean"]:
+        rows.append(("mean_paper", f"mean ({', '.join(means['mean_paper'])}: the paper's)"))
+    return rows + [("mean_with_background", "mean (all classes)")]
+
+
+def _iou_bars(doc: dict, classes) -> list[tuple[str, float | None, list[float] | None, tuple]]:
+    """(label, IoU, interval, color) per class and per mean, for the interval picture."""
+    ci = doc["ci95"]
+    out = [(c.name, doc["per_class"][c.name]["iou"], ci["per_class"][c.name]["iou"], plots.class_color(classes, c.id))
+           for c in classes.classes]
+    short = {"mean": "mean\n(tissues)", "mean_paper": "mean\n(paper's 3)", "mean_with_background": "mean\n(all)"}
+    return out + [(short[g], doc[g]["iou"], ci[g]["iou"], (0.3, 0.3, 0.35)) for g, _ in _mean_rows(doc)]
+
+
+def interval_text(doc: dict) -> tuple[str, str]:
+    """What the brackets mean, and the caveat (small split, images instead of clips) or ''."""
+    b = doc["bootstrap"]
+    if not doc.get("ci95"):
+        return f"No intervals: {b['note']}.", ""
+    unit = f"{b['unit']}s"
+    text = (f"Brackets: 95% interval, a percentile bootstrap over the {b['units']} {unit} of the split "
+            f"({b['resamples']} resamples, seed {b['seed']}): each resample draws {b['units']} {unit} with "
+            f"replacement and pools their pixels; the interval holds the middle 95% of the resampled figures, "
+            f"how far a figure could move on another draw of {unit} like these.")
+    return text, (b["note"][0].upper() + b["note"][1:] + "." if b["note"] else "")
 
 
 def render_html(acc: Accumulator, doc: dict, about: dict[str, str], figures: dict[str, bytes],
@@ -90,14 +140,22 @@ def render_html(acc: Accumulator, doc: dict, about: dict[str, str], figures: dic
                                              if k != "notice") + "</p>"]
     if about.get("notice"):
         parts.append(f'<p class="note">{html.esc(about["notice"])}</p>')
+    ci = doc.get("ci95")
+    small = " (small split)" if ci and doc["bootstrap"]["small_split"] else ""
+    paper = (f"; mean ({', '.join(doc['mean_classes']['mean_paper'])}: the paper's) over the three tissues of "
+             f"the paper's figures" if any(g == "mean_paper" for g, _ in _mean_rows(doc)) else "")
     parts += [
-        "<h2>Figures on the split</h2>",
+        f"<h2>Figures on the split{small}</h2>",
         f"<p>{doc['images']} images, {doc['clips']} clips, {doc['valid_pixels']:,} valid pixels (reference label "
         f"{classes.ignore_index} excluded). Per class one-vs-rest over all valid pixels of the split, pooled; "
-        f"the mean is over the tissue classes as in the paper. Overall pixel accuracy "
-        f"<b>{html.pct(doc['pixel_accuracy'])}%</b>.</p>",
+        f"mean (tissues) is over every class but background{paper}. Overall pixel accuracy "
+        f"<b>{figure(doc['pixel_accuracy'], (ci or {}).get('pixel_accuracy'), 1 if ci else 2, 100)}</b> %.</p>",
         html.table(header, rows, css),
     ]
+    meaning, caveat = interval_text(doc)
+    parts.append(f'<p class="meta">{html.esc(meaning)}</p>')
+    if caveat:
+        parts.append(f'<p class="note">{html.esc(caveat)}</p>')
     if acc.histograms is None:
         parts.append('<p class="note">No ROC curves or AUC: this evaluation read label maps (--pred), which carry '
                      'no class probabilities. Evaluate with --model for ROC/AUC.</p>')
@@ -111,8 +169,10 @@ def render_html(acc: Accumulator, doc: dict, about: dict[str, str], figures: dic
               html.table(["reference \\ prediction"] + names, cm_rows), html.image(figures["confusion_matrix.png"], "confusion matrix")]
     if "roc.png" in figures:
         parts += ["<h2>ROC curves</h2>", html.image(figures["roc.png"], "ROC curves")]
-    parts += ["<h2>Per-class figures</h2>", html.image(figures["class_metrics.png"], "per-class bars"),
-              html.image(figures["per_image_iou.png"], "per-image IoU"),
+    parts += ["<h2>Per-class figures</h2>", html.image(figures["class_metrics.png"], "per-class bars")]
+    if "class_iou_ci.png" in figures:
+        parts.append(html.image(figures["class_iou_ci.png"], "per-class IoU with 95% intervals"))
+    parts += [html.image(figures["per_image_iou.png"], "per-image IoU"),
               f'<p class="meta">Per image: a class that the prediction shows (even a few pixels) but the reference '
               f'lacks scores IoU 0 on that image; a class in neither is left out of that image\'s mean. '
               f'{html.esc(_phantoms(acc))}</p>']
@@ -120,6 +180,8 @@ def render_html(acc: Accumulator, doc: dict, about: dict[str, str], figures: dic
         parts.append("<h2>Per clip</h2>")
         if "per_clip_iou.png" in figures:
             parts.append(html.image(figures["per_clip_iou.png"], "per-clip IoU"))
+        if "per_clip_class_iou.png" in figures:
+            parts.append(html.image(figures["per_clip_class_iou.png"], "per-clip IoU per class"))
         tissues = [f"iou_{c.name}" for c in classes.foreground]
         cols = [clip_header.index(k) for k in ["clip", "images", "pixel_accuracy", "iou_mean", "dice_mean", *tissues]]
         parts.append("<p>Pixels pooled over each clip's images, in %. A tissue that a clip's reference never shows "

@@ -44,15 +44,19 @@ class ScoreHistograms:
         np.clip(z, 0, self.bins - 1, out=z)
         return z.astype(np.int32)  # truncation is floor here: z >= 0
 
-    def add(self, truth: np.ndarray, scores: np.ndarray) -> None:
-        """truth: (n,) class ids of valid pixels; scores: (C, n) probability of each class per pixel."""
+    def add(self, truth: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        """truth: (n,) class ids of valid pixels; scores: (C, n) probability of each class per pixel.
+        Returns these pixels' own counts (C, 2, bins), which the split's counts now include."""
         truth = np.asarray(truth).ravel()
         if scores.shape != (self.num_classes, truth.size):
             raise ValueError(f"scores {scores.shape} do not match {self.num_classes} classes x {truth.size} pixels")
+        added = np.zeros_like(self.counts)
         for c in range(self.num_classes):
             key = self.bin_index(scores[c])
             key[truth == c] += self.bins
-            self.counts[c] += np.bincount(key, minlength=2 * self.bins).reshape(2, self.bins)
+            added[c] = np.bincount(key, minlength=2 * self.bins).reshape(2, self.bins)
+        self.counts += added
+        return added
 
     def merge(self, other: "ScoreHistograms") -> None:
         if other.counts.shape != self.counts.shape or other.logit_range != self.logit_range:
@@ -70,12 +74,25 @@ class ScoreHistograms:
 
 def auc_from_counts(pos: np.ndarray, neg: np.ndarray) -> float:
     """AUC from positive and negative counts per bin (bins ordered by increasing score)."""
-    n_pos, n_neg = float(pos.sum()), float(neg.sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    neg_below = np.cumsum(neg) - neg
-    wins = (pos.astype(np.float64) * (neg_below + 0.5 * neg)).sum()
-    return float(wins / (n_pos * n_neg))
+    return float(auc_from_count_stack(pos, neg))
+
+
+def auc_from_count_stack(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
+    """auc_from_counts over the last axis of stacks of counts (..., bins) -> (...); NaN where a
+    stack has no positives or no negatives."""
+    pos, neg = np.asarray(pos, np.float64), np.asarray(neg, np.float64)
+    n_pos, n_neg = pos.sum(axis=-1), neg.sum(axis=-1)
+    neg_below = np.cumsum(neg, axis=-1) - neg
+    wins = (pos * (neg_below + 0.5 * neg)).sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where((n_pos > 0) & (n_neg > 0), wins / (n_pos * n_neg), np.nan)
+
+
+def coarse(counts: np.ndarray, bins: int) -> np.ndarray:
+    """Counts (..., B) summed into `bins` runs of neighbouring bins (..., bins): the same order, fewer ties
+    told apart. What the bootstrap keeps per clip (memory grows with clips, not with bins)."""
+    edges = np.arange(bins) * counts.shape[-1] // bins
+    return np.add.reduceat(counts, edges, axis=-1)
 
 
 def roc_from_counts(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

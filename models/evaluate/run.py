@@ -3,6 +3,8 @@
     evaluate(data, out, model_dir="assets/model")      # runs the model: figures + ROC/AUC
     evaluate(data, out, pred_dir="build/pred")         # label PNGs from `predict`: figures, no AUC
 
+Every figure gets a 95 % bootstrap interval over the split's clips (`bootstrap` resamples, 0: none).
+
 Images are read one at a time and dropped after use; the report folder is written under a
 temporary name and appears complete or not at all.
 """
@@ -19,6 +21,7 @@ from models.core.imageio import read_image
 from models.core.runtime.backends import RuntimeSettings, SegmentationRuntime
 from models.dataset import Dataset, Item, StagedDir, load_dataset
 from models.evaluate.accumulate import Accumulator, frame_scores
+from models.evaluate.bootstrap import DEFAULT_RESAMPLES
 from models.evaluate.labels import label_files, read_answer, read_reference, require_stems
 from models.evaluate.report import write_report
 from models.evaluate.summary import metrics
@@ -27,10 +30,12 @@ from models.predict import predict_frame_boxed, split_items, still_stage
 
 def evaluate(data_dir: str | Path, out: str | Path, split: str = "test", model_dir: str | Path | None = None,
              pred_dir: str | Path | None = None, settings: RuntimeSettings | None = None, gallery: int = 6,
-             progress: bool = True) -> dict:
+             progress: bool = True, bootstrap: int = DEFAULT_RESAMPLES, seed: int = 0) -> dict:
     """Evaluate and write the report folder `out`; returns the metrics.json document."""
     if (model_dir is None) == (pred_dir is None):
         raise EndoSpineError("evaluate needs exactly one of --model MODEL_DIR or --pred DIR")
+    if bootstrap < 0:
+        raise EndoSpineError(f"--bootstrap {bootstrap}: resamples must be 0 (no intervals) or more")
     started = time.perf_counter()
     dataset = load_dataset(data_dir)
     items = split_items(dataset, split)
@@ -64,7 +69,7 @@ def evaluate(data_dir: str | Path, out: str | Path, split: str = "test", model_d
         elapsed = time.perf_counter() - started
         about["evaluated"] = f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC in {elapsed:.0f} s"
         doc = metrics(acc, split, {"dataset": str(dataset.root), "model": about["model"],
-                                   "seconds": round(elapsed, 1)})
+                                   "seconds": round(elapsed, 1)}, resamples=bootstrap, seed=seed)
         write_report(tmp, acc, doc, {k: v for k, v in about.items() if v})
     return doc
 

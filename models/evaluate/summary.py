@@ -1,9 +1,12 @@
 """From an Accumulator to the figures of the report: metrics.json, per-image and per-clip tables.
 
 Conventions (the paper's): per class, one-vs-rest over all valid pixels of the split (pooled,
-not averaged over images); "mean" is over the tissue classes (every class but background, id 0);
-"mean_with_background" over all classes. Fractions in [0, 1]; a figure that does not exist (a
-class absent from truth and prediction, an AUC without probabilities) is null, never 0 or 1.
+not averaged over images); "mean" is over the tissue classes (every class but background, id 0),
+"mean_paper" over the paper's three (bone, ligament, disc; when the table has them),
+"mean_with_background" over all classes ("mean_classes" names them). Fractions in [0, 1]; a figure
+that does not exist (a class absent from truth and prediction, an AUC without probabilities) is
+null, never 0 or 1. "ci95" mirrors the figures with [low, high]: a 95 % bootstrap interval over
+clips ("bootstrap" says over what and how many; see bootstrap.py).
 """
 from __future__ import annotations
 
@@ -12,13 +15,26 @@ import math
 import numpy as np
 
 from models.evaluate.accumulate import Accumulator
+from models.evaluate.bootstrap import CONFIDENCE, DEFAULT_RESAMPLES, SMALL_SPLIT, Units, intervals
 from models.metrics import scores_from_matrix
 
 KEYS = ("accuracy", "precision", "recall", "iou", "dice", "auc")
+PAPER_TISSUES = ("bone", "ligament", "disc")  # the paper's figures are over these three
 
 
-def metrics(acc: Accumulator, split: str, extra: dict | None = None) -> dict:
-    """The metrics.json document (the issue fixes the first eight keys)."""
+def mean_groups(names: list[str]) -> dict[str, list[int]]:
+    """Which classes each mean averages: mean (tissues: all but background), mean_paper, mean_with_background."""
+    every = list(range(len(names)))
+    groups = {"mean": every[1:] or every}
+    if all(t in names for t in PAPER_TISSUES):
+        groups["mean_paper"] = [names.index(t) for t in PAPER_TISSUES]
+    groups["mean_with_background"] = every
+    return groups
+
+
+def metrics(acc: Accumulator, split: str, extra: dict | None = None, resamples: int = DEFAULT_RESAMPLES,
+            seed: int = 0) -> dict:
+    """The metrics.json document (the issue fixes the first eight keys); resamples 0: no intervals."""
     names = acc.classes.names
     m = acc.confusion.matrix
     per = scores_from_matrix(m)
@@ -27,13 +43,14 @@ def metrics(acc: Accumulator, split: str, extra: dict | None = None) -> dict:
     total = int(m.sum())
     rows = m.sum(axis=1, keepdims=True)
     normalized = np.divide(m, rows, out=np.zeros(m.shape, float), where=rows > 0)
+    groups = mean_groups(names)
     doc = {
         "classes": names,
         "split": split,
         "images": len(acc.rows),
         "per_class": {n: {k: num(per[k][i]) for k in KEYS} for i, n in enumerate(names)},
-        "mean": {k: mean(per[k][1:] if len(names) > 1 else per[k]) for k in KEYS},
-        "mean_with_background": {k: mean(per[k]) for k in KEYS},
+        **{g: {k: mean(per[k][cols]) for k in KEYS} for g, cols in groups.items()},
+        "mean_classes": {g: [names[i] for i in cols] for g, cols in groups.items()},
         "pixel_accuracy": num(np.trace(m) / total) if total else None,
         "confusion_matrix": m.astype(int).tolist(),
         "confusion_matrix_row_normalized": [[round(float(v), 6) for v in r] for r in normalized],
@@ -44,8 +61,75 @@ def metrics(acc: Accumulator, split: str, extra: dict | None = None) -> dict:
                     if acc.histograms is not None else
                     {"available": False, "reason": "evaluated from label maps (--pred): no probabilities"}),
     }
+    doc.update(interval_doc(acc, groups, auc, resamples, seed))
     doc.update(extra or {})
     return doc
+
+
+def interval_doc(acc: Accumulator, groups: dict[str, list[int]], auc: np.ndarray, resamples: int, seed: int) -> dict:
+    """"bootstrap" (over what, how many, why images) and "ci95" ([low, high] beside every figure; null: none)."""
+    units = acc.units()
+    n = len(units.matrices)
+    small = n < SMALL_SPLIT or units.single_clip
+    about = {"resamples": resamples, "seed": seed, "confidence": CONFIDENCE, "unit": units.kind, "units": n,
+             "small_split": small, "unit_note": units.note,
+             "method": f"percentile bootstrap: {units.kind}s drawn with replacement, figures from the pooled pixels "
+                       f"of each resample",
+             "note": _note(units, small, acc.histograms is not None)}
+    ci = intervals(units, groups, resamples, seed, auc if acc.histograms is not None else None)
+    if ci is None:
+        about["note"] = ("no intervals (--bootstrap 0)" if resamples < 1 else
+                         f"no intervals: {n} {units.kind}{'s' if n != 1 else ''}, need two")
+        return {"bootstrap": about, "ci95": None}
+    names = acc.classes.names
+    per = ci["per_class"]
+    return {"bootstrap": about, "ci95": {
+        "per_class": {c: {k: pair(per[k][i]) if k in per else None for k in KEYS} for i, c in enumerate(names)},
+        **{g: {k: pair(v[k]) if k in v else None for k in KEYS} for g, v in ci["means"].items()},
+        "pixel_accuracy": pair(ci["pixel_accuracy"])}}
+
+
+def _note(units: Units, small: bool, scored: bool) -> str:
+    """Why the units are images, whether the split is small, why the AUC has no interval ('' if none)."""
+    n = len(units.matrices)
+    parts = [f"interval over images: {units.note}" if units.note else "",
+             (f"small split: {'a single clip' if units.single_clip else f'{n} {units.kind}s'} "
+              f"(fewer than {SMALL_SPLIT}), the interval is rough") if small else "",
+             "AUC without an interval: no score histograms per clip" if scored and units.histograms is None else ""]
+    return "; ".join(p for p in parts if p)
+
+
+def pair(lo_hi) -> list[float] | None:
+    lo, hi = (num(v) for v in lo_hi)
+    return None if lo is None or hi is None else [lo, hi]
+
+
+def headline(doc: dict) -> str:
+    """The console line: the means over the tissues and over the paper's three, with their intervals."""
+    ci = doc.get("ci95") or {}
+
+    def fig(group: str, key: str) -> str:
+        return figure(doc[group][key], (ci.get(group) or {}).get(key), 3)
+
+    means = doc["mean_classes"]
+    auc = f", AUC {fig('mean', 'auc')}" if doc["mean"]["auc"] is not None else " (no AUC from label maps)"
+    parts = [f"mean over tissues IoU {fig('mean', 'iou')}, Dice {fig('mean', 'dice')}{auc}"]
+    if "mean_paper" in doc and means["mean_paper"] != means["mean"]:
+        parts.append(f"{'/'.join(means['mean_paper'])} IoU {fig('mean_paper', 'iou')}, "
+                     f"Dice {fig('mean_paper', 'dice')}")
+    b = doc["bootstrap"]
+    why = [w for w in (b["unit_note"], "small split" if b["small_split"] else "") if w]
+    parts.append(f"95% interval over {b['units']} {b['unit']}s" + (f" ({'; '.join(why)})" if why else "")
+                 if ci else b["note"])
+    return f"{doc['images']} images, {doc['clips']} clips: " + "; ".join(parts)
+
+
+def figure(value: float | None, interval: list[float] | None, digits: int = 3, scale: float = 1.0) -> str:
+    """"0.812 [0.781, 0.840]": a figure and its interval (or the figure alone; '-' for none)."""
+    if value is None:
+        return "-"
+    text = f"{scale * value:.{digits}f}"
+    return text + (f" [{scale * interval[0]:.{digits}f}, {scale * interval[1]:.{digits}f}]" if interval else "")
 
 
 def image_table(acc: Accumulator) -> tuple[list[str], list[list]]:

@@ -36,3 +36,18 @@ def test_shape_and_range_errors():
         cm.update(np.zeros((2, 2), np.uint8), np.zeros((2, 3), np.uint8))
     with pytest.raises(ValueError):
         cm.update(np.full((2, 2), 3, np.uint8), np.zeros((2, 2), np.uint8))
+
+
+@pytest.mark.unit
+def test_a_stack_of_matrices_scores_like_each_matrix_alone():
+    rng = np.random.default_rng(0)
+    stack = rng.integers(0, 50, (6, 4, 4))
+    stack[2] = 0            # no valid pixels at all
+    stack[3, 1, :] = 0      # class 1 absent from truth ...
+    stack[3, :, 1] = 0      # ... and from the prediction
+    batch = scores_from_matrix(stack)
+    for i, m in enumerate(stack):
+        for key, values in scores_from_matrix(m).items():
+            assert batch[key].shape == (6, 4)
+            np.testing.assert_array_equal(batch[key][i], values)
+    assert np.isnan(batch["iou"][3, 1]) and np.isnan(batch["accuracy"][2]).all()

@@ -34,7 +34,8 @@ def predictions(tiny_model_dir, tiny_synth, tmp_path_factory):
 
 def test_report_files_and_metrics(model_report, tiny_synth):
     for name in ("metrics.json", "per_image.csv", "per_clip.csv", "report.html", "confusion_matrix.png", "roc.png",
-                 "class_metrics.png", "per_image_iou.png", "gallery_best.png", "gallery_worst.png"):
+                 "class_metrics.png", "class_iou_ci.png", "per_image_iou.png", "per_clip_class_iou.png",
+                 "gallery_best.png", "gallery_worst.png"):
         assert (model_report / name).is_file(), name
     doc = json.loads((model_report / "metrics.json").read_text())
     ds = load_dataset(tiny_synth)
@@ -52,6 +53,24 @@ def test_report_files_and_metrics(model_report, tiny_synth):
     assert sorted(int(c["images"]) for c in clips) == [2, 2]
 
 
+def test_every_figure_has_its_interval_over_clips(model_report):
+    doc = json.loads((model_report / "metrics.json").read_text())
+    b = doc["bootstrap"]
+    assert (b["unit"], b["units"], b["resamples"], b["seed"], b["small_split"]) == ("clip", 2, 2000, 0, True)
+    # Two clips: the resamples are (a, a), (a, b) and (b, b): the interval runs from one clip's figure to the other's.
+    clips = {c["clip"]: c for c in csv.DictReader((model_report / "per_clip.csv").open())}
+    lo, hi = doc["ci95"]["per_class"]["bone"]["iou"]
+    assert sorted([lo, hi]) == pytest.approx(sorted(float(c["iou_bone"]) for c in clips.values()), abs=1e-6)
+    for group in ("mean", "mean_paper", "mean_with_background"):
+        assert doc["ci95"][group]["iou"][0] <= doc[group]["iou"] <= doc["ci95"][group]["iou"][1]
+    assert doc["ci95"]["mean"]["auc"] is not None and doc["ci95"]["pixel_accuracy"] is not None
+    page = (model_report / "report.html").read_text()
+    iou = doc["per_class"]["bone"]["iou"]
+    assert f"<td>{100 * iou:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]</td>" in page  # the bone row's IoU cell
+    assert "95% interval, a percentile bootstrap over the 2 clips" in page and "Small split: 2 clips" in page
+    assert "per-class IoU with 95% intervals" in page
+
+
 def test_html_is_self_contained(model_report):
     page = (model_report / "report.html").read_text()
     assert "http://" not in page and "https://" not in page and "<script" not in page
@@ -62,15 +81,32 @@ def test_html_is_self_contained(model_report):
     assert "ROC" in page and "untrained test model" in page  # the model's notice is shown
 
 
-def test_pred_folder_gives_the_same_figures_without_auc(model_report, predictions, tmp_path, tiny_synth):
+def test_pred_folder_gives_the_same_figures_without_auc(model_report, predictions, tmp_path, tiny_synth, capsys):
     out = tmp_path / "report"
     assert main(["evaluate", "--pred", str(predictions), "--data", str(tiny_synth), "--out", str(out)]) == 0
+    line = capsys.readouterr().out
+    b = json.loads((out / "metrics.json").read_text())
+    iou, (lo, hi) = b["mean"]["iou"], b["ci95"]["mean"]["iou"]
+    assert f"mean over tissues IoU {iou:.3f} [{lo:.3f}, {hi:.3f}]" in line and "over 2 clips (small split)" in line
     a = json.loads((model_report / "metrics.json").read_text())
     b = json.loads((out / "metrics.json").read_text())
     assert a["confusion_matrix"] == b["confusion_matrix"]  # predict's PNGs and the model run agree pixel for pixel
     assert all(v["auc"] is None for v in b["per_class"].values()) and b["mean"]["auc"] is None
     assert not (out / "roc.png").exists()
     assert "No ROC curves or AUC" in (out / "report.html").read_text()
+
+
+def test_bootstrap_flag_and_seed(predictions, tmp_path, tiny_synth, capsys):
+    runs = {}
+    for name, flags in (("off", ["--bootstrap", "0"]), ("seed7", ["--seed", "7"]), ("again", ["--seed", "7"])):
+        assert main(["evaluate", "--pred", str(predictions), "--data", str(tiny_synth), "--out", str(tmp_path / name),
+                     "--gallery", "0", *flags]) == 0
+        runs[name] = json.loads((tmp_path / name / "metrics.json").read_text())
+    assert runs["off"]["ci95"] is None and runs["off"]["bootstrap"]["resamples"] == 0
+    assert "[" not in capsys.readouterr().out.splitlines()[0]
+    assert "Brackets" not in (tmp_path / "off" / "report.html").read_text()
+    assert runs["seed7"]["ci95"] == runs["again"]["ci95"] and runs["seed7"]["bootstrap"]["seed"] == 7
+    assert runs["off"]["mean"] == runs["seed7"]["mean"]
 
 
 def _error(capsys) -> str:
