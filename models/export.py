@@ -2,7 +2,8 @@
 
 The folder holds model.json + model.pdiparams (PIR, Paddle 3), optionally model.onnx, and
 manifest.yaml (classes, preprocessing, output kind, SHA-256 of each file, training summary,
-validation and test figures), sealed with the SHA-256 of its own content and, with a signing key,
+validation and test figures, the test figures with 95 % bootstrap intervals over clips as
+`evaluate` computes them), sealed with the SHA-256 of its own content and, with a signing key,
 signed (models/core/runtime/manifest.py). The exported graph ends in a softmax: probabilities at
 stride 8.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -30,9 +32,14 @@ from models.core.runtime.manifest import (
 from models.core.runtime.preprocess import Preprocess
 from models.core.yamlio import read_yaml
 from models.dataset import StagedDir, load_dataset
+from models.evaluate.bootstrap import CONFIDENCE, DEFAULT_RESAMPLES, group_units, intervals
+from models.evaluate.summary import interval_note, mean_groups, small_split
 from models.nets import build_model
 from models.nets.complexity import count_macs, count_params
 from models.train.config import TrainConfig
+
+if TYPE_CHECKING:
+    from models.predict import SplitCounts
 
 paddle = import_paddle()
 
@@ -184,15 +191,49 @@ def onnx_parity(model_dir: Path, data_root: Path, images: int = 4) -> float:
 
 def _test_metrics(model_dir: Path, data_root: Path, progress: bool, profile: str | None = None) -> dict:
     from models.core.runtime.backends import RuntimeSettings, SegmentationRuntime
-    from models.predict import split_metrics
+    from models.predict import split_counts
 
     dataset = load_dataset(data_root)
     items = dataset.splits.get("test") or []
     if not items:
         return {"test": None, "test_note": f"{data_root} has no test split"}
-    result = split_metrics(SegmentationRuntime(model_dir, RuntimeSettings(profile=profile)), dataset, items,
-                           progress=progress)
-    return {"test": {"dataset": str(data_root), "runtime": "paddle cpu onednn, fov auto", "profile": profile, **result}}
+    counts = split_counts(SegmentationRuntime(model_dir, RuntimeSettings(profile=profile)), dataset, items,
+                          progress=progress)
+    return {"test": {"dataset": str(data_root), "runtime": "paddle cpu onednn, fov auto", "profile": profile,
+                     **manifest_figures(counts)}}
+
+
+INTERVAL_KEYS = ("iou", "dice")  # the figures the manifest gives an interval (evaluate's metrics.json has them all)
+
+
+def manifest_figures(counts: SplitCounts, resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> dict:
+    """The manifest's test figures from a split's counts: images, clips, per_class and mean (over
+    the tissues) as before, all pixels pooled; mean_paper (bone, ligament, disc, when the table has
+    them); ci95, the 95 % percentile bootstrap over clips of IoU and Dice per class and of both
+    means, computed by evaluate's code (models/evaluate/bootstrap.py), so that `evaluate` on the
+    same split gives the same intervals; bootstrap: over what, how many, and the small-split note.
+    4 decimals, intervals as [low, high], null where a figure does not exist."""
+    groups = {g: cols for g, cols in mean_groups(counts.names).items() if g in ("mean", "mean_paper")}
+    doc = counts.figures(groups)
+    units = group_units(counts.clips, counts.matrices)
+    n, small = len(units.matrices), small_split(units)
+    ci = intervals(units, groups, resamples, seed)
+    doc["ci95"] = None if ci is None else {
+        "per_class": {c: {k: _pair(ci["per_class"][k][i]) for k in INTERVAL_KEYS} for i, c in enumerate(counts.names)},
+        **{g: {k: _pair(ci["means"][g][k]) for k in INTERVAL_KEYS} for g in groups}}
+    if ci is not None:
+        note = interval_note(units, small, scored=False)
+    else:
+        note = "no intervals (no resamples)" if resamples < 1 else \
+            f"no intervals: {n} {units.kind}{'s' if n != 1 else ''}, need two"
+    doc["bootstrap"] = {"unit": units.kind, "units": n, "resamples": resamples, "seed": seed,
+                        "confidence": CONFIDENCE, "small_split": small, "note": note}
+    return doc
+
+
+def _pair(lo_hi) -> list[float] | None:
+    lo, hi = (float(v) for v in lo_hi)
+    return [round(lo, 4), round(hi, 4)] if np.isfinite(lo) and np.isfinite(hi) else None
 
 
 def _export_onnx(folder: Path, graph: Path) -> Path:

@@ -1,6 +1,7 @@
 """Running an exported model over a dataset split: label PNGs, optional probabilities, metrics."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -67,27 +68,60 @@ def split_items(dataset: Dataset, split: str) -> list[Item]:
     return items
 
 
-def split_metrics(runtime: SegmentationRuntime, dataset: Dataset, items: list[Item], progress: bool = True) -> dict:
-    """Per-class and mean (over tissues) accuracy/precision/recall/IoU/Dice at full label resolution."""
+@dataclass(frozen=True)
+class SplitCounts:
+    """What a model did on a split, pixel by pixel: one confusion matrix per image (truth rows),
+    with each image's clip, so that the figures can be pooled over the split and resampled by clip."""
+    names: list[str]          # the class table's names, in id order
+    clips: list[str]          # the clip of each image
+    matrices: np.ndarray      # (images, C, C) valid-pixel counts
+
+    def figures(self, groups: dict[str, list[int]] | None = None) -> dict:
+        """Per-class and mean accuracy/precision/recall/IoU/Dice over all pixels of the split (pooled),
+        4 decimals, null where a class is absent. groups: mean name -> the class indices it averages
+        (default: "mean" over the tissues, every class but background)."""
+        n = len(self.names)
+        scores = scores_from_matrix(self.matrices.sum(axis=0))
+        groups = groups or {"mean": list(range(1, n)) or [0]}
+        per_class = {c: {k: _num(v[i]) for k, v in scores.items()} for i, c in enumerate(self.names)}
+        means = {g: {k: _num(_nanmean(v[list(cols)])) for k, v in scores.items()} for g, cols in groups.items()}
+        return {"images": len(self.clips), "clips": len(set(self.clips)), "per_class": per_class, **means}
+
+
+def split_counts(runtime: SegmentationRuntime, dataset: Dataset, items: list[Item], progress: bool = True
+                 ) -> SplitCounts:
+    """Run the model on every item (still images, full label resolution) and count its answers."""
     _check_classes(runtime, dataset)
     runtime.independent_frames()
     cm = ConfusionMatrix(len(dataset.classes), dataset.classes.ignore_index)
     stage = still_stage(runtime)
+    matrices = []
     for item in tqdm(items, unit="img", desc="test", disable=not progress):
         labels, _ = predict_frame(runtime, read_image(dataset.path(item.image)), stage)
         truth = read_label(dataset.path(item.label))
         if truth.shape != labels.shape:
             raise EndoSpineError(f"{dataset.path(item.label)}: size differs from its image")
-        cm.update(truth, np.where(labels == 255, 0, labels).astype(np.uint8))
-    scores = scores_from_matrix(cm.matrix)
-    names = dataset.classes.names
-    per_class = {n: {k: _num(v[i]) for k, v in scores.items()} for i, n in enumerate(names)}
-    tissues = {k: _num(np.nanmean(v[1:])) if len(v) > 1 else _num(v[0]) for k, v in scores.items()}
-    return {"images": len(items), "per_class": per_class, "mean": tissues}
+        matrices.append(cm.update(truth, np.where(labels == 255, 0, labels).astype(np.uint8)))
+    n = len(dataset.classes)
+    return SplitCounts(list(dataset.classes.names), [it.clip for it in items],
+                       np.stack(matrices).astype(np.int64) if matrices else np.zeros((0, n, n), np.int64))
+
+
+def split_metrics(runtime: SegmentationRuntime, dataset: Dataset, items: list[Item], progress: bool = True) -> dict:
+    """Per-class and mean (over tissues) accuracy/precision/recall/IoU/Dice at full label resolution,
+    all pixels of the split pooled; "clips": how many clips the images come from. The manifest's
+    test block adds the bootstrap intervals over clips to these (models/export.py)."""
+    return split_counts(runtime, dataset, items, progress).figures()
 
 
 def _num(v) -> float | None:
     return None if not np.isfinite(v) else round(float(v), 4)
+
+
+def _nanmean(values: np.ndarray) -> float:
+    """The mean of the finite values; NaN (quietly) if there are none."""
+    values = np.asarray(values, np.float64)
+    return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
 
 
 def _check_classes(runtime: SegmentationRuntime, dataset: Dataset) -> None:

@@ -70,12 +70,12 @@ def interval_doc(acc: Accumulator, groups: dict[str, list[int]], auc: np.ndarray
     """"bootstrap" (over what, how many, why images) and "ci95" ([low, high] beside every figure; null: none)."""
     units = acc.units()
     n = len(units.matrices)
-    small = n < SMALL_SPLIT or units.single_clip
+    small = small_split(units)
     about = {"resamples": resamples, "seed": seed, "confidence": CONFIDENCE, "unit": units.kind, "units": n,
              "small_split": small, "unit_note": units.note,
              "method": f"percentile bootstrap: {units.kind}s drawn with replacement, figures from the pooled pixels "
                        f"of each resample",
-             "note": _note(units, small, acc.histograms is not None)}
+             "note": interval_note(units, small, acc.histograms is not None)}
     ci = intervals(units, groups, resamples, seed, auc if acc.histograms is not None else None)
     if ci is None:
         about["note"] = ("no intervals (--bootstrap 0)" if resamples < 1 else
@@ -89,7 +89,12 @@ def interval_doc(acc: Accumulator, groups: dict[str, list[int]], auc: np.ndarray
         "pixel_accuracy": pair(ci["pixel_accuracy"])}}
 
 
-def _note(units: Units, small: bool, scored: bool) -> str:
+def small_split(units: Units) -> bool:
+    """Fewer than SMALL_SPLIT units, or the images of a single clip: the interval is rough."""
+    return len(units.matrices) < SMALL_SPLIT or units.single_clip
+
+
+def interval_note(units: Units, small: bool, scored: bool) -> str:
     """Why the units are images, whether the split is small, why the AUC has no interval ('' if none)."""
     n = len(units.matrices)
     parts = [f"interval over images: {units.note}" if units.note else "",
