@@ -66,7 +66,7 @@ def tiny_model_dir(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("tiny-model")
     paddle.seed(0)
-    net = build_model("liteseg-cpu", 4)
+    net = build_model("liteseg-cpu", len(default_classes()))
     net.eval()
     write_model_folder(net, "liteseg-cpu", default_classes(), Preprocess((128, 128)), folder,
                        notice="untrained test model")

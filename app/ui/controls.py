@@ -1,5 +1,10 @@
 """The side panel: tissue toggles with the legend, opacity, fill/contour, AI on/off.
 
+One toggle per foreground class, in table order, with keys 1-9: the protected class (the nerve)
+is labeled "(protected)" and drawn bold in its reserved color; an occluder (the instrument)
+starts unchecked when its table says `visible: false`, and its tooltip says that tissue is never
+painted over it either way.
+
 Large, high-contrast controls for an OR monitor. The panel only reports what the user chose
 (signals in the past tense); the main window owns the state.
 """
@@ -9,7 +14,7 @@ from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtGui import QColor, QIcon, QPixmap
 from PyQt6.QtWidgets import QButtonGroup, QCheckBox, QGroupBox, QLabel, QRadioButton, QSlider, QVBoxLayout, QWidget
 
-from models.core.classes import ClassTable
+from models.core.classes import ClassInfo, ClassTable
 from models.core.overlay import OverlayStyle
 
 PANEL_STYLE = """
@@ -43,8 +48,11 @@ class ControlPanel(QWidget):
         tl.addWidget(self.table_label)
         self.tissue_boxes: dict[int, QCheckBox] = {}
         for n, c in enumerate(classes.foreground, start=1):
-            box = QCheckBox(f"{c.name}   [{n}]" if n <= 9 else c.name, tissues)
+            box = QCheckBox(legend_text(c, n), tissues)
             box.setIcon(_swatch(c.color))
+            box.setToolTip(legend_tip(c))
+            if c.protect:  # the protected class stands out in the legend too: bold, in its own color
+                box.setStyleSheet(_protected_style(c.color))
             box.setChecked(c.id in style.visible)
             box.toggled.connect(lambda on, cid=c.id: self._set_visible(cid, on))
             tl.addWidget(box)
@@ -118,6 +126,30 @@ class ControlPanel(QWidget):
 
     def _show_opacity(self) -> None:
         self.opacity_label.setText(f"Opacity {round(self._style.opacity * 100)}%")
+
+
+def legend_text(c: ClassInfo, n: int) -> str:
+    """A toggle's label: the name, its role, its key (1-9, in table order)."""
+    name = f"{c.name} (protected)" if c.protect else c.name
+    return f"{name}   [{n}]" if n <= 9 else name
+
+
+def legend_tip(c: ClassInfo) -> str:
+    default = "shown" if c.visible else "off"
+    if c.protect:
+        return (f"{c.name}: the protected structure. Drawn on top of the other classes, in a color "
+                f"no other class uses. {default.capitalize()} when the display starts.")
+    if c.occluder:
+        return (f"{c.name}: not tissue. No tissue color is painted over it, whether it is shown or "
+                f"not. {default.capitalize()} when the display starts.")
+    return f"{c.name}: {default} when the display starts."
+
+
+def _protected_style(color) -> str:
+    """Bold, in the class's color when that reads on the dark panel (else the panel's own text color)."""
+    r, g, b = color
+    readable = 0.2126 * r + 0.7152 * g + 0.0722 * b >= 110
+    return "QCheckBox { font-weight: bold; %s}" % (f"color: #{r:02x}{g:02x}{b:02x}; " if readable else "")
 
 
 def _swatch(color) -> QIcon:

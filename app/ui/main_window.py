@@ -174,17 +174,26 @@ class MainWindow(QMainWindow):
         self._status_timer.start(500)
 
     def _remembered_style(self) -> OverlayStyle:
+        """Opacity and mode as last used; the classes shown as last used only with the same class
+        table (ids mean other classes in another table: a 4-class model's "1,2,3" would hide a
+        7-class table's nerve), else the table's defaults. Protected classes always start shown."""
         style = OverlayStyle.for_classes(self.classes)  # the class table decides what shows at first
         if self.settings is None:
             return style
         try:
-            shown = ",".join(str(c) for c in sorted(style.visible))
-            visible = {int(v) for v in str(self.settings.value("overlay/visible", shown)).split(",") if v}
+            visible = style.visible
+            if str(self.settings.value("overlay/classes", "")) == self._table_key():
+                remembered = str(self.settings.value("overlay/visible", ""))
+                visible = frozenset(int(v) for v in remembered.split(",") if v) | self.classes.protected
             return OverlayStyle(opacity=float(self.settings.value("overlay/opacity", style.opacity)),
                                 mode=str(self.settings.value("overlay/mode", style.mode)),
-                                visible=frozenset(visible))
+                                visible=visible)
         except (TypeError, ValueError):
             return style  # unreadable settings: defaults, never a failed start
+
+    def _table_key(self) -> str:
+        """Which class table remembered visibility belongs to: its class names in id order."""
+        return ",".join(self.classes.names)
 
     def _remember(self) -> None:
         if self.settings is None:
@@ -192,6 +201,7 @@ class MainWindow(QMainWindow):
         self.settings.setValue("overlay/opacity", self.style.opacity)
         self.settings.setValue("overlay/mode", self.style.mode)
         self.settings.setValue("overlay/visible", ",".join(str(c) for c in sorted(self.style.visible)))
+        self.settings.setValue("overlay/classes", self._table_key())
         self.settings.setValue("window/geometry", self.saveGeometry())
 
     def restore_geometry(self) -> None:

@@ -16,10 +16,13 @@ class ClassId(IntEnum):
     BONE = 1
     LIGAMENT = 2
     DISC = 3
+    NERVE = 4        # dura and nerve root: the protected class
+    FAT = 5          # epidural fat
+    INSTRUMENT = 6   # an occluder, not tissue
     IGNORE = 255
 
 
-TISSUES = (ClassId.BONE, ClassId.LIGAMENT, ClassId.DISC)
+TISSUES = (ClassId.BONE, ClassId.LIGAMENT, ClassId.DISC, ClassId.NERVE, ClassId.FAT)
 
 
 @dataclass(frozen=True)

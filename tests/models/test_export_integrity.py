@@ -88,7 +88,7 @@ def test_export_signs_and_lists_onnx_external_data(tmp_path, monkeypatch, key_pa
         return folder / "model.onnx"
 
     monkeypatch.setattr(export, "_export_onnx", fake_onnx)
-    net = build_model("liteseg-cpu", 4)
+    net = build_model("liteseg-cpu", len(default_classes()))
     net.eval()
     folder = tmp_path / "m"
     folder.mkdir()

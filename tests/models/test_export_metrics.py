@@ -137,7 +137,9 @@ def test_export_writes_intervals_over_clips_into_the_manifest(untrained_run, tin
     assert intervals_hold_their_points(test) > 0
     raw = yaml.safe_load((out / MANIFEST).read_text())["metrics"]["test"]
     assert raw["ci95"]["mean"]["iou"] == test["ci95"]["mean"]["iou"]
-    assert f"test mean IoU (tissues) {test['mean']['iou']:.4f} on 4 images" in capsys.readouterr().out
+    lo, hi = test["ci95"]["mean"]["iou"]
+    assert (f"test mean IoU (tissues) {test['mean']['iou']:.4f} [{lo:.4f}, {hi:.4f}], bone/ligament/disc "
+            f"{test['mean_paper']['iou']:.4f}") in capsys.readouterr().out
 
     doc = evaluate(tiny_synth, tmp_path / "report", model_dir=out, gallery=0, progress=False)
     for group in ("mean", "mean_paper"):  # the manifest says what `evaluate` says, to four decimals

@@ -10,6 +10,7 @@ import pytest
 
 from app.ai.supervisor import AIState, InferenceClient, WorkerConfig
 from app.capture_thread import LatestFrame
+from models.core.classes import default_classes
 from models.core.timing import Timing
 from models.core.types import Frame
 
@@ -97,7 +98,8 @@ def test_model_that_cannot_load_is_unavailable_with_its_reason():
         assert "SHA-256 mismatch" in client.message
 
 
-@pytest.mark.parametrize("mode, why", [("nan", "non-finite"), ("inf", "non-finite"), ("shape", "expected (4, h, w)"),
+@pytest.mark.parametrize("mode, why", [("nan", "non-finite"), ("inf", "non-finite"),
+                                       ("shape", f"expected ({len(default_classes())}, h, w)"),  # the fake's table
                                        ("box", "not inside the 64x48 frame"), ("mask", "expected (48, 64) uint8")])
 def test_bad_outputs_are_rejected_by_the_worker_which_keeps_serving(mode, why):
     """The fake really returns the bad output; only the worker's own checks can catch it."""

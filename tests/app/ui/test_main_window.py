@@ -64,16 +64,46 @@ def test_display_choices_are_remembered(qtbot, tmp_path):
     settings = QSettings(str(tmp_path / "endospine.ini"), QSettings.Format.IniFormat)
     win = MainWindow(ListSource(gray_frames(3)), settings=settings)
     qtbot.addWidget(win)
+    shown = win.style.visible
     win.toggle_class(2)
     win.panel.opacity.setValue(70)
     win.panel.contour_button.setChecked(True)
     win.close()
     again = MainWindow(ListSource(gray_frames(3)), settings=settings)
     qtbot.addWidget(again)
-    assert again.style.visible == frozenset({1, 3}) and again.style.opacity == 0.7 and again.style.mode == "contour"
+    assert again.style.visible == shown - {2} and again.style.opacity == 0.7 and again.style.mode == "contour"
     assert not again.panel.tissue_boxes[2].isChecked() and again.panel.contour_button.isChecked()
     settings.setValue("overlay/opacity", "not a number")
     assert MainWindow(ListSource(gray_frames(1)), settings=settings).style.opacity == 0.45
+
+
+def test_remembered_classes_belong_to_their_table_and_the_protected_one_starts_shown(qtbot, tmp_path):
+    """Ids mean other classes in another table: what a 4-class model's window remembered ("1,2,3")
+    must not hide the 7-class table's nerve and fat. And a protected class starts shown every time."""
+    from PyQt6.QtCore import QSettings
+
+    from app.ui.main_window import MainWindow
+    from models.core.classes import default_classes
+
+    table = default_classes()
+    nerve = table.id_of("nerve")
+    settings = QSettings(str(tmp_path / "endospine.ini"), QSettings.Format.IniFormat)
+    settings.setValue("overlay/visible", "1,2,3")             # written by a window on another table
+    settings.setValue("overlay/classes", "background,bone,ligament,disc")
+    settings.setValue("overlay/opacity", 0.6)
+    win = MainWindow(ListSource(gray_frames(3)), settings=settings)
+    qtbot.addWidget(win)
+    assert win.style.visible == table.default_visible and win.style.opacity == 0.6   # opacity still remembered
+    settings.remove("overlay/classes")                        # remembered before tables were told apart
+    assert MainWindow(ListSource(gray_frames(1)), settings=settings).style.visible == table.default_visible
+    win.toggle_class(nerve)                                    # the user hides the nerve for a while ...
+    win.toggle_class(table.id_of("fat"))
+    assert nerve not in win.style.visible
+    win.close()
+    again = MainWindow(ListSource(gray_frames(3)), settings=settings)
+    qtbot.addWidget(again)
+    assert again.style.visible == table.default_visible - {table.id_of("fat")}   # ... it is back next time
+    assert again.panel.tissue_boxes[nerve].isChecked()
 
 
 def test_reopen_with_a_bad_video_keeps_the_window(qtbot, monkeypatch, tmp_path):

@@ -176,3 +176,45 @@ def test_review_mode_paints_only_each_frames_own_mask(qtbot):
             assert r.frame_id == win.frame.frame_id
     finally:
         win.close()
+
+
+@pytest.mark.parametrize("size", [(320, 240), (517, 389)])
+def test_view_paints_no_tissue_over_the_instrument(qtbot, size):
+    """In the real view (Qt scales the mask-size overlay smoothly onto the frame): where the mask
+    says instrument, the picture is the frame's, with the instrument hidden (its default)."""
+    import cv2
+
+    from app.ui.video_view import VideoView
+
+    table = default_classes()
+    instrument = table.id_of("instrument")
+    y, x = np.mgrid[0:120, 0:160]
+    frame = np.stack([150 + x // 4, 90 + y // 4, 60 + 0 * x], axis=-1).astype(np.uint8)
+    mask = np.zeros((60, 60), np.uint8)
+    for k, c in enumerate(table.foreground[:-1]):        # a stripe of every tissue
+        mask[:, k * 12:(k + 1) * 12] = c.id
+    mask[25:45, 5:55] = instrument                       # a shaft across them
+    view = VideoView()
+    qtbot.addWidget(view)
+    view.resize(*size)
+    view.set_frame(frame)
+
+    def grab():
+        image = view.grab().toImage().convertToFormat(view.grab().toImage().Format.Format_RGB888)
+        got = np.frombuffer(image.constBits().asstring(image.sizeInBytes()), np.uint8)
+        got = got.reshape(image.height(), image.bytesPerLine())[:, :image.width() * 3]
+        return got.reshape(image.height(), image.width(), 3)
+
+    bare = grab()
+    box = (20, 0, 120, 120)
+    view.set_overlay(render_overlay(mask, table, OverlayStyle.for_classes(table, opacity=0.6)), box)
+    painted = grab()
+    where = view._frame_to_widget(view.video_rect(), box)
+    x0, y0, w, h = round(where.x()), round(where.y()), round(where.width()), round(where.height())
+    inside = np.zeros(painted.shape[:2], bool)
+    inside[y0:y0 + h, x0:x0 + w] = cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST_EXACT) == instrument
+    inside = cv2.erode(inside.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)  # Qt's sub-pixel placement
+    assert inside.sum() > 500
+    diff = np.abs(painted.astype(int) - bare.astype(int)).max(axis=-1)
+    assert diff[inside].max() <= 2                          # rounding only: no tissue color
+    assert (diff[y0:y0 + h, x0:x0 + w] > 30).mean() > 0.3   # tissue is painted around it

@@ -71,13 +71,14 @@ def test_hammered_toggles_end_in_the_right_state_and_video_goes_on(qtbot):
     try:
         qtbot.waitUntil(lambda: win.view.overlay_visible, timeout=30000)
         start = win.frame.frame_id
+        shown = win.style.visible                    # the class table's default
         keys = [Qt.Key.Key_1, Qt.Key.Key_2, Qt.Key.Key_3, Qt.Key.Key_Space, Qt.Key.Key_O]
         for i in range(2000):  # 400 presses of each: an even number, so everything ends as it began
             qtbot.keyClick(win, keys[i % len(keys)])
-        assert win.style.enabled and win.style.visible == frozenset({1, 2, 3})
+        assert win.style.enabled and win.style.visible == shown
         for _ in range(3001):  # direct calls, odd count: class 2 ends hidden
             win.toggle_class(2)
-        assert win.style.visible == frozenset({1, 3}) and not win.panel.tissue_boxes[2].isChecked()
+        assert win.style.visible == shown - {2} and not win.panel.tissue_boxes[2].isChecked()
         assert win.panel.tissue_boxes[1].isChecked() and win.panel.all_box.isChecked()
         qtbot.waitUntil(lambda: win.frame is not None and win.frame.frame_id > start + 30, timeout=5000)
         qtbot.waitUntil(lambda: win.view._overlay is not None, timeout=5000)

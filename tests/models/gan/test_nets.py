@@ -78,9 +78,12 @@ def test_spectral_norm_state_round_trip():
 def test_encode_labels_one_hot_and_field_of_view():
     labels = np.array([[[0, 1, 3, 255]]], np.uint8)
     cond = encode_labels(labels, CLASSES)
-    assert cond.shape == (1, 5, 1, 4)
-    np.testing.assert_array_equal(cond[0, :, 0, :].T, [[1, 0, 0, 0, 1], [0, 1, 0, 0, 1], [0, 0, 0, 1, 1],
-                                                       [0, 0, 0, 0, 0]])
+    n = len(CLASSES)
+    assert cond.shape == (1, n + 1, 1, 4)                      # one plane per class, then the field of view
+    want = np.zeros((4, n + 1))
+    for pixel, label in enumerate((0, 1, 3)):
+        want[pixel, label] = want[pixel, n] = 1                # the ignore pixel (255): all zero
+    np.testing.assert_array_equal(cond[0, :, 0, :].T, want)
     with pytest.raises(EndoSpineError, match=r"\[7\]"):
         encode_labels(np.array([[[7]]], np.uint8), CLASSES, "x.png")
 

@@ -21,13 +21,13 @@ def study(means: dict[str, float], sd: float, n: int = 40, seed: int = 0, model:
     """Per-image tissue IoUs whose mean over images is exactly `means[name]`."""
     rng = np.random.default_rng(seed)
     names = list(means)
-    iou = np.empty((len(names), n, 4))
+    iou = np.empty((len(names), n, len(LUMBAR)))
     for r, name in enumerate(names):
         noise = rng.normal(0, sd, n)
         values = means[name] + noise - noise.mean()
         iou[r] = values[:, None]
     readers = [Reader(nm, None, is_model=nm == model, simulated=simulated and nm != model) for nm in names]
-    m = np.tile(np.eye(4, dtype=np.int64) * 10, (len(names), 1, 1))
+    m = np.tile(np.eye(len(LUMBAR), dtype=np.int64) * 10, (len(names), 1, 1))
     return StudyScores(LUMBAR, readers, [f"i{k}" for k in range(n)], iou, 2 * iou / (1 + iou), m)
 
 

@@ -19,12 +19,13 @@ from models.core.runtime.postprocess import (
 
 pytestmark = pytest.mark.unit
 
-CLASSES = default_classes()  # background, bone, ligament, disc; ignore 255
+CLASSES = default_classes()  # background, bone, ligament, disc, ...; ignore 255
+N = len(CLASSES)             # the model's output planes: one per class
 FRAME = (64, 48)
 BOX = (8, 0, 48, 48)
 
 
-def _probs(cls: int = 1, c: int = 4, h: int = 6, w: int = 6, p: float = 1.0) -> np.ndarray:
+def _probs(cls: int = 1, c: int = N, h: int = 6, w: int = 6, p: float = 1.0) -> np.ndarray:
     """Probability p for class `cls` everywhere, the rest spread over the other classes."""
     probs = np.full((c, h, w), (1.0 - p) / (c - 1), np.float32)
     probs[cls] = p
@@ -112,8 +113,8 @@ def test_smoothing_off_and_still_settings():
 # -- checks --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("probs, box, why", [
     (np.where(np.eye(6, dtype=bool)[None], np.nan, _probs()).astype(np.float32), BOX, "non-finite"),
-    (_probs(c=2), BOX, "expected (4, h, w)"),                    # a manifest claiming 4 classes, a 2-class output
-    (_probs(c=8), BOX, "expected (4, h, w)"),
+    (_probs(c=2), BOX, f"expected ({N}, h, w)"),                 # a manifest claiming N classes, a 2-class output
+    (_probs(c=N + 1), BOX, f"expected ({N}, h, w)"),
     (_probs(), (40, 0, 48, 48), "not inside the 64x48 frame"),
     (_probs() * 2, BOX, "outside [0, 1]"),
 ])
@@ -127,8 +128,8 @@ def test_a_refused_output_never_reaches_the_smoothing():
     stage = _stage(smoothing=0.5)
     stage(_probs(cls=1), BOX, FRAME, frame_id=1)
     with pytest.raises(EndoSpineError):
-        stage(np.full((4, 6, 6), np.nan, np.float32), BOX, FRAME, frame_id=2)
-    # blended with frame 1, not with the refused frame 2: bone 0.5 * 0.07 + 0.5 * 1 beats disc 0.5 * 0.8
+        stage(np.full((N, 6, 6), np.nan, np.float32), BOX, FRAME, frame_id=2)
+    # blended with frame 1, not with the refused frame 2: bone 0.5 * 0.2 / (N - 1) + 0.5 * 1 beats disc 0.5 * 0.8
     assert (stage(_probs(cls=3, p=0.8), BOX, FRAME, frame_id=3) == 1).all()
 
 
