@@ -90,10 +90,10 @@ class Lens:
         # (3, gh, gw): red falls off a little less, so the periphery turns warmer, not greyer
         self.vig = np.stack([1.0 - fall * k for k in (0.85, 1.0, 1.1)]).astype(np.float32)
         red = rng.uniform(0.0, 0.06)   # log gains; green and blue never above red (warm light)
-        green = red - rng.uniform(0.05, 0.13)
-        self.gain = np.array([red, green, green - rng.uniform(0.0, 0.05)])
+        green = red - rng.uniform(0.02, 0.1)
+        self.gain = np.array([red, green, green + rng.uniform(0.0, 0.06)])
         self.wb_drift = [Wave(rng, 0.012, (200, 900)) for _ in range(3)]
-        self.lut = _tone_lut(rng.uniform(0.9, 1.04), rng.uniform(0.9, 1.02))
+        self.lut = _tone_lut(rng.uniform(0.95, 1.08), rng.uniform(0.9, 1.02))
         scale = view.r / 256.0
         self.sigma0 = rng.uniform(0.25, 0.5) * scale
         self.defocus = Wave(rng, rng.uniform(0.1, 0.8) * scale, (90, 500))
