@@ -91,10 +91,10 @@ class Cannula:
 
     def __init__(self, rng: np.random.Generator):
         self.angle = rng.uniform(0, 2 * np.pi)
-        self.depth = rng.uniform(0.06, 0.2)          # thickest part, in view radii
-        self.radius = rng.uniform(1.3, 2.2)          # curvature of its inner edge
-        self.wobble = Wave(rng, 0.02, (60, 300))
-        self.tone = rng.uniform(0.03, 0.08)
+        self.depth = rng.uniform(0.05, 0.12)         # thickest part, in view radii
+        self.radius = rng.uniform(1.8, 2.6)          # curvature of its inner edge (spans 60-85 degrees)
+        self.wobble = Wave(rng, 0.01, (60, 300))
+        self.tone = rng.uniform(0.1, 0.18)   # dark, yet brighter than the black surround
 
     def draw(self, img: np.ndarray, labels: np.ndarray, view, t: int, grit: np.ndarray) -> None:
         ux, uy = np.cos(self.angle), np.sin(self.angle)

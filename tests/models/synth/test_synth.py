@@ -201,19 +201,19 @@ def test_instruments_are_labeled_instrument():
 
 @pytest.mark.unit
 def test_the_cannula_edge_is_instrument_and_dark():
-    seeds = [s for s in range(40) if _clip(s, 0, 160, 160)._cannula is not None][:3]
+    seeds = [s for s in range(40) if _clip(s, 0, 64, 64)._cannula is not None][:3]
     assert seeds, "no clip among 40 has a cannula edge"
     for seed in seeds:
-        clip = _clip(seed, 0, 160, 160)
+        clip = _clip(seed, 0, 320, 320)
         img, lab = clip.render(10)
         cx, cy, r = clip.fov
         c = clip._cannula
         # a point well inside the crescent, on its thickest side
-        x = int(round(cx + np.cos(c.angle) * (r - 0.4 * c.depth * r)))
-        y = int(round(cy + np.sin(c.angle) * (r - 0.4 * c.depth * r)))
+        x = int(round(cx + np.cos(c.angle) * (r - 0.5 * c.depth * r)))
+        y = int(round(cy + np.sin(c.angle) * (r - 0.5 * c.depth * r)))
         assert lab[y, x] == INSTRUMENT
         inside = (_dist(clip) <= clip.fov[2] - 2) & (lab != INSTRUMENT)
-        assert img[y, x].mean() < 0.6 * img[inside].mean()
+        assert 20 < img[y, x].mean() < 0.75 * img[inside].mean()   # dark, but not the black surround
 
 
 def _class_colors(seeds, size=192):
