@@ -42,13 +42,19 @@ def test_the_tiny_export_is_sealed_and_verifies(tiny_model_dir):
     assert len(m.integrity["manifest_sha256"]) == 64 and set(m.files) == {"model", "params"}
 
 
-def test_the_shipped_model_verifies_and_says_it_was_resealed():
+def test_the_shipped_model_verifies_and_states_its_figures_honestly():
+    """Sealed, says it is a demonstration, and its test figures come from >= 30 unseen clips with intervals."""
     from models.core.paths import shipped_model
 
     if not (shipped_model() / MANIFEST).is_file():
         pytest.skip("no shipped model")
     m = load_manifest(shipped_model())
-    assert any("re-sealed" in line for line in m.history) and m.metrics["test"]["images"] == 300
+    assert "Demonstration model" in m.notice and "not a medical device" in m.notice.lower()
+    test = m.metrics["test"]
+    assert test["clips"] >= 30 and test["bootstrap"]["unit"] == "clip" and not test["bootstrap"]["small_split"]
+    for key in ("mean", "mean_paper"):
+        lo, hi = test["ci95"][key]["iou"]
+        assert lo <= test[key]["iou"] <= hi
 
 
 def test_the_runtime_runs_only_what_the_profiles_key_signed(tiny_model_dir, model_copy, tmp_path, key_pair):

@@ -10,15 +10,23 @@ from tests.app.fakes import ListSource, gray_frames
 pytestmark = pytest.mark.gui
 
 
+def legacy_model_folder(folder):
+    """A folder holding the first shipped model's manifest (tests/data), without its weights."""
+    from pathlib import Path
+
+    folder.mkdir(parents=True)
+    legacy = Path(__file__).resolve().parents[2] / "data" / "manifest-v1-4class.yaml"
+    (folder / "manifest.yaml").write_bytes(legacy.read_bytes())
+    return folder
+
+
 @pytest.fixture
 def model_hiding_disc(tmp_path):
-    """The shipped model's manifest with disc marked `visible: false` (never loaded by a worker here)."""
-    from models.core.paths import shipped_model
+    """The first shipped model's 4-class manifest with disc marked `visible: false` (never loaded
+    by a worker here)."""
     from models.core.runtime.manifest import load_manifest
 
-    if not (shipped_model() / "manifest.yaml").is_file():
-        pytest.skip("no shipped model")
-    manifest = load_manifest(shipped_model(), verify=False)
+    manifest = load_manifest(legacy_model_folder(tmp_path / "legacy"), verify=False)
     table = manifest.classes
     table = replace(table, classes=table.classes[:3] + (replace(table.classes[3], visible=False),))
     replace(manifest, classes=table).write(tmp_path)

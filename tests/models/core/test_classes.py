@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -114,14 +116,11 @@ def test_the_shipped_table_says_where_it_comes_from():
 def test_manifest_round_trip_keeps_visible_and_old_manifests_load(tmp_path):
     from dataclasses import replace
 
-    from models.core.paths import shipped_model
     from models.core.runtime.manifest import MANIFEST, load_manifest
 
-    shipped = shipped_model() / MANIFEST
-    if not shipped.is_file():
-        pytest.skip("no shipped model")
-    assert "visible" not in shipped.read_text()               # written before `visible` existed
-    old = load_manifest(shipped_model(), verify=False)
+    legacy = _legacy_model(tmp_path / "legacy")
+    assert "visible" not in (legacy / MANIFEST).read_text()   # written before `visible` existed
+    old = load_manifest(legacy, verify=False)
     assert old.classes.default_visible == frozenset({1, 2, 3})
     hidden = replace(old.classes, classes=old.classes.classes[:3] + (replace(old.classes.classes[3], visible=False),))
     folder = tmp_path / "model"
@@ -200,10 +199,9 @@ def test_roles_round_trip_and_are_written_only_when_true(tmp_path, nerve, tool):
 
 
 @pytest.mark.unit
-def test_tables_without_roles_write_what_they_wrote_before():
+def test_tables_without_roles_write_what_they_wrote_before(tmp_path):
     """to_dict of a table that has no roles is exactly the dict written before they existed (so a
     dataset's copy, and a manifest rewritten from its table, stay byte for byte the same)."""
-    from models.core.paths import shipped_model
     from models.core.runtime.manifest import MANIFEST, load_manifest
     from models.core.yamlio import parse_yaml
 
@@ -214,14 +212,14 @@ def test_tables_without_roles_write_what_they_wrote_before():
 
     kvasir = ClassTable.load(default_class_table().parents[1] / "models" / "configs" / "kvasir-classes.yaml")
     tables = [kvasir, ClassTable((ClassInfo(0, "bg", (0, 0, 0)), ClassInfo(1, "a", (1, 2, 3), visible=False)))]
-    if (shipped_model() / MANIFEST).is_file():
-        old = load_manifest(shipped_model(), verify=True)   # the sealed 4-class manifest still verifies
-        assert old.classes.names == ["background", "bone", "ligament", "disc"]
-        assert not old.classes.protected and not old.classes.occluders
-        assert "protect" not in (shipped_model() / MANIFEST).read_text()
-        tables.append(old.classes)
-        written = parse_yaml((shipped_model() / MANIFEST).read_text())["classes"]
-        assert ClassTable.from_dict(written) == old.classes
+    legacy = _legacy_model(tmp_path / "legacy")   # the first shipped model's 4-class manifest
+    old = load_manifest(legacy, verify=False)
+    assert old.classes.names == ["background", "bone", "ligament", "disc"]
+    assert not old.classes.protected and not old.classes.occluders
+    assert "protect" not in (legacy / MANIFEST).read_text()
+    tables.append(old.classes)
+    written = parse_yaml((legacy / MANIFEST).read_text())["classes"]
+    assert ClassTable.from_dict(written) == old.classes
     for t in tables:
         assert t.to_dict() == before(t)
         assert repr(t.to_dict()) == repr(before(t))                     # same keys, same order
@@ -277,3 +275,11 @@ def test_delta_e():
     assert delta_e((10, 20, 30), (10, 20, 30)) == 0
     assert delta_e((0, 0, 0), (255, 255, 255)) == pytest.approx(100, abs=0.1)
     assert delta_e((255, 255, 0), (255, 160, 0)) > MIN_PROTECT_DELTA_E > delta_e((255, 255, 0), (255, 200, 0))
+
+
+def _legacy_model(folder: Path) -> Path:
+    """A folder holding the first shipped model's manifest (tests/data), without its weights."""
+    folder.mkdir(parents=True)
+    legacy = Path(__file__).resolve().parents[2] / "data" / "manifest-v1-4class.yaml"
+    (folder / "manifest.yaml").write_bytes(legacy.read_bytes())
+    return folder
