@@ -107,13 +107,6 @@ def split_counts(runtime: SegmentationRuntime, dataset: Dataset, items: list[Ite
                        np.stack(matrices).astype(np.int64) if matrices else np.zeros((0, n, n), np.int64))
 
 
-def split_metrics(runtime: SegmentationRuntime, dataset: Dataset, items: list[Item], progress: bool = True) -> dict:
-    """Per-class and mean (over tissues) accuracy/precision/recall/IoU/Dice at full label resolution,
-    all pixels of the split pooled; "clips": how many clips the images come from. The manifest's
-    test block adds the bootstrap intervals over clips to these (models/export.py)."""
-    return split_counts(runtime, dataset, items, progress).figures()
-
-
 def _num(v) -> float | None:
     return None if not np.isfinite(v) else round(float(v), 4)
 

@@ -82,7 +82,7 @@ def _nerve(rng, lay: Layout, span: float):
     """Dura / nerve root: a smooth pale pink-white tube crossed by fine branching red vessels."""
     shape = lay.labels.shape
     u = lay.unit
-    across = lay.nerve_across if lay.nerve_across is not None else np.zeros(shape, np.float32)
+    across = lay.nerve_across     # built whenever the layout has a nerve (else this is not called)
     crown = np.sqrt(np.clip(1.0 - across * across, 0.0, 1.0))
     col = _mix(_jitter(rng, _rgb(204, 142, 132)), _jitter(rng, _rgb(234, 190, 172)), crown)
     sheen = _grain(rng, shape, 6.0, aniso=3.0)          # the membrane is smooth: a faint sheen only
@@ -98,7 +98,7 @@ def _fat(rng, lay: Layout, span: float):
     """Epidural fat: yellow-orange lobules, darker septa between them, glossy domes."""
     shape = lay.labels.shape
     u = lay.unit
-    d = lay.fat_cells if lay.fat_cells is not None else np.ones(shape, np.float32)
+    d = lay.fat_cells             # built whenever the layout has fat
     cell = float(np.percentile(d[:: 8, :: 8], 90)) + 1e-3
     dome = np.clip(1.0 - (d / np.float32(cell)) ** 2, 0.0, 1.0)
     septa = smoothstep(0.55 * cell, 0.95 * cell, d)

@@ -100,19 +100,37 @@ class Cannula:
         ux, uy = np.cos(self.angle), np.sin(self.angle)
         back = self.radius - 1.0 + self.depth + self.wobble(t)
         cx, cy = -ux * back, -uy * back
-        dist = np.sqrt((view.x - np.float32(cx)) ** 2 + (view.y - np.float32(cy)) ** 2)
+        box = self._box(view, cx, cy)
+        if box is None:
+            return
+        ys, xs = box
+        dist = np.sqrt((view.x[ys, xs] - np.float32(cx)) ** 2 + (view.y[ys, xs] - np.float32(cy)) ** 2)
         edge = (dist - np.float32(self.radius)) * np.float32(view.r)   # px beyond the inner edge
         inside = edge >= 0.0
         if not inside.any():
             return
         alpha = np.clip(edge + 0.5, 0.0, 1.0)
         rim = np.exp(-((edge - 1.0) / 0.8) ** 2) * 0.15                  # the lit metal lip
-        shade = np.float32(self.tone) * (0.7 + 0.6 * grit) + rim
+        shade = np.float32(self.tone) * (0.7 + 0.6 * grit[ys, xs]) + rim
         col = cv2.merge([shade * np.float32(k) for k in (1.0, 0.85, 0.72)])
-        col -= img
+        region = img[ys, xs]
+        col -= region
         col *= cv2.merge([alpha, alpha, alpha])
-        img += col
-        labels[alpha >= 0.5] = INSTRUMENT
+        region += col
+        labels[ys, xs][alpha >= 0.5] = INSTRUMENT
+
+    def _box(self, view, cx: float, cy: float) -> tuple[slice, slice] | None:
+        """The rows and columns holding every pixel the crescent touches (alpha > 0: beyond the inner
+        edge less half a pixel), or None: the rest of the view is left as it is, so only this box is
+        computed. A row has such a pixel iff one of its two ends lies beyond the edge, and so has a column."""
+        reach2 = (self.radius - 1.0 / view.r) ** 2       # a pixel's slack on the half-pixel ramp
+        xs, ys = view.x[0], view.y[:, 0]
+        dx2, dy2 = (xs - cx) ** 2, (ys - cy) ** 2
+        rows = np.flatnonzero(max(dx2[0], dx2[-1]) + dy2 > reach2)
+        cols = np.flatnonzero(max(dy2[0], dy2[-1]) + dx2 > reach2)
+        if not len(rows) or not len(cols):
+            return None
+        return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
 
 
 def make_cannula(rng: np.random.Generator) -> Cannula | None:

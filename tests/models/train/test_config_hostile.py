@@ -30,12 +30,7 @@ TRAIN_CASES = [
 @pytest.mark.unit
 @pytest.mark.parametrize("text, field", TRAIN_CASES, ids=[c[0] for c in TRAIN_CASES])
 def test_train_config_fields_are_typed_and_ranged(tmp_path, text, field):
-    path = tmp_path / "c.yaml"
-    path.write_text(text + "\n")
-    with pytest.raises(EndoSpineError) as exc:
-        TrainConfig.load(path)
-    message = str(exc.value)
-    assert message.startswith(f"{path}: {field}") and "\n" not in message, message
+    _refused_in_one_line(TrainConfig.load, tmp_path / "c.yaml", text, field)
 
 
 @pytest.mark.unit
@@ -107,10 +102,14 @@ GAN_CASES = [
 @pytest.mark.unit
 @pytest.mark.parametrize("text, field", GAN_CASES, ids=[c[0] for c in GAN_CASES])
 def test_gan_config_fields_are_typed_and_ranged(tmp_path, text, field):
-    path = tmp_path / "g.yaml"
+    _refused_in_one_line(GanConfig.load, tmp_path / "g.yaml", text, field)
+    assert GanConfig.from_dict(GanConfig().to_dict()) == GanConfig()
+
+
+def _refused_in_one_line(load, path, text: str, field: str) -> None:
+    """`load` refuses a file holding `text` with one line that starts with the file and the field."""
     path.write_text(text + "\n")
     with pytest.raises(EndoSpineError) as exc:
-        GanConfig.load(path)
+        load(path)
     message = str(exc.value)
     assert message.startswith(f"{path}: {field}") and "\n" not in message, message
-    assert GanConfig.from_dict(GanConfig().to_dict()) == GanConfig()
