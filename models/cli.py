@@ -14,7 +14,7 @@ OUTPUTS = {
     "synth": {"files": {"video": VIDEO}, "folders": ("out",), "apart": (("video", "out"),)},
     "sheet": {"files": {"out": IMAGE}, "inputs": ("data",)},
     "frame-stats": {"files": {"json": JSON, "markdown": ANY}, "inputs": ("paths",)},
-    "train": {"folders": ("out",), "inputs": ("data", "config")},
+    "train": {"folders": ("out",), "inputs": ("data", "config", "init")},
     "export": {"folders": ("out",), "inputs": ("run", "test_data")},
     "keygen": {"folders": ("out",)},
     "predict": {"folders": ("out",), "inputs": ("model", "data")},
@@ -67,13 +67,17 @@ def _cmd_frame_stats(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from models.core.errors import EndoSpineError
     from models.train.config import ExtraData, TrainConfig
     from models.train.loop import train
 
     extra = tuple(ExtraData.parse(e) for e in args.extra_data) or None
     cfg = TrainConfig.load(args.config, model=args.model, iters=args.iters, batch_size=args.batch_size,
                            lr=args.lr, input_size=args.input_size, seed=args.seed, workers=args.workers,
-                           eval_every=args.eval_every, extra_data=extra, profile=args.profile)
+                           eval_every=args.eval_every, extra_data=extra, profile=args.profile,
+                           init=args.init, freeze_backbone=args.freeze_backbone)
+    if cfg.freeze_backbone and not cfg.init:
+        raise EndoSpineError("command line: --freeze-backbone needs --init (a fresh encoder must train)")
     summary = train(args.data, args.out, cfg, resume=args.resume, trust_pickle=args.trust_pickle)
     print(f"best validation mean IoU (tissues) {summary['best_val_miou']:.4f} at step {summary['best_step']}; "
           f"run in {args.out}")
@@ -233,6 +237,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=non_negative_int, help="data loading processes")
     p.add_argument("--seed", type=non_negative_int, help="random seed")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--init", metavar="MODEL_DIR|RUN",
+                   help="fine-tune: start from an exported model folder or a training run (class rows matched by name)")
+    p.add_argument("--freeze-backbone", type=non_negative_int, metavar="N",
+                   help="with --init: keep the encoder fixed for the first N steps (default 0)")
     _add_trust_flag(p)
     p.add_argument("--profile", metavar="FILE",
                    help="endoscope profile of the tower that recorded --data (endospine-calibrate); default: automatic FOV")

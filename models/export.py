@@ -36,7 +36,9 @@ from models.evaluate.bootstrap import CONFIDENCE, DEFAULT_RESAMPLES, group_units
 from models.evaluate.summary import interval_note, mean_groups, small_split
 from models.nets import build_model
 from models.nets.complexity import count_macs, count_params
+from models.train.checkpoint import save_weights
 from models.train.config import TrainConfig
+from models.train.init import WEIGHTS_FILE, WEIGHTS_ROLE
 
 if TYPE_CHECKING:
     from models.predict import SplitCounts
@@ -87,7 +89,8 @@ def write_model_folder(net, arch: str, classes: ClassTable, pre: Preprocess, fol
     head.eval()
     paddle.jit.save(head, str(folder / "model"), input_spec=[paddle.static.InputSpec([1, 3, h, w], "float32", "image")])
     graph = folder / "model.json" if (folder / "model.json").exists() else folder / "model.pdmodel"
-    files = {"model": graph, "params": folder / "model.pdiparams"}
+    files = {"model": graph, "params": folder / "model.pdiparams",
+             WEIGHTS_ROLE: save_weights(folder / WEIGHTS_FILE.split(".")[0], net)}  # for train --init
     if onnx:
         files["onnx"] = _export_onnx(folder, graph)
         for i, location in enumerate(onnx_external_files(files["onnx"]), 1):  # tensors kept beside model.onnx

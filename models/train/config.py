@@ -20,7 +20,7 @@ BIG = 10 ** 8  # steps, images: more than anyone runs
 RANGES: schema.Ranges = {
     "input_size": (128, 2048), "iters": (1, BIG), "batch_size": (1, 4096), "lr": (1e-8, 10.0),
     "weight_decay": (0.0, 1.0), "warmup_iters": (0, BIG), "eval_every": (1, BIG), "log_every": (1, BIG),
-    "workers": (0, 64), "seed": (0, 2 ** 31 - 1), "val_max_images": (0, BIG),
+    "workers": (0, 64), "seed": (0, 2 ** 31 - 1), "val_max_images": (0, BIG), "freeze_backbone": (0, BIG),
     "loss.ce": (0.0, 100.0), "loss.dice": (0.0, 100.0), "loss.ohem_fraction": (0.0, 1.0),
     "augment.crop": (128, 2048), "augment.scale": (0.05, 20.0), "augment.rotate": (0.0, 180.0),
     "augment.hflip": (0.0, 1.0), "augment.vflip": (0.0, 1.0), "augment.brightness": (0.0, 1.0),
@@ -88,6 +88,8 @@ class TrainConfig:
     extra_data: tuple[ExtraData, ...] = ()
     profile: str | None = None     # endoscope profile of the tower that recorded --data (models/core/optics/profile.py);
                                    # None: the default (automatic field of view, no color change)
+    init: str | None = None        # fine-tune: start from this exported model folder or run (models/train/init.py)
+    freeze_backbone: int = 0       # with init: steps during which the encoder is not trained (0 = none)
 
     def __post_init__(self) -> None:
         schema.check(self, RANGES)  # types and ranges, also of a copy with command-line overrides

@@ -39,6 +39,7 @@ from models.nets import build_model
 from models.train.checkpoint import WEIGHTS, load_optimizer, load_weights, save_optimizer, save_weights, stored
 from models.train.config import TrainConfig
 from models.train.data import EvalSamples, MixedSampler, TrainSamples, label_histogram, mixing_weights
+from models.train.init import init_from
 from models.train.losses import SegLoss, class_weights_from_counts, paddle
 
 F = paddle.nn.functional
@@ -78,14 +79,22 @@ def train(data_dir: str | Path, run_dir: str | Path, cfg: TrainConfig, resume: b
     opt = paddle.optimizer.AdamW(learning_rate=sched, parameters=model.parameters(), weight_decay=cfg.weight_decay)
 
     state = {"step": 0, "best_miou": -1.0, "best_step": 0, "epoch": 0, "epoch_step": 0}
+    init_notes = []
     if resume:
         state = _load_resume(run, model, opt, trust_pickle)
+    elif cfg.init:
+        init_notes = init_from(model, cfg.model, classes, cfg.init, trust_pickle)
+    frozen = _Encoder(model.backbone) if cfg.freeze_backbone else None
     if rank == 0:
         _write_yaml(run / "config.yaml", cfg.to_dict())
         _write_yaml(run / "data.yaml", _data_summary(dataset, pools, shares, val_items, weights))
         log.info("train data: %s", ", ".join(f"{_sources(items)} from {ds.root} (share {share:.2f}{_gan_note(items)})"
                                              for (ds, items), share in zip(pools, shares)))
         log.info("validation: %d images from %s (%s)", len(val_items), dataset.root, _sources(val_items))
+        for line in init_notes:
+            log.info("%s", line)
+        if frozen is not None:
+            log.info("encoder frozen for the first %d steps (weights and batch-norm statistics)", cfg.freeze_backbone)
     if world > 1:
         model = paddle.DataParallel(model)
 
@@ -109,6 +118,8 @@ def train(data_dir: str | Path, run_dir: str | Path, cfg: TrainConfig, resume: b
     while step < cfg.iters:
         sampler.epoch = samples.epoch = state["epoch"]
         for images, labels in loader:
+            if frozen is not None:
+                frozen.freeze(step < cfg.freeze_backbone)
             logits = model(images)
             total, parts = loss_fn(logits, labels)
             total.backward()
@@ -238,6 +249,24 @@ def _distributed_setup() -> tuple[int, int]:
     if world > 1:
         paddle.distributed.init_parallel_env()
     return paddle.distributed.get_rank(), world
+
+
+class _Encoder:
+    """The encoder of a fine-tune, frozen for its first steps. Frozen, its trainable parameters get no
+    gradient, so AdamW leaves them (and their moments) alone, and its batch norms use and keep their
+    running statistics."""
+
+    def __init__(self, layer):
+        self.layer = layer
+        self.trainable = [p for p in layer.parameters() if not p.stop_gradient]  # not the running statistics
+
+    def freeze(self, frozen: bool) -> None:
+        for p in self.trainable:
+            p.stop_gradient = frozen
+        if frozen:
+            self.layer.eval()
+        else:
+            self.layer.train()
 
 
 def _unwrap(model):

@@ -86,7 +86,7 @@ def test_stale_buffer_is_not_a_new_frame():
 def test_same_picture_with_advancing_device_clock_is_a_static_scene_not_stale():
     class StillCard(FakeCard):
         def _produce(self, mode, counted):  # identical pixels, but each frame newly time-stamped
-            img = super()._produce(mode, counted)
+            super()._produce(mode, counted)
             return np.ascontiguousarray(live_image(1, mode.size))
 
     src = _source(StillCard([Frames(6, fps=200)]))

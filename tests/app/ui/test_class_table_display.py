@@ -35,7 +35,6 @@ def model_hiding_disc(tmp_path):
 
 def test_without_a_model_the_legend_says_default_table(qtbot):
     from app.ui.main_window import MainWindow
-
     from models.core.classes import default_classes
 
     table = default_classes()

@@ -15,20 +15,6 @@ from models.dataset import load_dataset
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pipe")
-    data, run, model = root / "data", root / "run", root / "model"
-    assert main(["synth", "--out", str(data), "--clips", "5", "--frames", "2", "--size", "160", "--seed", "3",
-                 "--workers", "1", "--ratios", "0.6,0.2,0.2"]) == 0
-    cfg = root / "cfg.yaml"
-    cfg.write_text(yaml.safe_dump({"input_size": 128, "batch_size": 2, "eval_every": 3, "log_every": 1,
-                                   "warmup_iters": 1, "workers": 0, "augment": {"crop": 128}}))
-    assert main(["train", "--data", str(data), "--out", str(run), "--config", str(cfg), "--iters", "4"]) == 0
-    assert main(["export", str(run), "--out", str(model)]) == 0
-    return data, run, model
-
-
 def test_run_folder_has_everything(tiny_model):
     _, run, _ = tiny_model
     for name in ("config.yaml", "data.yaml", "train.log", "metrics.csv", "best.safetensors", "last.safetensors",
@@ -137,7 +123,7 @@ def test_manifest_describes_the_model(tiny_model):
     assert m["classes"]["classes"][1]["name"] == "bone"
     assert m["preprocess"]["input_size"] == [128, 128]
     assert m["output"] == {"kind": "probabilities", "stride": 8, "layout": "NCHW", "activation": "softmax"}
-    assert set(m["files"]) == {"model", "params"}
+    assert set(m["files"]) == {"model", "params", "weights"}  # weights: for train --init
     assert m["metrics"]["export_parity_max_abs"] < 1e-4
     assert m["metrics"]["test"]["images"] == len(load_dataset(tiny_model[0]).split("test"))
     assert "synthetic" in m["notice"].lower()
