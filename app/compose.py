@@ -124,17 +124,32 @@ def open_source_stage(spec: str, loop: bool = False, capture: CaptureSettings | 
     return source
 
 
+def _manifest_of(worker: WorkerConfig | None):
+    """The model's manifest as the window reads it for its legend (the worker verifies it when it
+    loads the model), or None: no model, or nothing readable (the AI's own state says why)."""
+    if worker is None or not Path(worker.model_dir).is_dir():
+        return None
+    try:
+        return load_manifest(worker.model_dir, verify=False)
+    except EndoSpineError:
+        return None
+
+
 def classes_of(worker: WorkerConfig | None) -> ClassTable:
     """The class table the display uses (legend, colors, keys, starting visibility): the model's
-    own, from its manifest (the worker verifies it), else the shipped default. Its `origin` says
-    which ("model NAME" or "default table"); the side panel shows it."""
-    if worker is None or not Path(worker.model_dir).is_dir():
-        return default_classes()
-    try:
-        manifest = load_manifest(worker.model_dir, verify=False)
-    except EndoSpineError:
+    own, from its manifest, else the shipped default. Its `origin` says which ("model NAME" or
+    "default table"); the side panel shows it."""
+    manifest = _manifest_of(worker)
+    if manifest is None:
         return default_classes()
     return replace(manifest.classes, origin=f"model {manifest.name}")
+
+
+def gate_of(worker: WorkerConfig | None) -> bool | None:
+    """Whether the model has a trust gate (its manifest's `gate` section): True, False (exported
+    before gates: the overlay is not gated, and the window says so), or None (no model to read)."""
+    manifest = _manifest_of(worker)
+    return None if manifest is None else bool(manifest.gate)
 
 
 def timing_of(profile: str | Path | None) -> Timing:

@@ -16,6 +16,11 @@ The rules, all timings from models.core.timing.Timing:
   frame never comes back as live afterwards;
 - a mask is painted only over the frame it was computed from or a frame at most
   Timing.stale_limit_s newer (`overlay_allowed`); otherwise a badge says why;
+- a result that may be painted but whose gate says the scene is unlike the model's training data
+  (Result.unsure) is not painted: AI UNSURE instead. The gate's hysteresis is the worker's
+  (Result.unsure already holds it); decide follows the newest result and adds no state of its own.
+  Why no mask is painted, first reason wins: the AI is off or down (its state), no result yet, the
+  result is stale or from a newer frame, then AI UNSURE, then the user's OVERLAY OFF;
 - review mode: a frame goes up only once the AI has answered for it, with its own mask only.
 
 State that lives from tick to tick is the `Screen`, handed back in every Decision.
@@ -33,6 +38,7 @@ NO_SOURCE_IMAGE = "NO SOURCE IMAGE"
 NO_SIGNAL = "NO SIGNAL"
 END_OF_VIDEO = "END OF VIDEO"
 OVERLAY_OFF = "OVERLAY OFF"
+AI_UNSURE = "AI UNSURE: scene unlike its training data"
 _AI_DOWN = (AIState.LOADING, AIState.RESTARTING, AIState.UNAVAILABLE, AIState.REJECTED)
 
 
@@ -89,6 +95,7 @@ class Overlay:
     result: Result | None
     age_ms: float | None    # how much newer the frame is than the mask's (None: nothing painted)
     badge: str
+    withheld: Result | None = None  # AI UNSURE: the result the gate kept off the screen (for the recording)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +157,8 @@ def overlay_for(screen: Screen, ai: AIFacts | None, review: bool, overlay_on: bo
     if review and result is not None and result.frame_id != frame.frame_id:
         result = None  # review mode: only the frame's own mask, never a neighbour's
     allowed, age = overlay_allowed(frame.frame_id, frame.capture_time, result, timing)
+    if allowed and result.unsure:  # the gate: the scene is unlike the training data, no mask at all
+        return Overlay(None, None, AI_UNSURE, withheld=result), screen
     if allowed:
         return Overlay(result, age, "" if overlay_on else OVERLAY_OFF), screen
     return Overlay(None, None, hidden_reason(ai, result, age)), screen

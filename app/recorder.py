@@ -3,7 +3,11 @@
 The GUI hands each displayed frame (with the mask it showed, if any) to `Recorder.offer`, which
 never blocks: a writer thread composites and encodes from a bounded queue, and frames it has no
 room for are counted, not queued without end. Files are fragmented MP4 (playable up to the
-last fragment if the process dies) plus a per-frame CSV.
+last fragment if the process dies) plus a per-frame CSV: index, frame_id, pts, capture_time,
+mask_frame_id and overlay_shown (the mask painted over the frame, if any), gate_score and
+ai_unsure (the trust gate's score and verdict for the result whose mask was shown with the frame,
+or was withheld because the gate called the scene unlike the training data; gate_score blank
+without such a result or without a gate, models.core.types.Result).
 
 A recording never fills the disk: it refuses to start, or stops cleanly (closing its files so they
 stay playable), when the free space falls below a reserve, and a write error (disk full, the
@@ -82,7 +86,8 @@ class Recorder:
         self.csv_path = self.folder / f"{name}_frames.csv"
         self._csv_file = self.csv_path.open("w", newline="", encoding="utf-8")
         self._csv = csv.writer(self._csv_file)
-        self._csv.writerow(["index", "frame_id", "pts", "capture_time", "mask_frame_id", "overlay_shown"])
+        self._csv.writerow(["index", "frame_id", "pts", "capture_time", "mask_frame_id", "overlay_shown",
+                            "gate_score", "ai_unsure"])
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self.written = 0
         self.dropped = 0
@@ -90,9 +95,18 @@ class Recorder:
         self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
         self._thread.start()
 
-    def offer(self, frame: Frame, result: Result | None, style: OverlayStyle) -> None:
+    def offer(self, frame: Frame, result: Result | None, style: OverlayStyle,
+              withheld: Result | None = None) -> None:
+        """Record `frame` as displayed with `result`'s mask over it (None: no mask). withheld: the
+        result whose mask would have been shown had the gate not called it unsure (the display
+        showed AI UNSURE instead); its gate score and verdict go in the row. A result marked
+        unsure is never painted here either: it counts as withheld, as the display hides it."""
+        if result is not None and result.unsure:
+            result, withheld = None, result
+        if withheld is not None and not withheld.unsure:
+            withheld = None  # not withheld by the gate (stale, AI off, ...): no gate figures for this frame
         try:
-            self._queue.put_nowait((frame, result, style))
+            self._queue.put_nowait((frame, result, withheld, style))
         except queue.Full:
             self.dropped += 1
 
@@ -107,7 +121,7 @@ class Recorder:
     def _run(self) -> None:
         try:
             while (item := self._queue.get()) is not None:
-                frame, result, style = item
+                frame, result, withheld, style = item
                 if frame.size != self.source_size:
                     self.dropped += 1  # the source changed size mid-recording: skip rather than corrupt
                     continue
@@ -122,8 +136,12 @@ class Recorder:
                     rgba = render_overlay(result.mask, self.classes, style) if result is not None else None
                     shown = composite(frame.image, rgba, result.box if result else None)
                     self.writers["overlay"].write(np.ascontiguousarray(shown[:h, :w]))
+                gated = result if result is not None else withheld
+                score = gated.score if gated is not None else None
                 self._csv.writerow([self.written, frame.frame_id, frame.pts, f"{frame.capture_time:.6f}",
-                                    result.frame_id if result else "", int(result is not None)])
+                                    result.frame_id if result else "", int(result is not None),
+                                    f"{score:.6g}" if score is not None else "",
+                                    int(gated is not None and gated.unsure)])
                 self.written += 1
         except Exception as exc:  # noqa: BLE001 - a failing disk must not take the display down
             full = isinstance(exc, OSError) and exc.errno == errno.ENOSPC

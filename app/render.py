@@ -11,7 +11,12 @@ display shows as AI OUTPUT REJECTED: no overlay on that frame. Render does the s
 is written as it came, without overlay, one warning line names the frame and the reason, its
 CSV row says `refused`, and the summary counts the refused frames. The video keeps every frame
 and its timing, so a surgeon reviewing it can still line it up with the original recording, and
-a missing overlay is never passed off silently. A runtime that keeps failing is broken, not
+a missing overlay is never passed off silently. The trust gate likewise: a frame the stage calls
+unsure (the scene unlike the model's training data; live shows AI UNSURE, no overlay) is written
+without overlay, its CSV row says `ai_unsure` 1 and `overlay_shown` 0 (its areas and time are still
+the model's), a warning line names the first frame of each such run, and the summary counts them
+(`unsure`). Every row carries the gate's score (`gate_score`, blank without a gate or for a
+refused output) and the summary its median. A runtime that keeps failing is broken, not
 unlucky: after as many refused outputs in a row as make the live display restart its worker
 (WorkerConfig.max_bad_outputs), render stops with one line and writes no video, rather than
 an overlay video with no overlay in it.
@@ -44,6 +49,7 @@ from models.core.outputs import CSV, VIDEO, WriteFailed, check_file
 from models.core.overlay import OverlayStyle, composite, render_overlay
 from models.core.runtime.backends import RuntimeSettings, SegmentationRuntime
 from models.core.runtime.postprocess import PostSettings, PostStage, segment_frame
+from models.core.types import UNSURE_BIT
 from models.core.video import VideoWriter
 
 _END = object()
@@ -62,7 +68,8 @@ def render_video(source_spec: str, out: str | Path, model_dir: str | Path, frame
         frames_csv = check_file(frames_csv, CSV, "--frames-csv", inputs=[source_spec])
     live = worker_config(str(model_dir))
     runtime = SegmentationRuntime(model_dir, settings or live.settings)
-    stage = PostStage(runtime.classes, post or live.post)
+    gate = runtime.gate.rule if runtime.gate is not None else None  # the trust gate, as the worker's stage has it
+    stage = PostStage(runtime.classes, post or live.post, gate)
     refused_in_a_row = refused_in_a_row or live.max_bad_outputs
     style = style or OverlayStyle()
     source = open_source_stage(source_spec, realtime=False)  # as fast as we can, not at the source's pace
@@ -114,7 +121,7 @@ def render_video(source_spec: str, out: str | Path, model_dir: str | Path, frame
         return fit(image, w2, h2)
 
     rows = []
-    refused, in_a_row, reason, resized = 0, 0, "", 0
+    refused, in_a_row, reason, resized, unsure, scores = 0, 0, "", 0, 0, []
     t0 = time.monotonic()
     names = [c.name for c in runtime.classes.foreground]
     with VideoWriter(out, w2, h2, fps=source.fps, crf=20, preset="veryfast") as writer:
@@ -139,9 +146,20 @@ def render_video(source_spec: str, out: str | Path, model_dir: str | Path, frame
                     bar.update(1)
                     continue
                 in_a_row = 0
-                image = composite(frame.image, render_overlay(labels, runtime.classes, style), box)
+                score, gated = stage.score, stage.unsure  # this frame's, through the stage's hysteresis
+                if score is not None:
+                    scores.append(score)
+                if gated:  # as live: AI UNSURE, the overlay hidden; the stage decides, as in the worker
+                    if not (rows and rows[-1]["ai_unsure"]):
+                        tqdm.write(f"endospine render: warning: frame {frame.frame_id}: AI UNSURE (scene unlike "
+                                   "its training data); written without overlay until the gate clears",
+                                   file=sys.stderr)
+                    unsure += 1
+                    image = frame.image
+                else:
+                    image = composite(frame.image, render_overlay(labels, runtime.classes, style), box)
                 out_q.put(fitted(image, frame.frame_id))
-                rows.append(_row(frame, labels, names, runtime, timings))
+                rows.append(_row(frame, labels, names, runtime, timings, gate=(score, gated)))
                 bar.update(1)
         finally:
             stop.set()
@@ -169,24 +187,33 @@ def render_video(source_spec: str, out: str | Path, model_dir: str | Path, frame
     return {"frames": len(rows), "out": str(out), "model": runtime.model_id, "seconds": round(elapsed, 2),
             "fps": round(len(rows) / elapsed, 2),
             "inference_ms_median": round(float(np.median(ms)), 2) if ms else None,
-            "refused": refused, "refused_last": reason or None, "resized": resized, "source_note": source_note or None,
-            "csv": str(frames_csv) if frames_csv else None}
+            "refused": refused, "refused_last": reason or None, "unsure": unsure,
+            "gate_score_median": float(f"{np.median(scores):.6g}") if scores else None,
+            "resized": resized, "source_note": source_note or None, "csv": str(frames_csv) if frames_csv else None}
 
 
-def _row(frame, labels, names, runtime, timings, refused: str = "") -> dict:
-    """The frame's CSV row: area share of each tissue among the labeled pixels, inference ms, and
-    why its output was refused (then no areas and no time)."""
+def _row(frame, labels, names, runtime, timings, refused: str = "",
+         gate: tuple[float | None, bool] = (None, False)) -> dict:
+    """The frame's CSV row: area share of each tissue among the labeled pixels, inference ms, why
+    its output was refused (then no areas and no time), whether an overlay was painted, and the
+    gate's score and verdict (ai_unsure 1: the overlay hidden as live hides it)."""
+    score, gated = gate
     row = {"frame": frame.frame_id, "pts": round(frame.pts, 4) if frame.pts is not None else ""}
     if labels is None:
-        row.update({f"{name}_area": "" for name in names}, inference_ms="", refused=refused)
+        row.update({f"{name}_area": "" for name in names}, inference_ms="", refused=refused, overlay_shown=0,
+                   gate_score="", ai_unsure=0)
         return row
     valid = labels != runtime.classes.ignore_index
     n = max(int(valid.sum()), 1)
-    counts = np.bincount(labels[valid].ravel(), minlength=len(runtime.classes))
+    classes = labels[valid] & np.uint8(0xFF ^ UNSURE_BIT)  # a pixel the model is unsure of keeps its class id
+    counts = np.bincount(classes.ravel(), minlength=len(runtime.classes))
     for i, name in enumerate(names, start=1):
         row[f"{name}_area"] = round(counts[i] / n, 5)
     row["inference_ms"] = round(sum(timings.values()), 2)
     row["refused"] = ""
+    row["overlay_shown"] = int(not gated)
+    row["gate_score"] = float(f"{score:.6g}") if score is not None else ""
+    row["ai_unsure"] = int(bool(gated))
     return row
 
 

@@ -1,6 +1,9 @@
-"""Running figures for the status line and the benchmark: rates over a sliding window."""
+"""Running figures for the status line and the benchmark: rates over a sliding window, the trust
+gate's share of results and median score."""
 from __future__ import annotations
 
+import random
+import statistics
 import time
 from collections import deque
 
@@ -81,3 +84,52 @@ class PaintProbe:
         self.overlay_age_ms.append(age * 1e3)
         if age > self.stale_limit_s or age < 0 or mask_frame_id > frame_id:
             self.stale_masks_drawn += 1
+
+
+class GateTally:
+    """The trust gate over the results a bench or soak saw (models.core.types.Result.score/unsure).
+
+    `see` takes the AI's newest result as often as the caller polls; each result counts once.
+    `figures()`: `gated_share`, results the gate called unsure over results seen, and
+    `gate_score_median`, the median of their scores; both None when no result carried a score
+    (the model has no gate, or there was no AI); `gate_results`, the results seen. The median is
+    exact up to `keep` scores and from a uniform sample of `keep` beyond: the scores live in one
+    array allocated at the start, so a soak's memory does not grow by its own figures.
+    """
+
+    def __init__(self, keep: int = 20000):
+        import numpy as np
+
+        self.results = 0
+        self.unsure = 0
+        self.scored = 0
+        self._scores = np.empty(keep, np.float64)
+        self._rng = random.Random(0)
+        self._last = None
+
+    def start_after(self, result) -> None:
+        """Count only results newer than `result` (the one already there when measuring starts)."""
+        self._last = result
+
+    def see(self, result) -> None:
+        if result is None or result is self._last:
+            return
+        self._last = result
+        self.results += 1
+        self.unsure += bool(result.unsure)
+        if result.score is None:
+            return
+        keep = len(self._scores)
+        if self.scored < keep:
+            self._scores[self.scored] = result.score
+        elif (j := self._rng.randrange(self.scored + 1)) < keep:  # reservoir sampling
+            self._scores[j] = result.score
+        self.scored += 1
+
+    def figures(self) -> dict:
+        if not self.scored:
+            return {"gated_share": None, "gate_score_median": None, "gate_results": self.results}
+        scores = self._scores[:min(self.scored, len(self._scores))]
+        return {"gated_share": round(self.unsure / self.results, 4),
+                "gate_score_median": float(f"{statistics.median(scores.tolist()):.6g}"),
+                "gate_results": self.results}

@@ -19,6 +19,7 @@ OUTPUTS = {
     "keygen": {"folders": ("out",)},
     "predict": {"folders": ("out",), "inputs": ("model", "data")},
     "evaluate": {"folders": ("out",), "inputs": ("data", "model", "pred")},
+    "gate-check": {"folders": ("out",), "inputs": ("model", "ins", "oods", "corrupt")},
     "reader-study": {"folders": ("out",), "inputs": ("reference", "model", "pred")},
     "simulate-readers": {"folders": ("out",), "inputs": ("data",)},
     "extract": {"folders": ("out",), "inputs": ("videos",)},
@@ -100,7 +101,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from models.export import export_run
 
     m = export_run(args.run, args.out, onnx=args.onnx, test_data=args.test_data, notice=args.notice,
-                   trust_pickle=args.trust_pickle, sign_key=args.sign_key)
+                   trust_pickle=args.trust_pickle, sign_key=args.sign_key, gate=not args.no_gate)
     test = m.metrics.get("test") or {}
     figures = _test_figures(test) if test else "no test split"
     signed = f"; signed with key {m.signature['key']}" if m.signature else ""
@@ -149,6 +150,21 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     doc = evaluate(args.data, args.out, split=args.split, model_dir=args.model, pred_dir=args.pred,
                    settings=settings, gallery=args.gallery, bootstrap=args.bootstrap, seed=args.seed)
     print(f"{headline(doc)}; report in {args.out}/report.html")
+    return 0
+
+
+def _cmd_gate_check(args: argparse.Namespace) -> int:
+    from models.core.runtime.backends import RuntimeSettings
+    from models.evaluate.gatecheck import gate_check
+    from models.evaluate.gatesummary import console_lines
+
+    settings = RuntimeSettings(backend=args.backend, device=args.device, threads=args.threads,
+                               profile=args.profile)
+    doc = gate_check(args.model, args.ins, args.oods, args.out, split=args.split, corrupt_data=args.corrupt,
+                     max_images=args.max_images, settings=settings)
+    for line in console_lines(doc):
+        print(line)
+    print(f"report in {args.out}/report.html")
     return 0
 
 
@@ -252,6 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--onnx", action="store_true", help="also write model.onnx (needs endospine[onnx])")
     p.add_argument("--test-data", help="dataset whose test split goes into the manifest (default: the training dataset)")
     p.add_argument("--notice", help="usage notice stored in the manifest (default: chosen from the training data)")
+    p.add_argument("--no-gate", action="store_true",
+                   help="export without the trust gate (the display then says that its overlay is not gated)")
     _add_trust_flag(p)
     p.add_argument("--sign-key", metavar="KEY.pem",
                    help="Ed25519 private key (endospine-model keygen): sign the manifest, so towers whose profile "
@@ -345,6 +363,30 @@ def _add_evaluation_commands(sub) -> None:
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the resampling (default 0)")
     runtime_flags(p)
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("gate-check", help="the trust gate's scores on in- and out-of-distribution images, "
+                                          "AUROC, corrupted frames; HTML report",
+                       description="Score every image of each --in and --ood folder (a folder of images, or a "
+                                   "dataset folder: its --split) with the model's trust gate; pass = score <= the "
+                                   "manifest's threshold. Writes scores.csv, summary.json (pass rates, score "
+                                   "percentiles, exact AUROC of in vs ood), scores.png, roc.png and report.html. "
+                                   "--corrupt DATASET: its split clean and under heavy blur, smoke, blood, over- "
+                                   "and under-exposure (two severities each), with each frame's mean IoU, the "
+                                   "AUROC of the score for mean IoU < 0.5 and error.png.")
+    p.add_argument("--model", required=True, metavar="MODEL_DIR", help="exported model folder with a trust gate")
+    p.add_argument("--in", dest="ins", action="append", required=True, metavar="DIR",
+                   help="images like the training data: a folder of images or a dataset folder; repeatable")
+    p.add_argument("--ood", dest="oods", action="append", required=True, metavar="DIR",
+                   help="images unlike the training data: a folder of images or a dataset folder; repeatable")
+    p.add_argument("--out", required=True, metavar="REPORT_DIR", help="report folder (must not exist or be empty)")
+    p.add_argument("--split", default="test", choices=["train", "val", "test", "all"],
+                   help="which images of a dataset folder (default test)")
+    p.add_argument("--corrupt", metavar="DATASET_DIR",
+                   help="also score this dataset's split corrupted (10 renderings per image) against its labels")
+    p.add_argument("--max-images", type=positive_int, metavar="N",
+                   help="at most N images per folder, spread evenly over it (default: all)")
+    runtime_flags(p)
+    p.set_defaults(func=_cmd_gate_check)
 
     p = sub.add_parser("reader-study", help="readers and the model against a reference: IoU/Dice, tests, report",
                        description="Score each reader's label PNGs and the model against the reference, image by "

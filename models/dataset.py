@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
+import numpy as np
+
 from models.core.classes import ClassTable
 from models.core.errors import EndoSpineError
 from models.core.yamlio import DATASET_MAX_BYTES, dump_yaml, read_folder_file
@@ -199,6 +201,13 @@ class StagedDir:
 
 
 # -- splitting -------------------------------------------------------------------------------
+def spread(items: Sequence, limit: int) -> list:
+    """Up to `limit` items, taken evenly over the sequence (so over all clips of a split)."""
+    if len(items) <= limit:
+        return list(items)
+    return [items[i] for i in np.linspace(0, len(items) - 1, limit).round().astype(int)]
+
+
 def parse_ratios(text: str) -> tuple[float, float, float]:
     """'0.8,0.1,0.1' -> the train, val, test shares; EndoSpineError naming --ratios otherwise."""
     try:

@@ -19,6 +19,7 @@ import numpy as np
 from models.core.classes import ClassTable
 from models.core.errors import EndoSpineError
 from models.core.paddle_env import import_paddle
+from models.core.runtime.gate import GATE_FILE, GATE_ROLE, write_gate_file
 from models.core.runtime.manifest import (
     SEAL,
     Manifest,
@@ -34,6 +35,7 @@ from models.core.yamlio import read_yaml
 from models.dataset import StagedDir, load_dataset
 from models.evaluate.bootstrap import CONFIDENCE, DEFAULT_RESAMPLES, group_units, intervals
 from models.evaluate.summary import interval_note, mean_groups, small_split
+from models.gatefit import GatedHead, GateFit, fit_gate
 from models.nets import build_model
 from models.nets.complexity import count_macs, count_params
 from models.train.checkpoint import save_weights
@@ -81,16 +83,19 @@ def load_trained(run: Path, trust_pickle: bool = False) -> tuple[TrainConfig, Cl
 
 def write_model_folder(net, arch: str, classes: ClassTable, pre: Preprocess, folder: Path, *, onnx: bool = False,
                        training: dict | None = None, metrics: dict | None = None, notice: str = "",
-                       signer=None) -> Manifest:
+                       signer=None, gate: GateFit | None = None) -> Manifest:
     """Save `net` (eval mode) + softmax for Paddle Inference into an existing folder, with its sealed
-    manifest listing every file the runtime reads (signed with `signer`, an Ed25519 private key)."""
+    manifest listing every file the runtime reads (signed with `signer`, an Ed25519 private key).
+    With `gate` (models/gatefit.py): the temperature-scaled softmax and the pooled features, and
+    the gate file and section (models/core/runtime/gate.py)."""
     w, h = pre.input_size
-    head = ProbabilityHead(net)
-    head.eval()
+    head = exported_head(net, gate)
     paddle.jit.save(head, str(folder / "model"), input_spec=[paddle.static.InputSpec([1, 3, h, w], "float32", "image")])
     graph = folder / "model.json" if (folder / "model.json").exists() else folder / "model.pdmodel"
     files = {"model": graph, "params": folder / "model.pdiparams",
              WEIGHTS_ROLE: save_weights(folder / WEIGHTS_FILE.split(".")[0], net)}  # for train --init
+    if gate is not None:
+        files[GATE_ROLE] = write_gate_file(folder / GATE_FILE, gate.mean, gate.whiten)
     if onnx:
         files["onnx"] = _export_onnx(folder, graph)
         for i, location in enumerate(onnx_external_files(files["onnx"]), 1):  # tensors kept beside model.onnx
@@ -101,9 +106,24 @@ def write_model_folder(net, arch: str, classes: ClassTable, pre: Preprocess, fol
         files={role: {"path": p.relative_to(folder).as_posix(), "sha256": sha256_file(p)} for role, p in files.items()},
         network={"arch": arch, "input": [1, 3, h, w], "gmac": round(count_macs(net, (1, 3, h, w)) / 1e9, 3),
                  "params_m": round(count_params(net) / 1e6, 3), "paddle": paddle.__version__},
-        training=training or {}, metrics=metrics or {},
+        training=training or {}, metrics=metrics or {}, gate=gate_section(gate) if gate is not None else {},
         created=dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(), notice=notice)
     return replace(manifest, integrity=manifest.write(folder, signer))
+
+
+def exported_head(net, gate: GateFit | None = None):
+    """The layer export saves (eval mode): the network + softmax, or with a gate the network's
+    (temperature-scaled softmax, pooled features)."""
+    head = GatedHead(net, gate.rule.temperature) if gate is not None else ProbabilityHead(net)
+    head.eval()
+    return head
+
+
+def gate_section(gate: GateFit) -> dict:
+    r = gate.rule
+    return {"score": "mahalanobis distance of pooled encoder features to the training frames, / sqrt(dims)",
+            "threshold": round(r.threshold, 4), "enter_frames": r.enter_frames, "exit_frames": r.exit_frames,
+            "unsure_below": round(r.unsure_below, 4), "temperature": r.temperature, "fitted": gate.report}
 
 
 def reseal_model_folder(folder: str | Path, note: str, signer=None) -> dict:
@@ -122,7 +142,7 @@ def reseal_model_folder(folder: str | Path, note: str, signer=None) -> dict:
 
 def export_run(run: str | Path, out: str | Path, onnx: bool = False, test_data: str | Path | None = None,
                notice: str | None = None, progress: bool = True, trust_pickle: bool = False,
-               sign_key: str | Path | None = None) -> Manifest:
+               sign_key: str | Path | None = None, gate: bool = True) -> Manifest:
     from models.core.signing import load_private_key
 
     run = Path(run)
@@ -136,11 +156,12 @@ def export_run(run: str | Path, out: str | Path, onnx: bool = False, test_data: 
                                             "profile": cfg.profile},
                 "data": {k: data[k] for k in ("train", "val", "test") if k in data}, "best_step": state.get("best_step")}
     with StagedDir(out, overwrite=False) as tmp:
+        fit = _fit_gate(net, Path(data["val"]["dataset"]), pre, cfg.profile, progress) if gate else None
         manifest = write_model_folder(
             net, cfg.model, classes, pre, tmp, onnx=onnx, training=training,
             metrics={"val_miou_tissues": round(float(state.get("best_miou", float("nan"))), 4)},
-            notice=notice if notice is not None else _default_notice(data))
-        metrics = dict(manifest.metrics, export_parity_max_abs=exported_parity(net, tmp, size))
+            notice=notice if notice is not None else _default_notice(data), gate=fit)
+        metrics = dict(manifest.metrics, export_parity_max_abs=exported_parity(exported_head(net, fit), tmp, size))
         test_root = Path(test_data) if test_data else Path(data["val"]["dataset"])
         if onnx:
             metrics["onnx_parity_max_abs"] = onnx_parity(tmp, test_root)
@@ -151,8 +172,9 @@ def export_run(run: str | Path, out: str | Path, onnx: bool = False, test_data: 
     return manifest
 
 
-def exported_parity(net, model_dir: Path, size: int, runs: int = 3, seed: int = 0) -> float:
-    """Max |exported (oneDNN predictor) - eager| over a few random inputs, on probabilities."""
+def exported_parity(head, model_dir: Path, size: int, runs: int = 3, seed: int = 0) -> float:
+    """Max |exported (oneDNN predictor) - eager `head` (exported_head)| over a few random inputs,
+    on probabilities and, with a gate, on the pooled features (relative to their scale)."""
     from models.core.runtime.backends import RuntimeSettings, SegmentationRuntime
 
     runtime = SegmentationRuntime(model_dir, RuntimeSettings(device="cpu", onednn=True))
@@ -161,8 +183,12 @@ def exported_parity(net, model_dir: Path, size: int, runs: int = 3, seed: int = 
     with paddle.no_grad():
         for _ in range(runs):
             x = rng.standard_normal((1, 3, size, size)).astype(np.float32)
-            eager = paddle.nn.functional.softmax(net(paddle.to_tensor(x)), axis=1).numpy()
-            worst = max(worst, float(np.abs(runtime.run_tensor(x) - eager).max()))
+            out = head(paddle.to_tensor(x))
+            probs, feats = (out[0].numpy(), out[1].numpy()) if isinstance(out, (tuple, list)) else (out.numpy(), None)
+            worst = max(worst, float(np.abs(runtime.run_tensor(x) - probs).max()))
+            if feats is not None:
+                scale = max(float(np.abs(feats).max()), 1e-6)
+                worst = max(worst, float(np.abs(runtime.features - feats).max()) / scale)
     return worst
 
 
@@ -255,6 +281,19 @@ def _export_onnx(folder: Path, graph: Path) -> Path:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
         raise EndoSpineError(f"{target}: paddle2onnx failed ({tail[0]})")
     return target
+
+
+def _fit_gate(net, data_root: Path, pre: Preprocess, profile: str | None, progress: bool) -> GateFit:
+    """The trust gate from the run's dataset: train split statistics, validation split the rest."""
+    from models.core.optics.profile import load_profile
+    from models.core.runtime.frameview import FramePrep
+
+    dataset = load_dataset(data_root)
+    prep = FramePrep(load_profile(profile) if profile else None, pre, independent=True)
+    try:
+        return fit_gate(net, dataset, pre, prep, progress=progress)
+    except ValueError as exc:
+        raise EndoSpineError(f"cannot fit the trust gate: {exc} (--no-gate exports without one)") from None
 
 
 def _default_notice(data: dict) -> str:

@@ -61,3 +61,11 @@ def mean_iou(m: np.ndarray, skip_background: bool = True) -> float:
     iou = scores_from_matrix(m)["iou"]
     values = iou[1:] if skip_background and len(iou) > 1 else iou
     return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+
+
+def frame_mean_iou(truth: np.ndarray, pred: np.ndarray, num_classes: int, ignore_index: int = 255) -> float:
+    """One image's mean IoU over the classes its reference or its prediction shows, background
+    included, over the reference's valid pixels; prediction pixels labelled ignore (outside the
+    model's view) count as background. NaN when the reference has no valid pixel."""
+    pred = np.where(pred == ignore_index, 0, pred)
+    return mean_iou(ConfusionMatrix(num_classes, ignore_index).update(truth, pred), skip_background=False)

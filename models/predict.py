@@ -43,7 +43,7 @@ def predict_dataset(model_dir: str | Path, data_dir: str | Path, out: str | Path
     <stem>.probs.npz holding uint8 probabilities (x/255) of each class on the model's output grid."""
     runtime = SegmentationRuntime(model_dir, settings).independent_frames()
     dataset = load_dataset(data_dir)
-    _check_classes(runtime, dataset)
+    check_classes(runtime, dataset)
     items = split_items(dataset, split)
     stems = [Path(it.image).stem for it in items]
     stage = still_stage(runtime)
@@ -91,7 +91,7 @@ class SplitCounts:
 def split_counts(runtime: SegmentationRuntime, dataset: Dataset, items: list[Item], progress: bool = True
                  ) -> SplitCounts:
     """Run the model on every item (still images, full label resolution) and count its answers."""
-    _check_classes(runtime, dataset)
+    check_classes(runtime, dataset)
     runtime.independent_frames()
     cm = ConfusionMatrix(len(dataset.classes), dataset.classes.ignore_index)
     stage = still_stage(runtime)
@@ -117,7 +117,7 @@ def _nanmean(values: np.ndarray) -> float:
     return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
 
 
-def _check_classes(runtime: SegmentationRuntime, dataset: Dataset) -> None:
+def check_classes(runtime: SegmentationRuntime, dataset: Dataset) -> None:
     if runtime.classes.names != dataset.classes.names:
         raise EndoSpineError(f"{dataset.root}: classes {dataset.classes.names} differ from the model's "
                              f"{runtime.classes.names}")

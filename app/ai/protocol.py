@@ -3,7 +3,7 @@ exchange: the worker's configuration, given at spawn, and the messages on their 
 
     worker -> main   Ready(model_id) | Failed(message)        once, after loading the model
     main   -> worker Infer(shm_name, frame_id, width, height)  the frame is in shared memory
-    worker -> main   MaskResult(frame_id, mask, box, timings) | FrameError(frame_id, message)
+    worker -> main   MaskResult(frame_id, mask, box, timings, score, unsure) | FrameError(frame_id, message)
                      every output is checked in the worker before it is sent
     main   -> worker Stop()
 
@@ -50,6 +50,8 @@ class MaskResult(Message):
     mask: np.ndarray             # HxW uint8 class ids at mask size (models.core.types.Result.mask)
     box: tuple[int, int, int, int]
     timings: dict[str, float]    # ms: preprocess, predict, postprocess
+    score: float | None = None   # the gate's frame score (None: the model has no gate)
+    unsure: bool = False         # the gate's verdict after hysteresis (models.core.types.Result)
 
 
 @dataclass(frozen=True)

@@ -254,7 +254,8 @@ class InferenceClient:
             return "ok"
         self._bad_run = 0
         frame_id, mask, timings = msg.frame_id, msg.mask, msg.timings
-        result = Result(frame_id, mask, self.model_id, timings, box=tuple(msg.box), capture_time=frame.capture_time)
+        result = Result(frame_id, mask, self.model_id, timings, box=tuple(msg.box), capture_time=frame.capture_time,
+                        score=msg.score, unsure=msg.unsure)
         self.latency_ms = (now - frame.capture_time) * 1e3
         self.model_ms = float(sum(timings.values()))
         self.rate.tick(now)

@@ -25,7 +25,8 @@ def worker_main(conn, cfg: WorkerConfig) -> None:
     try:
         module, _, name = cfg.runtime.partition(":")
         runtime = getattr(importlib.import_module(module), name)(cfg.model_dir, cfg.settings)
-        stage = PostStage(runtime.classes, cfg.post)
+        gate = getattr(runtime, "gate", None)  # a runtime's gate (None: exported before gates)
+        stage = PostStage(runtime.classes, cfg.post, gate.rule if gate is not None else None)
     except Exception as exc:  # noqa: BLE001 - any load failure is reported as one line
         conn.send(Failed(one_line(exc)))
         return
@@ -49,7 +50,7 @@ def worker_main(conn, cfg: WorkerConfig) -> None:
                 conn.send(FrameError(frame_id, one_line(exc)))
                 continue
             del image
-            conn.send(MaskResult(frame_id, mask, box, timings))
+            conn.send(MaskResult(frame_id, mask, box, timings, stage.score, stage.unsure))
     except (EOFError, OSError):
         pass  # the main process went away
     finally:

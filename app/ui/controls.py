@@ -3,7 +3,8 @@
 One toggle per foreground class, in table order, with keys 1-9: the protected class (the nerve)
 is labeled "(protected)" and drawn bold in its reserved color; an occluder (the instrument)
 starts unchecked when its table says `visible: false`, and its tooltip says that tissue is never
-painted over it either way.
+painted over it either way. Below the toggles one line says what the model's trust gate does to
+the picture (`gate_note`): how unsure pixels look, or that the model has no gate at all.
 
 Large, high-contrast controls for an OR monitor. The panel only reports what the user chose
 (signals in the past tense); the main window owns the state.
@@ -27,11 +28,29 @@ QSlider::handle:horizontal { width: 26px; margin: -9px 0; background: #ffd000; }
 """
 
 
+NO_GATE = "no trust gate: model exported before gates; re-export"
+
+
+def gate_note(classes: ClassTable, gated: bool | None) -> str:
+    """The legend's line on the trust gate. gated: the model's manifest has a gate section (True),
+    has none (False: the overlay is not gated, say so), or there is no model to ask (None: '')."""
+    if gated is None:
+        return ""
+    if not gated:
+        return NO_GATE
+    protected = [classes.classes[cid].name for cid in sorted(classes.protected)]
+    if not protected:
+        return "dashed = AI unsure (fill: left out)"
+    return f"hatched/dashed = AI unsure ({', '.join(protected)} always shown)"
+
+
 class ControlPanel(QWidget):
     style_changed = pyqtSignal(object)   # OverlayStyle
     ai_toggled = pyqtSignal(bool)
 
-    def __init__(self, classes: ClassTable, style: OverlayStyle, parent: QWidget | None = None):
+    def __init__(self, classes: ClassTable, style: OverlayStyle, parent: QWidget | None = None,
+                 gated: bool | None = None):
+        """gated: whether the model has a trust gate (None: no model); see `gate_note`."""
         super().__init__(parent)
         self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)  # paint the dark background
         self.setStyleSheet(PANEL_STYLE)
@@ -57,6 +76,12 @@ class ControlPanel(QWidget):
             box.toggled.connect(lambda on, cid=c.id: self._set_visible(cid, on))
             tl.addWidget(box)
             self.tissue_boxes[c.id] = box
+        self.gate_label = QLabel(gate_note(classes, gated), tissues)  # how unsure pixels look, or: no gate
+        self.gate_label.setWordWrap(True)
+        self.gate_label.setStyleSheet("font-size: 12pt; font-weight: bold; color: #ffb000;" if gated is False
+                                      else "font-size: 11pt; color: #b8b8b8;")
+        self.gate_label.setVisible(bool(self.gate_label.text()))
+        tl.addWidget(self.gate_label)
         self.all_box = QCheckBox("Overlay   [Space]", tissues)
         self.all_box.setChecked(style.enabled)
         self.all_box.toggled.connect(lambda on: self._update(enabled=on))

@@ -16,11 +16,11 @@ from PyQt6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QMainWindow, QStat
 
 from app.ai.supervisor import InferenceClient, WorkerConfig
 from app.capture_thread import CaptureThread, LatestFrame
-from app.compose import LivePipeline, build_live
+from app.compose import LivePipeline, build_live, gate_of
 from app.decide import Decision, Overlay
 from app.recorder import Recorder, snapshot
 from app.stats import RateMeter
-from app.ui.controls import ControlPanel
+from app.ui.controls import NO_GATE, ControlPanel
 from app.ui.replay import ReplayBar
 from app.ui.video_view import VideoView
 from models.core.overlay import OverlayStyle, render_overlay
@@ -52,7 +52,8 @@ class MainWindow(QMainWindow):
         self.view = VideoView(self)
         self.view.before_lagged_paint = self._on_poll  # after a GUI stall, paint the newest frame, not the old one
         self.view.lagged_paint_s = self.pipeline.timing.lagged_paint_s
-        self.panel = ControlPanel(self.classes, self.style, self)
+        self.gated = gate_of(worker)  # None: no model (or no readable manifest: the AI says why)
+        self.panel = ControlPanel(self.classes, self.style, self, gated=self.gated)
         central = QWidget(self)
         column = QVBoxLayout(central)
         column.setContentsMargins(0, 0, 0, 0)
@@ -77,6 +78,7 @@ class MainWindow(QMainWindow):
             self.panel.ai_box.setChecked(False)
             self.panel.ai_box.setEnabled(False)
         self._drawn: tuple[Result, OverlayStyle] | None = None  # what the view's overlay shows
+        self._withheld: Result | None = None  # the result the gate kept off the screen (AI UNSURE)
         self.overlay_age_ms: float | None = None
         self.display_rate = RateMeter()
         self._captured = (time.monotonic(), 0)  # (time, store.put_count) at the last status update
@@ -271,13 +273,14 @@ class MainWindow(QMainWindow):
         if d.overlay is not None:
             self._paint_overlay(d.overlay)
         if d.frame is not None and self.recorder is not None:
-            self.recorder.offer(d.frame, self._drawn_result(), self.style)
+            self.recorder.offer(d.frame, self._drawn_result(), self.style, withheld=self._withheld)
         if d.message is not None and (self.view.message, self.view.detail) != d.message:
             self.view.set_message(*d.message)  # the picture and its overlay go
-            self._drawn = None
+            self._drawn = self._withheld = None
 
     def _paint_overlay(self, overlay: Overlay) -> None:
         self.overlay_age_ms = overlay.age_ms
+        self._withheld = overlay.withheld
         result = overlay.result
         if result is not None:
             if self._drawn != (result, self.style):
@@ -307,6 +310,8 @@ class MainWindow(QMainWindow):
             parts += [f"AI {ai.state.value} {ai.rate.rate():.1f} fps", f"latency {ai.latency_ms:.0f} ms",
                       f"model {ai.model_ms:.0f} ms",
                       "overlay age " + (f"{self.overlay_age_ms:.0f} ms" if self.overlay_age_ms is not None else "-")]
+            if self.gated is False:  # the overlay is not gated: a surgeon must know
+                parts.append(NO_GATE)
             self.panel.ai_label.setText(f"{ai.state.value}: {ai.message}")
         if self.recorder is not None:
             parts.append(f"REC {self.recorder.written} frames" + (f" ({self.recorder.dropped} dropped)"
@@ -316,3 +321,4 @@ class MainWindow(QMainWindow):
         if self.replay is not None:
             self.replay.refresh()
         self.status_label.setText("  |  ".join(parts))
+

@@ -15,18 +15,36 @@ The class table's drawing roles (models.core.classes):
   mask pixel. So the other classes are left transparent within one mask pixel (8-neighbourhood)
   of an occluder (fill), and their outlines are cleared over the occluder and that ring
   (contour). With no occluder pixel in the mask this costs one lookup and one count.
+
+Pixels the model is unsure of (models.core.types.UNSURE_BIT set: `class_id | 0x80`; 255 stays the
+ignore id) are drawn as what they are, a guess:
+- an ordinary class's unsure pixels are transparent in fill mode (the lookup table maps every
+  `id | 0x80` to transparent) and outlined dashed instead of solid in contour mode;
+- a protected class (the nerve) is never dropped: its unsure pixels are hatched in its color in
+  fill mode (diagonal stripes, half of every HATCH_PERIOD mask pixels; a sliver or speck that falls
+  between stripes is painted whole) and outlined dashed in contour mode; on top, as its sure pixels;
+- an occluder's unsure pixels keep tissue off them and off the ring around them as its sure ones
+  do (the nerve's unsure pixels there are cleared, as its sure ones are).
+With no unsure pixel in the mask this costs one cv2.inRange and one count; the output is then
+exactly what it was before unsure pixels existed. `colorize` and `blend` (reports) draw an unsure
+pixel as its class.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 import cv2
 import numpy as np
 
 from models.core.classes import ClassTable
+from models.core.types import UNSURE_BIT
 
 MODES = ("fill", "contour")
 _RING = np.ones((3, 3), np.uint8)  # one mask pixel, diagonals included: what a bilinear sample reaches
+_UNSURE_MAX = 254                  # unsure ids are UNSURE_BIT..254: 255 is the ignore id, never unsure
+HATCH_PERIOD = 8                   # mask pixels between the protected class's unsure stripes (fill mode)
+_NEAR = np.ones((5, 5), np.uint8)  # a gap pixel this near a stripe of its region is left out; else painted
 
 
 @dataclass(frozen=True)
@@ -63,7 +81,8 @@ class OverlayStyle:
 
 
 def rgba_lut(classes: ClassTable, style: OverlayStyle, alpha: float | None = None) -> np.ndarray:
-    """256x4 premultiplied RGBA: visible classes get their color at `alpha`, all else transparent."""
+    """256x4 premultiplied RGBA: visible classes get their color at `alpha`, all else (unsure ids
+    `id | UNSURE_BIT` included) transparent."""
     a = style.opacity if alpha is None else alpha
     lut = np.zeros((256, 4), np.uint8)
     if not style.enabled:
@@ -80,13 +99,17 @@ def render_overlay(mask: np.ndarray, classes: ClassTable, style: OverlayStyle) -
     """HxW class ids -> HxWx4 premultiplied RGBA, or None when nothing would show.
 
     Protected classes are drawn on top; nothing but an occluder's own color lands on (or, once
-    scaled bilinearly, bleeds onto) an occluder's pixels, shown or hidden (see the module's doc)."""
+    scaled bilinearly, bleeds onto) an occluder's pixels, shown or hidden; unsure pixels are left
+    out, hatched or dashed (see the module's doc)."""
     shown = style.shown(classes)
     if not style.enabled or not shown or style.opacity <= 0:
         return None
-    occluded = _occluded(mask, classes)
+    unsure = has_unsure(mask)                   # none: everything below draws exactly as it always did
+    occluded = _occluded(mask, classes, unsure)
     if style.mode == "fill":
-        lut = rgba_lut(classes, style)
+        lut = rgba_lut(classes, style)          # id | UNSURE_BIT -> transparent
+        if unsure:
+            mask, lut = _hatch_protected(mask, classes, shown, lut)
         if occluded is not None:
             mask = _clear_ring(mask, *occluded)
         return cv2.LUT(cv2.merge([mask, mask, mask, mask]), lut.reshape(256, 1, 4))
@@ -96,7 +119,7 @@ def render_overlay(mask: np.ndarray, classes: ClassTable, style: OverlayStyle) -
     drawn = [c for c in classes.classes if c.id != 0 and c.id in shown]
     tissue = [c for c in drawn if not c.occluder]
     for c in sorted(tissue, key=lambda c: c.protect):  # protected last: on top (sorted keeps table order)
-        _outline(out, mask, c.id, lut, style.contour_px)
+        _outline(out, mask, c.id, lut, style.contour_px, unsure)
     if occluded is not None:
         occ, (x0, y0, x1, y1) = occluded
         near = cv2.dilate(occ, _RING)           # the occluder and one mask pixel around it
@@ -104,21 +127,90 @@ def render_overlay(mask: np.ndarray, classes: ClassTable, style: OverlayStyle) -
         cv2.bitwise_and(region, 0, dst=region, mask=near)
     for c in drawn:
         if c.occluder:
-            _outline(out, mask, c.id, lut, style.contour_px)
+            _outline(out, mask, c.id, lut, style.contour_px, unsure)
     return out
 
 
-def _outline(out: np.ndarray, mask: np.ndarray, class_id: int, lut: np.ndarray, px: int) -> None:
+def has_unsure(mask: np.ndarray) -> bool:
+    """Does the mask hold a pixel the model is unsure of (UNSURE_BIT..254)? One cv2.inRange and a count."""
+    return cv2.countNonZero(cv2.inRange(mask, UNSURE_BIT, _UNSURE_MAX)) > 0
+
+
+def _hatch_protected(mask: np.ndarray, classes: ClassTable, shown: frozenset[int],
+                     lut: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Fill mode, a mask with unsure pixels: (mask, lut) that draw the shown protected classes'
+    unsure pixels in diagonal stripes of their color, still through the one lookup table: pixels
+    in the stripes' gaps become 255 (transparent), unless no striped pixel of theirs is within two
+    pixels (a sliver or speck inside a gap: painted whole, so no unsure region is ever dropped).
+    The caller's mask and table are not changed."""
+    protected = [cid for cid in sorted(classes.protected) if cid in shown]
+    if not protected:
+        return mask, lut
+    lut, out, gaps = lut.copy(), mask.copy(), _hatch_gaps(mask.shape)
+    for cid in protected:
+        lut[cid | UNSURE_BIT] = lut[cid]
+        hit = cv2.compare(mask, cid | UNSURE_BIT, cv2.CMP_EQ)
+        striped = cv2.dilate(cv2.subtract(hit, gaps), _NEAR)  # within two pixels of their stripes
+        cv2.bitwise_and(hit, gaps, dst=hit)     # in a gap ...
+        cv2.bitwise_and(hit, striped, dst=hit)  # ... near a stripe pixel of theirs: left out
+        cv2.bitwise_or(out, hit, dst=out)       # 0/255: those become 255, transparent
+    return out, lut
+
+
+@lru_cache(maxsize=4)
+def _hatch_gaps(shape: tuple[int, int]) -> np.ndarray:
+    """0/255 map of the gaps between the hatch's diagonal stripes (half of every HATCH_PERIOD)."""
+    h, w = shape
+    diagonal = np.add.outer(np.arange(h), np.arange(w)) % HATCH_PERIOD
+    gaps = np.where(diagonal >= HATCH_PERIOD // 2, 255, 0).astype(np.uint8)
+    gaps.flags.writeable = False
+    return gaps
+
+
+def _outline(out: np.ndarray, mask: np.ndarray, class_id: int, lut: np.ndarray, px: int, unsure: bool = False) -> None:
+    """The class's outline: solid around its pixels, dashed around its unsure pixels (if any)."""
+    color = tuple(int(v) for v in lut[class_id])
+    if unsure:
+        _dashed(out, cv2.compare(mask, class_id | UNSURE_BIT, cv2.CMP_EQ), color, px)
     contours, _ = cv2.findContours((mask == class_id).astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
     if contours:
-        cv2.drawContours(out, contours, -1, tuple(int(v) for v in lut[class_id]), px, cv2.LINE_AA)
+        cv2.drawContours(out, contours, -1, color, px, cv2.LINE_AA)
 
 
-def _occluded(mask: np.ndarray, classes: ClassTable) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:
-    """Where the mask holds occluder pixels: (0/255 map of them within `box`, box = (x0, y0, x1, y1),
-    their bounding box grown by one pixel, clipped to the mask), or None when it holds none."""
+def _dashed(out: np.ndarray, region: np.ndarray, color: tuple[int, ...], px: int) -> None:
+    """A dashed outline, `px` wide, around the nonzero pixels of `region`: dashes and gaps of
+    2 * px + 2 pixels measured along each contour (so lines in any direction show them). Vectorized:
+    the contour pixels of the dashes, widened by a dilation, no per-dash drawing call."""
+    contours, _ = cv2.findContours(region, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
+    if not contours:
+        return
+    points = np.concatenate(contours)[:, 0, :]
+    lengths = np.array([len(c) for c in contours])
+    starts = np.cumsum(lengths) - lengths
+    step = np.hypot(*np.diff(points, axis=0, prepend=points[:1]).T)
+    step[starts] = 0.0                          # every contour starts afresh
+    along = np.cumsum(step)
+    along -= np.repeat(along[starts], lengths)  # distance along its own contour
+    dash = points[(along // (2 * px + 2)).astype(np.int64) % 2 == 0]
+    grow = px // 2 + 1                          # only the dashes' bounding box, grown by the line's half width
+    (x0, y0), (x1, y1) = np.maximum(dash.min(axis=0) - grow, 0), dash.max(axis=0) + grow + 1
+    box = out[y0:y1, x0:x1]                     # a view: drawn in place
+    line = np.zeros(box.shape[:2], np.uint8)
+    line[dash[:, 1] - y0, dash[:, 0] - x0] = 255
+    if px > 1:
+        line = cv2.dilate(line, np.ones((px, px), np.uint8))
+    cv2.bitwise_and(box, 0, dst=box, mask=line)  # box = color on the line (numpy's box[line > 0]: 4x slower)
+    cv2.add(box, color, dst=box, mask=line)
+
+
+def _occluded(mask: np.ndarray, classes: ClassTable,
+              unsure: bool = False) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:
+    """Where the mask holds occluder pixels, sure or (`unsure`: the mask has unsure pixels) unsure:
+    (0/255 map of them within `box`, box = (x0, y0, x1, y1), their bounding box grown by one pixel,
+    clipped to the mask), or None when it holds none."""
     occ = None
-    for cid in sorted(classes.occluders):  # cv2.compare: ~10x faster than a one-channel cv2.LUT at 1080p
+    ids = sorted(classes.occluders) + ([cid | UNSURE_BIT for cid in sorted(classes.occluders)] if unsure else [])
+    for cid in ids:  # cv2.compare: ~10x faster than a one-channel cv2.LUT at 1080p
         hit = cv2.compare(mask, cid, cv2.CMP_EQ)
         occ = hit if occ is None else cv2.bitwise_or(occ, hit, dst=occ)
     if occ is None or not cv2.countNonZero(occ):
@@ -158,22 +250,32 @@ def composite(frame: np.ndarray, rgba: np.ndarray | None, box: tuple[int, int, i
     return out
 
 def colorize(labels: np.ndarray, lut: np.ndarray) -> np.ndarray:
-    """HxW uint8 class ids -> HxWx3 uint8 RGB through a 256x3 lookup table."""
+    """HxW uint8 class ids -> HxWx3 uint8 RGB through a 256x3 lookup table (an unsure id,
+    `id | UNSURE_BIT`, gets its class's color)."""
     index = cv2.cvtColor(labels, cv2.COLOR_GRAY2BGR)
-    return cv2.LUT(index, lut.reshape(256, 1, 3))
+    return cv2.LUT(index, _as_class(lut).reshape(256, 1, 3))
 
 
 def blend(image: np.ndarray, labels: np.ndarray, lut: np.ndarray, alpha: float = 0.45,
           show: np.ndarray | None = None) -> np.ndarray:
     """Blend class colors over an RGB image where `show[label]` is true (default: ids 1..254).
 
-    Returns a new image; pixels of hidden classes keep the image unchanged.
+    Returns a new image; pixels of hidden classes keep the image unchanged. An unsure id
+    (`id | UNSURE_BIT`) is drawn as its class: its color, shown where its class is.
     """
     if show is None:
         show = np.zeros(256, bool)
         show[1:255] = True
+    show = _as_class(show)
     color = colorize(labels, lut)
     mixed = cv2.addWeighted(image, 1.0 - alpha, color, alpha, 0.0)
     keep = ~show[labels]
     mixed[keep] = image[keep]
     return mixed
+
+
+def _as_class(table: np.ndarray) -> np.ndarray:
+    """A copy of a 256-row table whose unsure rows (UNSURE_BIT..254) are their classes' rows; 255 kept."""
+    out = np.array(table, copy=True)
+    out[UNSURE_BIT:_UNSURE_MAX + 1] = out[:_UNSURE_MAX + 1 - UNSURE_BIT]
+    return out

@@ -51,6 +51,9 @@ class Frame:
         return self.image.shape[1], self.image.shape[0]
 
 
+UNSURE_BIT = 0x80  # in a mask: this pixel's class is below the model's confidence threshold (class ids < 127)
+
+
 @dataclass(frozen=True)
 class Result:
     """The model's answer for one frame.
@@ -61,6 +64,13 @@ class Result:
     box: the region (x, y, w, h) of the frame, in frame pixels, that the mask covers
          (None: the whole frame).
     capture_time: the frame's capture_time (time.monotonic() seconds), for staleness checks.
+    score: the frame's out-of-distribution score from the model's gate (models/core/runtime/gate.py;
+           higher = less like the training frames); None: the model has no gate.
+    unsure: the gate's verdict after its hysteresis: the scene has been unlike the training data
+            for several frames, so no mask may be painted (the display shows AI UNSURE instead).
+
+    A mask value with UNSURE_BIT set is a pixel the model is unsure of: the class id is
+    `value & ~UNSURE_BIT` (value 255 is always the ignore id, never an unsure class).
     """
 
     frame_id: int
@@ -69,6 +79,8 @@ class Result:
     timings: dict[str, float] = field(default_factory=dict)
     box: tuple[int, int, int, int] | None = None
     capture_time: float | None = None
+    score: float | None = None
+    unsure: bool = False
 
     def __post_init__(self) -> None:
         if self.mask.dtype != np.uint8 or self.mask.ndim != 2:

@@ -2,9 +2,10 @@
 
 Per image it adds the image's confusion matrix to the split's (and its clip's), keeps that small
 matrix, appends one row of per-class IoU and Dice, adds the model's class probabilities of the
-valid pixels to the score histograms (ROC/AUC; coarser ones per clip for the AUC's interval), and
-offers the image to the best/worst gallery. Nothing per pixel is kept: memory is the matrices, the
-histograms, one small row per image and the gallery's thumbnails.
+valid pixels to the score histograms (ROC/AUC; coarser ones per clip for the AUC's interval) and
+their top-class confidence to the calibration bins (ECE), and offers the image to the best/worst
+gallery. Nothing per pixel is kept: memory is the matrices, the histograms, the calibration bins,
+one small row per image and the gallery's thumbnails.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import numpy as np
 
 from models.core.classes import ClassTable
 from models.evaluate.bootstrap import AUC_BINS, Units, group_units
+from models.evaluate.calibration import Calibration
 from models.evaluate.gallery import Gallery
 from models.evaluate.roc import DEFAULT_BINS, ScoreHistograms, coarse
 from models.metrics import ConfusionMatrix, scores_from_matrix
@@ -42,11 +44,13 @@ class ImageRow:
 @dataclass
 class Accumulator:
     classes: ClassTable
-    with_scores: bool = True          # False: answers are label maps only, no probabilities -> no ROC/AUC
+    with_scores: bool = True          # False: answers are label maps only, no probabilities -> no ROC/AUC, no ECE
     gallery_size: int = 6
     bins: int = DEFAULT_BINS
+    temperature: float | None = None  # the temperature the model's export baked in (None: not scaled)
     confusion: ConfusionMatrix = field(init=False)
     histograms: ScoreHistograms | None = field(init=False)
+    calibration: Calibration | None = field(init=False)
     clip_matrices: dict[str, np.ndarray] = field(init=False)
     clip_histograms: dict[str, np.ndarray] = field(init=False)  # AUC_BINS score bins per clip (bootstrap)
     image_matrices: list[np.ndarray] = field(init=False, default_factory=list)
@@ -57,6 +61,7 @@ class Accumulator:
         n = len(self.classes)
         self.confusion = ConfusionMatrix(n, self.classes.ignore_index)
         self.histograms = ScoreHistograms(n, self.bins) if self.with_scores else None
+        self.calibration = Calibration(self.temperature) if self.with_scores else None
         self.clip_matrices = defaultdict(lambda: np.zeros((n, n), np.int64))
         self.clip_histograms = defaultdict(lambda: np.zeros((n, 2, min(AUC_BINS, self.bins)), np.int64))
         self.gallery = Gallery(self.classes, self.gallery_size)
@@ -80,8 +85,10 @@ class Accumulator:
         if self.histograms is not None:
             if scores is None:
                 raise ValueError("this evaluation scores probabilities: pass scores for every image")
-            added = self.histograms.add(truth[truth != self.classes.ignore_index], scores)
+            valid = truth[truth != self.classes.ignore_index]
+            added = self.histograms.add(valid, scores)
             self.clip_histograms[clip] += coarse(added, self.clip_histograms[clip].shape[-1])
+            self.calibration.add(valid, scores)
         if image is not None:
             parts = ", ".join(f"{c.name} {_pct(row.iou[c.id])}" for c in self.classes.foreground)
             self.gallery.offer(row.mean("iou"), clip, f"{name} (clip {clip})  IoU {_pct(row.mean('iou'))}: {parts}",

@@ -4,10 +4,12 @@ from __future__ import annotations
 import io
 from typing import Sequence
 
+import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
 from models.core.classes import ClassTable
+from models.evaluate.calibration import Calibration
 from models.evaluate.roc import ScoreHistograms
 
 METRIC_LABELS = {"precision": "Precision", "recall": "Recall", "iou": "IoU", "dice": "Dice", "auc": "AUC"}
@@ -68,6 +70,44 @@ def roc_curves(hist: ScoreHistograms, classes: ClassTable) -> bytes:
     return png(fig)
 
 
+def reliability_diagram(cal: Calibration) -> bytes:
+    """Accuracy against confidence per bin (bars as exported, their gap to the mean confidence hatched;
+    a line before temperature scaling when the model is scaled) over the diagonal, and below it the
+    share of pixels per confidence bin."""
+    fig = Figure(figsize=(5.4, 6.2))
+    top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1], "hspace": 0.08})
+    shown = [("as exported", cal.exported, (0.3, 0.5, 0.8))]
+    if cal.before is not None:
+        shown.append((f"before temperature scaling (T {cal.temperature:g})", cal.before, (0.9, 0.45, 0.1)))
+    top.plot([0, 1], [0, 1], color="0.45", lw=1, ls=":", label="perfectly calibrated")
+    for k, (name, bins, color) in enumerate(shown):
+        r = bins.reliability()
+        left, width, full = r.edges[:-1], np.diff(r.edges), r.count > 0
+        label = f"{name}, ECE {bins.ece():.3f}"
+        share = r.count / max(1, bins.pixels)
+        if k == 0:
+            top.bar(left[full], r.accuracy[full], width[full], align="edge", color=(*color, 0.7), edgecolor="white",
+                    label=label)
+            top.bar(left[full], (r.confidence - r.accuracy)[full], width[full], bottom=r.accuracy[full], align="edge",
+                    fill=False, edgecolor=(0.8, 0.2, 0.2), hatch="//", lw=0.6, label="gap to mean confidence")
+            bottom.bar(left, share, width, align="edge", color=(*color, 0.7), edgecolor="white")
+        else:
+            top.plot(r.confidence[full], r.accuracy[full], color=color, marker="o", ms=4, lw=1.5, label=label)
+            bottom.stairs(share, r.edges, color=color, lw=1.5)
+    top.set_xlim(0, 1)
+    top.set_ylim(0, 1.01)
+    top.set_ylabel("accuracy (top class right)")
+    top.set_title(f"Reliability over {cal.exported.pixels:,} valid pixels, {cal.bins} bins", fontsize=10)
+    bottom.legend(*top.get_legend_handles_labels(), loc="upper center", bbox_to_anchor=(0.5, -0.42), ncols=2,
+                  fontsize=8)
+    top.grid(alpha=0.3)
+    bottom.set_yscale("log")
+    bottom.set_xlabel("confidence (top-class probability)")
+    bottom.set_ylabel("share of pixels", fontsize=8)
+    bottom.grid(alpha=0.3)
+    return png(fig)
+
+
 def class_bars(per_class: dict, classes: ClassTable, metrics: Sequence[str]) -> bytes:
     """Grouped bars: one group per class, one bar per metric (missing values left out)."""
     names = classes.names
@@ -90,12 +130,14 @@ def class_bars(per_class: dict, classes: ClassTable, metrics: Sequence[str]) -> 
 
 
 def image_boxplot(values: dict[str, np.ndarray], title: str, ylabel: str,
-                  colors: Sequence | None = None) -> bytes:
-    """Box plots of per-image values, one box per key (NaNs dropped), points overlaid."""
+                  colors: Sequence | None = None, ylim: tuple[float, float] | None = (0, 1.02), log: bool = False,
+                  hline: tuple[float, str] | None = None) -> bytes:
+    """Box plots of per-image values, one box per key (NaNs dropped), points overlaid; optionally a
+    logarithmic axis and a labelled horizontal line (value, label)."""
     labels = list(values)
     data = [np.asarray(values[k], float)[np.isfinite(values[k])] for k in labels]
     ticks = [k.replace(" (", "\n(") for k in labels]  # "junior (SIMULATED)" on two lines
-    fig = Figure(figsize=(max(4.5, 1.5 * len(labels) + 1.5), 4.2))
+    fig = Figure(figsize=(min(16.0, max(4.5, 1.5 * len(labels) + 1.5)), 4.2))
     ax = fig.add_subplot()
     parts = ax.boxplot(data, tick_labels=ticks, showmeans=True, patch_artist=True, widths=0.55,
                        meanprops={"marker": "D", "markerfacecolor": "white", "markeredgecolor": "black",
@@ -106,8 +148,14 @@ def image_boxplot(values: dict[str, np.ndarray], title: str, ylabel: str,
         color = colors[i] if colors else (0.55, 0.7, 0.9)
         parts["boxes"][i].set_facecolor((*color[:3], 0.45))
         ax.scatter(i + 1 + rng.uniform(-0.18, 0.18, d.size), d, s=5, color="0.25", alpha=0.35, lw=0)
+    if log:
+        ax.set_yscale("log")
+    if hline is not None:
+        ax.axhline(hline[0], color=(0.8, 0.15, 0.1), ls="--", lw=1.2, label=hline[1])
+        ax.legend(loc="best", fontsize=8)
     ax.set_ylabel(ylabel)
-    ax.set_ylim(0, 1.02)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
     return png(fig)
@@ -149,6 +197,46 @@ def clip_bars(clips: Sequence[str], values: Sequence[float], title: str) -> byte
     ax.set_ylabel("mean IoU (tissues)")
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
+    return png(fig)
+
+
+def roc_lines(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], title: str) -> bytes:
+    """ROC curves of named scores: name -> (false positive rates, true positive rates, AUC)."""
+    fig = Figure(figsize=(5.2, 5.0))
+    ax = fig.add_subplot()
+    for k, (name, (fpr, tpr, auc)) in enumerate(curves.items()):
+        ax.plot(fpr, tpr, lw=2.2 if k == 0 else 1.3, ls="-" if k == 0 else "--", drawstyle="steps-post",
+                color="black" if k == 0 else None, label=f"{name}  AUC {auc:.4f}")
+    ax.plot([0, 1], [0, 1], color="0.7", lw=0.8, ls=":")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.grid(alpha=0.3)
+    return png(fig)
+
+
+def scatter_groups(groups: dict[str, tuple[np.ndarray, np.ndarray]], title: str, xlabel: str, ylabel: str,
+                   vline: tuple[float, str] | None = None, hline: tuple[float, str] | None = None,
+                   logx: bool = False) -> bytes:
+    """One colour per group of (x, y) points, optional labelled vertical and horizontal lines."""
+    fig = Figure(figsize=(6.8, 4.8))
+    ax = fig.add_subplot()
+    cmap = matplotlib.colormaps["tab10"]
+    for k, (name, (x, y)) in enumerate(groups.items()):
+        ax.scatter(x, y, s=16, color="black" if k == 0 else cmap((k - 1) % 10), alpha=0.75, lw=0, label=name)
+    for line, draw, color in ((vline, ax.axvline, (0.8, 0.15, 0.1)), (hline, ax.axhline, (0.2, 0.3, 0.8))):
+        if line is not None:
+            draw(line[0], color=color, ls="--", lw=1.2, label=line[1])
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
+    ax.grid(alpha=0.3)
     return png(fig)
 
 

@@ -17,7 +17,7 @@ from models.core.imageio import encode_image, write_bytes_atomic
 from models.evaluate import html, plots
 from models.evaluate.accumulate import Accumulator
 from models.evaluate.gallery import compose
-from models.evaluate.summary import KEYS, clip_table, figure, image_table
+from models.evaluate.summary import KEYS, calibration_text, clip_table, figure, image_table
 
 LABELS = {"accuracy": "Accuracy", "precision": "Precision", "recall": "Recall", "iou": "IoU", "dice": "Dice",
           "auc": "AUC"}
@@ -43,6 +43,8 @@ def make_figures(acc: Accumulator, doc: dict, clip_header: list[str], clip_rows:
     figures = {"confusion_matrix.png": plots.confusion_heatmap(acc.confusion.matrix, classes.names)}
     if acc.histograms is not None:
         figures["roc.png"] = plots.roc_curves(acc.histograms, classes)
+    if acc.calibration is not None:
+        figures["reliability.png"] = plots.reliability_diagram(acc.calibration)
     keys = ["precision", "recall", "iou", "dice"] + (["auc"] if acc.histograms is not None else [])
     figures["class_metrics.png"] = plots.class_bars(doc["per_class"], classes, keys)
     if doc.get("ci95"):
@@ -158,7 +160,8 @@ def render_html(acc: Accumulator, doc: dict, about: dict[str, str], figures: dic
         parts.append(f'<p class="note">{html.esc(caveat)}</p>')
     if acc.histograms is None:
         parts.append('<p class="note">No ROC curves or AUC: this evaluation read label maps (--pred), which carry '
-                     'no class probabilities. Evaluate with --model for ROC/AUC.</p>')
+                     'no class probabilities, and so no calibration (ECE) either. Evaluate with --model for ROC/AUC '
+                     'and calibration.</p>')
     else:
         parts.append(f"<p class=\"meta\">AUC from the model's softmax probability of each class at label "
                      f"resolution, integrated from {acc.histograms.bins} score bins per class (logit-spaced, ties "
@@ -169,6 +172,9 @@ def render_html(acc: Accumulator, doc: dict, about: dict[str, str], figures: dic
               html.table(["reference \\ prediction"] + names, cm_rows), html.image(figures["confusion_matrix.png"], "confusion matrix")]
     if "roc.png" in figures:
         parts += ["<h2>ROC curves</h2>", html.image(figures["roc.png"], "ROC curves")]
+    if "reliability.png" in figures:
+        parts += ["<h2>Calibration</h2>", f"<p>{html.esc(_calibration_meaning(doc['calibration']))}</p>",
+                  html.image(figures["reliability.png"], "reliability diagram")]
     parts += ["<h2>Per-class figures</h2>", html.image(figures["class_metrics.png"], "per-class bars")]
     if "class_iou_ci.png" in figures:
         parts.append(html.image(figures["class_iou_ci.png"], "per-class IoU with 95% intervals"))
@@ -197,6 +203,18 @@ def render_html(acc: Accumulator, doc: dict, about: dict[str, str], figures: dic
               "<h3>Worst</h3>", html.image(figures["gallery_worst.jpg"], "worst images", "image/jpeg"),
               '<p class="meta">Files beside this page: metrics.json, per_image.csv, per_clip.csv and the PNGs.</p>']
     return html.page(f"Evaluation {about.get('model', '')}", parts)
+
+
+def _calibration_meaning(cal: dict) -> str:
+    """The calibration section's text: the ECE (as exported and before scaling) and how it is counted."""
+    scaled = (f"The export fitted T = {cal['temperature']:g} on the validation split and baked it into the model, "
+              f"which outputs softmax(z / T); the figure before scaling reverses it: softmax(T log p) = softmax(z)."
+              if cal["temperature"] is not None else
+              "The model is not temperature-scaled (its manifest has no gate.temperature).")
+    return (f"{calibration_text(cal, 4)}. Expected calibration error of the top-class probability over "
+            f"{cal['pixels']:,} valid pixels in {cal['bins']} equal-width confidence bins: the pixel-weighted mean "
+            f"gap between a bin's accuracy and its mean confidence (0: pixels given 0.8 are right 80% of the "
+            f"time). {scaled} Pixels the model did not label count as background with probability 1. No interval.")
 
 
 def _phantoms(acc: Accumulator) -> str:

@@ -1,7 +1,7 @@
 """`endospine-model evaluate`: judge a model (or a folder of its label maps) on a dataset split.
 
-    evaluate(data, out, model_dir="assets/model")      # runs the model: figures + ROC/AUC
-    evaluate(data, out, pred_dir="build/pred")         # label PNGs from `predict`: figures, no AUC
+    evaluate(data, out, model_dir="assets/model")      # runs the model: figures + ROC/AUC + calibration
+    evaluate(data, out, pred_dir="build/pred")         # label PNGs from `predict`: figures, no AUC, no ECE
 
 Every figure gets a 95 % bootstrap interval over the split's clips (`bootstrap` resamples, 0: none).
 
@@ -22,6 +22,7 @@ from models.core.runtime.backends import RuntimeSettings, SegmentationRuntime
 from models.dataset import Dataset, Item, StagedDir, load_dataset
 from models.evaluate.accumulate import Accumulator, frame_scores
 from models.evaluate.bootstrap import DEFAULT_RESAMPLES
+from models.evaluate.calibration import gate_temperature
 from models.evaluate.labels import label_files, read_answer, read_reference, require_stems
 from models.evaluate.report import write_report
 from models.evaluate.summary import metrics
@@ -41,11 +42,16 @@ def evaluate(data_dir: str | Path, out: str | Path, split: str = "test", model_d
     items = split_items(dataset, split)
     stems = [Path(it.image).stem for it in items]
     about = {"dataset": f"{dataset.name} ({dataset.root})", "split": f"{split}, {len(items)} images"}
+    temperature = None
     if model_dir is not None:
         runtime = SegmentationRuntime(model_dir, settings).independent_frames()
         if runtime.classes.names != dataset.classes.names:
             raise EndoSpineError(f"{dataset.root}: classes {dataset.classes.names} differ from the model's "
                                  f"{runtime.classes.names}")
+        try:
+            temperature = gate_temperature(runtime.manifest.gate)
+        except ValueError as exc:
+            raise EndoSpineError(f"{runtime.root}: manifest {exc}") from None
         s = runtime.settings
         about = {"model": f"{runtime.manifest.name} ({runtime.root})", **about,
                  "runtime": f"{s.backend} {s.device}{' oneDNN' if s.backend == 'paddle' and s.device == 'cpu' and s.onednn else ''}"
@@ -58,7 +64,8 @@ def evaluate(data_dir: str | Path, out: str | Path, split: str = "test", model_d
         require_stems(files, stems, pred_dir, "prediction")
         about = {"model": f"predictions in {pred_dir}", **about}
         source = _folder_answers(files, dataset)
-    acc = Accumulator(dataset.classes, with_scores=model_dir is not None, gallery_size=gallery)
+    acc = Accumulator(dataset.classes, with_scores=model_dir is not None, gallery_size=gallery,
+                      temperature=temperature)
     with StagedDir(out) as tmp:
         for item, stem in zip(tqdm(items, unit="img", desc="evaluate", disable=not progress), stems):
             truth, answer, scores, image = source(item, stem)

@@ -6,7 +6,8 @@ not averaged over images); "mean" is over the tissue classes (every class but ba
 "mean_with_background" over all classes ("mean_classes" names them). Fractions in [0, 1]; a figure
 that does not exist (a class absent from truth and prediction, an AUC without probabilities) is
 null, never 0 or 1. "ci95" mirrors the figures with [low, high]: a 95 % bootstrap interval over
-clips ("bootstrap" says over what and how many; see bootstrap.py).
+clips ("bootstrap" says over what and how many; see bootstrap.py). "calibration" holds the expected
+calibration error of the model's top-class probability (see calibration.py), without an interval.
 """
 from __future__ import annotations
 
@@ -16,9 +17,11 @@ import numpy as np
 
 from models.evaluate.accumulate import Accumulator
 from models.evaluate.bootstrap import CONFIDENCE, DEFAULT_RESAMPLES, SMALL_SPLIT, Units, intervals
+from models.evaluate.calibration import ECE_BINS, Calibration, CalibrationBins
 from models.metrics import scores_from_matrix
 
 KEYS = ("accuracy", "precision", "recall", "iou", "dice", "auc")
+NO_PROBABILITIES = "evaluated from label maps (--pred): no probabilities"
 PAPER_TISSUES = ("bone", "ligament", "disc")  # the paper's figures are over these three
 
 
@@ -59,11 +62,36 @@ def metrics(acc: Accumulator, split: str, extra: dict | None = None, resamples: 
         "roc_auc": ({"available": True, "source": "softmax probability per class, one-vs-rest over valid pixels",
                      "bins": acc.histograms.bins, "bin_space": "logit", "ties": "counted half"}
                     if acc.histograms is not None else
-                    {"available": False, "reason": "evaluated from label maps (--pred): no probabilities"}),
+                    {"available": False, "reason": NO_PROBABILITIES}),
+        "calibration": calibration_doc(acc.calibration),
     }
     doc.update(interval_doc(acc, groups, auc, resamples, seed))
     doc.update(extra or {})
     return doc
+
+
+def calibration_doc(cal: Calibration | None) -> dict:
+    """The "calibration" block: ECE as exported, before temperature scaling (null: the model is not
+    scaled), the temperature, and the reliability diagram's numbers per bin; the same keys without a model."""
+    if cal is None:
+        return {"available": False, "reason": NO_PROBABILITIES, "bins": ECE_BINS, "pixels": 0, "ece": None,
+                "ece_before": None, "temperature": None}
+    scaled = cal.before is not None
+    return {"available": True,
+            "source": "top-class softmax probability per valid pixel, right when its class is the reference's",
+            "bins": cal.bins, "pixels": cal.exported.pixels, "ece": num(cal.exported.ece()),
+            "ece_before": num(cal.before.ece()) if scaled else None, "temperature": cal.temperature,
+            "note": (f"the export baked temperature {cal.temperature:g} into the model; ece_before reverses it, "
+                     f"softmax(T log p)" if scaled else "the model is not temperature-scaled (no gate.temperature)"),
+            "reliability": reliability_doc(cal.exported),
+            "reliability_before": reliability_doc(cal.before) if scaled else None}
+
+
+def reliability_doc(bins: CalibrationBins) -> dict:
+    """Per bin: pixels, mean confidence and accuracy (null where a bin is empty)."""
+    r = bins.reliability()
+    return {"count": [int(v) for v in r.count], "confidence": [num(v) for v in r.confidence],
+            "accuracy": [num(v) for v in r.accuracy]}
 
 
 def interval_doc(acc: Accumulator, groups: dict[str, list[int]], auc: np.ndarray, resamples: int, seed: int) -> dict:
@@ -122,11 +150,23 @@ def headline(doc: dict) -> str:
     if "mean_paper" in doc and means["mean_paper"] != means["mean"]:
         parts.append(f"{'/'.join(means['mean_paper'])} IoU {fig('mean_paper', 'iou')}, "
                      f"Dice {fig('mean_paper', 'dice')}")
+    cal = doc.get("calibration") or {}
+    if cal.get("available"):
+        parts.append(calibration_text(cal, 3))
     b = doc["bootstrap"]
     why = [w for w in (b["unit_note"], "small split" if b["small_split"] else "") if w]
     parts.append(f"95% interval over {b['units']} {b['unit']}s" + (f" ({'; '.join(why)})" if why else "")
                  if ci else b["note"])
     return f"{doc['images']} images, {doc['clips']} clips: " + "; ".join(parts)
+
+
+def calibration_text(cal: dict, digits: int = 3) -> str:
+    """"ECE 0.031 as exported, 0.084 before temperature scaling (T 1.5)", or "... (not temperature-scaled)"."""
+    ece = figure(cal["ece"], None, digits)
+    if cal["temperature"] is None:
+        return f"ECE {ece} (not temperature-scaled)"
+    return (f"ECE {ece} as exported, {figure(cal['ece_before'], None, digits)} before temperature scaling "
+            f"(T {cal['temperature']:g})")
 
 
 def figure(value: float | None, interval: list[float] | None, digits: int = 3, scale: float = 1.0) -> str:

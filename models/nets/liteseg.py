@@ -145,6 +145,14 @@ class LiteSeg(nn.Layer):
         y = self.fuse8(f8, self.fuse16(f16, self.sppm(f32)))
         return self.head(y)
 
+    def forward_features(self, x):
+        """(logits, pooled features): the logits of forward() and, for the trust gate
+        (models/core/runtime/gate.py), each encoder stage's channel means, (N, sum of stage widths)."""
+        f8, f16, f32 = self.backbone(x)
+        y = self.fuse8(f8, self.fuse16(f16, self.sppm(f32)))
+        pooled = paddle.concat([f.mean(axis=[2, 3]) for f in (f8, f16, f32)], axis=1)
+        return self.head(y), pooled
+
 
 def build_model(name: str, num_classes: int) -> LiteSeg:
     if name not in ARCHS:

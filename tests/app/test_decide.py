@@ -8,7 +8,7 @@ import pytest
 
 from app.ai.supervisor import AIState
 from app.capture_thread import CaptureState
-from app.decide import AIFacts, Screen, SourceFacts, Tick, decide, overlay_allowed, overlay_for
+from app.decide import AI_UNSURE, AIFacts, Screen, SourceFacts, Tick, decide, overlay_allowed, overlay_for
 from models.core.timing import Timing
 from models.core.types import Frame, Result
 
@@ -23,8 +23,10 @@ def frame(i: int, t: float | None = None) -> Frame:
     return Frame(i, T0 + i / 30 if t is None else t, None, IMAGE)
 
 
-def result(i: int, t: float | None = None, timed: bool = True) -> Result:
-    return Result(i, MASK, "m", capture_time=(T0 + i / 30 if t is None else t) if timed else None)
+def result(i: int, t: float | None = None, timed: bool = True, unsure: bool = False,
+           score: float | None = None) -> Result:
+    return Result(i, MASK, "m", capture_time=(T0 + i / 30 if t is None else t) if timed else None,
+                  score=score, unsure=unsure)
 
 
 def src(**facts) -> SourceFacts:
@@ -86,6 +88,11 @@ def test_black_frame_is_not_a_shown_frame_and_a_later_one_comes_back():
 
 # -- the overlay and its badge --------------------------------------------------------------------
 F = frame(10)
+# Why no mask is painted, first reason wins: the AI's state (off, loading, restarting, unavailable,
+# output rejected), no result yet, the newest result stale or from a newer frame (its gate verdict
+# does not matter then: it may not be painted anyway), then the gate (AI UNSURE: the newest result
+# that may be painted says the scene is unlike the training data), then the user's OVERLAY OFF.
+# A message screen (NO SIGNAL, END OF VIDEO, NO SOURCE IMAGE) replaces the picture before all of them.
 BADGES = [  # (case, AI facts (None: no AI), overlay switch, expected badge, frame id of the mask painted)
     ("no AI", None, True, "", None),
     ("AI off", ai(AIState.OFF), True, "AI OFF", None),
@@ -102,6 +109,19 @@ BADGES = [  # (case, AI facts (None: no AI), overlay switch, expected badge, fra
     ("a mask without a capture time", ai(r=result(10, timed=False)), True, "AI overlay hidden", None),
     ("overlays switched off", ai(r=result(10)), False, "OVERLAY OFF", 10),
     ("stale while loading says loading", ai(AIState.LOADING, result(1)), True, "AI LOADING", None),
+    # the trust gate (Result.unsure: the worker's verdict, hysteresis included)
+    ("gated, sure: painted", ai(r=result(10, score=0.2)), True, "", 10),
+    ("unsure: its own mask", ai(r=result(10, unsure=True, score=3.1)), True, AI_UNSURE, None),
+    ("unsure: a mask 100 ms older", ai(r=result(7, F.capture_time - 0.100, unsure=True)), True, AI_UNSURE, None),
+    ("unsure while DELAYED, still allowed", ai(AIState.DELAYED, result(8, unsure=True)), True, AI_UNSURE, None),
+    ("unsure beats overlays switched off", ai(r=result(10, unsure=True)), False, AI_UNSURE, None),
+    ("stale beats unsure", ai(AIState.DELAYED, result(6, F.capture_time - 0.130, unsure=True)), True,
+     "AI overlay hidden: mask 130 ms old", None),
+    ("a newer frame's mask beats unsure", ai(r=result(11, unsure=True)), True, "AI overlay hidden: mask -33 ms old",
+     None),
+    ("unsure without a capture time", ai(r=result(10, timed=False, unsure=True)), True, "AI overlay hidden", None),
+    ("loading beats unsure", ai(AIState.LOADING, result(1, unsure=True)), True, "AI LOADING", None),
+    ("AI off beats unsure", ai(AIState.OFF, result(1, unsure=True)), True, "AI OFF", None),
 ]
 
 
@@ -112,6 +132,8 @@ def test_badges(case, facts, overlay_on, badge, mask_of):
     assert d.overlay.badge == badge
     assert (d.overlay.result.frame_id if d.overlay.result is not None else None) == mask_of
     assert (d.overlay.age_ms is None) == (mask_of is None)
+    assert (d.overlay.withheld is not None) == (badge == AI_UNSURE)   # only the gate withholds a result
+    assert d.overlay.withheld is None or d.overlay.withheld is facts.result
 
 
 @pytest.mark.parametrize("frame_id, t, r, allowed", [
@@ -139,6 +161,38 @@ def test_overlay_is_decided_once_per_result_and_after_a_style_change():
     overlay, _ = overlay_for(again.screen, ai(r=result(10)), review=False, overlay_on=False)
     assert overlay.badge == "OVERLAY OFF"
     assert overlay_for(Screen(), ai(r=result(10)), review=False, overlay_on=True) == (None, Screen())
+
+
+def test_unsure_follows_the_newest_result_without_a_hysteresis_of_its_own():
+    """The worker's gate holds the hysteresis; decide shows each new result's verdict at once, and
+    decides once per result like any other (no flicker from re-deciding the same result)."""
+    screen, badges = ON_SCREEN, []
+    for i, unsure in enumerate((False, True, True, False, True, False), start=6):
+        d = decide(Tick(1.0 + i / 30, frame(i), src(), ai(r=result(i, unsure=unsure))), screen)
+        screen = d.screen
+        badges.append(d.overlay.badge)
+        assert (d.overlay.result is None) is unsure and (d.overlay.age_ms is None) is unsure
+        assert decide(Tick(1.01 + i / 30, None, src(), ai(r=screen.seen_result)), screen).overlay is None
+    assert badges == ["", AI_UNSURE, AI_UNSURE, "", AI_UNSURE, ""]
+    unsure = result(11, unsure=True)                        # a new result object for the frame on screen
+    d = decide(Tick(1.5, None, src(), ai(r=unsure)), screen)
+    assert d.overlay.badge == AI_UNSURE and d.overlay.result is None and d.overlay.withheld is unsure
+    overlay, _ = overlay_for(d.screen, ai(r=unsure), review=False, overlay_on=True)  # a style change
+    assert overlay.badge == AI_UNSURE and overlay.result is None
+
+
+def test_review_shows_a_frames_own_unsure_verdict():
+    up = decide(Tick(1.0, frame(6), src(), ai(r=result(6, unsure=True)), review=True), ON_SCREEN)
+    assert up.frame.frame_id == 6 and up.release == 6
+    assert up.overlay.result is None and up.overlay.badge == AI_UNSURE
+    neighbour = decide(Tick(1.0, frame(6), src(), ai(r=result(5, unsure=True)), review=True), ON_SCREEN)
+    assert neighbour.overlay.badge == "AI: no mask yet"  # a neighbour's verdict is not this frame's
+
+
+def test_a_message_screen_replaces_an_unsure_picture():
+    d = decide(Tick(0.5, None, src(capture=CaptureState.FAULTED, message="capture:0: busy"),
+                    ai(r=result(5, unsure=True))), ON_SCREEN)
+    assert d.message == ("NO SIGNAL", "capture:0: busy") and d.screen.frame is None
 
 
 # -- skipped frames ---------------------------------------------------------------------------------

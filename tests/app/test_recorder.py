@@ -26,10 +26,11 @@ def _frame(i: int) -> Frame:
     return Frame(frame_id=i, capture_time=i / 30, pts=i / 30, image=image)
 
 
-def _result(i: int) -> Result:
+def _result(i: int, score: float | None = None, unsure: bool = False) -> Result:
     mask = np.zeros((H, W), np.uint8)
     mask[10:30, 10:50] = 1
-    return Result(frame_id=i, mask=mask, model_id="test", timings={}, box=(0, 0, W, H), capture_time=i / 30)
+    return Result(frame_id=i, mask=mask, model_id="test", timings={}, box=(0, 0, W, H), capture_time=i / 30,
+                  score=score, unsure=unsure)
 
 
 def _decoded_frames(path) -> int:
@@ -61,6 +62,33 @@ def test_every_frame_is_recorded_with_a_csv_row(tmp_path):
     assert all(_decoded_frames(v) == 40 for v in videos)
     assert [int(r["frame_id"]) for r in rows] == list(range(40))
     assert [r["overlay_shown"] for r in rows[:4]] == ["0", "1", "0", "1"]
+    assert [(r["gate_score"], r["ai_unsure"]) for r in rows[:2]] == [("", "0"), ("", "0")]  # a model without a gate
+
+
+def test_the_gate_score_and_verdict_of_the_result_shown_or_withheld(tmp_path):
+    """Each row: the gate's score and verdict of the result whose mask was shown with the frame, or
+    was withheld because the gate said unsure; an unsure result is never painted."""
+    rec = Recorder(tmp_path, (W, H), 30.0, default_classes(), disk_free=lambda _: PLENTY)
+    offers = [(None, None),                                   # 0: no result yet
+              (_result(1, score=1.25), None),                 # 1: shown, the gate content
+              (None, _result(1, score=7.5, unsure=True)),     # 2: withheld: the display said AI UNSURE
+              (_result(3, score=8.0, unsure=True), None),     # 3: an unsure result handed as shown: not painted
+              (None, _result(3, score=2.0)),                  # 4: hidden, not by the gate (stale): no figures
+              (_result(5), None)]                             # 5: shown, a model without a gate
+    for i, (result, withheld) in enumerate(offers):
+        rec.offer(_frame(i), result, OverlayStyle(), withheld=withheld)
+    rec.stop()
+    assert rec.error == "" and rec.written == len(offers)
+    videos, rows = _files(tmp_path)
+    assert list(rows[0])[-2:] == ["gate_score", "ai_unsure"]
+    assert [(r["overlay_shown"], r["mask_frame_id"], r["gate_score"], r["ai_unsure"]) for r in rows] == [
+        ("0", "", "", "0"), ("1", "1", "1.25", "0"), ("0", "", "7.5", "1"), ("0", "", "8", "1"),
+        ("0", "", "", "0"), ("1", "5", "", "0")]
+    overlay = next(v for v in videos if v.name.endswith("_overlay.mp4"))
+    with av.open(str(overlay)) as container:
+        shown = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    painted = [np.abs(shown[i][20, 20].astype(int) - _frame(i).image[20, 20]).max() > 30 for i in range(len(offers))]
+    assert painted == [False, True, False, False, False, True]
 
 
 def test_refuses_to_start_below_the_reserve(tmp_path):

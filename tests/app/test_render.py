@@ -9,6 +9,7 @@ import pytest
 
 from app.cli import main
 from models.core.overlay import composite, render_overlay
+from models.core.runtime.postprocess import segment_frame as render_segment
 
 
 @pytest.mark.unit
@@ -32,7 +33,73 @@ def test_render_writes_every_frame_and_a_csv(small_video, tiny_model_dir, tmp_pa
         assert sum(1 for _ in c.decode(video=0)) == 20
     rows = list(csv.DictReader(table.open()))
     assert [int(r["frame"]) for r in rows] == list(range(20))
-    assert {"pts", "bone_area", "ligament_area", "disc_area", "inference_ms"} <= set(rows[0])
+    assert {"pts", "bone_area", "ligament_area", "disc_area", "inference_ms", "overlay_shown", "gate_score",
+            "ai_unsure"} <= set(rows[0])
+    scored = [r["gate_score"] for r in rows if r["gate_score"] != ""]
+    assert (summary["gate_score_median"] is None) == (not scored)  # None: the model has no gate
+    assert summary["unsure"] == sum(r["ai_unsure"] == "1" for r in rows)
+    assert all(r["overlay_shown"] == str(1 - int(r["ai_unsure"])) for r in rows)
+
+
+def test_a_frame_the_gate_calls_unsure_is_written_without_overlay(small_video, tiny_model_dir, tmp_path, monkeypatch,
+                                                                  capsys):
+    """As live hides the overlay when the stage says unsure (AI UNSURE), render writes the frame as
+    it came; its row says so, the summary counts it, one warning names the first frame of a run.
+    The stage decides, through its hysteresis: frame 1 is out of distribution but alone, not gated."""
+    import app.render as render
+    from tests.app.gated_runtime import GatedRuntime
+
+    def opaque(labels, classes, style):  # an overlay no codec can hide: solid magenta over the box
+        rgba = np.zeros((*labels.shape, 4), np.uint8)
+        rgba[...] = (255, 0, 255, 255)
+        return rgba
+
+    monkeypatch.setattr(render, "SegmentationRuntime", GatedRuntime)
+    monkeypatch.setattr(render, "render_overlay", opaque)
+    out, table = tmp_path / "o.mp4", tmp_path / "f.csv"
+    n = len(GatedRuntime.SCORES)
+    assert main(["render", str(small_video), "--out", str(out), "--model", str(tiny_model_dir),
+                 "--frames-csv", str(table), "--max-frames", str(n)]) == 0
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out.strip().splitlines()[-1])
+    assert summary["frames"] == n and summary["unsure"] == sum(GatedRuntime.UNSURE) == 3 and summary["refused"] == 0
+    assert summary["gate_score_median"] == 0.5
+    assert captured.err.count("AI UNSURE") == 1 and "frame 2: AI UNSURE" in captured.err
+    rows = list(csv.DictReader(table.open()))
+    assert [r["ai_unsure"] == "1" for r in rows] == list(GatedRuntime.UNSURE)
+    assert [r["overlay_shown"] == "0" for r in rows] == list(GatedRuntime.UNSURE)
+    assert [float(r["gate_score"]) for r in rows] == list(GatedRuntime.SCORES)
+    for r in rows:  # the model's output, only not painted; unsure pixels counted as their class
+        areas = [float(r[f"{name}_area"]) for name in ("bone", "ligament", "disc")]
+        assert r["refused"] == "" and 0 < sum(areas) <= 1.0001
+    with av.open(str(out)) as c:
+        written = [f.to_ndarray(format="rgb24").astype(int) for f in c.decode(video=0)]
+    source = [f.image.astype(int) for f in _decoded(small_video, n)]
+    assert len(written) == n
+    magenta = [np.abs(w - s).mean() > 40 for w, s in zip(written, source)]
+    assert magenta == [not u for u in GatedRuntime.UNSURE]
+
+
+def test_render_gates_the_frames_live_gates(small_video, tiny_model_dir, tmp_path, monkeypatch):
+    """The same frames through the live worker and through render, with the same gated model: the
+    same scores, the same AI UNSURE frames, the same masks (unsure pixels marked alike)."""
+    import app.render as render
+    from tests.app.gated_runtime import GatedRuntime
+
+    n = len(GatedRuntime.SCORES)
+    painted = []
+    monkeypatch.setattr(render, "SegmentationRuntime", GatedRuntime)
+    monkeypatch.setattr(render, "segment_frame", lambda *a: painted.append(render_segment(*a)) or painted[-1])
+    table = tmp_path / "f.csv"
+    render.render_video(str(small_video), tmp_path / "o.mp4", tiny_model_dir, frames_csv=table, max_frames=n,
+                        progress=False)
+    rows = list(csv.DictReader(table.open()))
+    live = _live_results(tiny_model_dir, _decoded(small_video, n), None, runtime="tests.app.gated_runtime:GatedRuntime")
+    assert [r.unsure for r in live] == [row["ai_unsure"] == "1" for row in rows] == list(GatedRuntime.UNSURE)
+    assert [r.score for r in live] == [float(row["gate_score"]) for row in rows]
+    for i, ((labels, box, _), result) in enumerate(zip(painted, live)):
+        assert tuple(box) == tuple(result.box), i
+        np.testing.assert_array_equal(labels, result.mask, err_msg=f"frame {i}")
 
 
 def test_render_bad_input(tmp_path, tiny_model_dir, capsys):
@@ -58,16 +125,22 @@ def _decoded(video, n: int) -> list:
 
 
 def _live_masks(model_dir, frames, post) -> list[tuple[np.ndarray, tuple]]:
+    """(mask, box) of every frame through the live worker, as the display would paint them."""
+    return [(r.mask, r.box) for r in _live_results(model_dir, frames, post)]
+
+
+def _live_results(model_dir, frames, post, runtime: str | None = None) -> list:
     """The real supervised worker, fed one frame at a time and waiting for each answer (as in
-    review mode) and configured as `endospine run` configures it: (mask, box) of every frame, as
-    the display would paint them."""
+    review mode) and configured as `endospine run` configures it (runtime: another "module:Class"
+    for it to load): the Result of every frame."""
     import time
 
     from app.ai.supervisor import AIState, InferenceClient, worker_config
     from app.capture_thread import LatestFrame
 
     store = LatestFrame()
-    client = InferenceClient(worker_config(str(model_dir), **({"post": post} if post else {})), store)
+    overrides = {**({"post": post} if post else {}), **({"runtime": runtime} if runtime else {})}
+    client = InferenceClient(worker_config(str(model_dir), **overrides), store)
     client.start()
     out = []
     try:
@@ -81,7 +154,7 @@ def _live_masks(model_dir, frames, post) -> list[tuple[np.ndarray, tuple]]:
                 time.sleep(0.002)
             result = client.latest()
             assert result is not None and result.frame_id == frame.frame_id, client.message
-            out.append((result.mask, result.box))
+            out.append(result)
     finally:
         client.stop()
     return out
@@ -184,6 +257,7 @@ def test_an_isolated_refused_frame_is_written_without_overlay_and_counted(small_
     assert "frame 2: AI output refused" in captured.err
     rows = list(csv.DictReader(table.open()))
     assert "non-finite" in rows[2]["refused"] and rows[2]["bone_area"] == "" and rows[2]["inference_ms"] == ""
+    assert (rows[2]["overlay_shown"], rows[2]["gate_score"], rows[2]["ai_unsure"]) == ("0", "", "0")  # no result
     assert all(r["refused"] == "" and r["bone_area"] != "" for i, r in enumerate(rows) if i != 2)
     with av.open(str(out)) as c:
         assert sum(1 for _ in c.decode(video=0)) == 6

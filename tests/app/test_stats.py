@@ -25,3 +25,38 @@ def test_paint_probe_counts_what_was_shown():
     assert p.raw_latency_ms == pytest.approx([10, 20, 20])
     assert p.stalls_ms == pytest.approx([40, 160])
     assert percentiles([1, 2, 3, 4])["max"] == 4
+
+
+@pytest.mark.unit
+def test_gate_tally_counts_each_result_once():
+    import numpy as np
+
+    from app.stats import GateTally
+    from models.core.types import Result
+
+    def result(i, score, unsure=False):
+        return Result(i, np.zeros((2, 2), np.uint8), "m", score=score, unsure=unsure)
+
+    none = GateTally()
+    for r in (None, result(0, None), result(1, None)):
+        none.see(r)
+    assert none.figures() == {"gated_share": None, "gate_score_median": None, "gate_results": 2}  # no gate
+    assert GateTally().figures() == {"gated_share": None, "gate_score_median": None, "gate_results": 0}  # no AI
+
+    tally = GateTally()
+    results = [result(0, 1.0), result(1, 2.0), result(2, 9.0, True), result(3, 8.0, True)]
+    for r in (results[0], results[0], None, results[1], results[1], results[2], results[3], results[3]):
+        tally.see(r)  # polled faster than results come: each counts once
+    assert tally.figures() == {"gated_share": 0.5, "gate_score_median": 5.0, "gate_results": 4}
+    later = GateTally()
+    later.start_after(results[1])  # the result already there when measuring starts is not counted
+    for r in results[1:]:
+        later.see(r)
+    assert later.figures() == {"gated_share": 1.0, "gate_score_median": 8.5, "gate_results": 2}
+
+    bounded = GateTally(keep=100)
+    for i in range(5000):
+        bounded.see(result(i, float(i % 10), i % 4 == 0))
+    assert len(bounded._scores) == 100 and bounded.results == bounded.scored == 5000
+    figures = bounded.figures()
+    assert figures["gated_share"] == 0.25 and 2 <= figures["gate_score_median"] <= 7

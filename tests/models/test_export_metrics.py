@@ -127,7 +127,7 @@ def test_export_writes_intervals_over_clips_into_the_manifest(untrained_run, tin
     from models.evaluate.run import evaluate
 
     out = tmp_path / "model"
-    assert main(["export", str(untrained_run), "--out", str(out), "--test-data", str(tiny_synth)]) == 0
+    assert main(["export", str(untrained_run), "--out", str(out), "--test-data", str(tiny_synth), "--no-gate"]) == 0
     m = load_manifest(out)  # sealed and every value checked
     test = m.metrics["test"]
     items = load_dataset(tiny_synth).split("test")

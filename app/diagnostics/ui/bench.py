@@ -4,6 +4,10 @@ Live: capture thread + inference worker process + Qt display at the source's pac
 paint time by a PaintProbe. Naive: the same frames through one thread that decodes, infers,
 blends and paints in sequence, with the same model. Both run in this process, one after the
 other, so their figures compare on the same machine state.
+
+The trust gate: of the results the live part received while measuring, the share the gate called
+unsure (`gated_share`, the overlay hidden as AI UNSURE) and the median gate score
+(`gate_score_median`); both null for a model without a gate (app.stats.GateTally).
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from PyQt6.QtWidgets import QApplication
 
 from app.ai.supervisor import WorkerConfig, worker_config
 from app.compose import build_live, open_source_stage, timing_of
-from app.stats import PaintProbe, percentiles
+from app.stats import GateTally, PaintProbe, percentiles
 from app.ui.main_window import MainWindow
 from app.ui.video_view import VideoView
 from models.core.overlay import OverlayStyle, composite, render_overlay
@@ -44,6 +48,7 @@ def _live(source_spec: str, worker: WorkerConfig, seconds: float, warmup: float,
     window.show()
     window.start()
     model_ms: list[float] = []
+    gate = GateTally()
     probe = PaintProbe(timing.stale_limit_s)
     marks = {}
     loop = QEventLoop()  # a local loop: quitting it leaves the application usable afterwards
@@ -53,6 +58,7 @@ def _live(source_spec: str, worker: WorkerConfig, seconds: float, warmup: float,
         marks["t0"] = time.monotonic()
         marks["captured0"] = window.store.put_count
         marks["inferred0"] = _inferred(window)
+        gate.start_after(window.ai.latest())  # received before measuring
 
     def sample() -> None:
         if window.ai.latest() is not None and window.view.probe is not None:
@@ -65,9 +71,16 @@ def _live(source_spec: str, worker: WorkerConfig, seconds: float, warmup: float,
         else:
             QTimer.singleShot(100, wait_ready)
 
+    def watch_gate() -> None:  # every result once, as often as the window polls
+        if window.view.probe is not None:
+            gate.see(window.ai.latest())
+
     sampler = QTimer()
     sampler.timeout.connect(sample)
     sampler.start(50)
+    watcher = QTimer()
+    watcher.timeout.connect(watch_gate)
+    watcher.start(4)
     wait_ready()
     loop.exec()
     elapsed = time.monotonic() - marks.get("t0", time.monotonic())
@@ -75,6 +88,7 @@ def _live(source_spec: str, worker: WorkerConfig, seconds: float, warmup: float,
     inferred = _inferred(window) - marks.get("inferred0", 0)
     window.close()
     sampler.stop()
+    watcher.stop()
     return {
         "source": source_spec, "model": window.ai.model_id, "backend": worker.settings.backend,
         "seconds": round(elapsed, 2),
@@ -86,7 +100,7 @@ def _live(source_spec: str, worker: WorkerConfig, seconds: float, warmup: float,
         "overlay_age_ms": {k: v for k, v in percentiles(probe.overlay_age_ms, (50, 95)).items()},
         "max_raw_stall_ms": round(max(probe.stalls_ms), 2) if probe.stalls_ms else None,
         "frames_captured": captured, "frames_displayed": probe.frames_displayed, "frames_inferred": inferred,
-        "stale_masks_drawn": probe.stale_masks_drawn,
+        "stale_masks_drawn": probe.stale_masks_drawn, **gate.figures(),
     }
 
 

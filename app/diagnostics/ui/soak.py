@@ -4,7 +4,9 @@ The display runs on the source at its own pace with the AI on, as `endospine run
 files decoded in a child process); every `interval_s` the resident memory of this process and
 of its children (inference worker, decoder process, multiprocessing's helpers), the open file
 descriptors (this process and children) and this process's threads are sampled. Growth per
-hour after the warm-up is the figure (app.diagnostics.reliability.soak_summary).
+hour after the warm-up is the figure (app.diagnostics.reliability.soak_summary). The trust gate
+over the whole run: the share of the results received that it called unsure (`gated_share`) and
+their median score (`gate_score_median`); both null without a gate or an AI (app.stats.GateTally).
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from tqdm import tqdm
 
 from app.ai.supervisor import WorkerConfig
 from app.compose import build_live, open_source_stage
+from app.stats import GateTally
 from app.ui.main_window import MainWindow
 
 
@@ -57,12 +60,17 @@ def run_soak(source_spec: str, worker: WorkerConfig | None, minutes: float, inte
         if now >= total:
             loop.quit()
 
+    gate = GateTally()
+    watcher = QTimer()  # every result once, as often as the window polls
+    watcher.timeout.connect(lambda: window.ai is not None and gate.see(window.ai.latest()))
+    watcher.start(4)
     timer = QTimer()
     timer.timeout.connect(tick)
     timer.start(int(interval_s * 1000))
     tick()
     loop.exec()
     timer.stop()
+    watcher.stop()
     bar.close()
     shown = window.display_rate.rate()
     ai = window.ai
@@ -73,7 +81,7 @@ def run_soak(source_spec: str, worker: WorkerConfig | None, minutes: float, inte
               "ai_per_s_mean": round((ai.frames_done if ai else 0) / seconds, 2) if seconds else 0.0,
               "frames_captured": window.store.put_count, "frames_skipped": window.skipped,
               "ai_frames": ai.frames_done if ai else 0, "ai_restarts": ai.restarts if ai else 0,
-              "ai_state_at_end": ai.state.value if ai else "none"}
+              "ai_state_at_end": ai.state.value if ai else "none", **gate.figures()}
     window.close()
     app.processEvents()  # let the closed window's last events run before the caller goes on
     return result

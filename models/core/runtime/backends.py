@@ -3,6 +3,7 @@
     model = SegmentationRuntime("assets/model", RuntimeSettings(device="cpu", threads=2))
     probs, box, timings = model.probabilities(frame_rgb)     # then a PostStage (postprocess.py)
     labels, box, timings = model.segment(frame_rgb)          # or both, for a still image
+    model.score                                              # the last frame's gate score (None: no gate)
 
 Importable without any training code; loads only a folder whose sealed manifest and files
 match (manifest.py), and, when the endoscope profile has a `trust:` key, only a model signed
@@ -21,6 +22,7 @@ from models.core.optics.fov import Circle
 from models.core.optics.profile import FovSection, Profile, default_profile, load_profile
 from models.core.paddle_env import import_paddle
 from models.core.runtime.frameview import FramePrep, View
+from models.core.runtime.gate import FrameGate
 from models.core.runtime.manifest import Manifest, load_manifest
 from models.core.runtime.postprocess import PostSettings, PostStage, segment_frame
 
@@ -121,6 +123,9 @@ class SegmentationRuntime:
         self.model_id = self.manifest.model_id
         self.prep = FramePrep(self.profile, self.pre)
         self.view: View | None = None      # where the last frame's model input came from
+        self.gate = FrameGate.load(self.root, self.manifest)  # None: exported before gates
+        self.features: np.ndarray | None = None  # the last frame's pooled features (models with a gate)
+        self.score: float | None = None    # the last frame's gate score (None: no gate)
         self._still = PostStage(self.classes, PostSettings.still())  # for segment()
         if self.settings.backend == "onnxruntime":
             self._run = _onnx_runner(self.manifest, self.root, self.settings)
@@ -138,8 +143,13 @@ class SegmentationRuntime:
         return self.view.circle if self.view is not None else None
 
     def run_tensor(self, x: np.ndarray) -> np.ndarray:
-        """(1, 3, H, W) float32 -> (1, C, h, w) float32 class probabilities."""
-        probs = self._run(np.ascontiguousarray(x, dtype=np.float32))
+        """(1, 3, H, W) float32 -> (1, C, h, w) float32 class probabilities (and `features`, the
+        pooled features of a model with a gate)."""
+        outputs = self._run(np.ascontiguousarray(x, dtype=np.float32))
+        probs = next((o for o in outputs if o.ndim == 4), None)
+        self.features = next((o for o in outputs if o.ndim == 2), None)
+        if probs is None:
+            raise EndoSpineError(f"{self.root}: model has no (1, C, h, w) probability output")
         if not np.isfinite(probs).all():
             raise EndoSpineError(f"{self.root}: model produced non-finite probabilities")
         return probs
@@ -151,7 +161,13 @@ class SegmentationRuntime:
         t1 = time.perf_counter()
         probs = self.run_tensor(x)[0]
         t2 = time.perf_counter()
-        return probs, self.view.box, {"preprocess": (t1 - t0) * 1e3, "predict": (t2 - t1) * 1e3}
+        timings = {"preprocess": (t1 - t0) * 1e3, "predict": (t2 - t1) * 1e3}
+        if self.gate is not None:
+            if self.features is None:
+                raise EndoSpineError(f"{self.root}: the manifest has a gate, but the model has no feature output")
+            self.score = self.gate.score(self.features)
+            timings["gate"] = (time.perf_counter() - t2) * 1e3
+        return probs, self.view.box, timings
 
     def segment(self, rgb: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int], dict[str, float]]:
         """A still frame -> (checked labels over the crop box at the box's size, box, timings ms):
@@ -161,12 +177,12 @@ class SegmentationRuntime:
 
 def _paddle_runner(predictor):
     inp = predictor.get_input_handle(predictor.get_input_names()[0])
-    out = predictor.get_output_handle(predictor.get_output_names()[0])
+    outs = [predictor.get_output_handle(name) for name in predictor.get_output_names()]
 
-    def run(x: np.ndarray) -> np.ndarray:
+    def run(x: np.ndarray) -> list[np.ndarray]:
         inp.copy_from_cpu(x)
         predictor.run()
-        return out.copy_to_cpu()
+        return [out.copy_to_cpu() for out in outs]
 
     return run
 
@@ -188,8 +204,8 @@ def _onnx_runner(manifest: Manifest, root: Path, settings: RuntimeSettings):
         raise EndoSpineError(f"{manifest.path(root, 'onnx')}: cannot load ({str(exc).splitlines()[0]})") from None
     name = session.get_inputs()[0].name
 
-    def run(x: np.ndarray) -> np.ndarray:
-        return session.run(None, {name: x})[0]
+    def run(x: np.ndarray) -> list[np.ndarray]:
+        return session.run(None, {name: x})
 
     return run
 

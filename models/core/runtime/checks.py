@@ -46,15 +46,17 @@ def check_box(box, frame_size: tuple[int, int]) -> None:
         raise EndoSpineError(f"runtime crop box {tuple(box)} is not inside the {fw}x{fh} frame")
 
 
-def check_mask(mask, size: tuple[int, int], n_classes: int, ignore_index: int) -> None:
-    """mask: (h, w) uint8 with (w, h) == size, values class ids or ignore_index."""
+def check_mask(mask, size: tuple[int, int], n_classes: int, ignore_index: int, unsure: bool = False) -> None:
+    """mask: (h, w) uint8 with (w, h) == size, values class ids or ignore_index (unsure: class
+    ids may carry models.core.types.UNSURE_BIT)."""
     w, h = size
     if not isinstance(mask, np.ndarray) or mask.shape != (h, w) or mask.dtype != np.uint8:
         got = (getattr(mask, "shape", None), getattr(mask, "dtype", type(mask).__name__))
         raise EndoSpineError(f"runtime mask has shape/dtype {got}, expected ({h}, {w}) uint8")
     if int(mask.max()) < n_classes:  # no ignore pixels at all: one reduction
         return
-    bad = (mask >= n_classes) & (mask != ignore_index)  # ~0.1 ms for a 512x512 mask
+    ids = mask & 0x7F if unsure else mask  # UNSURE_BIT off (255, the ignore id, is checked as it is)
+    bad = (ids >= n_classes) & (mask != ignore_index)  # ~0.1 ms for a 512x512 mask
     if bad.any():
         ids = sorted(set(np.unique(mask[bad]).tolist()))
         raise EndoSpineError(f"runtime mask has unknown class ids {ids[:5]}")

@@ -46,7 +46,7 @@ MAX_FILES = 64
 MAX_DEPTH = 32                             # nesting of the manifest's content
 SHA256 = re.compile(r"[0-9a-f]{64}")
 FIELDS = ("format", "name", "created", "notice", "classes", "preprocess", "output", "network", "files",
-          "training", "metrics", "history", SEAL)
+          "training", "metrics", "gate", "history", SEAL)
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -80,6 +80,7 @@ class Manifest:
     network: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    gate: dict[str, Any] = field(default_factory=dict)     # the trust gate (models/core/runtime/gate.py); {}: none
     created: str = ""
     notice: str = ""
     history: tuple[str, ...] = ()           # later changes to the folder, one line each
@@ -101,6 +102,8 @@ class Manifest:
         d = {"format": FORMAT, "name": self.name, "created": self.created, "notice": self.notice,
              "classes": self.classes.to_dict(), "preprocess": self.preprocess.to_dict(), "output": self.output,
              "network": self.network, "files": self.files, "training": self.training, "metrics": self.metrics}
+        if self.gate:
+            d["gate"] = self.gate
         if self.history:
             d["history"] = list(self.history)
         return d
@@ -205,7 +208,7 @@ def parse_manifest(path: Path, data: dict) -> Manifest:
     if not isinstance(data["name"], str) or not data["name"].strip():
         raise bad("name", "expected a non-empty name")
     sections = {}
-    for key in ("network", "training", "metrics"):
+    for key in ("network", "training", "metrics", "gate"):
         if not isinstance(data.get(key) or {}, dict):
             raise bad(key, f"expected a mapping, got {type(data[key]).__name__}")
         sections[key] = dict(data.get(key) or {})

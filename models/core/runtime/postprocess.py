@@ -15,10 +15,15 @@ Steps, in this order, for every consumer (the live inference worker, `endospine 
    at that size, not at the frame's); probabilities bilinear in between, argmax, then a class
    under its own threshold gives the pixel to background; outside the field of view (or what
    the model saw through a lens) the ignore id;
-4. check the mask: its size and that it holds only class ids or the ignore id.
+4. check the mask: its size and that it holds only class ids or the ignore id;
+5. trust (models.core.runtime.gate), for a model with a gate: the frame's score through the
+   hysteresis (`stage.score`, `stage.unsure`: AI UNSURE, no mask painted), and, with live
+   settings, UNSURE_BIT on every pixel whose top probability is under the gate's unsure_below
+   (the overlay leaves such tissue unpainted and hatches such nerve: never dropped).
 
-Live video wants smoothing and a capped mask (the display scales it smoothly onto the frame);
-still images (predict, evaluate, reader study) want neither: `PostSettings.still()`.
+Live video wants smoothing, a capped mask (the display scales it smoothly onto the frame) and
+unsure pixels marked; still images (predict, evaluate, reader study) want none of them:
+`PostSettings.still()` (their label maps are plain class ids; the frame score is still kept).
 """
 from __future__ import annotations
 
@@ -32,6 +37,8 @@ import numpy as np
 from models.core.classes import ClassTable
 from models.core.errors import EndoSpineError
 from models.core.runtime.checks import check_mask, check_probabilities
+from models.core.runtime.gate import GateRule, GateState
+from models.core.types import UNSURE_BIT
 
 if TYPE_CHECKING:
     from models.core.runtime.frameview import View
@@ -46,6 +53,7 @@ class PostSettings:
     thresholds: tuple[tuple[int, float], ...] = ()  # (class id, minimum probability) pairs
     mask_max_side: int | None = 512  # masks at most this large (the display smooths them; 768 cost
                                      # 7.6 ms per 1080p frame, 512 about half); None: the box's size
+    mark_unsure: bool = True         # with a gate: UNSURE_BIT on pixels under its unsure_below
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.smoothing < 1.0:
@@ -61,14 +69,19 @@ class PostSettings:
     @classmethod
     def still(cls, thresholds: tuple[tuple[int, float], ...] = ()) -> "PostSettings":
         """For independent still images: no smoothing, labels at the box's full size."""
-        return cls(smoothing=0.0, thresholds=thresholds, mask_max_side=None)
+        return cls(smoothing=0.0, thresholds=thresholds, mask_max_side=None, mark_unsure=False)
 
 
 class PostStage:
     """Post-processing of one stream of frames (or of independent images, with still settings)."""
 
-    def __init__(self, classes: ClassTable, settings: PostSettings | None = None):
+    def __init__(self, classes: ClassTable, settings: PostSettings | None = None, gate: GateRule | None = None):
         self.settings = settings or PostSettings()
+        self.gate = gate                   # the model's gate rule (None: no gate)
+        self._trust = GateState(gate) if gate is not None else None
+        self._unsure_below = gate.unsure_below if gate is not None and self.settings.mark_unsure else None
+        if self._unsure_below is not None and len(classes) >= UNSURE_BIT - 1:
+            self._unsure_below = None      # ids that use the bit themselves cannot carry it
         self.n_classes = len(classes)
         self.ignore_index = classes.ignore_index
         self.thresholds = {int(c): float(t) for c, t in self.settings.thresholds}
@@ -83,26 +96,39 @@ class PostStage:
         self._prev: np.ndarray | None = None
         self._key: tuple | None = None
         self._last_id = -(1 << 30)
+        self.score: float | None = None    # the last frame's gate score (None: no gate)
+        self.unsure = False                # the gate's verdict after hysteresis
+        if getattr(self, "_trust", None) is not None:
+            self._trust.reset()
 
     def mask_size(self, box: Box) -> tuple[int, int]:
         """(w, h) of the label map for a crop box."""
         return mask_size(box, self.settings.mask_max_side)
 
     def __call__(self, probs: np.ndarray, box: Box, frame_size: tuple[int, int], *, frame_id: int | None = None,
-                 view: "View | None" = None) -> np.ndarray:
+                 view: "View | None" = None, score: float | None = None) -> np.ndarray:
         """(C, h, w) probabilities over `box` of a frame of frame_size = (width, height) ->
         (H, W) uint8 labels over the box at mask size. frame_id: the frame's number (None: the
         frame after the previous one); view: where the model's input came from (field of view,
-        lens), as the runtime reports it for this frame. Raises EndoSpineError on a refused output."""
+        lens), as the runtime reports it for this frame; score: the frame's gate score (None: no
+        gate). Raises EndoSpineError on a refused output."""
         check_probabilities(probs, box, self.n_classes, frame_size)  # before the smoothing keeps it
         probs = self._smooth(probs, box, frame_id)
         size = self.mask_size(box)
+        below = self._unsure_below
         if view is None or tuple(box) != view.box:  # no view, or not this frame's: the plain box
-            labels = labels_at(probs, size, self.thresholds)
+            labels = labels_at(probs, size, self.thresholds, unsure_below=below)
         else:
-            labels = view_labels(probs, view, size, self.thresholds, self.ignore_index)
-        check_mask(labels, size, self.n_classes, self.ignore_index)
+            labels = view_labels(probs, view, size, self.thresholds, self.ignore_index, unsure_below=below)
+        check_mask(labels, size, self.n_classes, self.ignore_index, unsure=below is not None)
+        self._judge(score)
         return labels
+
+    def _judge(self, score: float | None) -> None:
+        """The gate's hysteresis over this stream's frames (a refused output never gets here)."""
+        self.score = score
+        if self._trust is not None and score is not None:
+            self.unsure = self._trust.update(score > self._trust.rule.threshold)
 
     def _smooth(self, probs: np.ndarray, box: Box, frame_id: int | None) -> np.ndarray:
         if frame_id is None:
@@ -125,7 +151,8 @@ def segment_frame(runtime, stage: PostStage, image: np.ndarray, frame_id: int | 
     """
     probs, box, timings = runtime.probabilities(image)
     t0 = time.perf_counter()
-    labels = stage(probs, box, (image.shape[1], image.shape[0]), frame_id=frame_id, view=runtime.view)
+    labels = stage(probs, box, (image.shape[1], image.shape[0]), frame_id=frame_id, view=runtime.view,
+                   score=getattr(runtime, "score", None))
     timings["postprocess"] = (time.perf_counter() - t0) * 1e3
     return labels, box, timings
 
@@ -141,12 +168,13 @@ def mask_size(box: Box, max_side: int | None) -> tuple[int, int]:
 
 
 def labels_at(probs: np.ndarray, size: tuple[int, int], thresholds: Mapping[int, float],
-              grid: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+              grid: tuple[np.ndarray, np.ndarray] | None = None, unsure_below: float | None = None) -> np.ndarray:
     """(C, h, w) probabilities -> (H, W) uint8 labels at `size` = (W, H), bilinear in between.
 
     grid: optional (x, y) float32 maps, each (H, W), of where every output cell samples the
     probability grid (e.g. through a lens undistortion); default: a plain resize.
     A class whose probability stays under its threshold loses the pixel to background (0).
+    unsure_below: pixels whose top probability is under it get UNSURE_BIT (class id kept in the low bits).
     """
     hwc = np.ascontiguousarray(probs.transpose(1, 2, 0))
     if grid is not None:
@@ -159,15 +187,18 @@ def labels_at(probs: np.ndarray, size: tuple[int, int], thresholds: Mapping[int,
     for cid, t in thresholds.items():
         weak = (labels == cid) & (hwc[..., cid] < t)
         labels[weak] = 0
+    if unsure_below is not None:
+        top = hwc.max(axis=2)
+        labels[top < unsure_below] |= UNSURE_BIT
     return labels
 
 
 def view_labels(probs: np.ndarray, view: "View", size: tuple[int, int], thresholds: Mapping[int, float],
-                ignore_index: int) -> np.ndarray:
+                ignore_index: int, unsure_below: float | None = None) -> np.ndarray:
     """(C, h, w) probabilities over the view's crop -> labels (H, W) at `size` over view.box;
     outside the field of view (and outside what the model saw): ignore."""
     if view.lens is None:
-        labels = labels_at(probs, size, thresholds)
+        labels = labels_at(probs, size, thresholds, unsure_below=unsure_below)
         if view.circle is not None:
             labels[view.circle.outside(view.box, size)] = ignore_index
         return labels
@@ -176,7 +207,7 @@ def view_labels(probs: np.ndarray, view: "View", size: tuple[int, int], threshol
     ph, pw = probs.shape[1:]
     gx = (ux - x + 0.5) * (pw / cw) - 0.5
     gy = (uy - y + 0.5) * (ph / ch) - 0.5
-    labels = labels_at(probs, size, thresholds, grid=(gx, gy))
+    labels = labels_at(probs, size, thresholds, grid=(gx, gy), unsure_below=unsure_below)
     outside = (ux < x - 0.5) | (uy < y - 0.5) | (ux > x + cw - 0.5) | (uy > y + ch - 0.5)
     if view.circle is not None:
         c = view.circle

@@ -106,8 +106,26 @@ def test_soak_command_samples_and_plots(small_video, tmp_path, capsys):
     assert result["samples"] >= 8 and result["warmup_s"] == pytest.approx(2.0)  # a third of a short run
     assert result["frames_captured"] > 20 and result["ai_state_at_end"] == "none"
     assert 0 < result["frames_displayed"] <= result["frames_captured"] and result["ai_per_s_mean"] == 0
+    assert result["gated_share"] is None and result["gate_score_median"] is None  # no AI, no gate
     assert result["display_fps_mean"] == pytest.approx(result["frames_displayed"] / result["seconds"], rel=0.01)
     assert result["machine"].startswith(f"{os.cpu_count()} cores; load average")  # measured, not a fixed claim
     assert 20 < result["main_rss_mb"]["last"] < 4000 and result["fds"]["last"] > 3 and result["threads"]["last"] >= 2
     assert read_image(tmp_path / "soak.png").shape[2] == 3
     assert (tmp_path / "s.csv").read_text().startswith("t_s,main_rss_mb,children_rss_mb,fds,threads")
+
+
+@pytest.mark.gui
+def test_soak_reports_the_share_of_frames_gated(small_video, tiny_model_dir, qtbot):
+    """The real window with a gated model (frames 2-4 of the worker's unsure, then in distribution):
+    every result received counted once, the unsure ones over all of them, their median score."""
+    from app.ai.supervisor import worker_config
+    from app.diagnostics.ui.soak import run_soak
+    from tests.app.gated_runtime import GatedRuntime
+
+    worker = worker_config(str(tiny_model_dir), runtime="tests.app.gated_runtime:GatedRuntime")
+    result = run_soak(str(small_video), worker, minutes=0.2, interval_s=1.0)
+    n = result["gate_results"]
+    assert len(GatedRuntime.SCORES) < n <= result["ai_frames"], result
+    unsure = sum(GatedRuntime.UNSURE)  # 3: all of them, unless the GUI stalled past a result (15 fps source)
+    assert result["gated_share"] in {round(k / n, 4) for k in range(max(1, unsure - 1), unsure + 1)}
+    assert result["gate_score_median"] == 0.5

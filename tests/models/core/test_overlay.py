@@ -171,3 +171,167 @@ def test_occluder_handling_leaves_the_rest_alone():
     assert rgba[far, 3].all()                                  # tissue further away is painted as usual
     only = render_overlay(np.full((8, 8), INSTRUMENT, np.uint8), CLASSES, OverlayStyle.for_classes(CLASSES))
     assert only[..., 3].max() == 0                             # a hidden instrument alone: nothing painted
+
+
+# -- pixels the model is unsure of (UNSURE_BIT) --------------------------------------------------------
+from models.core.overlay import HATCH_PERIOD, blend, colorize, has_unsure  # noqa: E402
+from models.core.types import UNSURE_BIT  # noqa: E402
+
+LIGAMENT = CLASSES.id_of("ligament")
+# sha256 (first 16 hex digits) of render_overlay's output before unsure pixels existed (the tree
+# before the trust gate, OpenCV 5.0.0): a mask without an unsure pixel must still draw these bytes.
+# Fill goes through cv2.LUT only; contour through OpenCV's anti-aliased lines (a new OpenCV that
+# draws them differently changes those digests, not the rule).
+BEFORE_UNSURE = {
+    ("squares", "fill", False): "e586550fdec697d0", ("squares", "contour", False): "786326eb8750f56c",
+    ("instrument", "fill", False): "48fb1bd41c7860c4", ("instrument", "fill", True): "93d87fe5eb509342",
+    ("instrument", "contour", False): "197bec6b39bc0b9b", ("instrument", "contour", True): "2f9bf0edc6582c1c",
+}
+
+
+def _style(mode, instrument_shown=False, **settings):
+    style = OverlayStyle.for_classes(CLASSES, mode=mode, opacity=0.6, **settings)
+    return replace(style, visible=style.visible | {INSTRUMENT}) if instrument_shown else style
+
+
+def _unsure(mask, where):
+    """`mask` with UNSURE_BIT set on the pixels `where` selects (never on 255, the ignore id)."""
+    out = mask.copy()
+    sel = np.zeros(mask.shape, bool)
+    sel[where] = True
+    sel &= mask != 255
+    out[sel] |= UNSURE_BIT
+    return out
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("scene, mode, instrument_shown", list(BEFORE_UNSURE), ids=["-".join(map(str, k))
+                                                                                      for k in BEFORE_UNSURE])
+def test_without_unsure_pixels_the_overlay_is_what_it_was(scene, mode, instrument_shown):
+    import hashlib
+
+    m = _mask() if scene == "squares" else _instrument_scene()
+    assert not has_unsure(m)                                 # 255 (ignore) is never an unsure id
+    rgba = render_overlay(m, CLASSES, _style(mode, instrument_shown))
+    assert hashlib.sha256(rgba.tobytes()).hexdigest()[:16] == BEFORE_UNSURE[scene, mode, instrument_shown]
+
+
+@pytest.mark.unit
+def test_has_unsure_is_the_unsure_range_only():
+    m = np.zeros((4, 4), np.uint8)
+    for value, unsure in ((0, False), (127, False), (255, False), (UNSURE_BIT, True), (254, True),
+                          (NERVE | UNSURE_BIT, True)):
+        m[1, 2] = value
+        assert has_unsure(m) is unsure, value
+
+
+@pytest.mark.unit
+def test_fill_leaves_an_ordinary_classs_unsure_pixels_transparent():
+    m = _unsure(_mask(), (slice(None), slice(12, None)))      # the bone square's right part and all right of it
+    style = _style("fill")
+    rgba = render_overlay(m, CLASSES, style)
+    sure = render_overlay(_mask(), CLASSES, style)
+    assert np.array_equal(rgba[:, :12], sure[:, :12])         # the sure part: as before
+    assert sure[10, 15, 3] > 0 and sure[30, 20, 3] > 0 and sure[10, 30, 3] > 0
+    assert not rgba[:, 12:].any()                             # bone, ligament and disc unsure: transparent
+    assert not rgba_lut(CLASSES, style)[UNSURE_BIT:255].any()  # by the lookup table alone
+
+
+def _edge_runs(row):
+    """Alpha > 0 along a row: how many separate drawn runs it has."""
+    on = (row > 0).astype(np.int8)
+    return int((np.diff(on) == 1).sum() + on[0])
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("class_id", [BONE, NERVE])
+@pytest.mark.parametrize("px", [1, 3])
+def test_contour_outlines_unsure_pixels_dashed(class_id, px):
+    """Any class, the protected one too: a region of unsure pixels gets a dashed outline in its
+    color instead of a solid one."""
+    m = np.zeros((60, 80), np.uint8)
+    m[10:50, 10:70] = class_id
+    style = _style("contour", contour_px=px)
+    solid = render_overlay(m, CLASSES, style)
+    dashed = render_overlay(m | UNSURE_BIT * (m > 0), CLASSES, style)
+    assert _edge_runs(solid[10, 15:65, 3]) == 1                # the top edge: one solid line
+    assert _edge_runs(dashed[10, 15:65, 3]) >= 4               # dashes
+    assert 0.3 < (dashed[10, 15:65, 3] > 0).mean() < 0.8
+    assert _edge_runs(dashed[15:45, 10, 3]) >= 3               # the left edge too
+    color = rgba_lut(CLASSES, style, min(1.0, 0.35 + style.opacity))[class_id]
+    drawn = dashed[..., 3] > 0
+    assert (dashed[drawn] == color).all()                      # the class's own line color
+    assert not dashed[20:40, 20:60].any()                      # outlines only
+
+
+@pytest.mark.unit
+def test_fill_hatches_the_protected_classs_unsure_pixels_and_never_drops_them():
+    m = np.full((64, 64), FAT, np.uint8)
+    m[8:40, 8:56] = NERVE | UNSURE_BIT                        # an unsure nerve
+    m[44:60, 8:56] = NERVE                                    # a sure one
+    style = _style("fill")
+    rgba = render_overlay(m, CLASSES, style)
+    nerve = rgba_lut(CLASSES, style)[NERVE]
+    assert (rgba[44:60, 8:56] == nerve).all()                 # sure: filled
+    hatch = rgba[8:40, 8:56]
+    painted = hatch[..., 3] > 0
+    assert (hatch[painted] == nerve).all() and 0.4 < painted.mean() < 0.6   # unsure: half, in its color
+    assert all(0 < painted[r].mean() < 1 for r in range(len(painted)))      # stripes across every row
+    assert all(painted[r, c] == painted[r + 1, c - 1] for r in range(10) for c in range(1, 20))  # diagonal
+    # a one-pixel sliver along a gap between stripes, and a speck in a gap: painted, not dropped
+    m = np.full((64, 64), FAT, np.uint8)
+    gap = HATCH_PERIOD // 2 + 1
+    for y in range(10, 40):
+        m[y, (gap - y) % HATCH_PERIOD + 8 * (y // 8) + 8] = NERVE | UNSURE_BIT  # x + y = gap (mod period)
+    m[50, 50 + (gap - 100) % HATCH_PERIOD] = NERVE | UNSURE_BIT
+    rgba = render_overlay(m, CLASSES, style)
+    unsure = m == NERVE | UNSURE_BIT
+    yy, xx = np.nonzero(unsure)
+    assert len(yy) == 31 and ((yy + xx) % HATCH_PERIOD >= HATCH_PERIOD // 2).all()  # in gaps: stripes alone drop them
+    assert (rgba[unsure] == nerve).all() and (rgba[m == FAT] == rgba_lut(CLASSES, style)[FAT]).all()
+    # the user hides the nerve: hidden, sure or not (the legend toggle decides, not the model)
+    hidden = render_overlay(m, CLASSES, replace(style, visible=style.visible - {NERVE}))
+    assert not hidden[unsure].any()
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("mode", ["fill", "contour"])
+@pytest.mark.parametrize("size", [(256, 192), (451, 333), (1920, 1080)])
+def test_no_tissue_color_lands_on_the_instrument_with_unsure_pixels(mode, size):
+    """Unsure bits on the tissue around the instrument and on part of the instrument itself: the
+    instrument (sure or not) and one mask pixel around it stay clear of tissue."""
+    sure = _instrument_scene()
+    near = cv2.dilate((sure == INSTRUMENT).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    m = _unsure(sure, near & (sure != INSTRUMENT))            # the tissue next to it: unsure
+    m = _unsure(m, (slice(30, 40), slice(10, 30)))            # and part of the shaft
+    assert has_unsure(m) and (m == INSTRUMENT | UNSURE_BIT).any() and (m == NERVE | UNSURE_BIT).any()
+    occ = (m == INSTRUMENT) | (m == INSTRUMENT | UNSURE_BIT)
+    ring = cv2.dilate(occ.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    alone = np.where(occ, m, 0).astype(np.uint8)              # the instrument with no tissue near it
+    hidden = render_overlay(m, CLASSES, _style(mode))
+    assert not hidden[ring].any()                             # hidden: nothing on it or its ring
+    on = _style(mode, instrument_shown=True)                  # shown: only its own color there
+    assert np.array_equal(render_overlay(m, CLASSES, on)[ring], render_overlay(alone, CLASSES, on)[ring])
+    frame = _frame(*size)
+    shown = composite(frame, hidden)
+    inside = _inside(occ.astype(np.uint8), size, 1)
+    assert np.array_equal(shown[inside], frame[inside])       # after scaling too
+    assert (shown[~inside] != frame[~inside]).any()           # tissue is painted elsewhere
+
+
+@pytest.mark.unit
+def test_reports_draw_an_unsure_pixel_as_its_class():
+    labels = np.array([[0, BONE, NERVE, 255], [UNSURE_BIT, BONE | UNSURE_BIT, NERVE | UNSURE_BIT, 254]], np.uint8)
+    lut = CLASSES.color_lut(ignore_color=(40, 40, 40))
+    colors = colorize(labels, lut)
+    assert np.array_equal(colors[1, :3], colors[0, :3])        # as their class
+    assert (colors[0, 3] == 40).all()                          # 255 keeps the ignore color
+    image = np.full((2, 4, 3), 200, np.uint8)
+    mixed = blend(image, labels, lut, 0.5)
+    assert np.array_equal(mixed[1, :3], mixed[0, :3])
+    assert np.array_equal(mixed[:, 0], image[:, 0])            # the background, sure or not: not blended
+    only_nerve = np.zeros(256, bool)
+    only_nerve[NERVE] = True
+    shown = blend(image, labels, lut, 0.5, show=only_nerve)
+    assert (shown[:, 2] != image[:, 2]).all() and np.array_equal(shown[:, 1], image[:, 1])
+    assert np.array_equal(composite(np.zeros((2, 4, 3), np.uint8), None), np.zeros((2, 4, 3), np.uint8))
