@@ -123,7 +123,8 @@ def gate_section(gate: GateFit) -> dict:
     r = gate.rule
     return {"score": "mahalanobis distance of pooled encoder features to the training frames, / sqrt(dims)",
             "threshold": round(r.threshold, 4), "enter_frames": r.enter_frames, "exit_frames": r.exit_frames,
-            "unsure_below": round(r.unsure_below, 4), "temperature": r.temperature, "fitted": gate.report}
+            "unsure_below": round(r.unsure_below, 4), "temperature": r.temperature,
+            **({"protect_floor": r.protect_floor} if r.protect_floor is not None else {}), "fitted": gate.report}
 
 
 def reseal_model_folder(folder: str | Path, note: str, signer=None) -> dict:

@@ -18,6 +18,9 @@ From the training run's own dataset, never its test split:
   seed passed;
 - unsure_below: the calibrated top probability under which validation pixels are wrong more often
   than right (within [0.3, 0.7]);
+- protect_floor, for a table with a protected class (the nerve): the highest probability of it at
+  which, counting pixels where it wins or reaches the floor, NERVE_RECALL of the validation nerve
+  pixels are shown (within [0.05, unsure_below]);
 - the expected calibration error (15 bins) of validation pixels before and after scaling.
 """
 from __future__ import annotations
@@ -41,6 +44,7 @@ SHRINK = 0.3            # covariance shrinkage towards its diagonal mean
 MIN_IMAGES = 2          # per split; the manifest records how many the gate was fitted on
 PIXELS_PER_IMAGE = 4000  # validation pixels sampled per image for the temperature and the unsure threshold
 BINS = 15
+NERVE_RECALL = 0.98     # of a protected class's validation pixels, shown (sure or hatched)
 
 
 class GatedHead(paddle.nn.Layer):
@@ -81,14 +85,19 @@ def fit_gate(net, dataset: Dataset, pre, prep, max_train: int = 800, progress: b
     temperature = fit_temperature(logits, labels, weights)
     conf_before, correct_before = _confidence(logits, labels, weights, 1.0)
     conf, correct = _confidence(logits, labels, weights, temperature)
-    unsure_below = unsure_threshold(conf, correct)
+    unsure_below = unsure_threshold(_grid_top(logits, weights, temperature), correct)  # as the runtime marks
+    protected = [c.id for c in dataset.classes.classes if c.protect]
+    floor, shown = None, {}
+    if protected:
+        p = _upsampled_probs(logits, weights, temperature)
+        floor, shown = protect_floor(p, labels, protected[0], unsure_below)
     rule = GateRule(threshold=threshold, enter_frames=enter_frames, exit_frames=exit_frames,
-                    unsure_below=unsure_below, temperature=temperature)
+                    unsure_below=unsure_below, temperature=temperature, protect_floor=floor)
     report = {"train_images": len(train), "val_images": len(val), "dims": int(mean.shape[0]),
               "val_score_median": round(float(np.median(scores_val)), 4), "quantile": QUANTILE, "margin": MARGIN, "shrink": SHRINK,
               "val_pixels": int(conf.size), "ece_val_before": round(ece(conf_before, correct_before), 4),
               "ece_val_after": round(ece(conf, correct), 4),
-              "val_unsure_share": round(float((conf < unsure_below).mean()), 4)}
+              "val_unsure_share": round(float((conf < unsure_below).mean()), 4), **shown}
     return GateFit(mean, whiten, rule, report)
 
 
@@ -145,6 +154,23 @@ def unsure_threshold(conf: np.ndarray, correct: np.ndarray, bins: int = 20, lo: 
     return hi
 
 
+def protect_floor(probs: np.ndarray, labels: np.ndarray, pid: int, cap: float,
+                  recall: float = NERVE_RECALL, lo: float = 0.05) -> tuple[float | None, dict]:
+    """(N, C) calibrated probabilities, (N,) labels -> (the floor, what it shows on these pixels)."""
+    mine = labels == pid
+    if mine.sum() < 50:
+        return None, {}
+    wins = probs.argmax(axis=1) == pid
+    p = probs[:, pid]
+    need = int(np.ceil(recall * mine.sum())) - int((mine & wins).sum())  # pixels the floor must add
+    rest = np.sort(p[mine & ~wins])[::-1]
+    floor = cap if need <= 0 else float(rest[min(need, len(rest)) - 1])
+    floor = float(np.clip(floor, lo, cap))
+    shown = wins | (p >= floor)
+    return round(floor, 4), {"val_protected_shown": round(float(shown[mine].mean()), 4),
+                             "val_protected_hatched_elsewhere": round(float((shown & ~wins & ~mine).mean()), 4)}
+
+
 # -- passes over the data --------------------------------------------------------------------
 def _pass(net, dataset: Dataset, items: list, pre, prep, desc: str, progress: bool, pixels: bool):
     """Pooled features of every image; with pixels, a sample of labelled pixels: for each, the
@@ -188,14 +214,21 @@ def _sample_pixels(z: np.ndarray, lab: np.ndarray, ignore: int, rng) -> tuple[np
     return corners.astype(np.float32), wts.astype(np.float32), lab[ys, xs].astype(np.int64)
 
 
-def _upsampled_probs(corners: np.ndarray, weights: np.ndarray, temperature: float) -> np.ndarray:
-    """(N, 4, C) logits at the four grid points, (N, 4) weights -> (N, C) probabilities as the
-    runtime computes them: softmax(z / T) on the grid, then bilinear."""
+def _grid_softmax(corners: np.ndarray, temperature: float) -> np.ndarray:
+    """(N, 4, C) logits at the four grid points around each pixel -> softmax(z / T) there."""
     z = corners / temperature
-    z = z - z.max(axis=2, keepdims=True)
-    e = np.exp(z)
-    p = e / e.sum(axis=2, keepdims=True)
-    return (p * weights[..., None]).sum(axis=1)
+    e = np.exp(z - z.max(axis=2, keepdims=True))
+    return e / e.sum(axis=2, keepdims=True)
+
+
+def _upsampled_probs(corners: np.ndarray, weights: np.ndarray, temperature: float) -> np.ndarray:
+    """(N, C) probabilities as the runtime computes them: softmax on the grid, then bilinear."""
+    return (_grid_softmax(corners, temperature) * weights[..., None]).sum(axis=1)
+
+
+def _grid_top(corners, weights, temperature: float) -> np.ndarray:
+    """The top probability as the runtime's unsure marks take it: on the grid, then bilinear."""
+    return (_grid_softmax(corners, temperature).max(axis=2) * weights).sum(axis=1)
 
 
 def _confidence(corners, labels, weights, temperature: float) -> tuple[np.ndarray, np.ndarray]:

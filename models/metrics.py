@@ -64,8 +64,8 @@ def mean_iou(m: np.ndarray, skip_background: bool = True) -> float:
 
 
 def frame_mean_iou(truth: np.ndarray, pred: np.ndarray, num_classes: int, ignore_index: int = 255) -> float:
-    """One image's mean IoU over the classes its reference or its prediction shows, background
-    included, over the reference's valid pixels; prediction pixels labelled ignore (outside the
-    model's view) count as background. NaN when the reference has no valid pixel."""
+    """One image's mean IoU over the tissue classes (not background, as evaluate's figures) its
+    reference or its prediction shows, over the reference's valid pixels; prediction pixels
+    labelled ignore (outside the model's view) count as background. NaN when neither shows a tissue."""
     pred = np.where(pred == ignore_index, 0, pred)
-    return mean_iou(ConfusionMatrix(num_classes, ignore_index).update(truth, pred), skip_background=False)
+    return mean_iou(ConfusionMatrix(num_classes, ignore_index).update(truth, pred))

@@ -9,7 +9,7 @@ of images (the image files directly in it, sorted by name); a set is named after
 unique). Every image gets the gate's score and the verdict passed = score <= the manifest's
 threshold, one frame at a time (no hysteresis, no tracking of the field of view across images).
 --corrupt DATASET: every image of its split clean and under the corruptions of corruptions.py,
-each with its mean IoU against the reference label (models.metrics.frame_mean_iou). gatesummary.py
+each with its mean IoU over tissues against the reference label (models.metrics.frame_mean_iou). gatesummary.py
 turns the rows into summary.json and the console lines, gatereport.py writes the report folder,
 which appears complete or not at all.
 """
@@ -49,22 +49,22 @@ def gate_check(model_dir: str | Path, ins: list, oods: list, out: str | Path, sp
     if not ins or not oods:
         raise EndoSpineError("gate-check needs at least one --in and one --ood folder")
     sets = image_sets(ins, oods, corrupt_data, split, max_images)
-    runtime = SegmentationRuntime(model_dir, settings).independent_frames()
-    gate = runtime.gate
-    if gate is None:
-        raise EndoSpineError(f"{model_dir}: this model has no trust gate (exported before gates); re-export it")
-    for s in sets:
-        if s.kind == "corrupt":
-            check_classes(runtime, s.dataset)
-    rows: list[Row] = []
-    for s in sets:
-        rows += (_corrupt_rows if s.kind == "corrupt" else _score_rows)(runtime, s, progress)
-    cfg = runtime.settings
-    about = {"model": f"{runtime.manifest.name} ({runtime.root})", "split": split,
-             "runtime": f"{cfg.backend} {cfg.device}, {cfg.threads} threads, field of view {cfg.fov}",
-             "checked": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"}
-    doc = summarize(rows, gate.rule, gate.dims, {s.name: s.source for s in sets}, about)
-    with StagedDir(out) as tmp:
+    with StagedDir(out) as tmp:   # refuses a non-empty --out before any work; removed on failure
+        runtime = SegmentationRuntime(model_dir, settings).independent_frames()
+        gate = runtime.gate
+        if gate is None:
+            raise EndoSpineError(f"{model_dir}: this model has no trust gate (exported before gates); re-export it")
+        for s in sets:
+            if s.kind == "corrupt":
+                check_classes(runtime, s.dataset)
+        rows: list[Row] = []
+        for s in sets:
+            rows += (_corrupt_rows if s.kind == "corrupt" else _score_rows)(runtime, s, progress)
+        cfg = runtime.settings
+        about = {"model": f"{runtime.manifest.name} ({runtime.root})", "split": split,
+                 "runtime": f"{cfg.backend} {cfg.device}, {cfg.threads} threads, field of view {cfg.fov}",
+                 "checked": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"}
+        doc = summarize(rows, gate.rule, gate.dims, {s.name: s.source for s in sets}, about)
         write_gate_report(tmp, rows, doc)
     return doc
 

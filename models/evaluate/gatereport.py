@@ -40,7 +40,8 @@ def make_figures(rows: list[Row], doc: dict) -> dict[str, bytes]:
         colors.append(KIND_COLORS["corrupt"])
     figures = {"scores.png": plots.image_boxplot(
         boxes, "Gate score per frame (higher: less like the training frames)", "gate score (log scale)", colors,
-        ylim=None, log=True, hline=(t, f"threshold {t:.4g}: above it out of distribution"))}
+        ylim=None, log=True, hline=(t, f"threshold {t:.4g}: above it out of distribution"),
+        rotate=30 if len(boxes) > 6 else 0)}
     ins = [r.score for r in rows if r.kind == "in"]
     oods = [r for r in rows if r.kind == "ood"]
     curves = {"all ood sets (pooled)": (*score_roc([r.score for r in oods], ins), doc["auroc"]["pooled"])}
@@ -57,7 +58,7 @@ def make_figures(rows: list[Row], doc: dict) -> dict[str, bytes]:
         figures["error.png"] = plots.scatter_groups(
             groups, "Corrupted frames: gate score against the frame's mean IoU", "gate score (log scale)",
             "frame mean IoU vs reference", vline=(t, f"threshold {t:.4g}"),
-            hline=(IOU_EVENT, f"mean IoU {IOU_EVENT:g}"), logx=True)
+            hline=(IOU_EVENT, f"mean IoU {IOU_EVENT:g}"), logx=True, ylim=(-0.02, 1.02))
     return figures
 
 

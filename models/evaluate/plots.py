@@ -131,9 +131,9 @@ def class_bars(per_class: dict, classes: ClassTable, metrics: Sequence[str]) -> 
 
 def image_boxplot(values: dict[str, np.ndarray], title: str, ylabel: str,
                   colors: Sequence | None = None, ylim: tuple[float, float] | None = (0, 1.02), log: bool = False,
-                  hline: tuple[float, str] | None = None) -> bytes:
+                  hline: tuple[float, str] | None = None, rotate: float = 0) -> bytes:
     """Box plots of per-image values, one box per key (NaNs dropped), points overlaid; optionally a
-    logarithmic axis and a labelled horizontal line (value, label)."""
+    logarithmic axis, a labelled horizontal line (value, label) and slanted tick labels."""
     labels = list(values)
     data = [np.asarray(values[k], float)[np.isfinite(values[k])] for k in labels]
     ticks = [k.replace(" (", "\n(") for k in labels]  # "junior (SIMULATED)" on two lines
@@ -148,6 +148,10 @@ def image_boxplot(values: dict[str, np.ndarray], title: str, ylabel: str,
         color = colors[i] if colors else (0.55, 0.7, 0.9)
         parts["boxes"][i].set_facecolor((*color[:3], 0.45))
         ax.scatter(i + 1 + rng.uniform(-0.18, 0.18, d.size), d, s=5, color="0.25", alpha=0.35, lw=0)
+    if rotate:
+        ax.tick_params(axis="x", labelrotation=rotate)
+        for label in ax.get_xticklabels():
+            label.set_horizontalalignment("right")
     if log:
         ax.set_yscale("log")
     if hline is not None:
@@ -200,13 +204,13 @@ def clip_bars(clips: Sequence[str], values: Sequence[float], title: str) -> byte
     return png(fig)
 
 
-def roc_lines(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], title: str) -> bytes:
-    """ROC curves of named scores: name -> (false positive rates, true positive rates, AUC)."""
+def roc_lines(curves: dict[str, tuple[np.ndarray, np.ndarray, float | None]], title: str) -> bytes:
+    """ROC curves of named scores: name -> (false positive rates, true positive rates, AUC), the first bold."""
     fig = Figure(figsize=(5.2, 5.0))
     ax = fig.add_subplot()
     for k, (name, (fpr, tpr, auc)) in enumerate(curves.items()):
-        ax.plot(fpr, tpr, lw=2.2 if k == 0 else 1.3, ls="-" if k == 0 else "--", drawstyle="steps-post",
-                color="black" if k == 0 else None, label=f"{name}  AUC {auc:.4f}")
+        ax.plot(fpr, tpr, lw=2.2 if k == 0 else 1.3, ls="-" if k == 0 else "--", color="black" if k == 0 else None,
+                label=f"{name}  AUC {'undefined' if auc is None else f'{auc:.4f}'}")
     ax.plot([0, 1], [0, 1], color="0.7", lw=0.8, ls=":")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.01)
@@ -220,8 +224,9 @@ def roc_lines(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], title: st
 
 def scatter_groups(groups: dict[str, tuple[np.ndarray, np.ndarray]], title: str, xlabel: str, ylabel: str,
                    vline: tuple[float, str] | None = None, hline: tuple[float, str] | None = None,
-                   logx: bool = False) -> bytes:
-    """One colour per group of (x, y) points, optional labelled vertical and horizontal lines."""
+                   logx: bool = False, ylim: tuple[float, float] | None = None) -> bytes:
+    """One colour per group of (x, y) points (the first black), optional labelled vertical and
+    horizontal lines (value, label)."""
     fig = Figure(figsize=(6.8, 4.8))
     ax = fig.add_subplot()
     cmap = matplotlib.colormaps["tab10"]
@@ -232,6 +237,8 @@ def scatter_groups(groups: dict[str, tuple[np.ndarray, np.ndarray]], title: str,
             draw(line[0], color=color, ls="--", lw=1.2, label=line[1])
     if logx:
         ax.set_xscale("log")
+    if ylim is not None:
+        ax.set_ylim(*ylim)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)

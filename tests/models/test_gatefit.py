@@ -43,3 +43,18 @@ def test_calibration_error_and_unsure_threshold():
     assert unsure_threshold(conf, correct) == pytest.approx(0.5)
     assert unsure_threshold(conf, np.ones(conf.size, bool)) == pytest.approx(0.3)  # always right: the floor
     assert unsure_threshold(conf, np.zeros(conf.size, bool)) == pytest.approx(0.7)  # never right: the ceiling
+
+
+def test_protect_floor_shows_the_asked_share_of_nerve_pixels():
+    from models.gatefit import protect_floor
+
+    rng = np.random.default_rng(3)
+    n = 10000
+    labels = rng.integers(0, 3, n)
+    p = rng.dirichlet(np.ones(3), n)
+    floor, shown = protect_floor(p, labels, 2, cap=0.5, recall=0.9)
+    mine = labels == 2
+    got = ((p.argmax(1) == 2) | (p[:, 2] >= floor))[mine].mean()
+    assert 0.05 <= floor <= 0.5 and got >= 0.9 and shown["val_protected_shown"] == pytest.approx(got, abs=1e-4)
+    assert protect_floor(p, labels, 2, cap=0.5, recall=0.0)[0] == 0.5  # nothing to add: the cap
+    assert protect_floor(p[:10], labels[:10], 2, cap=0.5) == (None, {})  # too few pixels to say

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.metrics import ConfusionMatrix, mean_iou, scores_from_matrix
+from models.metrics import ConfusionMatrix, frame_mean_iou, mean_iou, scores_from_matrix
 
 
 @pytest.mark.unit
@@ -51,3 +51,16 @@ def test_a_stack_of_matrices_scores_like_each_matrix_alone():
             assert batch[key].shape == (6, 4)
             np.testing.assert_array_equal(batch[key][i], values)
     assert np.isnan(batch["iou"][3, 1]) and np.isnan(batch["accuracy"][2]).all()
+
+
+@pytest.mark.unit
+def test_frame_mean_iou_over_the_classes_shown():
+    truth = np.array([[0, 0, 1, 1], [1, 1, 255, 255]], np.uint8)
+    pred = np.array([[0, 255, 1, 2], [1, 1, 3, 3]], np.uint8)   # 255: outside the model's view -> background
+    # class 1 3/4, class 2 only predicted (0/1); class 3 only on ignored pixels: not counted; background not a tissue
+    assert frame_mean_iou(truth, pred, 4) == pytest.approx((3 / 4 + 0) / 2)
+    assert np.isnan(frame_mean_iou(np.zeros((2, 2), np.uint8), np.zeros((2, 2), np.uint8), 4))  # no tissue
+    assert frame_mean_iou(truth, truth, 4) == 1.0
+    assert np.isnan(frame_mean_iou(np.full((2, 2), 255, np.uint8), np.zeros((2, 2), np.uint8), 4))
+    with pytest.raises(ValueError, match="differ in shape"):
+        frame_mean_iou(truth, pred[:1], 4)

@@ -16,6 +16,8 @@ The manifest's `gate` section holds the rest, fitted at export (models/gatefit.p
     exit_frames   ... and this many in-distribution frames in a row clear it: hysteresis both ways, no flicker
     unsure_below  a pixel whose (calibrated) top probability is below this is one the model is unsure of:
                   on calibrated probabilities it is more likely wrong than right
+    protect_floor a protected class (the nerve) at least this likely where another class wins is
+                  shown as an unsure nerve pixel (hatched): the nerve errs towards being shown
     temperature   T, for the record (evaluate reverses it to report the calibration error before scaling)
 
 `FrameGate.score` costs a (D x D) matrix-vector product: about 0.01 ms for D = 448. A model folder
@@ -48,6 +50,7 @@ class GateRule:
     exit_frames: int = 8
     unsure_below: float = 0.5
     temperature: float = 1.0
+    protect_floor: float | None = None  # a protected class (the nerve) at least this likely is shown, unsure
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.threshold) and self.threshold > 0):
@@ -58,6 +61,8 @@ class GateRule:
                 raise ValueError(f"{name}: expected a whole number in 1..1000, got {v!r}")
         if not 0.0 <= self.unsure_below <= 1.0:
             raise ValueError(f"unsure_below: expected a probability in [0, 1], got {self.unsure_below!r}")
+        if self.protect_floor is not None and not 0.0 < self.protect_floor <= 1.0:
+            raise ValueError(f"protect_floor: expected a probability in (0, 1], got {self.protect_floor!r}")
         if not (math.isfinite(self.temperature) and 0.05 <= self.temperature <= 20):
             raise ValueError(f"temperature: expected a number in [0.05, 20], got {self.temperature!r}")
 
@@ -65,8 +70,8 @@ class GateRule:
     def from_manifest(cls, section: dict[str, Any], where: str) -> "GateRule":
         try:
             values = {k: section[k] for k in ("threshold", "enter_frames", "exit_frames", "unsure_below",
-                                               "temperature") if k in section}
-            for k in ("threshold", "unsure_below", "temperature"):
+                                               "temperature", "protect_floor") if k in section}
+            for k in ("threshold", "unsure_below", "temperature", "protect_floor"):
                 if k in values:
                     if isinstance(values[k], bool) or not isinstance(values[k], (int, float)):
                         raise ValueError(f"{k}: expected a number, got {values[k]!r}")

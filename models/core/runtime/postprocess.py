@@ -19,7 +19,9 @@ Steps, in this order, for every consumer (the live inference worker, `endospine 
 5. trust (models.core.runtime.gate), for a model with a gate: the frame's score through the
    hysteresis (`stage.score`, `stage.unsure`: AI UNSURE, no mask painted), and, with live
    settings, UNSURE_BIT on every pixel whose top probability is under the gate's unsure_below
-   (the overlay leaves such tissue unpainted and hatches such nerve: never dropped).
+   (the overlay leaves such tissue unpainted and hatches such nerve: never dropped), and a
+   protected class (the nerve) that reaches the gate's protect_floor where another class wins
+   takes the pixel as an unsure one: the nerve errs towards being shown.
 
 Live video wants smoothing, a capped mask (the display scales it smoothly onto the frame) and
 unsure pixels marked; still images (predict, evaluate, reader study) want none of them:
@@ -72,6 +74,15 @@ class PostSettings:
         return cls(smoothing=0.0, thresholds=thresholds, mask_max_side=None, mark_unsure=False)
 
 
+@dataclass(frozen=True)
+class UnsureMarks:
+    """Which pixels of a label map carry UNSURE_BIT."""
+
+    below: float                                  # the top probability is under this
+    protect: tuple[tuple[int, float], ...] = ()   # (protected class id, floor): where that class reaches its
+                                                  # floor but another wins, the pixel is the protected class, unsure
+
+
 class PostStage:
     """Post-processing of one stream of frames (or of independent images, with still settings)."""
 
@@ -79,9 +90,11 @@ class PostStage:
         self.settings = settings or PostSettings()
         self.gate = gate                   # the model's gate rule (None: no gate)
         self._trust = GateState(gate) if gate is not None else None
-        self._unsure_below = gate.unsure_below if gate is not None and self.settings.mark_unsure else None
-        if self._unsure_below is not None and len(classes) >= UNSURE_BIT - 1:
-            self._unsure_below = None      # ids that use the bit themselves cannot carry it
+        self._unsure = None
+        if gate is not None and self.settings.mark_unsure and len(classes) < UNSURE_BIT - 1:
+            floors = () if gate.protect_floor is None else \
+                tuple((c.id, gate.protect_floor) for c in classes.classes if c.protect)
+            self._unsure = UnsureMarks(gate.unsure_below, floors)
         self.n_classes = len(classes)
         self.ignore_index = classes.ignore_index
         self.thresholds = {int(c): float(t) for c, t in self.settings.thresholds}
@@ -115,12 +128,11 @@ class PostStage:
         check_probabilities(probs, box, self.n_classes, frame_size)  # before the smoothing keeps it
         probs = self._smooth(probs, box, frame_id)
         size = self.mask_size(box)
-        below = self._unsure_below
         if view is None or tuple(box) != view.box:  # no view, or not this frame's: the plain box
-            labels = labels_at(probs, size, self.thresholds, unsure_below=below)
+            labels = labels_at(probs, size, self.thresholds, unsure=self._unsure)
         else:
-            labels = view_labels(probs, view, size, self.thresholds, self.ignore_index, unsure_below=below)
-        check_mask(labels, size, self.n_classes, self.ignore_index, unsure=below is not None)
+            labels = view_labels(probs, view, size, self.thresholds, self.ignore_index, unsure=self._unsure)
+        check_mask(labels, size, self.n_classes, self.ignore_index, unsure=self._unsure is not None)
         self._judge(score)
         return labels
 
@@ -168,13 +180,13 @@ def mask_size(box: Box, max_side: int | None) -> tuple[int, int]:
 
 
 def labels_at(probs: np.ndarray, size: tuple[int, int], thresholds: Mapping[int, float],
-              grid: tuple[np.ndarray, np.ndarray] | None = None, unsure_below: float | None = None) -> np.ndarray:
+              grid: tuple[np.ndarray, np.ndarray] | None = None, unsure: UnsureMarks | None = None) -> np.ndarray:
     """(C, h, w) probabilities -> (H, W) uint8 labels at `size` = (W, H), bilinear in between.
 
     grid: optional (x, y) float32 maps, each (H, W), of where every output cell samples the
     probability grid (e.g. through a lens undistortion); default: a plain resize.
     A class whose probability stays under its threshold loses the pixel to background (0).
-    unsure_below: pixels whose top probability is under it get UNSURE_BIT (class id kept in the low bits).
+    unsure: which pixels get UNSURE_BIT (the class id kept in the low bits), see UnsureMarks.
     """
     hwc = np.ascontiguousarray(probs.transpose(1, 2, 0))
     if grid is not None:
@@ -187,18 +199,29 @@ def labels_at(probs: np.ndarray, size: tuple[int, int], thresholds: Mapping[int,
     for cid, t in thresholds.items():
         weak = (labels == cid) & (hwc[..., cid] < t)
         labels[weak] = 0
-    if unsure_below is not None:
-        top = hwc.max(axis=2)
-        labels[top < unsure_below] |= UNSURE_BIT
+    if unsure is not None:  # planes of the output grid, interpolated: one channel each, not a reduction over all
+        labels[_plane(probs.max(axis=0), size, grid) < unsure.below] |= UNSURE_BIT
+        for pid, floor in unsure.protect:
+            labels[(_plane(probs[pid], size, grid) >= floor) & ((labels & 0x7F) != pid)] = pid | UNSURE_BIT
     return labels
 
 
+def _plane(plane: np.ndarray, size: tuple[int, int], grid) -> np.ndarray:
+    """One (h, w) plane of the output grid at `size`, sampled as labels_at samples the probabilities."""
+    plane = np.ascontiguousarray(plane, np.float32)
+    if grid is not None:
+        return cv2.remap(plane, grid[0], grid[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    if (plane.shape[1], plane.shape[0]) != tuple(size):
+        return cv2.resize(plane, tuple(size), interpolation=cv2.INTER_LINEAR)
+    return plane
+
+
 def view_labels(probs: np.ndarray, view: "View", size: tuple[int, int], thresholds: Mapping[int, float],
-                ignore_index: int, unsure_below: float | None = None) -> np.ndarray:
+                ignore_index: int, unsure: UnsureMarks | None = None) -> np.ndarray:
     """(C, h, w) probabilities over the view's crop -> labels (H, W) at `size` over view.box;
     outside the field of view (and outside what the model saw): ignore."""
     if view.lens is None:
-        labels = labels_at(probs, size, thresholds, unsure_below=unsure_below)
+        labels = labels_at(probs, size, thresholds, unsure=unsure)
         if view.circle is not None:
             labels[view.circle.outside(view.box, size)] = ignore_index
         return labels
@@ -207,7 +230,7 @@ def view_labels(probs: np.ndarray, view: "View", size: tuple[int, int], threshol
     ph, pw = probs.shape[1:]
     gx = (ux - x + 0.5) * (pw / cw) - 0.5
     gy = (uy - y + 0.5) * (ph / ch) - 0.5
-    labels = labels_at(probs, size, thresholds, grid=(gx, gy), unsure_below=unsure_below)
+    labels = labels_at(probs, size, thresholds, grid=(gx, gy), unsure=unsure)
     outside = (ux < x - 0.5) | (uy < y - 0.5) | (ux > x + cw - 0.5) | (uy > y + ch - 0.5)
     if view.circle is not None:
         c = view.circle

@@ -67,15 +67,16 @@ def test_exposure_moves_brightness_and_clips(frame):
     assert clean < _mean(over[0], inside) < _mean(over[1], inside)
     assert (over[1][inside] == 255).mean() > 0.3 > (rgb[inside] == 255).mean()   # highlights blown out
     assert clean > _mean(under[0], inside) > _mean(under[1], inside) and _mean(under[1], inside) < 0.15 * clean
-    assert (under[0][~inside] == 0).all()  # the scope's black surround stays black
+    assert (under[0][~inside] <= rgb[~inside]).all()  # gains keep the scope's dark surround dark
 
 
 def test_smoke_is_a_bright_low_contrast_veil_inside_the_view(frame):
     rgb, inside = frame
     for s in SEVERITIES:
         out = corrupt(rgb, "smoke", s, 3, inside)
-        assert _mean(out, inside) > _mean(rgb, inside) + 40
-        assert _detail(out, inside) < 0.35 * _detail(rgb, inside)   # local contrast washed out
+        assert _mean(out, inside) > _mean(rgb, inside) + 20                # brighter ...
+        assert out[inside].std() < 0.7 * rgb[inside].std()                # ... lower contrast ...
+        assert _detail(out, inside) < 0.4 * _detail(rgb, inside)          # ... and detail washed out
         assert np.array_equal(out[~inside], rgb[~inside])
     thick = corrupt(rgb, "smoke", 2, 3, inside)
     assert _detail(thick, inside) < _detail(corrupt(rgb, "smoke", 1, 3, inside), inside)

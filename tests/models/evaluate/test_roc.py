@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from models.evaluate.roc import ScoreHistograms, auc_from_counts
+from models.evaluate.roc import ScoreHistograms, auc_from_counts, rank_auc, score_roc
 
 pytestmark = pytest.mark.unit
 
@@ -102,3 +102,19 @@ def test_memory_is_fixed_by_bins_not_pixels():
 def test_bad_shapes_are_refused():
     with pytest.raises(ValueError):
         ScoreHistograms(3).add(np.zeros(5, int), np.zeros((5, 3), np.float32))  # (n, C) instead of (C, n)
+
+
+def test_rank_auc_and_score_roc_are_exact():
+    assert rank_auc([3.0, 4.0], [1.0, 2.0]) == 1.0
+    assert rank_auc([1.0], [2.0]) == 0.0
+    assert rank_auc([2.0, 5.0], [2.0, 1.0]) == pytest.approx(0.875)  # one tie of four pairs counts half
+    assert np.isnan(rank_auc([], [1.0])) and np.isnan(rank_auc([1.0], []))
+    rng = np.random.default_rng(3)
+    pos, neg = rng.normal(1, 1, 300).round(1), rng.normal(0, 1, 500).round(1)  # many ties
+    truth = np.r_[np.ones(pos.size), np.zeros(neg.size)]
+    assert rank_auc(pos, neg) == pytest.approx(roc_auc_score(truth, np.r_[pos, neg]), abs=1e-12)
+    fpr, tpr = score_roc(pos, neg)
+    ref_fpr, ref_tpr, _ = roc_curve(truth, np.r_[pos, neg], drop_intermediate=False)
+    np.testing.assert_allclose(fpr, ref_fpr)
+    np.testing.assert_allclose(tpr, ref_tpr)
+    assert np.trapezoid(tpr, fpr) == pytest.approx(rank_auc(pos, neg), abs=1e-12)

@@ -8,7 +8,7 @@ import pytest
 from models.core.classes import default_classes
 from models.core.errors import EndoSpineError
 from models.core.runtime.gate import FrameGate, GateRule, GateState, read_gate_file, write_gate_file
-from models.core.runtime.postprocess import PostSettings, PostStage, labels_at
+from models.core.runtime.postprocess import PostSettings, PostStage, UnsureMarks, labels_at
 from models.core.types import UNSURE_BIT
 
 pytestmark = pytest.mark.unit
@@ -74,10 +74,23 @@ def test_unsure_pixels_carry_the_bit_and_keep_their_class():
     p = _probs(0.9)
     p[:, 0, 0] = 0.1
     p[4, 0, 0] = 0.4  # nerve wins at 0.4: unsure, still nerve
-    labels = labels_at(p, (4, 4), {}, unsure_below=0.5)
+    labels = labels_at(p, (4, 4), {}, unsure=UnsureMarks(0.5))
     assert labels[0, 0] == 4 | UNSURE_BIT and (labels & 0x7F)[0, 0] == 4
     assert (labels.ravel()[1:] == 1).all()
     assert labels_at(p, (4, 4), {})[0, 0] == 4  # no threshold: plain ids
+
+
+def test_a_likely_nerve_is_shown_even_where_another_class_wins():
+    p = _probs(0.9)
+    p[:, 1, 1] = 0.05
+    p[1, 1, 1], p[4, 1, 1] = 0.6, 0.3      # bone wins, but the nerve is at its floor
+    p[:, 2, 2] = 0.05
+    p[1, 2, 2], p[4, 2, 2] = 0.65, 0.25    # under the floor: bone
+    labels = labels_at(p, (4, 4), {}, unsure=UnsureMarks(0.5, protect=((4, 0.3),)))
+    assert labels[1, 1] == 4 | UNSURE_BIT and labels[2, 2] == 1 and labels[0, 0] == 1
+    rule = GateRule(threshold=2.0, unsure_below=0.5, protect_floor=0.3)
+    stage = PostStage(default_classes(), PostSettings(smoothing=0.0), rule)  # the nerve is the table's protected class
+    assert stage(p, (0, 0, 4, 4), (4, 4), score=1.0)[1, 1] == 4 | UNSURE_BIT
 
 
 def test_stage_judges_frames_and_marks_pixels_only_with_live_settings():
