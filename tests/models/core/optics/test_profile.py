@@ -36,8 +36,9 @@ def _full() -> Profile:
 
 
 def test_round_trip_keeps_every_section(tmp_path):
-    path = save_profile(_full(), tmp_path / "tower.yaml")
-    assert load_profile(path) == _full()
+    full = _full()  # one instance: its `created` stamp must not cross a second between two calls
+    path = save_profile(full, tmp_path / "tower.yaml")
+    assert load_profile(path) == full
     text = path.read_text()
     assert "format: endospine-profile/1" in text and "device: 0" in text
     assert "timing:\n  no_signal_after_s: 0.6\n  ai_backoff_s: [0.2, 1.0]\n" in text  # only what differs
