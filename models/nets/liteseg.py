@@ -150,7 +150,9 @@ class LiteSeg(nn.Layer):
         (models/core/runtime/gate.py), each encoder stage's channel means, (N, sum of stage widths)."""
         f8, f16, f32 = self.backbone(x)
         y = self.fuse8(f8, self.fuse16(f16, self.sppm(f32)))
-        pooled = paddle.concat([f.mean(axis=[2, 3]) for f in (f8, f16, f32)], axis=1)
+        # average pooling, not mean(): the same numbers, and Paddle Inference's oneDNN pass prints
+        # a line to stdout for every reduce_mean it checks
+        pooled = paddle.concat([F.adaptive_avg_pool2d(f, 1).flatten(1) for f in (f8, f16, f32)], axis=1)
         return self.head(y), pooled
 
 

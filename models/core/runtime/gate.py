@@ -87,14 +87,14 @@ class FrameGate:
     """A frame's pooled features -> its out-of-distribution score."""
 
     def __init__(self, mean: np.ndarray, whiten: np.ndarray, rule: GateRule):
-        self.mean = np.ascontiguousarray(mean, np.float64)
-        self.whiten = np.ascontiguousarray(whiten, np.float64)
+        self.mean = np.ascontiguousarray(mean, np.float32)     # float32: a 448 x 448 product in ~0.03 ms
+        self.whiten = np.ascontiguousarray(whiten, np.float32)
         self.rule = rule
         self.dims = self.mean.shape[0]
         self._norm = 1.0 / math.sqrt(self.dims)
 
     def score(self, features: np.ndarray) -> float:
-        f = np.asarray(features, np.float64).reshape(-1)
+        f = np.asarray(features, np.float32).reshape(-1)
         if f.shape[0] != self.dims:
             raise EndoSpineError(f"model feature output has {f.shape[0]} values, the gate expects {self.dims}")
         if not np.isfinite(f).all():

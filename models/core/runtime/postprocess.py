@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from models.core.runtime.frameview import View
 
 Box = tuple[int, int, int, int]
+_UNSURE_SHIFT = UNSURE_BIT.bit_length() - 1  # a bool mask shifted onto the bit
 
 
 @dataclass(frozen=True)
@@ -199,11 +200,22 @@ def labels_at(probs: np.ndarray, size: tuple[int, int], thresholds: Mapping[int,
     for cid, t in thresholds.items():
         weak = (labels == cid) & (hwc[..., cid] < t)
         labels[weak] = 0
-    if unsure is not None:  # planes of the output grid, interpolated: one channel each, not a reduction over all
-        labels[_plane(probs.max(axis=0), size, grid) < unsure.below] |= UNSURE_BIT
-        for pid, floor in unsure.protect:
-            labels[(_plane(probs[pid], size, grid) >= floor) & ((labels & 0x7F) != pid)] = pid | UNSURE_BIT
+    if unsure is not None:
+        _mark_unsure(labels, probs, size, grid, unsure)
     return labels
+
+
+def _mark_unsure(labels: np.ndarray, probs: np.ndarray, size, grid, unsure: UnsureMarks) -> None:
+    """UNSURE_BIT in place. Planes of the output grid are interpolated (one channel each, not a
+    reduction over all classes at mask size), and skipped when no grid value can cross the
+    threshold: bilinear interpolation stays within the grid's range."""
+    top = probs.max(axis=0)
+    if top.min() < unsure.below:
+        labels |= (_plane(top, size, grid) < unsure.below).view(np.uint8) << _UNSURE_SHIFT
+    for pid, floor in unsure.protect:
+        if probs[pid].max() >= floor:
+            reach = _plane(probs[pid], size, grid) >= floor
+            np.putmask(labels, reach & ((labels & 0x7F) != pid), pid | UNSURE_BIT)
 
 
 def _plane(plane: np.ndarray, size: tuple[int, int], grid) -> np.ndarray:
