@@ -55,6 +55,9 @@ def test_the_shipped_model_verifies_and_states_its_figures_honestly():
     for key in ("mean", "mean_paper"):
         lo, hi = test["ci95"][key]["iou"]
         assert lo <= test[key]["iou"] <= hi
+    # it is gated, fitted on its own training data (never the test split), the nerve shown when likely
+    assert "gate" in m.files and m.gate["threshold"] > 0 and m.gate["fitted"]["train_images"] >= 100
+    assert 0 < m.gate["protect_floor"] <= m.gate["unsure_below"] and m.gate["fitted"]["val_protected_shown"] >= 0.98
 
 
 def test_the_runtime_runs_only_what_the_profiles_key_signed(tiny_model_dir, model_copy, tmp_path, key_pair):
