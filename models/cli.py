@@ -24,6 +24,7 @@ OUTPUTS = {
     "simulate-readers": {"folders": ("out",), "inputs": ("data",)},
     "extract": {"folders": ("out",), "inputs": ("videos",)},
     "import": {"folders": ("out",), "inputs": ("src",)},
+    "prelabel": {"folders": ("out",), "inputs": ("model", "images", "profile")},
     "validate": {"files": {"report": ANY}, "inputs": ("data",)},
 }
 
@@ -443,7 +444,7 @@ def _add_frame_stats_command(sub) -> None:
 
 
 def _add_dataset_commands(sub) -> None:
-    """extract, import, validate, split: the dataset tools (handlers in models/datatools/commands.py)."""
+    """extract, import, prelabel, validate, split: the dataset tools (handlers in models/datatools/commands.py)."""
     from models.datatools import commands as c
     from models.datatools.common import default_workers
 
@@ -488,6 +489,23 @@ def _add_dataset_commands(sub) -> None:
     p.add_argument("--workers", type=positive_int, default=default_workers(), metavar="N",
                    help="reader threads (default: up to 4)")
     p.set_defaults(func=c.cmd_import)
+
+    p = sub.add_parser("prelabel", help="a model's masks as Labelme or CVAT pre-labels, most doubtful images first",
+                       description="Segment every image directly in --images with the exported model and write "
+                                   "Labelme JSONs (polygons, images copied alongside) or a CVAT 'Segmentation mask "
+                                   "1.1' export, plus prelabel.csv: the trust gate's score per image, most "
+                                   "doubtful first. `import labelme|cvat` reads the result back.")
+    p.add_argument("--model", required=True, help="exported model folder")
+    p.add_argument("--images", required=True, metavar="DIR", help="folder of images (files directly in it)")
+    p.add_argument("--format", required=True, choices=["labelme", "cvat"], help="annotation tool format")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (must not exist or be empty)")
+    p.add_argument("--profile", metavar="FILE", help="endoscope profile of the images' tower (default: automatic FOV)")
+    p.add_argument("--min-area", type=non_negative_int, default=16, metavar="PX",
+                   help="labelme: drop regions (and holes) of fewer pixels (default 16)")
+    p.add_argument("--simplify", type=c.non_negative_float, default=0.5, metavar="PX",
+                   help="labelme: outline points may be dropped within PX of the outline (default 0.5; 0: exact)")
+    p.add_argument("--threads", type=positive_int, default=2, help="CPU threads (default 2)")
+    p.set_defaults(func=c.cmd_prelabel)
 
     p = sub.add_parser("validate", help="check a dataset; list every problem by file; exit 1 if any",
                        description="Check every image/label pair, the class ids, the split lists and the by-clip "

@@ -238,6 +238,18 @@ def read_label(path: str | Path) -> np.ndarray:
     return np.ascontiguousarray(lab)
 
 
+def folder_images(folder: Path, flag: str = "folder") -> list[Path]:
+    """The image files (IMAGE_SUFFIXES) directly in a folder, sorted by name, hidden files left out;
+    EndoSpineError naming the folder when it is not one or holds none."""
+    if not folder.is_dir():
+        raise EndoSpineError(f"{flag} {folder}: not a folder (expected a folder of images)")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+                   and not p.name.startswith("."))
+    if not files:
+        raise EndoSpineError(f"{flag} {folder}: no images ({', '.join(IMAGE_SUFFIXES)}) directly in this folder")
+    return files
+
+
 def read_bytes(path: Path) -> bytes:
     """An image file's bytes for decode_image; EndoSpineError naming the file when it is missing,
     a folder, empty, unreadable or larger than MAX_FILE_BYTES (checked before reading)."""

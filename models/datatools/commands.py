@@ -63,6 +63,19 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prelabel(args: argparse.Namespace) -> int:
+    from models.core.runtime.backends import RuntimeSettings
+    from models.datatools.prelabel import prelabel
+
+    settings = RuntimeSettings(threads=args.threads, profile=args.profile)
+    rows = prelabel(args.model, args.images, args.format, args.out, settings, min_area=args.min_area,
+                    epsilon=args.simplify)
+    failed = sum(r.passed is False for r in rows)
+    gate = "no trust gate: prelabel.csv has no scores" if rows and rows[0].score is None else \
+        f"{failed} of {len(rows)} images above the gate's threshold (first in prelabel.csv)"
+    print(f"wrote {args.format} pre-labels of {len(rows)} images to {args.out}; {gate}")
+    return 0
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from models.core.imageio import write_bytes_atomic
     from models.core.yamlio import dump_yaml

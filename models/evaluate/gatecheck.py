@@ -22,7 +22,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from models.core.errors import EndoSpineError
-from models.core.imageio import IMAGE_SUFFIXES, read_image
+from models.core.imageio import folder_images, read_image
 from models.core.runtime.backends import RuntimeSettings, SegmentationRuntime
 from models.dataset import Dataset, StagedDir, load_dataset, spread
 from models.evaluate.corruptions import corrupt, image_seed, renderings
@@ -95,12 +95,8 @@ def open_set(folder: str | Path, kind: str, split: str, max_images: int | None, 
         raise EndoSpineError(f"{flag} {root}: not a dataset folder (no dataset.yaml); the corrupted frames are "
                              f"scored against the dataset's reference labels")
     else:
-        files = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
-                       and not p.name.startswith("."))
-        images = [(p.name, p, None) for p in files]
+        images = [(p.name, p, None) for p in folder_images(root, flag)]
         source = f"folder of images ({root})"
-        if not images:
-            raise EndoSpineError(f"{flag} {root}: no images ({', '.join(IMAGE_SUFFIXES)}) directly in this folder")
     if max_images is not None:
         images = spread(images, max_images)
     return ImageSet(_unique(root.resolve().name or "set", taken), kind, source, images, dataset)
