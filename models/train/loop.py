@@ -91,6 +91,9 @@ def train(data_dir: str | Path, run_dir: str | Path, cfg: TrainConfig, resume: b
         log.info("train data: %s", ", ".join(f"{_sources(items)} from {ds.root} (share {share:.2f}{_gan_note(items)})"
                                              for (ds, items), share in zip(pools, shares)))
         log.info("validation: %d images from %s (%s)", len(val_items), dataset.root, _sources(val_items))
+        if world > 1:
+            log.info("data-parallel over %d processes: each draws its own batches of %d, gradients averaged "
+                     "(an effective batch of %d)", world, cfg.batch_size, world * cfg.batch_size)
         for line in init_notes:
             log.info("%s", line)
         if frozen is not None:
