@@ -68,8 +68,7 @@ def render_video(source_spec: str, out: str | Path, model_dir: str | Path, frame
         frames_csv = check_file(frames_csv, CSV, "--frames-csv", inputs=[source_spec])
     live = worker_config(str(model_dir))
     runtime = SegmentationRuntime(model_dir, settings or live.settings)
-    gate = runtime.gate.rule if runtime.gate is not None else None  # the trust gate, as the worker's stage has it
-    stage = PostStage(runtime.classes, post or live.post, gate)
+    stage = PostStage.for_runtime(runtime, post or live.post)  # the trust gate too, as the worker's stage
     refused_in_a_row = refused_in_a_row or live.max_bad_outputs
     style = style or OverlayStyle()
     source = open_source_stage(source_spec, realtime=False)  # as fast as we can, not at the source's pace

@@ -25,8 +25,7 @@ def worker_main(conn, cfg: WorkerConfig) -> None:
     try:
         module, _, name = cfg.runtime.partition(":")
         runtime = getattr(importlib.import_module(module), name)(cfg.model_dir, cfg.settings)
-        gate = getattr(runtime, "gate", None)  # a runtime's gate (None: exported before gates)
-        stage = PostStage(runtime.classes, cfg.post, gate.rule if gate is not None else None)
+        stage = PostStage.for_runtime(runtime, cfg.post)  # with the model's trust gate, if it has one
     except Exception as exc:  # noqa: BLE001 - any load failure is reported as one line
         conn.send(Failed(one_line(exc)))
         return

@@ -59,15 +59,20 @@ def roc_curves(hist: ScoreHistograms, classes: ClassTable) -> bytes:
             continue
         ax.plot(fpr, tpr, color=class_color(classes, i), lw=2 if i else 1.2, ls="-" if i else "--",
                 label=f"{c.name}  AUC {auc[i]:.4f}")
+    _roc_frame(ax, "ROC per class, one-vs-rest over valid pixels", " (1 - specificity)", " (sensitivity)")
+    ax.legend(loc="lower right", fontsize=9)
+    return png(fig)
+
+
+def _roc_frame(ax, title: str, x_note: str = "", y_note: str = "", title_size: float | None = None) -> None:
+    """The chance diagonal, limits, labels, title and grid every ROC plot shares."""
     ax.plot([0, 1], [0, 1], color="0.7", lw=0.8, ls=":")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.01)
-    ax.set_xlabel("false positive rate (1 - specificity)")
-    ax.set_ylabel("true positive rate (sensitivity)")
-    ax.set_title("ROC per class, one-vs-rest over valid pixels")
-    ax.legend(loc="lower right", fontsize=9)
+    ax.set_xlabel("false positive rate" + x_note)
+    ax.set_ylabel("true positive rate" + y_note)
+    ax.set_title(title, fontsize=title_size)
     ax.grid(alpha=0.3)
-    return png(fig)
 
 
 def reliability_diagram(cal: Calibration) -> bytes:
@@ -211,14 +216,8 @@ def roc_lines(curves: dict[str, tuple[np.ndarray, np.ndarray, float | None]], ti
     for k, (name, (fpr, tpr, auc)) in enumerate(curves.items()):
         ax.plot(fpr, tpr, lw=2.2 if k == 0 else 1.3, ls="-" if k == 0 else "--", color="black" if k == 0 else None,
                 label=f"{name}  AUC {'undefined' if auc is None else f'{auc:.4f}'}")
-    ax.plot([0, 1], [0, 1], color="0.7", lw=0.8, ls=":")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.01)
-    ax.set_xlabel("false positive rate")
-    ax.set_ylabel("true positive rate")
-    ax.set_title(title, fontsize=10)
+    _roc_frame(ax, title, title_size=10)
     ax.legend(loc="lower right", fontsize=8)
-    ax.grid(alpha=0.3)
     return png(fig)
 
 

@@ -141,19 +141,20 @@ class LiteSeg(nn.Layer):
     output_stride = 8
 
     def forward(self, x):
-        f8, f16, f32 = self.backbone(x)
-        y = self.fuse8(f8, self.fuse16(f16, self.sppm(f32)))
-        return self.head(y)
+        return self._logits(x)[0]
 
     def forward_features(self, x):
         """(logits, pooled features): the logits of forward() and, for the trust gate
         (models/core/runtime/gate.py), each encoder stage's channel means, (N, sum of stage widths)."""
-        f8, f16, f32 = self.backbone(x)
-        y = self.fuse8(f8, self.fuse16(f16, self.sppm(f32)))
+        logits, stages = self._logits(x)
         # average pooling, not mean(): the same numbers, and Paddle Inference's oneDNN pass prints
         # a line to stdout for every reduce_mean it checks
-        pooled = paddle.concat([F.adaptive_avg_pool2d(f, 1).flatten(1) for f in (f8, f16, f32)], axis=1)
-        return self.head(y), pooled
+        return logits, paddle.concat([F.adaptive_avg_pool2d(f, 1).flatten(1) for f in stages], axis=1)
+
+    def _logits(self, x):
+        """(logits, the encoder's three stages)."""
+        f8, f16, f32 = self.backbone(x)
+        return self.head(self.fuse8(f8, self.fuse16(f16, self.sppm(f32)))), (f8, f16, f32)
 
 
 def build_model(name: str, num_classes: int) -> LiteSeg:

@@ -105,6 +105,13 @@ class PostStage:
                                  f"0..{self.n_classes - 1}")
         self.reset()
 
+    @classmethod
+    def for_runtime(cls, runtime, settings: PostSettings | None = None) -> "PostStage":
+        """The stage for a runtime's stream of frames, with its model's trust gate (if any): the one
+        way the live worker and render build theirs, so that they judge frames alike."""
+        gate = getattr(runtime, "gate", None)
+        return cls(runtime.classes, settings, gate.rule if gate is not None else None)
+
     def reset(self) -> None:
         """Forget the previous frames (a new clip, a seek): the next frame is not smoothed."""
         self._prev: np.ndarray | None = None
