@@ -15,6 +15,7 @@ OUTPUTS = {
     "sheet": {"files": {"out": IMAGE}, "inputs": ("data",)},
     "frame-stats": {"files": {"json": JSON, "markdown": ANY}, "inputs": ("paths",)},
     "train": {"folders": ("out",), "inputs": ("data", "config", "init")},
+    "curve": {"folders": ("out",), "inputs": ("data", "config")},
     "export": {"folders": ("out",), "inputs": ("run", "test_data")},
     "keygen": {"folders": ("out",)},
     "predict": {"folders": ("out",), "inputs": ("model", "data")},
@@ -83,6 +84,22 @@ def _cmd_train(args: argparse.Namespace) -> int:
     summary = train(args.data, args.out, cfg, resume=args.resume, trust_pickle=args.trust_pickle)
     print(f"best validation mean IoU (tissues) {summary['best_val_miou']:.4f} at step {summary['best_step']}; "
           f"run in {args.out}")
+    return 0
+
+
+def _cmd_curve(args: argparse.Namespace) -> int:
+    from models.core.runtime.backends import RuntimeSettings
+    from models.curve import Start, learning_curve, markdown, parse_ints
+    from models.train.config import TrainConfig
+
+    cfg = TrainConfig.load(args.config, iters=args.iters, batch_size=args.batch_size, eval_every=args.eval_every)
+    sizes, seeds = parse_ints(args.sizes, "sizes", 1), parse_ints(args.seeds, "seeds", 0)
+    starts = Start.parse_all(args.init)
+    settings = RuntimeSettings(backend=args.backend, threads=args.threads)
+    doc = learning_curve(args.data, args.out, cfg, sizes, starts, seeds, settings=settings,
+                         keep_models=args.keep_models)
+    print(markdown(doc), end="")
+    print(f"curve in {args.out}/curve.md, curve.png, curve.json")
     return 0
 
 
@@ -262,6 +279,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", metavar="FILE",
                    help="endoscope profile of the tower that recorded --data (endospine-calibrate); default: automatic FOV")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("curve", help="learning curve: test Dice over label budgets, starting points and seeds",
+                       description="For every budget, start and seed: train on that many train-split images "
+                                   "(nested budgets, spread over clips), keep the best checkpoint on the whole val "
+                                   "split, export it and evaluate it on the test split. Writes curve.json, curve.png "
+                                   "and curve.md; finished runs are kept in results/, so running the same command "
+                                   "again continues an interrupted curve.")
+    p.add_argument("--data", required=True, metavar="DIR", help="dataset folder with train, val and test splits")
+    p.add_argument("--out", required=True, metavar="DIR", help="curve folder (runs/, results/, curve.*)")
+    p.add_argument("--sizes", required=True, metavar="N,N,...", help="label budgets, e.g. 50,100,200,400,800")
+    p.add_argument("--init", default="scratch", metavar="START,...",
+                   help="starting points: scratch, a model folder or run, or NAME=PATH (default scratch)")
+    p.add_argument("--seeds", default="0", metavar="K,K,...", help="seeds: images drawn and training randomness")
+    p.add_argument("--config", help="YAML file of training settings, as for train (its init is ignored)")
+    p.add_argument("--iters", type=positive_int, help="training steps of every run (default: the config's)")
+    p.add_argument("--batch-size", type=positive_int, help="images per step (default: the config's)")
+    p.add_argument("--eval-every", type=positive_int, help="steps between validations (default: the config's)")
+    p.add_argument("--keep-models", action="store_true", help="keep every run's weights and exported model")
+    p.add_argument("--backend", default="paddle", choices=["paddle", "onnxruntime"],
+                   help="inference backend of the test evaluation")
+    p.add_argument("--threads", type=positive_int, default=2, help="CPU threads of the test evaluation")
+    p.set_defaults(func=_cmd_curve)
 
     p = sub.add_parser("export", help="export a run's best model for Paddle Inference, with manifest.yaml")
     p.add_argument("run", help="training run folder")

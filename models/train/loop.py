@@ -23,6 +23,7 @@ import os
 import time
 import warnings
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -49,10 +50,15 @@ warnings.filterwarnings("ignore", message="There are some unused values in state
 
 
 def train(data_dir: str | Path, run_dir: str | Path, cfg: TrainConfig, resume: bool = False,
-          progress: bool = True, trust_pickle: bool = False) -> dict:
+          progress: bool = True, trust_pickle: bool = False, train_only: Sequence[str] | None = None) -> dict:
+    """Train on the dataset's train split (only the images named in `train_only` when given: a
+    label budget of a learning curve), validate on its val split; returns the run's summary."""
     run = Path(run_dir)
     dataset = load_dataset(data_dir)
     train_items, val_items = dataset.split("train"), dataset.split("val")
+    if train_only is not None:
+        keep = set(train_only)
+        train_items = [it for it in train_items if it.image in keep]
     if not train_items:
         raise EndoSpineError(f"{dataset.root}: the train split is empty")
     if not val_items:
