@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from PyQt6.QtCore import Qt, QTimer, pyqtSignal
-from PyQt6.QtGui import QAction, QKeySequence, QShortcut
+from PyQt6.QtGui import QAction, QKeySequence
 from PyQt6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QMainWindow, QStatusBar, QVBoxLayout, QWidget
 
 from app.ai.supervisor import InferenceClient, WorkerConfig
@@ -20,6 +20,7 @@ from app.compose import LivePipeline, build_live, gate_of
 from app.decide import Decision, Overlay
 from app.recorder import Recorder, snapshot
 from app.stats import RateMeter
+from app.ui.about import about_text, info_box, shortcuts_text
 from app.ui.controls import NO_GATE, ControlPanel
 from app.ui.replay import ReplayBar
 from app.ui.video_view import VideoView
@@ -88,6 +89,7 @@ class MainWindow(QMainWindow):
         self.source_spec = getattr(source, "target", None) or source.name
         self.model_dir = worker.model_dir if worker else ""
         self.profile_path = (worker.settings.profile or "") if worker else ""
+        self.info = None  # the Help box last shown
         self._menus()
         self.panel.style_changed.connect(self._on_style)
         self.panel.ai_toggled.connect(lambda on: self.ai and self.ai.set_enabled(on))
@@ -96,27 +98,57 @@ class MainWindow(QMainWindow):
         self._poll.timeout.connect(self._on_poll)
         self._status_timer = QTimer(self)
         self._status_timer.timeout.connect(self._update_status)
-        self._shortcuts()
 
     def _menus(self) -> None:
-        file_menu = self.menuBar().addMenu("&File")
-        for text, key, slot in (("Open &video...", "Ctrl+O", self.choose_video),
-                                ("Open &model...", "Ctrl+M", self.choose_model),
-                                ("Open endoscope &profile...", "Ctrl+P", self.choose_profile),
-                                ("&Snapshot", "S", self.take_snapshot), ("&Record", "R", self.toggle_recording)):
-            action = QAction(text, self)
-            action.setShortcut(QKeySequence(key))
-            action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)  # keys handled by _shortcuts
-            action.triggered.connect(slot)
-            file_menu.addAction(action)
+        """Every key of the window is one QAction on the window, shown in a menu when it has an
+        entry there. One owner per key: a key claimed twice in one window (say by an action and a
+        QShortcut) is ambiguous, and Qt then fires neither."""
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        self._action(file_menu, "Open &video...", self.choose_video, "Ctrl+O")
+        self._action(file_menu, "Open &model...", self.choose_model, "Ctrl+M")
+        self._action(file_menu, "Open endoscope &profile...", self.choose_profile, "Ctrl+P")
         file_menu.addSeparator()
-        quit_action = QAction("&Quit", self)
-        quit_action.triggered.connect(self.close)
-        file_menu.addAction(quit_action)
-        view_menu = self.menuBar().addMenu("&View")
-        full = QAction("&Fullscreen (F11)", self)
-        full.triggered.connect(self.toggle_fullscreen)
-        view_menu.addAction(full)
+        self._action(file_menu, "&Snapshot", self.take_snapshot, "S")
+        self._action(file_menu, "&Record", self.toggle_recording, "R")
+        file_menu.addSeparator()
+        self._action(file_menu, "&Quit", self.close, "Ctrl+Q").setMenuRole(QAction.MenuRole.QuitRole)
+        view_menu = bar.addMenu("&View")
+        self._action(view_menu, "&Fullscreen", self.toggle_fullscreen, "F11")
+        self._action(view_menu, "&Overlay on/off", self.toggle_overlay, "Space", "O")
+        help_menu = bar.addMenu("&Help")
+        self._action(help_menu, "&Keyboard shortcuts", self.show_shortcuts, "F1")
+        self._action(help_menu, "&About EndoSpine", self.show_about).setMenuRole(QAction.MenuRole.AboutRole)
+        # keys without a menu entry
+        self._action(None, "Leave fullscreen", self.showNormal, "Esc")
+        if self.replay is not None:
+            self._action(None, "Play/pause (files)", self.replay.toggle_pause, "P")
+            self._action(None, "Step one frame (files)", self.replay.step, ".")
+        for n, c in enumerate(self.classes.foreground[:9], start=1):
+            # triggered(checked) would fill a lambda's first default argument: take it and drop it
+            self._action(None, f"Show/hide {c.name}", lambda _checked=False, cid=c.id: self.toggle_class(cid), str(n))
+
+    def _action(self, menu: QWidget | None, text: str, slot, *keys: str) -> QAction:
+        action = QAction(text, self)
+        action.setShortcuts([QKeySequence(k) for k in keys])  # the default context: anywhere in this window
+        action.triggered.connect(slot)
+        self.addAction(action)  # the window's own: its keys work with the menu bar hidden or native too
+        if menu is not None:
+            menu.addAction(action)
+        return action
+
+    def show_about(self) -> None:
+        """Help > About EndoSpine: version, not a medical device, the model and its notice, licences."""
+        self._show_info("About EndoSpine", about_text(self.model_dir))
+
+    def show_shortcuts(self) -> None:
+        """Help > Keyboard shortcuts: every key of the window, from its actions."""
+        self._show_info("Keyboard shortcuts", shortcuts_text(self.actions()))
+
+    def _show_info(self, title: str, text: str) -> None:
+        """self.info: the box last shown (non-modal: the video and the window's keys go on)."""
+        self.info = info_box(self, title, text)
+        self.info.show()
 
     def choose_video(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open a surgery video", str(Path.home()),
@@ -135,21 +167,6 @@ class MainWindow(QMainWindow):
                                               "Endoscope profiles (*.yaml *.yml);;All files (*)")
         if path:
             self.reopen_requested.emit(self.source_spec, self.model_dir, path)
-
-    def _shortcuts(self) -> None:
-        keys = {Qt.Key.Key_F11: self.toggle_fullscreen, Qt.Key.Key_Escape: self.showNormal,
-                Qt.Key.Key_Space: self.toggle_overlay, Qt.Key.Key_O: self.toggle_overlay,
-                Qt.Key.Key_S: self.take_snapshot, Qt.Key.Key_R: self.toggle_recording}
-        if self.replay is not None:
-            keys[Qt.Key.Key_P] = self.replay.toggle_pause
-            keys[Qt.Key.Key_Period] = self.replay.step
-        for n, c in enumerate(self.classes.foreground[:9], start=1):
-            keys[getattr(Qt.Key, f"Key_{n}")] = lambda cid=c.id: self.toggle_class(cid)
-        for key, slot in keys.items():
-            QShortcut(QKeySequence(key), self, activated=slot)
-        QShortcut(QKeySequence.StandardKey.Quit, self, activated=self.close)
-        QShortcut(QKeySequence("Ctrl+O"), self, activated=self.choose_video)
-        QShortcut(QKeySequence("Ctrl+M"), self, activated=self.choose_model)
 
     # -- the pipeline's parts ------------------------------------------------------------------
     @property
