@@ -1,6 +1,7 @@
 """`endospine-model export`: a training run -> a self-describing Paddle Inference model folder.
 
-The folder holds model.json + model.pdiparams (PIR, Paddle 3), optionally model.onnx, and
+The folder holds model.json + model.pdiparams (PIR, Paddle 3), optionally model.onnx,
+deploy.yaml (the same model for PaddleSeg's and FastDeploy's deployment tools) and
 manifest.yaml (classes, preprocessing, output kind, SHA-256 of each file, training summary,
 validation and test figures, the test figures with 95 % bootstrap intervals over clips as
 `evaluate` computes them), sealed with the SHA-256 of its own content and, with a signing key,
@@ -26,13 +27,13 @@ from models.core.runtime.manifest import (
     onnx_external_files,
     parse_manifest,
     read_manifest_data,
-    sha256_file,
     verify_files,
     write_sealed,
 )
 from models.core.runtime.preprocess import Preprocess
 from models.core.yamlio import read_yaml
 from models.dataset import StagedDir, load_dataset
+from models.deployfile import DEPLOY_ROLE, listed, write_deploy_file
 from models.evaluate.bootstrap import CONFIDENCE, DEFAULT_RESAMPLES, group_units, intervals
 from models.evaluate.summary import interval_note, mean_groups, small_split
 from models.gatefit import GatedHead, GateFit, fit_gate
@@ -85,7 +86,8 @@ def write_model_folder(net, arch: str, classes: ClassTable, pre: Preprocess, fol
                        training: dict | None = None, metrics: dict | None = None, notice: str = "",
                        signer=None, gate: GateFit | None = None) -> Manifest:
     """Save `net` (eval mode) + softmax for Paddle Inference into an existing folder, with its sealed
-    manifest listing every file the runtime reads (signed with `signer`, an Ed25519 private key).
+    manifest listing every file the runtime reads (signed with `signer`, an Ed25519 private key)
+    and deploy.yaml, the same model for PaddleSeg's and FastDeploy's tools (listed and hashed too).
     With `gate` (models/gatefit.py): the temperature-scaled softmax and the pooled features, and
     the gate file and section (models/core/runtime/gate.py)."""
     w, h = pre.input_size
@@ -103,11 +105,13 @@ def write_model_folder(net, arch: str, classes: ClassTable, pre: Preprocess, fol
     manifest = Manifest(
         name=f"endospine-{arch}-{w}" if w == h else f"endospine-{arch}-{w}x{h}", classes=classes, preprocess=pre,
         output={"kind": "probabilities", "stride": net.output_stride, "layout": "NCHW", "activation": "softmax"},
-        files={role: {"path": p.relative_to(folder).as_posix(), "sha256": sha256_file(p)} for role, p in files.items()},
+        files={role: listed(folder, p) for role, p in files.items()},
         network={"arch": arch, "input": [1, 3, h, w], "gmac": round(count_macs(net, (1, 3, h, w)) / 1e9, 3),
                  "params_m": round(count_params(net) / 1e6, 3), "paddle": paddle.__version__},
         training=training or {}, metrics=metrics or {}, gate=gate_section(gate) if gate is not None else {},
         created=dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(), notice=notice)
+    deploy = write_deploy_file(folder, manifest)
+    manifest = replace(manifest, files={**manifest.files, DEPLOY_ROLE: listed(folder, deploy)})
     return replace(manifest, integrity=manifest.write(folder, signer))
 
 

@@ -39,7 +39,7 @@ def trusting_profile(tmp_path, public):
 
 def test_the_tiny_export_is_sealed_and_verifies(tiny_model_dir):
     m = load_manifest(tiny_model_dir)
-    assert len(m.integrity["manifest_sha256"]) == 64 and set(m.files) == {"model", "params", "weights"}
+    assert len(m.integrity["manifest_sha256"]) == 64 and set(m.files) == {"model", "params", "weights", "deploy"}
 
 
 def test_the_shipped_model_verifies_and_states_its_figures_honestly():

@@ -123,7 +123,7 @@ def test_manifest_describes_the_model(tiny_model):
     assert m["classes"]["classes"][1]["name"] == "bone"
     assert m["preprocess"]["input_size"] == [128, 128]
     assert m["output"] == {"kind": "probabilities", "stride": 8, "layout": "NCHW", "activation": "softmax"}
-    assert set(m["files"]) == {"model", "params", "weights", "gate"}  # weights: for train --init
+    assert set(m["files"]) == {"model", "params", "weights", "gate", "deploy"}  # weights: for train --init
     gate = m["gate"]  # fitted at export on the run's train (statistics) and val (the rest) splits
     assert gate["threshold"] > 0 and 0.05 <= gate["temperature"] <= 20 and 0.3 <= gate["unsure_below"] <= 0.7
     assert gate["fitted"]["train_images"] == 6 and gate["fitted"]["val_images"] == 2
