@@ -9,11 +9,12 @@ import argparse
 from pathlib import Path
 from typing import Sequence
 
-from models.core.cliutil import non_negative_int, number, positive_int, run
+from models.core.cliutil import (add_backend, common_options, non_negative_int, number, positive_int, run,
+                                 show_progress, source_help)
 from models.core.outputs import CSV, IMAGE, JSON, PNG, VIDEO, check_before
 from models.core.paths import demo_video, shipped_model
 
-DEFAULT_SOURCE_HELP = "a video file or synthetic[:SEED] (default: the shipped demo video, else synthetic)"
+DEFAULT_SOURCE_HELP = source_help("the shipped demo video (assets/demo.mp4), else synthetic")
 PROFILE_HELP = "endoscope profile YAML from endospine-calibrate (default: automatic field of view, no color change)"
 # What each command writes (option -> kind, folders) and reads: checked before it runs. Recordings
 # and snapshots (run --out-dir) may go beside the played video, so that folder is not an input.
@@ -65,6 +66,9 @@ def display_profile(path: str | None):
 def _cmd_run(args: argparse.Namespace) -> int:
     from app.ai.supervisor import worker_config
     from app.compose import open_source_stage
+    from app.platform_check import check_before_qt
+
+    check_before_qt()  # missing system libraries or no display: one line and exit 1, not Qt's abort
     from app.ui.run import run_window
     from models.core.timing import DEFAULT_TIMING
 
@@ -90,9 +94,9 @@ def _cmd_render(args: argparse.Namespace) -> int:
         raise EndoSpineError("no --model given and no shipped model in assets/model")
     from app.ai.supervisor import worker_config
 
-    live = worker_config(model, profile=args.profile)  # what `run` would use: backend, post-processing
+    live = worker_config(model, args.backend, profile=args.profile)  # what `run` would use: backend, post-processing
     summary = render_video(args.source, args.out, model, frames_csv=args.frames_csv, max_frames=args.max_frames,
-                           settings=live.settings, post=live.post)
+                           settings=live.settings, post=live.post, progress=show_progress(args))
     print(summary_line(summary))
     return 0
 
@@ -188,11 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="endospine", description=__doc__)
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     p = sub.add_parser("run", help="open the display on a source")
-    p.add_argument("source", nargs="?", metavar="SOURCE", help=DEFAULT_SOURCE_HELP)
+    p.add_argument("source", nargs="?", metavar="SOURCE",
+                   help=source_help("the capture card of a --profile with capture settings, else the shipped demo "
+                                    "video (assets/demo.mp4), else synthetic"))
     p.add_argument("--model", metavar="DIR", help="exported model folder (default: the shipped model, if present)")
     p.add_argument("--no-ai", action="store_true", help="video only, no inference worker")
-    p.add_argument("--backend", default="auto", choices=["auto", "paddle", "onnxruntime"],
-                   help="inference backend (default auto: ONNX Runtime when the model has model.onnx)")
+    add_backend(p)
     p.add_argument("--review", action="store_true",
                    help="frame-exact replay: each frame waits for its own mask (slower if the model is)")
     p.add_argument("--out-dir", type=Path, metavar="DIR", help="snapshots and recordings (default ~/EndoSpine)")
@@ -207,22 +212,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("render", help="frame-exact overlay video of a source, with a per-frame CSV (headless)")
-    p.add_argument("source", metavar="SOURCE", help="a video file or synthetic[:SEED]")
+    p.add_argument("source", metavar="SOURCE", help=source_help())
     p.add_argument("--out", required=True, metavar="OUT.mp4", help="overlay video to write")
     p.add_argument("--model", metavar="DIR", help="exported model folder (default: the shipped model)")
+    add_backend(p)
     p.add_argument("--frames-csv", metavar="F", help="per-frame CSV: frame, pts, tissue area shares, inference ms")
     p.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N frames")
     p.add_argument("--profile", metavar="FILE", help=PROFILE_HELP)
     p.set_defaults(func=_cmd_render)
 
     p = sub.add_parser("bench", help="measure the live pipeline (real window, offscreen) against a naive loop")
-    p.add_argument("source", nargs="?", metavar="SOURCE", help="default: the shipped demo video")
+    p.add_argument("source", nargs="?", metavar="SOURCE", help=DEFAULT_SOURCE_HELP)
     p.add_argument("--model", metavar="DIR", help="exported model folder (default: the shipped model)")
     p.add_argument("--seconds", type=float, default=20.0, help="measured seconds per part (default 20)")
     p.add_argument("--warmup", type=float, default=5.0, help="seconds before measuring (default 5)")
     p.add_argument("--json", metavar="OUT", help="also write the JSON result here")
-    p.add_argument("--backend", default="auto", choices=["auto", "paddle", "onnxruntime"],
-                   help="inference backend (default auto: ONNX Runtime when the model has model.onnx)")
+    add_backend(p)
     p.add_argument("--profile", metavar="FILE", help=PROFILE_HELP)
     p.set_defaults(func=_cmd_bench)
 
@@ -243,14 +248,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_hostile)
 
     p = sub.add_parser("soak", help="run the live display offscreen for a long time; memory, fds and threads per hour")
-    p.add_argument("source", nargs="?", metavar="SOURCE", help="default: the shipped demo video (looped)")
+    p.add_argument("source", nargs="?", metavar="SOURCE", help=DEFAULT_SOURCE_HELP + " (looped)")
     p.add_argument("--minutes", type=number(float, 0.1, 10080), default=60.0, help="how long (default 60)")
     p.add_argument("--interval", type=number(float, 0.5, 600), default=5.0, help="seconds between samples (default 5)")
     p.add_argument("--warmup", type=number(float, 0), default=300.0,
                    help="seconds left out of the growth fit (default 300; at most a third of the run)")
     p.add_argument("--model", metavar="DIR", help="exported model folder (default: the shipped model, if present)")
     p.add_argument("--no-ai", action="store_true", help="video only")
-    p.add_argument("--backend", default="auto", choices=["auto", "paddle", "onnxruntime"], help="inference backend")
+    add_backend(p)
     p.add_argument("--plot", metavar="PNG", help="plot of the samples")
     p.add_argument("--samples-csv", metavar="CSV", help="every sample")
     p.add_argument("--json", metavar="OUT", help="also write the JSON result here")
@@ -262,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quit-after", type=float, metavar="S", help="close after S seconds")
     p.set_defaults(func=_cmd_pattern)
     check_before(sub, OUTPUTS)
-    return parser
+    return common_options(parser)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

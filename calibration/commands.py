@@ -115,7 +115,7 @@ def cmd_lens(args: argparse.Namespace) -> int:
         if kind not in ("folder", "image", "video"):
             raise EndoSpineError(f"{spec}: lens needs image files, folders or video files of the checkerboard")
         samples += sample_frames(spec, 10 ** 6 if kind in ("folder", "image") else args.frames)
-    est = calibrate(samples, pattern, args.model, balance=args.balance)
+    est = calibrate(samples, pattern, args.lens_model, balance=args.balance)
     lens = LensModel(**{**est.lens.__dict__, "undistort": not args.no_undistort})
     fov = _fov_through_new_lens(profile, lens)
     save_profile(profile.updated(lens=lens, fov=fov), args.out)
@@ -167,7 +167,8 @@ def cmd_latency(args: argparse.Namespace) -> int:
     frames = live_frames(args.source, capture)
     proc = None if args.no_pattern else launch_pattern(args.screen)
     try:
-        bar = tqdm(total=int(args.seconds), unit="s", desc="latency", file=sys.stderr)
+        bar = tqdm(total=int(args.seconds), unit="s", desc="latency", file=sys.stderr,
+                   disable=getattr(args, "quiet", False))
 
         def progress(meter, elapsed: float) -> None:
             bar.n = min(int(elapsed), bar.total)

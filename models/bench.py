@@ -14,6 +14,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
+from models.core.errors import EndoSpineError
 from models.core.runtime.backends import RuntimeSettings
 from models.core.runtime.manifest import load_manifest
 
@@ -33,32 +34,47 @@ def _time_config(model_dir: str, settings: RuntimeSettings, runs: int, warmup: i
     return times
 
 
+def round_sizes(runs: int, rounds: int) -> list[int]:
+    """`runs` timed runs over at most `rounds` rounds, as evenly as can be: 5 over 3 -> [2, 2, 1]."""
+    rounds = max(1, min(rounds, runs))
+    return [runs // rounds + (i < runs % rounds) for i in range(rounds)]
+
+
 def bench_model(model_dir: str, runs: int = 50, warmup: int = 5, threads: int = 2,
-                compare_native: bool = True, rounds: int = 3) -> dict:
+                compare_native: bool = True, rounds: int = 3, backend: str = "auto") -> dict:
+    """Time each configuration `runs` times in all (split over the rounds). backend: auto times
+    every backend the model runs on (Paddle oneDNN, Paddle native, ONNX Runtime with model.onnx);
+    paddle or onnxruntime only that one."""
     manifest = load_manifest(model_dir)
-    configs = {"onednn": RuntimeSettings(device="cpu", threads=threads, onednn=True)}
-    if compare_native:
-        configs["native"] = RuntimeSettings(device="cpu", threads=threads, onednn=False)
-    if "onnx" in manifest.files:
-        configs["onnxruntime"] = RuntimeSettings(backend="onnxruntime", threads=threads)
-    per_round = max(1, runs // rounds)
+    configs = {}
+    if backend in ("auto", "paddle"):
+        configs["onednn"] = RuntimeSettings(device="cpu", threads=threads, onednn=True)
+        if compare_native:
+            configs["native"] = RuntimeSettings(device="cpu", threads=threads, onednn=False)
+    if backend in ("auto", "onnxruntime"):
+        if "onnx" in manifest.files:
+            configs["onnxruntime"] = RuntimeSettings(backend="onnxruntime", threads=threads)
+        elif backend == "onnxruntime":
+            raise EndoSpineError(f"{model_dir}: no model.onnx in this model folder (export with --onnx)")
+    # The runs were once runs // rounds per round: 5 runs over 3 rounds timed 3 (issue 20).
+    sizes = round_sizes(runs, rounds)
     times: dict[str, list[float]] = {name: [] for name in configs}
     ctx = mp.get_context("spawn")
-    for _ in range(rounds):
+    for size in sizes:
         for name, settings in configs.items():
             with ProcessPoolExecutor(1, mp_context=ctx) as pool:
-                times[name] += pool.submit(_time_config, model_dir, settings, per_round, warmup).result()
+                times[name] += pool.submit(_time_config, model_dir, settings, size, warmup).result()
     w, h = manifest.preprocess.input_size
-    result = {"model": manifest.model_id, "input": [w, h], "threads": threads, "runs": per_round * rounds,
-              "rounds": rounds}
+    result = {"model": manifest.model_id, "input": [w, h], "threads": threads, "backend": backend,
+              "runs": sum(sizes), "rounds": len(sizes)}
     for name, ts in times.items():
         result[f"{name}_ms_median"] = round(float(np.median(ts)), 2)
         result[f"{name}_ms_p90"] = round(float(np.percentile(ts, 90)), 2)
     for name in configs:
-        if name != "onednn":
+        if name != "onednn" and "onednn" in configs:
             result[f"{name}_over_onednn"] = round(result[f"{name}_ms_median"] / result["onednn_ms_median"], 2)
     return result
 
 
-def main_bench(model_dir: str, runs: int, threads: int, native: bool) -> str:
-    return json.dumps(bench_model(model_dir, runs=runs, threads=threads, compare_native=native))
+def main_bench(model_dir: str, runs: int, threads: int, native: bool, backend: str = "auto") -> str:
+    return json.dumps(bench_model(model_dir, runs=runs, threads=threads, compare_native=native, backend=backend))

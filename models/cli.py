@@ -5,9 +5,15 @@ import argparse
 import os
 from typing import Sequence
 
-from models.core.cliutil import non_negative_int, positive_int, run
+from models.core.cliutil import (Deprecated, add_backend, add_runtime_options, common_options, non_negative_int,
+                                 plural, positive_int, resolve_backend, run, runtime_settings, show_progress)
 from models.core.outputs import ANY, IMAGE, JSON, VIDEO, check_before
 
+NETS = ("liteseg-cpu", "liteseg-gpu")  # models.nets.ARCHS, without importing Paddle to build the parser
+# TrainConfig's defaults (models/train/config.py), for train's help; the flags themselves default to
+# None, so that a --config file's value stands unless the flag is given. A test keeps them equal.
+TRAIN_DEFAULTS = {"model": "liteseg-cpu", "iters": 6000, "batch_size": 8, "lr": 0.002, "input_size": 384,
+                  "eval_every": 500, "workers": 1, "seed": 0, "freeze_backbone": 0}
 # What each command writes (option -> kind, folders) and reads: checked before it runs. synth
 # replaces --out as a whole when it finishes, so a --video inside it would be lost.
 OUTPUTS = {
@@ -38,12 +44,15 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     if args.video:
         width, height = parse_resolution(args.resolution)
         generate_video(args.video, args.out, width=width, height=height, fps=args.fps, frames=args.frames,
-                       seed=args.seed, clip=args.clip, workers=args.workers, crf=args.crf)
-        print(f"wrote {args.video} ({args.frames} frames, {width}x{height} @ {args.fps:g} fps) and labels in {args.out}")
+                       seed=args.seed, clip=args.clip, workers=args.workers, crf=args.crf,
+                       progress=show_progress(args))
+        print(f"wrote {args.video} ({plural(args.frames, 'frame')}, {width}x{height} @ {args.fps:g} fps) and labels "
+              f"in {args.out}")
     else:
         generate_dataset(args.out, clips=args.clips, frames=args.frames, width=args.size, height=args.size,
-                         seed=args.seed, stride=args.stride, workers=args.workers, ratios=parse_ratios(args.ratios))
-        print(f"wrote {args.clips * args.frames} images from {args.clips} clips to {args.out}")
+                         seed=args.seed, stride=args.stride, workers=args.workers, ratios=parse_ratios(args.ratios),
+                         progress=show_progress(args))
+        print(f"wrote {plural(args.clips * args.frames, 'image')} from {plural(args.clips, 'clip')} to {args.out}")
     return 0
 
 
@@ -75,13 +84,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from models.train.loop import train
 
     extra = tuple(ExtraData.parse(e) for e in args.extra_data) or None
-    cfg = TrainConfig.load(args.config, model=args.model, iters=args.iters, batch_size=args.batch_size,
+    cfg = TrainConfig.load(args.config, model=args.net, iters=args.iters, batch_size=args.batch_size,
                            lr=args.lr, input_size=args.input_size, seed=args.seed, workers=args.workers,
                            eval_every=args.eval_every, extra_data=extra, profile=args.profile,
                            init=args.init, freeze_backbone=args.freeze_backbone)
     if cfg.freeze_backbone and not cfg.init:
         raise EndoSpineError("command line: --freeze-backbone needs --init (a fresh encoder must train)")
-    summary = train(args.data, args.out, cfg, resume=args.resume, trust_pickle=args.trust_pickle)
+    summary = train(args.data, args.out, cfg, resume=args.resume, trust_pickle=args.trust_pickle,
+                    progress=show_progress(args))
     print(f"best validation mean IoU (tissues) {summary['best_val_miou']:.4f} at step {summary['best_step']}; "
           f"run in {args.out}")
     return 0
@@ -95,9 +105,10 @@ def _cmd_curve(args: argparse.Namespace) -> int:
     cfg = TrainConfig.load(args.config, iters=args.iters, batch_size=args.batch_size, eval_every=args.eval_every)
     sizes, seeds = parse_ints(args.sizes, "sizes", 1), parse_ints(args.seeds, "seeds", 0)
     starts = Start.parse_all(args.init)
-    settings = RuntimeSettings(backend=args.backend, threads=args.threads)
+    # auto: Paddle, as the curve's models are exported without model.onnx
+    settings = RuntimeSettings(backend=resolve_backend(args.backend, None), threads=args.threads)
     doc = learning_curve(args.data, args.out, cfg, sizes, starts, seeds, settings=settings,
-                         keep_models=args.keep_models)
+                         keep_models=args.keep_models, progress=show_progress(args))
     print(markdown(doc), end="")
     print(f"curve in {args.out}/curve.md, curve.png, curve.json")
     return 0
@@ -111,15 +122,16 @@ def _test_figures(test: dict) -> str:
     text = f"test mean IoU (tissues) {fig('mean')}"
     if "mean_paper" in test:
         text += f", bone/ligament/disc {fig('mean_paper')}"
-    clips = f" of {test['clips']} clips" if test.get("clips") else ""
-    return text + f" on {test['images']} images{clips}"
+    clips = f" of {plural(test['clips'], 'clip')}" if test.get("clips") else ""
+    return text + f" on {plural(test['images'], 'image')}{clips}"
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from models.export import export_run
 
     m = export_run(args.run, args.out, onnx=args.onnx, test_data=args.test_data, notice=args.notice,
-                   trust_pickle=args.trust_pickle, sign_key=args.sign_key, gate=not args.no_gate)
+                   trust_pickle=args.trust_pickle, sign_key=args.sign_key, gate=not args.no_gate,
+                   progress=show_progress(args))
     test = m.metrics.get("test") or {}
     figures = _test_figures(test) if test else "no test split"
     signed = f"; signed with key {m.signature['key']}" if m.signature else ""
@@ -149,37 +161,32 @@ def _cmd_sign(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from models.core.runtime.backends import RuntimeSettings
     from models.predict import predict_dataset
 
-    settings = RuntimeSettings(device=args.device, threads=args.threads, profile=args.profile)
-    out = predict_dataset(args.model, args.data, args.out, split=args.split, probs=args.probs, settings=settings)
+    out = predict_dataset(args.model, args.data, args.out, split=args.split, probs=args.probs,
+                          settings=runtime_settings(args, args.model), progress=show_progress(args))
     print(f"wrote label maps to {out}")
     return 0
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from models.core.runtime.backends import RuntimeSettings
     from models.evaluate.run import evaluate
     from models.evaluate.summary import headline
 
-    settings = RuntimeSettings(backend=args.backend, device=args.device, threads=args.threads,
-                               profile=args.profile)
     doc = evaluate(args.data, args.out, split=args.split, model_dir=args.model, pred_dir=args.pred,
-                   settings=settings, gallery=args.gallery, bootstrap=args.bootstrap, seed=args.seed)
+                   settings=runtime_settings(args, args.model), gallery=args.gallery, bootstrap=args.bootstrap,
+                   seed=args.seed, progress=show_progress(args))
     print(f"{headline(doc)}; report in {args.out}/report.html")
     return 0
 
 
 def _cmd_gate_check(args: argparse.Namespace) -> int:
-    from models.core.runtime.backends import RuntimeSettings
     from models.evaluate.gatecheck import gate_check
     from models.evaluate.gatesummary import console_lines
 
-    settings = RuntimeSettings(backend=args.backend, device=args.device, threads=args.threads,
-                               profile=args.profile)
     doc = gate_check(args.model, args.ins, args.oods, args.out, split=args.split, corrupt_data=args.corrupt,
-                     max_images=args.max_images, settings=settings)
+                     max_images=args.max_images, settings=runtime_settings(args, args.model),
+                     progress=show_progress(args))
     for line in console_lines(doc):
         print(line)
     print(f"report in {args.out}/report.html")
@@ -187,15 +194,13 @@ def _cmd_gate_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_reader_study(args: argparse.Namespace) -> int:
-    from models.core.runtime.backends import RuntimeSettings
     from models.reader_study.run import reader_study
     from models.reader_study.study import parse_reader
 
-    settings = RuntimeSettings(backend=args.backend, device=args.device, threads=args.threads,
-                               profile=args.profile)
     findings = reader_study(args.reference, [parse_reader(r) for r in args.reader], args.out, split=args.split,
-                            model_dir=args.model, pred_dir=args.pred, classes_file=args.classes, settings=settings,
-                            alpha=args.alpha)
+                            model_dir=args.model, pred_dir=args.pred, classes_file=args.classes,
+                            settings=runtime_settings(args, args.model), alpha=args.alpha,
+                            progress=show_progress(args))
     for paragraph in findings.conclusion:
         print(paragraph)
     print(f"report in {args.out}/report.html")
@@ -206,7 +211,8 @@ def _cmd_simulate_readers(args: argparse.Namespace) -> int:
     from models.reader_study.simulate import simulate_readers
 
     levels = tuple(v.strip() for v in args.levels.split(",") if v.strip())
-    out = simulate_readers(args.data, args.out, split=args.split, seed=args.seed, levels=levels)
+    out = simulate_readers(args.data, args.out, split=args.split, seed=args.seed, levels=levels,
+                           progress=show_progress(args))
     print(f"wrote SIMULATED readers {', '.join(levels)} to {out}")
     return 0
 
@@ -214,7 +220,8 @@ def _cmd_simulate_readers(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from models.bench import main_bench
 
-    print(main_bench(args.model, runs=args.runs, threads=args.threads, native=not args.onednn_only))
+    print(main_bench(args.model, runs=args.runs, threads=args.threads, native=not args.onednn_only,
+                     backend=args.backend))
     return 0
 
 
@@ -254,27 +261,35 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dataset_commands(sub)
 
     p = sub.add_parser("train", help="train a segmentation network on a dataset (best model by validation mean IoU)",
-                       description="Train from scratch. Settings: defaults < --config FILE < flags. "
-                                   "Multi-GPU: python -m paddle.distributed.launch --devices 0,1 "
+                       description="Train from scratch, or fine-tune from --init. Settings: built-in defaults < "
+                                   "--config FILE (its keys are the settings' names; the network is 'model:') < "
+                                   "flags; a flag left out keeps the config's value, and the defaults shown are the "
+                                   "built-in ones. Multi-GPU: python -m paddle.distributed.launch --devices 0,1 "
                                    "$(which endospine-model) train ...")
-    p.add_argument("--data", required=True, help="dataset folder (train and val splits used)")
-    p.add_argument("--out", required=True, help="run folder (checkpoints, logs, metrics)")
-    p.add_argument("--config", help="YAML file of training settings (see models/train/config.py)")
+    p.add_argument("--data", required=True, metavar="DIR", help="dataset folder (train and val splits used)")
+    p.add_argument("--out", required=True, metavar="RUN", help="run folder (checkpoints, train.log, metrics)")
+    p.add_argument("--config", metavar="FILE", help="YAML file of training settings (see models/configs/ and "
+                   "models/train/config.py)")
     p.add_argument("--extra-data", action="append", default=[], metavar="DIR[:RATIO]",
                    help="extra training dataset drawn for RATIO of each batch (default 0.3); repeatable")
-    p.add_argument("--model", help="network: liteseg-cpu (default) or liteseg-gpu")
-    p.add_argument("--iters", type=positive_int, help="training steps")
-    p.add_argument("--batch-size", type=positive_int, help="images per step")
-    p.add_argument("--lr", type=float, help="peak learning rate")
-    p.add_argument("--input-size", type=positive_int, help="square model input side (multiple of 128)")
-    p.add_argument("--eval-every", type=positive_int, help="steps between validations")
-    p.add_argument("--workers", type=non_negative_int, help="data loading processes")
-    p.add_argument("--seed", type=non_negative_int, help="random seed")
+    d = {k: f"(default: the config's, else {v})" for k, v in TRAIN_DEFAULTS.items()}
+    p.add_argument("--net", choices=NETS, help=f"network: liteseg-cpu (CPU) or liteseg-gpu (GPU/TensorRT) {d['model']}")
+    p.add_argument("--model", dest="net", action=Deprecated, new="--net", accepted=NETS,
+                   hint=f"train's network is --net ({', '.join(NETS)}); to start from an exported model folder "
+                        "use --init MODEL_DIR")
+    p.add_argument("--iters", type=positive_int, help=f"training steps {d['iters']}")
+    p.add_argument("--batch-size", type=positive_int, help=f"images per step {d['batch_size']}")
+    p.add_argument("--lr", type=float, help=f"peak learning rate {d['lr']}")
+    p.add_argument("--input-size", type=positive_int, help=f"square model input side, a multiple of 128 "
+                   f"{d['input_size']}")
+    p.add_argument("--eval-every", type=positive_int, help=f"steps between validations {d['eval_every']}")
+    p.add_argument("--workers", type=non_negative_int, help=f"data loading processes {d['workers']}")
+    p.add_argument("--seed", type=non_negative_int, help=f"random seed {d['seed']}")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--init", metavar="MODEL_DIR|RUN",
                    help="fine-tune: start from an exported model folder or a training run (class rows matched by name)")
     p.add_argument("--freeze-backbone", type=non_negative_int, metavar="N",
-                   help="with --init: keep the encoder fixed for the first N steps (default 0)")
+                   help=f"with --init: keep the encoder fixed for the first N steps {d['freeze_backbone']}")
     _add_trust_flag(p)
     p.add_argument("--profile", metavar="FILE",
                    help="endoscope profile of the tower that recorded --data (endospine-calibrate); default: automatic FOV")
@@ -297,8 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=positive_int, help="images per step (default: the config's)")
     p.add_argument("--eval-every", type=positive_int, help="steps between validations (default: the config's)")
     p.add_argument("--keep-models", action="store_true", help="keep every run's weights and exported model")
-    p.add_argument("--backend", default="paddle", choices=["paddle", "onnxruntime"],
-                   help="inference backend of the test evaluation")
+    add_backend(p, help="inference backend of the test evaluation (auto: Paddle, as the curve exports its "
+                        "models without model.onnx)")
     p.add_argument("--threads", type=positive_int, default=2, help="CPU threads of the test evaluation")
     p.set_defaults(func=_cmd_curve)
 
@@ -334,27 +349,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_sign)
 
     p = sub.add_parser("predict", help="label PNGs (and probabilities) for every image of a dataset split")
-    p.add_argument("--model", required=True, help="exported model folder")
-    p.add_argument("--data", required=True, help="dataset folder")
+    p.add_argument("--model", required=True, metavar="MODEL_DIR", help="exported model folder")
+    p.add_argument("--data", required=True, metavar="DIR", help="dataset folder")
     p.add_argument("--split", default="test", choices=["train", "val", "test", "all"], help="which images (default test)")
-    p.add_argument("--out", required=True, help="output folder (<image stem>.png, class ids)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (<image stem>.png, class ids)")
     p.add_argument("--probs", action="store_true", help="also <stem>.probs.npz: uint8 class probabilities")
-    p.add_argument("--device", default="cpu", choices=["cpu", "gpu", "tensorrt"], help="inference device")
-    p.add_argument("--threads", type=positive_int, default=2, help="CPU threads (default 2)")
-    p.add_argument("--profile", metavar="FILE", help="endoscope profile of the images' tower (default: automatic FOV)")
+    add_runtime_options(p)
     p.set_defaults(func=_cmd_predict)
 
     _add_evaluation_commands(sub)
 
-    p = sub.add_parser("bench", help="time an exported model on this CPU (oneDNN vs native), JSON out")
-    p.add_argument("--model", required=True, help="exported model folder")
-    p.add_argument("--runs", type=positive_int, default=50, help="timed runs per configuration (default 50)")
+    p = sub.add_parser("bench", help="time an exported model on this CPU (oneDNN vs native, ONNX Runtime), JSON out",
+                       description="Time the exported model, tensor in, probabilities out, each configuration in "
+                                   "fresh processes over alternating rounds; prints one JSON line with medians, "
+                                   "90th percentiles and ratios to Paddle + oneDNN.")
+    p.add_argument("--model", required=True, metavar="MODEL_DIR", help="exported model folder")
+    add_backend(p, help="backends to time; auto: every one this model runs on and compares them (Paddle with "
+                        "oneDNN, Paddle native unless --onednn-only, ONNX Runtime when the model has model.onnx); "
+                        "paddle or onnxruntime: only that one")
+    p.add_argument("--runs", type=positive_int, default=50, help="timed runs per configuration, spread over up to "
+                   "3 rounds (default 50)")
     p.add_argument("--threads", type=positive_int, default=2, help="CPU threads (default 2)")
     p.add_argument("--onednn-only", action="store_true", help="skip the (slow) native CPU comparison")
     p.set_defaults(func=_cmd_bench)
     _add_gan_commands(sub)
     check_before(sub, OUTPUTS)
-    return parser
+    return common_options(parser)
 
 
 def _add_trust_flag(p) -> None:
@@ -377,12 +397,8 @@ def _add_evaluation_commands(sub) -> None:
     from models.reader_study.simulate import SKILLS
 
     def runtime_flags(p) -> None:
-        p.add_argument("--backend", default="paddle", choices=["paddle", "onnxruntime"],
-                       help="inference backend for --model (default paddle)")
-        p.add_argument("--device", default="cpu", choices=["cpu", "gpu", "tensorrt"], help="inference device")
-        p.add_argument("--threads", type=positive_int, default=2, help="CPU threads (default 2)")
-        p.add_argument("--profile", metavar="FILE",
-                       help="endoscope profile of the images' tower, for --model (default: automatic FOV)")
+        add_runtime_options(p, profile_help="endoscope profile of the images' tower, for --model (default: "
+                                            "automatic field of view, no color change)")
 
     p = sub.add_parser("evaluate", help="the paper's figures, ROC/AUC, per-image/per-clip tables, HTML report",
                        description="Judge a model (or the label PNGs `predict` wrote) on a dataset split: per class "
@@ -482,6 +498,15 @@ def _add_frame_stats_command(sub) -> None:
     p.set_defaults(func=_cmd_frame_stats)
 
 
+def _split_unit(text: str) -> str:
+    """split --by: 'image' gets the reason it is not offered, not just 'invalid choice'."""
+    if text == "image":
+        raise argparse.ArgumentTypeError("there is no split by image: frames of one clip in different splits "
+                                         "leak (near-identical frames in train and test); independent images are "
+                                         "each their own clip, so '--by clip' already splits them image by image")
+    return text
+
+
 def _add_dataset_commands(sub) -> None:
     """extract, import, prelabel, validate, split: the dataset tools (handlers in models/datatools/commands.py)."""
     from models.datatools import commands as c
@@ -534,16 +559,15 @@ def _add_dataset_commands(sub) -> None:
                                    "Labelme JSONs (polygons, images copied alongside) or a CVAT 'Segmentation mask "
                                    "1.1' export, plus prelabel.csv: the trust gate's score per image, most "
                                    "doubtful first. `import labelme|cvat` reads the result back.")
-    p.add_argument("--model", required=True, help="exported model folder")
+    p.add_argument("--model", required=True, metavar="MODEL_DIR", help="exported model folder")
     p.add_argument("--images", required=True, metavar="DIR", help="folder of images (files directly in it)")
     p.add_argument("--format", required=True, choices=["labelme", "cvat"], help="annotation tool format")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (must not exist or be empty)")
-    p.add_argument("--profile", metavar="FILE", help="endoscope profile of the images' tower (default: automatic FOV)")
     p.add_argument("--min-area", type=non_negative_int, default=16, metavar="PX",
                    help="labelme: drop regions (and holes) of fewer pixels (default 16)")
     p.add_argument("--simplify", type=c.non_negative_float, default=0.5, metavar="PX",
                    help="labelme: outline points may be dropped within PX of the outline (default 0.5; 0: exact)")
-    p.add_argument("--threads", type=positive_int, default=2, help="CPU threads (default 2)")
+    add_runtime_options(p)
     p.set_defaults(func=c.cmd_prelabel)
 
     p = sub.add_parser("validate", help="check a dataset; list every problem by file; exit 1 if any",
@@ -558,9 +582,13 @@ def _add_dataset_commands(sub) -> None:
 
     p = sub.add_parser("split", help="rewrite train/val/test.txt with whole clips per split",
                        description="Assign whole clips to train/val/test by the ratios (counted in images), seeded. "
-                                   "--by image is refused: it would leak frames of one clip across splits.")
+                                   "There is no split by image: frames of one clip are near copies of each other, "
+                                   "and some in train with others in test would leak. Independent images are each "
+                                   "their own clip (the import default), so the split by clip already splits them "
+                                   "image by image.")
     p.add_argument("data", metavar="DIR", help="dataset folder")
-    p.add_argument("--by", choices=["clip", "image"], default="clip", help="unit of splitting (only clip is allowed)")
+    p.add_argument("--by", type=_split_unit, choices=["clip"], default="clip",
+                   help="unit of splitting: whole clips (the only one; see above)")
     p.add_argument("--ratios", default="0.8,0.1,0.1", metavar="T,V,T",
                    help="train,val,test share of images (default 0.8,0.1,0.1)")
     p.add_argument("--seed", type=non_negative_int, default=0, metavar="S", help="random seed (default 0)")

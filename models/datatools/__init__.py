@@ -3,7 +3,7 @@
 extract.py    video clips -> an unlabeled frame set (images/ + frames.yaml) to hand to labelers
 quality.py    the frame measures extract uses: field of view, sharpness, exposure, dHash
 importers.py  labeled sets -> a dataset: the shared part, PaddleSeg lists and mask folders
-labelme.py    Labelme JSON polygons -> label maps
+labelme.py    Labelme JSON shapes (polygons, rectangles, circles, masks) -> label maps
 cvat.py       CVAT 'Segmentation mask 1.1' exports -> label maps
 pairs.py      what the readers hand to the importer (Pair, ImportOptions) and their file helpers
 masks.py      decoding annotation masks into class ids, and the --map file

@@ -9,7 +9,7 @@ import argparse
 import json
 from pathlib import Path
 
-from models.core.cliutil import number
+from models.core.cliutil import number, plural, runtime_settings, show_progress
 
 CLIP_FRAME_PATTERN = r"^(.+)_(\d+)$"
 
@@ -38,8 +38,9 @@ def cmd_extract(args: argparse.Namespace) -> int:
     if len(summaries) > 1:
         print(f"{'total':<24}{total['decoded']:>8}{total['candidates']:>7}{total['kept']:>6}"
               + "".join(f"{total[r]:>11}" for r in REASONS))
-    print(f"wrote {total['kept']} frames of {len(summaries)} clips to {args.out} (unlabeled; frames.yaml lists "
-          f"clip, frame index and pts). After labeling, import with --clip-from '{CLIP_FRAME_PATTERN}'.")
+    print(f"wrote {plural(total['kept'], 'frame')} of {plural(len(summaries), 'clip')} to {args.out} (unlabeled; "
+          f"frames.yaml lists clip, frame index and pts). After labeling, import with --clip-from "
+          f"'{CLIP_FRAME_PATTERN}'.")
     if total["kept"] == 0:
         print("warning: no frame kept; look at the drop reasons and the median sharpness (sharp~) above")
     return 0
@@ -54,26 +55,28 @@ def cmd_import(args: argparse.Namespace) -> int:
     options = ImportOptions(classes=classes, label_map=load_label_map(args.map, classes), threshold=args.threshold,
                             clip_from=args.clip_from, workers=args.workers)
     r = import_dataset(args.format, args.src, args.out, options)
-    print(f"imported {r.images} images ({r.clips} clips) from {args.src} ({r.kind}) into {r.out} in {r.seconds:.1f} s")
+    print(f"imported {plural(r.images, 'image')} ({plural(r.clips, 'clip')}) from {args.src} ({r.kind}) into "
+          f"{r.out} in {r.seconds:.1f} s")
     if r.splits:
-        print("splits: " + ", ".join(f"{s} {n} images ({c} clips)" for s, (n, c) in r.splits.items()))
+        print("splits: " + ", ".join(f"{s} {plural(n, 'image')} ({plural(c, 'clip')})"
+                                     for s, (n, c) in r.splits.items()))
     print("\n".join(class_lines(class_rows(classes, r.pixels, r.images_with))))
     for note in r.notes:
         print(f"note: {note}")
+    for warning in r.warnings:
+        print(f"warning: {warning}")
     return 0
 
 
 def cmd_prelabel(args: argparse.Namespace) -> int:
-    from models.core.runtime.backends import RuntimeSettings
     from models.datatools.prelabel import prelabel
 
-    settings = RuntimeSettings(threads=args.threads, profile=args.profile)
-    rows = prelabel(args.model, args.images, args.format, args.out, settings, min_area=args.min_area,
-                    epsilon=args.simplify)
+    rows = prelabel(args.model, args.images, args.format, args.out, runtime_settings(args, args.model),
+                    min_area=args.min_area, epsilon=args.simplify, progress=show_progress(args))
     failed = sum(r.passed is False for r in rows)
     gate = "no trust gate: prelabel.csv has no scores" if rows and rows[0].score is None else \
-        f"{failed} of {len(rows)} images above the gate's threshold (first in prelabel.csv)"
-    print(f"wrote {args.format} pre-labels of {len(rows)} images to {args.out}; {gate}")
+        f"{failed} of {plural(len(rows), 'image')} above the gate's threshold (first in prelabel.csv)"
+    print(f"wrote {args.format} pre-labels of {plural(len(rows), 'image')} to {args.out}; {gate}")
     return 0
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -107,7 +110,9 @@ def cmd_split(args: argparse.Namespace) -> int:
     for name in SPLITS:
         items = splits[name]
         share = len(items) / total if total else 0.0
-        print(f"{name:<6}{len(items):>7} images {share:>6.1%} {len({it.clip for it in items}):>6} clips")
+        images, clips = len(items), len({it.clip for it in items})
+        print(f"{name:<6}{images:>7} {'image ' if images == 1 else 'images'} {share:>6.1%} {clips:>6} "
+              f"{'clip' if clips == 1 else 'clips'}")
     print(f"wrote train.txt, val.txt, test.txt in {args.data} (by clip, seed {args.seed})")
     empty = [name for name, r in zip(SPLITS, ratios) if r > 0 and not splits[name]]
     if empty:

@@ -113,26 +113,45 @@ class ClipNamer:
         self.pattern = pattern
         self.regex = None
         if pattern is not None:
+            shown = self.shown = _quoted(pattern)
             try:
                 self.regex = re.compile(pattern)
             except re.error as exc:
-                raise EndoSpineError(f"--clip-from {pattern!r}: not a valid regular expression ({exc})") from None
+                raise EndoSpineError(f"--clip-from {shown}: not a valid regular expression ({exc})") from None
             if self.regex.groups < 1:
-                raise EndoSpineError(f"--clip-from {pattern!r}: needs a group '(...)' that captures the clip id")
+                raise EndoSpineError(f"--clip-from {shown}: needs a group '(...)' that captures the clip id")
 
     def __call__(self, key: str, origin: Path | str) -> tuple[str, int]:
         if self.regex is None:
             return key, 0
         m = self.regex.search(key)
-        if m is None or not m.group(1):
-            raise EndoSpineError(f"{origin}: --clip-from {self.pattern!r} does not match {key!r}")
+        where = f"{origin}: --clip-from {self.shown}"
+        if m is None:
+            raise EndoSpineError(f"{where} does not match {key!r} (the image's name: its path in the source, "
+                                 "without suffix)")
+        clip = m.group(1)
+        if clip is None:
+            raise EndoSpineError(f"{where} matches {key!r} ({m.group(0)!r}) but group 1, the clip id, "
+                                 "takes no part in the match; make group 1 required")
+        if not clip:
+            raise EndoSpineError(f"{where} matches {key!r} ({m.group(0)!r}) but group 1, the clip id, is empty; "
+                                 "make it match at least one character, e.g. (.+) instead of (.*) or ()")
         frame = 0
         if self.regex.groups >= 2 and m.group(2) is not None:
-            if not m.group(2).isdigit():
-                raise EndoSpineError(f"{origin}: --clip-from group 2 must be a frame number, "
-                                     f"got {m.group(2)!r} in {key!r}")
-            frame = int(m.group(2))
-        return m.group(1), frame
+            digits = m.group(2)
+            if not digits:
+                raise EndoSpineError(f"{where} matches {key!r} but group 2, the frame index, is empty; "
+                                     r"make it match the frame number, e.g. (\d+)")
+            if not (digits.isascii() and digits.isdigit()):
+                raise EndoSpineError(f"{where}: group 2 must be a frame number (digits 0-9), got {digits!r} "
+                                     f"in {key!r}")
+            frame = int(digits)
+        return clip, frame
+
+
+def _quoted(text: str) -> str:
+    """A pattern as the user typed it, in single quotes (repr would double every backslash)."""
+    return f"'{text}'" if text.isprintable() and "'" not in text else repr(text)
 
 
 # -- parallel work ---------------------------------------------------------------------------

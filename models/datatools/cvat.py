@@ -10,6 +10,10 @@ map (an unknown one is an error naming it). Colors in a mask that labelmap.txt d
 an error naming the mask. Subsets named train, val (validation) or test keep their split; images
 in other subsets (CVAT's 'default') are in no split. The text files are read with the readers'
 limits (pairs.read_text_limited: a regular UTF-8 file of bounded size).
+CVAT writes the export with Datumaro's VOC segmentation writer, which lists and writes a mask only
+for an image that has annotations: an image without a mask (in JPEGImages/ only, or listed with no
+SegmentationClass/ file, as Datumaro's own VOC samples have) carries no labels and is not
+imported; a note says how many and names the first. SegmentationObject/ (instance masks) is not read.
 """
 from __future__ import annotations
 
@@ -38,14 +42,26 @@ def read_cvat(src: Path, opts: ImportOptions) -> tuple[list[Pair], list[str]]:
         subsets = {key: None for key in find_files(masks_dir, (".png",))}
     images = find_files(images_dir, IMAGE_SUFFIXES)
     reader = MaskReader(opts.classes, colors=colors)
-    pairs = []
+    pairs, no_mask = [], []
     for key, subset in subsets.items():
         mask = masks_dir / f"{key}.png"
         if key not in images:
             raise EndoSpineError(f"{images_dir}: no image for {key!r} (export with 'Save images' checked)")
+        if not mask.is_file():
+            no_mask.append(f"{key} (in {subset}.txt)")
+            continue
         pairs.append(Pair(key, mask, _label(reader, mask), images[key], split=SUBSET_SPLITS.get(subset or ""),
                           files=(mask,)))
+    if not pairs and no_mask:
+        raise EndoSpineError(f"{masks_dir}: no mask for any of the {len(subsets)} listed images (nothing annotated?)")
     notes = []
+    unlisted = sorted(k for k in images if k not in subsets)
+    if no_mask:
+        notes.append(f"not imported, no mask in {masks_dir.name}/ (not annotated): {len(no_mask)} listed image(s), "
+                     f"e.g. {no_mask[0]}")
+    if unlisted:
+        notes.append(f"not imported, not in any subset list (not annotated): {len(unlisted)} image(s) in "
+                     f"{images_dir.name}/, e.g. {unlisted[0]}")
     other = sorted({s for s in subsets.values() if s and s not in SUBSET_SPLITS})
     if other:
         notes.append(f"CVAT subsets {', '.join(other)} are not train/val/test: their images are in no split")

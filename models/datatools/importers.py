@@ -15,6 +15,9 @@ labels/<key>.png. Clip ids come from the key (common.ClipNamer): by default each
 image is its own clip; --clip-from REGEX takes group 1 as the clip (group 2 as frame index).
 All images are provenance 'real'. Source splits that would put one clip in two splits are an
 error. Without source splits no lists are written: run `endospine-model split`.
+The same image twice (the same bytes, however named) is checked on import, as validate would:
+with the same labels it is imported once, with a warning naming both; with different labels it
+is an error naming both, and nothing is written.
 File names that are not valid UTF-8 (copied from an old share, say) are imported under an escaped
 name (common.utf8_text: each undecodable byte written \\xNN, in the clip id, and _xNN in the
 output file name) with a note that says how many: the images are kept and every name the dataset
@@ -23,10 +26,11 @@ Annotation text files are read with the readers' limits (pairs.read_text_limited
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -70,6 +74,7 @@ class ImportReport:
     images_with: np.ndarray              # (256,) images holding each label value
     notes: list[str]
     seconds: float
+    warnings: list[str] = field(default_factory=list)
 
 
 def import_dataset(kind: str, src: str | Path, out: str | Path, options: ImportOptions) -> ImportReport:
@@ -86,29 +91,49 @@ def import_dataset(kind: str, src: str | Path, out: str | Path, options: ImportO
         raise EndoSpineError(f"{src}: no images found for format '{kind}'")
     plan = _plan(pairs, namer, notes)
     classes = options.classes
+    warnings: list[str] = []
     with StagedDir(out) as tmp:
         pixels = np.zeros(256, np.int64)
         images_with = np.zeros(256, np.int64)
-        items = []
+        items, kept = [], []
+        seen: dict[str, tuple[Pair, Item, str]] = {}   # image digest -> the first pair with it
+        dropped: list[str] = []
+        removed: list[Item] = []
         convert = lambda job: _convert(job, tmp, classes)  # noqa: E731
-        for item, counts in parallel_map(convert, plan, options.workers, f"import {kind}"):
-            items.append(item)
-            pixels += counts
-            images_with += counts > 0
+        results = parallel_map(convert, plan, options.workers, f"import {kind}")
+        try:
+            for (pair, _, _), (item, counts, image_digest, label_digest) in zip(plan, results):
+                first = seen.setdefault(image_digest, (pair, item, label_digest))
+                if first[0] is not pair:
+                    _same_image(pair, item, label_digest, first, tmp)   # raises if the labels differ
+                    dropped.append(f"{_image_name(pair)} (a copy of {_image_name(first[0])})")
+                    removed.append(item)
+                    continue
+                items.append(item)
+                kept.append(pair)
+                pixels += counts
+                images_with += counts > 0
+        finally:
+            results.close()   # on an error: no worker still writes while the staged folder is removed
+        if dropped:
+            _prune_empty(tmp, removed)
+            more = f" and {len(dropped) - 3} more" if len(dropped) > 3 else ""
+            warnings.append(f"{len(dropped)} duplicate image(s), the same bytes and the same labels as another, "
+                            f"imported once: {'; '.join(dropped[:3])}{more}")
         _check_not_all_ignore(pixels, classes, src)
         map_file = utf8_text(options.label_map.source) if options.label_map.names else None
         imported = {"format": kind, "from": utf8_text(str(src.resolve())), "clip_from": options.clip_from,
                     "threshold": options.threshold, "map": map_file}
         write_meta(tmp, classes, items, name=utf8_text(out.name), extra={"imported": imported})
         splits: dict[str, list[Item]] = defaultdict(list)
-        for (pair, _, _), item in zip(plan, items):
+        for pair, item in zip(kept, items):
             if pair.split:
                 splits[pair.split].append(item)
         if splits:
             write_splits(tmp, splits)
     split_counts = {s: (len(v), len({i.clip for i in v})) for s, v in splits.items()}
     return ImportReport(out, kind, classes, len(items), len({i.clip for i in items}), split_counts,
-                        pixels, images_with, notes, time.perf_counter() - start)
+                        pixels, images_with, notes, time.perf_counter() - start, warnings)
 
 
 # -- the shared part ---------------------------------------------------------------------------
@@ -149,7 +174,34 @@ def _plan(pairs: list[Pair], namer: ClipNamer, notes: list[str]) -> list[tuple[P
     return plan
 
 
-def _convert(job: tuple[Pair, str, tuple[str, int]], tmp: Path, classes: ClassTable) -> tuple[Item, np.ndarray]:
+def _image_name(pair: Pair) -> str:
+    return f"{pair.origin} (embedded imageData)" if pair.image_bytes is not None else str(pair.image)
+
+
+def _same_image(pair: Pair, item: Item, label_digest: str, first: tuple[Pair, Item, str], tmp: Path) -> None:
+    """`pair`'s image has the same bytes as first's: an error if their labels differ, else the
+    second copy's files are removed from the staged output (it is imported once)."""
+    first_pair, _, first_label = first
+    if label_digest != first_label:
+        raise EndoSpineError(f"{_image_name(pair)}: the same image (same bytes) as {_image_name(first_pair)}, but "
+                             f"labelled differently ({pair.origin.name} and {first_pair.origin.name} disagree); "
+                             "remove one copy or make the labels agree")
+    for rel in (item.image, item.label):
+        (tmp / rel).unlink(missing_ok=True)
+
+
+def _prune_empty(tmp: Path, items: list[Item]) -> None:
+    """Remove the folders under images/ and labels/ that removed duplicates left empty (once no
+    worker writes any more)."""
+    for rel in {str(Path(r).parent) for it in items for r in (it.image, it.label)}:
+        folder = tmp / rel
+        while folder.parent != tmp and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+            folder = folder.parent
+
+
+def _convert(job: tuple[Pair, str, tuple[str, int]], tmp: Path,
+             classes: ClassTable) -> tuple[Item, np.ndarray, str, str]:
     pair, key, (clip, frame) = job
     data = pair.image_bytes() if pair.image_bytes is not None else read_bytes(pair.image)
     where = f"{pair.origin} (embedded imageData)" if pair.image_bytes is not None else pair.image
@@ -166,7 +218,8 @@ def _convert(job: tuple[Pair, str, tuple[str, int]], tmp: Path, classes: ClassTa
     image_rel, label_rel = f"images/{key}{suffix}", f"labels/{key}.png"
     write_bytes_atomic(tmp / image_rel, data)
     write_label(tmp / label_rel, labels)
-    return Item(image_rel, label_rel, clip, frame, "real"), counts
+    label_digest = hashlib.sha1(np.ascontiguousarray(labels).tobytes()).hexdigest()
+    return Item(image_rel, label_rel, clip, frame, "real"), counts, hashlib.sha1(data).hexdigest(), label_digest
 
 
 def _check_not_all_ignore(pixels: np.ndarray, classes: ClassTable, src: Path) -> None:
@@ -190,7 +243,9 @@ def read_paddleseg(src: Path, opts: ImportOptions) -> tuple[list[Pair], list[str
             if found is not None:
                 lists.append((split, found))
         if not lists:
-            raise EndoSpineError(f"{src}: no train.txt, val.txt or test.txt (PaddleSeg list files)")
+            other = [names[1] for names in LIST_FILES.values()]
+            raise EndoSpineError(f"{src}: no train.txt, val.txt or test.txt, nor {', '.join(other[:-1])} or "
+                                 f"{other[-1]} (PaddleSeg list files)")
     reader = MaskReader(opts.classes, opts.label_map, opts.threshold)
     entries: list[tuple[str | None, Path, Path]] = []
     seen: dict[Path, str] = {}

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from models.core.classes import ClassTable
+from models.core.cliutil import plural
 from models.core.errors import EndoSpineError
 from models.core.imageio import read_bytes, read_image, read_label
 from models.dataset import SPLITS, Item
@@ -72,10 +73,10 @@ class Report:
 
     def to_text(self, max_problems: int | None = None) -> str:
         t = self.classes
-        lines = [f"{self.root}: {self.images} images, {self.clips} clips, class table '{t.name}' "
+        lines = [f"{self.root}: {plural(self.images, 'image')}, {plural(self.clips, 'clip')}, class table '{t.name}' "
                  f"({len(t)} classes, ignore {t.ignore_index})"]
         if self.splits:
-            parts = [f"{s} {n} images ({c} clips)" for s, (n, c) in self.splits.items()]
+            parts = [f"{s} {plural(n, 'image')} ({plural(c, 'clip')})" for s, (n, c) in self.splits.items()]
             lines.append("splits: " + ", ".join(parts) + (f"; {self.unsplit} in no split" if self.unsplit else ""))
         lines += class_lines(self.class_rows())
         if self.warnings:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from models.core.cliutil import plural
 from models.core.imageio import encode_image, write_bytes_atomic
 from models.evaluate import html, plots
 from models.evaluate.accumulate import Accumulator
@@ -51,7 +52,7 @@ def make_figures(acc: Accumulator, doc: dict, clip_header: list[str], clip_rows:
         labels, values, intervals, colors = zip(*_iou_bars(doc, classes))
         b = doc["bootstrap"]
         figures["class_iou_ci.png"] = plots.interval_bars(
-            labels, values, intervals, colors, f"IoU with its 95% interval over {b['units']} {b['unit']}s "
+            labels, values, intervals, colors, f"IoU with its 95% interval over {plural(b['units'], b['unit'])} "
             f"({b['resamples']} resamples){', small split' if b['small_split'] else ''}", "IoU",
             separator=len(classes))
     shown = classes.foreground or list(classes.classes)
@@ -125,9 +126,9 @@ def interval_text(doc: dict) -> tuple[str, str]:
     b = doc["bootstrap"]
     if not doc.get("ci95"):
         return f"No intervals: {b['note']}.", ""
-    unit = f"{b['unit']}s"
-    text = (f"Brackets: 95% interval, a percentile bootstrap over the {b['units']} {unit} of the split "
-            f"({b['resamples']} resamples, seed {b['seed']}): each resample draws {b['units']} {unit} with "
+    unit, counted = f"{b['unit']}s", plural(b["units"], b["unit"])
+    text = (f"Brackets: 95% interval, a percentile bootstrap over the {counted} of the split "
+            f"({b['resamples']} resamples, seed {b['seed']}): each resample draws {counted} with "
             f"replacement and pools their pixels; the interval holds the middle 95% of the resampled figures, "
             f"how far a figure could move on another draw of {unit} like these.")
     return text, (b["note"][0].upper() + b["note"][1:] + "." if b["note"] else "")
@@ -148,8 +149,9 @@ def render_html(acc: Accumulator, doc: dict, about: dict[str, str], figures: dic
              f"the paper's figures" if any(g == "mean_paper" for g, _ in _mean_rows(doc)) else "")
     parts += [
         f"<h2>Figures on the split{small}</h2>",
-        f"<p>{doc['images']} images, {doc['clips']} clips, {doc['valid_pixels']:,} valid pixels (reference label "
-        f"{classes.ignore_index} excluded). Per class one-vs-rest over all valid pixels of the split, pooled; "
+        f"<p>{plural(doc['images'], 'image')}, {plural(doc['clips'], 'clip')}, {doc['valid_pixels']:,} valid "
+        f"pixels (reference label {classes.ignore_index} excluded). Per class one-vs-rest over all valid pixels "
+        f"of the split, pooled; "
         f"mean (tissues) is over every class but background{paper}. Overall pixel accuracy "
         f"<b>{figure(doc['pixel_accuracy'], (ci or {}).get('pixel_accuracy'), 1 if ci else 2, 100)}</b> %.</p>",
         html.table(header, rows, css),

@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 
+from models.core.cliutil import plural
 from models.evaluate.accumulate import Accumulator
 from models.evaluate.bootstrap import CONFIDENCE, DEFAULT_RESAMPLES, SMALL_SPLIT, Units, intervals
 from models.evaluate.calibration import ECE_BINS, Calibration, CalibrationBins
@@ -126,7 +127,7 @@ def interval_note(units: Units, small: bool, scored: bool) -> str:
     """Why the units are images, whether the split is small, why the AUC has no interval ('' if none)."""
     n = len(units.matrices)
     parts = [f"interval over images: {units.note}" if units.note else "",
-             (f"small split: {'a single clip' if units.single_clip else f'{n} {units.kind}s'} "
+             (f"small split: {'a single clip' if units.single_clip else plural(n, units.kind)} "
               f"(fewer than {SMALL_SPLIT}), the interval is rough") if small else "",
              "AUC without an interval: no score histograms per clip" if scored and units.histograms is None else ""]
     return "; ".join(p for p in parts if p)
@@ -155,9 +156,9 @@ def headline(doc: dict) -> str:
         parts.append(calibration_text(cal, 3))
     b = doc["bootstrap"]
     why = [w for w in (b["unit_note"], "small split" if b["small_split"] else "") if w]
-    parts.append(f"95% interval over {b['units']} {b['unit']}s" + (f" ({'; '.join(why)})" if why else "")
+    parts.append(f"95% interval over {plural(b['units'], b['unit'])}" + (f" ({'; '.join(why)})" if why else "")
                  if ci else b["note"])
-    return f"{doc['images']} images, {doc['clips']} clips: " + "; ".join(parts)
+    return f"{plural(doc['images'], 'image')}, {plural(doc['clips'], 'clip')}: " + "; ".join(parts)
 
 
 def calibration_text(cal: dict, digits: int = 3) -> str:

@@ -8,7 +8,7 @@ import argparse
 import json
 from pathlib import Path
 
-from models.core.cliutil import non_negative_int, number, positive_int
+from models.core.cliutil import non_negative_int, number, positive_int, show_progress
 
 share = number(float, 0, 1, what="a share")
 
@@ -22,7 +22,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         base = read_gan_dir(args.out).root / "config.yaml"  # one clear line when there is nothing to resume
     cfg = GanConfig.load(base, size=args.size, iters=args.iters, batch_size=args.batch_size, seed=args.seed)
-    summary = train_gan(args.data, args.out, cfg, resume=args.resume, trust_pickle=args.trust_pickle)
+    summary = train_gan(args.data, args.out, cfg, resume=args.resume, trust_pickle=args.trust_pickle,
+                        progress=show_progress(args))
     print(f"GAN trained to step {summary['steps']} ({summary['s_per_iter']} s/iter); samples in "
           f"{Path(args.out) / 'samples'}")
     return 0
@@ -32,7 +33,7 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
     from models.gan.synthesize import synthesize
 
     dataset = synthesize(args.gan, args.labels, args.out, n=args.n, seed=args.seed, perturb_share=args.perturb,
-                         trust_pickle=args.trust_pickle)
+                         trust_pickle=args.trust_pickle, progress=show_progress(args))
     print(f"wrote {len(dataset.items)} GAN-synthesized image/label pairs (train split) to {args.out}")
     return 0
 
@@ -41,7 +42,7 @@ def cmd_quality(args: argparse.Namespace) -> int:
     from models.gan.quality import gan_quality
 
     result = gan_quality(args.gan, args.data, split=args.split, out=args.out, max_images=args.max_images,
-                         seed=args.seed, trust_pickle=args.trust_pickle)
+                         seed=args.seed, trust_pickle=args.trust_pickle, progress=show_progress(args))
     print(json.dumps({k: result[k] for k in ("split", "images", "generated_vs_real", "train_vs_real", "grid")}))
     return 0
 
@@ -50,7 +51,8 @@ def cmd_ablation(args: argparse.Namespace) -> int:
     from models.gan.ablation import parse_seeds, run_ablation
 
     table = run_ablation(args.data, args.gan_data, args.out, parse_seeds(args.seeds), iters=args.iters,
-                         config=args.config, ratio=args.ratio, trust_pickle=args.trust_pickle)
+                         config=args.config, ratio=args.ratio, trust_pickle=args.trust_pickle,
+                         progress=show_progress(args))
     d = table["difference"]
     print(f"test Dice with - without GAN: {d['dice']['mean']:+.4f} (std {d['dice']['std']:.4f}); IoU "
           f"{d['iou']['mean']:+.4f} (std {d['iou']['std']:.4f}); table in {Path(args.out) / 'ablation.md'}")

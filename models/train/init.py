@@ -98,7 +98,8 @@ def init_from(model, arch: str, classes: ClassTable, source: str | Path, trust_p
     """Set `model` (architecture `arch`, class table `classes`) from SOURCE; returns what was done, in words."""
     src = find_source(source)
     if src.arch != arch:
-        raise EndoSpineError(f"{src.path}: network {src.arch}, but this run trains {arch} (use --model {src.arch})")
+        raise EndoSpineError(f"{src.path}: network {src.arch}, but this run trains {arch} (use --net {src.arch}, "
+                             f"or model: {src.arch} in the config)")
     donor = build_model(src.arch, len(src.classes))
     load_weights(donor, src.stem, trust_pickle)  # checked: names, shapes, dtypes, finite
     theirs = donor.state_dict()

@@ -84,7 +84,7 @@ def test_init_refusals_are_one_line(tiny_model, tmp_path, capsys):
     write_sealed(old, content)
     cases = [(["--init", str(tampered)], "weights.safetensors"),
              (["--init", str(old)], "re-export it"),
-             (["--init", str(run), "--model", "liteseg-gpu"], "use --model liteseg-cpu"),
+             (["--init", str(run), "--net", "liteseg-gpu"], "use --net liteseg-cpu"),
              (["--init", str(data)], "neither an exported model folder"),
              (["--init", str(tmp_path / "nope")], "needs an exported model folder or a training run"),
              (["--freeze-backbone", "2"], "--freeze-backbone needs --init")]
