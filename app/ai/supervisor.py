@@ -42,19 +42,17 @@ def worker_config(model_dir: str | None, backend: str = "auto", profile: str | N
     manifest is a one-line error now; file hashes are checked when the worker loads it.
     profile: the endoscope profile YAML the worker applies (None: the default profile).
 
-    backend "auto": ONNX Runtime when the model ships model.onnx (measured 1.8x faster than
-    Paddle + oneDNN for the shipped model on 2 cores, same output), else Paddle Inference.
+    backend "auto": models.core.runtime.backends.auto_backend (ONNX Runtime when the model ships
+    model.onnx, else Paddle Inference).
     """
-    from importlib.util import find_spec
-
+    from models.core.runtime.backends import auto_backend
     from models.core.runtime.manifest import load_manifest
 
     if not model_dir:
         return None
     manifest = load_manifest(model_dir, verify=False)
     if backend == "auto":
-        has_onnx = "onnx" in manifest.files and find_spec("onnxruntime") is not None
-        backend = "onnxruntime" if has_onnx else "paddle"
+        backend = auto_backend(manifest.files)
     return WorkerConfig(model_dir=str(model_dir), settings=RuntimeSettings(backend=backend, profile=profile), **overrides)
 
 

@@ -287,7 +287,7 @@ def add_backend(p, help: str = BACKEND_HELP) -> None:
 def resolve_backend(backend: str, model_dir: str | Path | None, device: str = "cpu") -> str:
     """--backend as RuntimeSettings takes it: auto -> onnxruntime when the model folder lists
     model.onnx, onnxruntime is installed and the device is the CPU, else paddle (the display's
-    rule, app.ai.supervisor.worker_config). No model (e.g. --pred): paddle, unused."""
+    rule: models.core.runtime.backends.auto_backend). No model (e.g. --pred): paddle, unused."""
     if backend == "onnxruntime" and device != "cpu":
         raise EndoSpineError(f"--backend onnxruntime runs on the CPU only; use --backend paddle (or auto) "
                              f"with --device {device}")
@@ -295,15 +295,14 @@ def resolve_backend(backend: str, model_dir: str | Path | None, device: str = "c
         return backend
     if model_dir is None or device != "cpu":
         return "paddle"
-    from importlib.util import find_spec
-
+    from models.core.runtime.backends import auto_backend
     from models.core.runtime.manifest import load_manifest
 
     try:
-        has_onnx = "onnx" in load_manifest(model_dir, verify=False).files
+        files = load_manifest(model_dir, verify=False).files
     except EndoSpineError:  # no model here: the command says so where it checks its inputs, in its order
         return "paddle"
-    return "onnxruntime" if has_onnx and find_spec("onnxruntime") is not None else "paddle"
+    return auto_backend(files, device)
 
 
 DEVICES = ("cpu", "gpu", "tensorrt")
