@@ -9,8 +9,9 @@ and evaluates it on the test split with `evaluate`, the code behind every headli
   one clip do not fill a small budget) and budget n takes the first n, so a larger budget holds the
   smaller ones' images. Seeds change the images drawn and the training randomness.
 - Starts are `scratch` or a model folder / run (`train --init`), named `NAME=PATH` or by folder.
-- Every finished run leaves results/<run>.json; running the command again with the same settings
-  skips those (a long curve survives an interruption), and refuses a folder made with others.
+- Every finished run leaves results/<run>.json; running the command again with the same data and
+  training settings skips those (a long curve survives an interruption; seeds, budgets and starts
+  can be added later), and refuses a folder made with other data or settings.
 
 The folder gets curve.json (every run and the summary), curve.png and curve.md (test Dice per
 budget and start: mean and min-max over seeds, and each pretrained start's gain over scratch).
@@ -113,7 +114,7 @@ def learning_curve(data: str | Path, out: str | Path, cfg, sizes: list[int], sta
                              f"{dataset.root}'s train split")
     setup = {"data": str(dataset.root), "config": cfg.to_dict(), "sizes": sizes, "seeds": seeds,
              "starts": {s.name: s.path for s in starts}}
-    _check_setup(out, setup)
+    _check_setup(out, {k: setup[k] for k in ("data", "config")})
     results_dir = out / "results"
     results_dir.mkdir(parents=True, exist_ok=True)
     runs = [(n, s, k) for k in seeds for s in starts for n in sizes]
@@ -156,7 +157,7 @@ def learning_curve(data: str | Path, out: str | Path, cfg, sizes: list[int], sta
 
 
 def _check_setup(out: Path, setup: dict) -> None:
-    """A folder holds one curve: the same settings continue it, others are refused."""
+    """A folder holds one curve: the same data and training settings continue it, others are refused."""
     path = out / "setup.json"
     if path.is_file():
         before = json.loads(path.read_text())

@@ -79,8 +79,11 @@ def test_a_tiny_curve_runs_and_continues(tiny_model, tmp_path):
     assert yaml.safe_load((out / "runs" / "n2-scratch-s0" / "data.yaml").read_text())["train"][0]["images"] == 2
     assert yaml.safe_load((out / "runs" / "n4-scratch-s0" / "data.yaml").read_text())["train"][0]["images"] == 4
     assert not list((out / "runs").glob("*/*.safetensors"))  # weights dropped unless --keep-models
-    # run again: every run is done, nothing retrains; other settings in the same folder are refused
+    # run again: every run is done, nothing retrains; fewer starts summarize what was asked for;
+    # other training settings in the same folder are refused
     stamp = (out / "results" / "n4-tiny-s0.json").stat().st_mtime_ns
     assert main(args + ["--config", str(cfg)]) == 0
     assert (out / "results" / "n4-tiny-s0.json").stat().st_mtime_ns == stamp
+    assert main([a.replace(f"scratch,tiny={model}", "scratch") for a in args] + ["--config", str(cfg)]) == 0
+    assert {r["start"] for r in json.loads((out / "curve.json").read_text())["runs"]} == {"scratch"}
     assert main(args[:-2] + ["--eval-every", "1", "--config", str(cfg)]) == 1
