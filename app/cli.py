@@ -11,11 +11,21 @@ from typing import Sequence
 
 from models.core.cliutil import (add_backend, common_options, non_negative_int, number, positive_int, run,
                                  show_progress, source_help)
-from models.core.outputs import CSV, IMAGE, JSON, PNG, VIDEO, check_before
+from models.core.outputs import CSV, FOLDER, IMAGE, JSON, PNG, VIDEO, check_before
 from models.core.paths import demo_video, shipped_model
 
 DEFAULT_SOURCE_HELP = source_help("the shipped demo video (assets/demo.mp4), else synthetic")
 PROFILE_HELP = "endoscope profile YAML from endospine-calibrate (default: automatic field of view, no color change)"
+
+
+def _deid_out(args: argparse.Namespace):
+    """deid --out is what IN is: a folder for a folder, an image for an image, else a video."""
+    from models.core.imageio import IMAGE_SUFFIXES
+
+    inp = Path(args.input)
+    return FOLDER if inp.is_dir() else IMAGE if inp.suffix.lower() in IMAGE_SUFFIXES else VIDEO
+
+
 # What each command writes (option -> kind, folders) and reads: checked before it runs. Recordings
 # and snapshots (run --out-dir) may go beside the played video, so that folder is not an input.
 OUTPUTS = {
@@ -25,6 +35,7 @@ OUTPUTS = {
     "faults": {"files": {"json": JSON}, "folders": ("corpus_dir",)},
     "hostile": {"files": {"json": JSON}, "folders": ("out",)},
     "soak": {"files": {"plot": PNG, "samples_csv": CSV, "json": JSON}, "inputs": ("source",)},
+    "deid": {"files": {"out": _deid_out, "report": JSON}, "inputs": ("input",)},
 }
 
 
@@ -70,6 +81,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     check_before_qt()  # missing system libraries or no display: one line and exit 1, not Qt's abort
     from app.ui.run import run_window
+    from models.core.deid import DeidPolicy
     from models.core.timing import DEFAULT_TIMING
 
     profile = display_profile(args.profile)
@@ -82,6 +94,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     source = open_source_stage(spec, loop=not args.no_loop, capture=capture, isolated=True, timing=timing)
     return run_window(source, worker, output_dir=args.out_dir, fullscreen=args.fullscreen, screen=args.screen,
                       screenshot=args.screenshot, review=args.review, timing=timing,
+                      deid=DeidPolicy.from_profile(profile),  # recordings, snapshots: the field of view only
                       quit_after=args.quit_after if args.quit_after is not None else (4.0 if args.screenshot else None))
 
 
@@ -182,7 +195,24 @@ def _cmd_soak(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_deid(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from app.deid import deidentify, summary_line
+    from models.core.deid import DeidPolicy, parse_region
+    from models.core.optics.profile import load_profile
+
+    policy = DeidPolicy.from_profile(load_profile(args.profile) if args.profile else None)  # its circle and margin
+    policy = replace(policy, region=parse_region(args.region) if args.region else None,
+                     margin_px=args.margin if args.margin is not None else policy.margin_px)
+    print(summary_line(deidentify(args.input, args.out, policy, report=args.report, progress=show_progress(args))))
+    return 0
+
+
 def _cmd_pattern(args: argparse.Namespace) -> int:
+    from app.platform_check import check_before_qt
+
+    check_before_qt()  # as for run: one line naming what is missing, not Qt's abort
     from app.ui.pattern import run_pattern
 
     return run_pattern(screen=args.screen, windowed=args.windowed, quit_after=args.quit_after)
@@ -260,6 +290,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples-csv", metavar="CSV", help="every sample")
     p.add_argument("--json", metavar="OUT", help="also write the JSON result here")
     p.set_defaults(func=_cmd_soak)
+
+    p = sub.add_parser("deid", help="a de-identified copy of a video, an image or a folder of images: every pixel "
+                       "outside the endoscope's field of view black, no metadata",
+                       description="Copy IN to OUT keeping only the field of view (the circle found in the frames, "
+                                   "--region or a profile's fixed circle, plus --margin): text a video tower burns "
+                                   "in around the picture (patient name, dates, record number) is removed, and so is "
+                                   "every metadata key (creation time, device, encoder, EXIF, ...). A video or "
+                                   "image without a circle is refused unless a region is given. Writes a JSON "
+                                   "report (the circle per file, the share of pixels blacked out, the keys "
+                                   "dropped) and prints one summary line.")
+    p.add_argument("input", metavar="IN", help="a video file, an image, or a folder of images (not its subfolders)")
+    p.add_argument("--out", required=True, metavar="OUT",
+                   help="the copy: a video file (.mp4 .mkv ...) for a video, an image for an image, a new or "
+                        "empty folder for a folder")
+    p.add_argument("--region", metavar="CX,CY,R", help="the field of view to keep, a circle in pixels "
+                   "(default: the profile's fixed circle, else found in the frames)")
+    p.add_argument("--profile", metavar="FILE", help="endoscope profile: its fixed circle and deid margin")
+    p.add_argument("--margin", type=number(float, 0, 64), metavar="PX",
+                   help="picture kept beyond the circle, in pixels (default: the profile's, else 4)")
+    p.add_argument("--report", metavar="FILE", help="the JSON report (default: OUT.deid.json beside a file, "
+                   "OUT/deid.json in a folder)")
+    p.set_defaults(func=_cmd_deid)
 
     p = sub.add_parser("pattern", help="show the latency loopback pattern full screen (endospine-calibrate latency)")
     p.add_argument("--screen", type=non_negative_int, metavar="N", help="on monitor N (0-based)")

@@ -10,7 +10,8 @@ returns what the screen shows (the window, app/ui/main_window.py, only paints it
 the bench) reuses the same stage choices: `open_source_stage` (a SOURCE string through the
 source registry, opened, with the timing rules it applies itself; realtime=False to read as
 fast as possible), `classes_of` (the class table the display states) and `timing_of` (the
-timing rules of an endoscope profile).
+timing rules of an endoscope profile). `deid_of` gives what its recordings and snapshots keep
+(models/core/deid.py: the field of view only, unless the profile says keep_full_frame).
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from app.ai.supervisor import InferenceClient, WorkerConfig
 from app.capture_thread import CaptureThread, LatestFrame, ReviewGate
 from app.decide import AIFacts, Decision, Overlay, Screen, SourceFacts, Tick, decide, overlay_for
 from models.core.classes import ClassTable, default_classes
+from models.core.deid import DeidPolicy
 from models.core.errors import EndoSpineError
 from models.core.optics.capture_settings import CaptureSettings
 from models.core.runtime.manifest import load_manifest
@@ -32,11 +34,17 @@ from models.core.types import Frame
 
 
 def build_live(source: Source, worker: WorkerConfig | None = None, timing: Timing | None = None,
-               review: bool = False) -> LivePipeline:
+               review: bool = False, deid: DeidPolicy | None = None) -> LivePipeline:
     """The live path on `source` (opened or not) with the AI of `worker` (None: video only).
     timing: the rules of the whole path, which the source and the AI worker follow too (None: the
     worker's, else the defaults). review: frame-exact replay, each frame waits for its own mask
-    (only with an AI)."""
+    (only with an AI). deid: what recordings and snapshots keep (None: as the worker's profile
+    says, else de-identified with a detected field of view)."""
+    if deid is None:
+        try:
+            deid = deid_of(worker.settings.profile if worker is not None else None)
+        except EndoSpineError:  # the worker reports its bad profile; recordings stay de-identified
+            deid = DeidPolicy()
     if timing is None:
         timing = worker.timing if worker is not None else DEFAULT_TIMING
     elif worker is not None and worker.timing != timing:
@@ -45,7 +53,8 @@ def build_live(source: Source, worker: WorkerConfig | None = None, timing: Timin
     store = LatestFrame()
     ai = InferenceClient(worker, store) if worker is not None else None
     gate = ReviewGate() if review and ai is not None else None
-    return LivePipeline(source, store, CaptureThread(source, store, gate), ai, gate, timing, classes_of(worker))
+    return LivePipeline(source, store, CaptureThread(source, store, gate), ai, gate, timing, classes_of(worker),
+                        deid=deid)
 
 
 @dataclass
@@ -59,6 +68,7 @@ class LivePipeline:
     timing: Timing
     classes: ClassTable
     screen: Screen = field(default_factory=lambda: Screen(last_new=time.monotonic()))
+    deid: DeidPolicy = field(default_factory=DeidPolicy)  # what recordings and snapshots keep
 
     @property
     def review(self) -> bool:
@@ -158,3 +168,12 @@ def timing_of(profile: str | Path | None) -> Timing:
     from models.core.optics.profile import load_profile
 
     return load_profile(profile).timing if profile else DEFAULT_TIMING
+
+
+def deid_of(profile: str | Path | None) -> DeidPolicy:
+    """What recordings and snapshots keep under an endoscope profile file (its fixed circle and
+    `deid:` section), or the default: de-identified, the circle detected. A bad file is the
+    profile's one-line EndoSpineError."""
+    from models.core.optics.profile import load_profile
+
+    return DeidPolicy.from_profile(load_profile(profile) if profile else None)

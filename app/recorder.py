@@ -7,7 +7,19 @@ last fragment if the process dies) plus a per-frame CSV: index, frame_id, pts, c
 mask_frame_id and overlay_shown (the mask painted over the frame, if any), gate_score and
 ai_unsure (the trust gate's score and verdict for the result whose mask was shown with the frame,
 or was withheld because the gate called the scene unlike the training data; gate_score blank
-without such a result or without a gate, models.core.types.Result).
+without such a result or without a gate, models.core.types.Result), frame_region and fov_cx,
+fov_cy, fov_r (what the recorded frame kept, below).
+
+De-identified by default (issue 21, models/core/deid.py): recordings (raw and overlay) and snapshots
+keep only the endoscope's field of view; every pixel beyond the circle + the margin is black. The
+display itself still shows the whole frame. The writer thread finds the circle in the frames it
+records (the profile's fixed circle, or detected every 10 frames and held; a few ms per detection
+at 1080p) and applies a mask computed once per circle (one masked copy per frame). Until a circle
+is known the frames are recorded all black (frame_region `black`, counted in `black_frames`): never
+a full frame with identifiers by default. The profile's `deid: keep_full_frame` keeps the whole
+frame (frame_region `full`); the files then say so in their metadata and in the CSV's first line,
+a `#` comment. File names carry a session number, never a time or a patient field:
+rec-0001_raw.mp4, rec-0001_overlay.mp4, rec-0001_frames.csv, snap-0001_f000123_raw.png.
 
 A recording never fills the disk: it refuses to start, or stops cleanly (closing its files so they
 stay playable), when the free space falls below a reserve, and a write error (disk full, the
@@ -16,9 +28,9 @@ drive pulled) stops it the same way with the reason in `error`.
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import errno
 import queue
+import re
 import shutil
 import threading
 from pathlib import Path
@@ -27,26 +39,44 @@ from typing import Callable
 import numpy as np
 
 from models.core.classes import ClassTable
+from models.core.deid import DeidPolicy, KeepMask
 from models.core.errors import EndoSpineError
-from models.core.imageio import write_image
+from models.core.optics.fov import Circle
 from models.core.overlay import OverlayStyle, composite, render_overlay
 from models.core.types import Frame, Result
-from models.core.video import VideoWriter
 
 
-def stamp() -> str:
-    return dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+def next_number(folder: Path, prefix: str) -> int:
+    """The session number for the next `<prefix>-NNNN*` file in `folder`: one more than the highest
+    there (numbers survive restarts; no clock, no patient field in a name)."""
+    pattern = re.compile(rf"^{re.escape(prefix)}-(\d+)")
+    numbers = [int(m.group(1)) for p in (folder.iterdir() if folder.is_dir() else ()) if (m := pattern.match(p.name))]
+    return max(numbers, default=0) + 1
 
 
-def snapshot(folder: Path, frame: Frame, result: Result | None, classes: ClassTable, style: OverlayStyle) -> list[Path]:
-    """Write <stamp>_raw.png and, with a mask, <stamp>_overlay.png. Returns the paths written."""
-    base = folder / f"{stamp()}_f{frame.frame_id:06d}"
+def snapshot(folder: Path, frame: Frame, result: Result | None, classes: ClassTable, style: OverlayStyle,
+             policy: DeidPolicy | None = None, held: Circle | None = None) -> list[Path]:
+    """Write snap-NNNN_f<frame>_raw.png and, with a mask, ..._overlay.png, de-identified as `policy`
+    says (default: the field of view only). The circle: the policy's, else found in this frame,
+    else `held` (a running recording's); none: EndoSpineError, nothing written. Returns the paths."""
+    policy = policy or DeidPolicy()
+    image = frame.image
+    mask = None
+    if not policy.keep_full_frame:
+        circle = policy.finder()(image) or held
+        if circle is None:
+            raise EndoSpineError("no field of view (circle) found in this frame; not saved, since the frame may "
+                                 "show text burned in by the video tower (a profile with a fixed circle, or "
+                                 "deid: keep_full_frame, changes this)")
+        mask = policy.blackout().mask_for(frame.size, circle)
+    folder.mkdir(parents=True, exist_ok=True)
+    base = folder / f"snap-{next_number(folder, 'snap'):04d}_f{frame.frame_id:06d}"
     paths = [base.with_name(base.name + "_raw.png")]
-    write_image(paths[0], frame.image)
+    policy.write_image(paths[0], mask.apply(image) if mask is not None else image)
     if result is not None:
-        image = composite(frame.image, render_overlay(result.mask, classes, style), result.box)
+        shown = composite(image, render_overlay(result.mask, classes, style), result.box)
         paths.append(base.with_name(base.name + "_overlay.png"))
-        write_image(paths[1], image)
+        policy.write_image(paths[1], mask.apply(shown) if mask is not None else shown)
     return paths
 
 
@@ -58,11 +88,13 @@ def free_bytes(folder: Path) -> int:
 
 
 class Recorder:
-    """Records raw and/or overlay video of displayed frames, with a CSV row per frame."""
+    """Records raw and/or overlay video of displayed frames, with a CSV row per frame.
+    policy: what the files keep (default: de-identified, the field of view only)."""
 
     def __init__(self, folder: Path, size: tuple[int, int], fps: float, classes: ClassTable,
                  raw: bool = True, overlay: bool = True, queue_size: int = 16,
-                 reserve_bytes: int = RESERVE_BYTES, disk_free: Callable[[Path], int] = free_bytes):
+                 reserve_bytes: int = RESERVE_BYTES, disk_free: Callable[[Path], int] = free_bytes,
+                 policy: DeidPolicy | None = None):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.reserve_bytes = reserve_bytes
@@ -72,22 +104,26 @@ class Recorder:
             raise EndoSpineError(f"{self.folder}: only {free / 1e6:.0f} MB free, below the "
                                  f"{reserve_bytes / 1e6:.0f} MB reserve; not recording")
         self.classes = classes
+        self.policy = policy = policy or DeidPolicy()
+        self._finder = policy.finder()
+        self._blackout = policy.blackout()
+        self.black_frames = 0  # frames recorded all black: no field of view known yet
         self.source_size = size
         w, h = size[0] - size[0] % 2, size[1] - size[1] % 2  # H.264 4:2:0 wants even sides
         self.size = (w, h)
-        name = stamp()
+        name = f"rec-{next_number(self.folder, 'rec'):04d}"
         self.writers = {}
-        if raw:
-            self.writers["raw"] = VideoWriter(self.folder / f"{name}_raw.mp4", w, h, fps, preset="veryfast",
-                                              crf=18, fragmented=True, gop=int(fps), atomic=False)
-        if overlay:
-            self.writers["overlay"] = VideoWriter(self.folder / f"{name}_overlay.mp4", w, h, fps, preset="veryfast",
-                                                  crf=18, fragmented=True, gop=int(fps), atomic=False)
+        for kind, wanted in (("raw", raw), ("overlay", overlay)):
+            if wanted:
+                self.writers[kind] = policy.video_writer(self.folder / f"{name}_{kind}.mp4", w, h, fps,
+                                                         preset="veryfast", crf=18, fragmented=True,
+                                                         gop=int(fps), atomic=False)
         self.csv_path = self.folder / f"{name}_frames.csv"
-        self._csv_file = self.csv_path.open("w", newline="", encoding="utf-8")
+        self._csv_file = policy.open_text(self.csv_path)
+        self._csv_file.write(policy.csv_note() + "\n")
         self._csv = csv.writer(self._csv_file)
         self._csv.writerow(["index", "frame_id", "pts", "capture_time", "mask_frame_id", "overlay_shown",
-                            "gate_score", "ai_unsure"])
+                            "gate_score", "ai_unsure", "frame_region", "fov_cx", "fov_cy", "fov_r"])
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self.written = 0
         self.dropped = 0
@@ -110,6 +146,11 @@ class Recorder:
         except queue.Full:
             self.dropped += 1
 
+    @property
+    def circle(self) -> Circle | None:
+        """The field of view the recording keeps now (for a snapshot taken while recording)."""
+        return self._finder.last
+
     def stop(self, timeout: float = 10.0) -> None:
         try:
             self._queue.put(None, timeout=timeout)
@@ -130,18 +171,26 @@ class Recorder:
                                   f"after {self.written} frames")
                     break
                 w, h = self.size
+                if self.policy.keep_full_frame:
+                    mask, region, circle = None, "full", None
+                else:
+                    circle = self._finder(frame.image)
+                    mask = self._blackout.mask_for((w, h), circle)  # made once per circle, not per frame
+                    region = "fov" if circle is not None else "black"
+                    self.black_frames += circle is None
                 if "raw" in self.writers:
-                    self.writers["raw"].write(np.ascontiguousarray(frame.image[:h, :w]))
+                    self.writers["raw"].write(self._kept(frame.image, mask))
                 if "overlay" in self.writers:
                     rgba = render_overlay(result.mask, self.classes, style) if result is not None else None
                     shown = composite(frame.image, rgba, result.box if result else None)
-                    self.writers["overlay"].write(np.ascontiguousarray(shown[:h, :w]))
+                    self.writers["overlay"].write(self._kept(shown, mask))
                 gated = result if result is not None else withheld
                 score = gated.score if gated is not None else None
+                fov = [f"{circle.cx:.2f}", f"{circle.cy:.2f}", f"{circle.r:.2f}"] if circle else ["", "", ""]
                 self._csv.writerow([self.written, frame.frame_id, frame.pts, f"{frame.capture_time:.6f}",
                                     result.frame_id if result else "", int(result is not None),
                                     f"{score:.6g}" if score is not None else "",
-                                    int(gated is not None and gated.unsure)])
+                                    int(gated is not None and gated.unsure), region, *fov])
                 self.written += 1
         except Exception as exc:  # noqa: BLE001 - a failing disk must not take the display down
             full = isinstance(exc, OSError) and exc.errno == errno.ENOSPC
@@ -151,6 +200,12 @@ class Recorder:
         if self.error:  # take (and drop) what the display still offers until it calls stop()
             while self._queue.get() is not None:
                 self.dropped += 1
+
+    def _kept(self, image: np.ndarray, mask: KeepMask | None) -> np.ndarray:
+        """The frame as written: the field of view only (copied into the mask's own buffer, whose
+        outside stays black), or the whole frame; trimmed to the video's even size either way."""
+        w, h = self.size
+        return mask.apply(image[:h, :w], reuse=True) if mask is not None else np.ascontiguousarray(image[:h, :w])
 
     def _close_files(self) -> None:
         """Close every file, each on its own: one failing must not leave the others open."""

@@ -515,7 +515,8 @@ def _add_dataset_commands(sub) -> None:
     p = sub.add_parser("extract", help="pick frames worth labeling from surgery videos (unlabeled frame set)",
                        description="Decode each video, take every N-th frame as a candidate, drop dark, blown-out, "
                                    "blurry and near-duplicate ones, and write images/<clip>_<frame>.png plus "
-                                   "frames.yaml (clip = video file stem, frame index, pts, measures, drop counts).")
+                                   "frames.yaml (clip = video file stem, frame index, pts, measures, drop counts). "
+                                   "Frames are de-identified: every pixel outside the endoscope's circle is black.")
     p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files; each is one clip (id = file stem)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (must not exist or be empty)")
     p.add_argument("--every", type=positive_int, default=15, metavar="N",
@@ -533,6 +534,13 @@ def _add_dataset_commands(sub) -> None:
     p.add_argument("--format", choices=["png", "jpg"], default="png", help="image file format (default png)")
     p.add_argument("--classes", metavar="FILE",
                    help="class table the frames will be labeled with (default assets/classes.yaml)")
+    p.add_argument("--region", metavar="CX,CY,R",
+                   help="the field of view to keep, a circle in pixels (default: found in each frame)")
+    p.add_argument("--profile", metavar="FILE", help="endoscope profile whose fixed circle is the field of view to keep")
+    p.add_argument("--keep-full-frame", action="store_true",
+                   help="write whole frames, NOT de-identified: text the video tower burns in around the picture "
+                        "(patient name, dates, record number) stays (default: every pixel outside the field of "
+                        "view black)")
     p.set_defaults(func=c.cmd_extract)
 
     p = sub.add_parser("import", help="labeled images from PaddleSeg, Labelme, CVAT or mask folders -> dataset",

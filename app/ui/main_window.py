@@ -249,7 +249,9 @@ class MainWindow(QMainWindow):
         if self.frame is None:
             return
         try:
-            paths = snapshot(self.output_dir / "snapshots", self.frame, self._drawn_result(), self.classes, self.style)
+            held = self.recorder.circle if self.recorder is not None else None  # the recording's field of view
+            paths = snapshot(self.output_dir / "snapshots", self.frame, self._drawn_result(), self.classes, self.style,
+                             policy=self._deid(), held=held)
             self.statusBar().showMessage(f"snapshot: {paths[-1]}", 4000)
         except Exception as exc:  # noqa: BLE001 - a full disk must not end the session
             self.statusBar().showMessage(f"snapshot failed: {exc}", 6000)
@@ -263,10 +265,15 @@ class MainWindow(QMainWindow):
         if self.frame is None:
             return
         try:
-            self.recorder = Recorder(self.output_dir / "recordings", self.frame.size, self.capture.source.fps, self.classes)
+            self.recorder = Recorder(self.output_dir / "recordings", self.frame.size, self.capture.source.fps, self.classes,
+                                     policy=self._deid())
             self.statusBar().showMessage(f"recording to {self.recorder.folder}", 4000)
         except Exception as exc:  # noqa: BLE001
             self.statusBar().showMessage(f"cannot record: {exc}", 6000)
+
+    def _deid(self):
+        """What recordings and snapshots keep (models/core/deid.py), tagged with the loaded model's id."""
+        return self.pipeline.deid.with_model(self.ai.model_id if self.ai is not None else "")
 
     def toggle_class(self, class_id: int) -> None:
         self.panel.apply(self.style.toggled(class_id))
@@ -333,6 +340,8 @@ class MainWindow(QMainWindow):
         if self.recorder is not None:
             parts.append(f"REC {self.recorder.written} frames" + (f" ({self.recorder.dropped} dropped)"
                                                                   if self.recorder.dropped else ""))
+            if self.recorder.black_frames:  # de-identified: no field of view known, so nothing of the frame kept
+                parts.append(f"{self.recorder.black_frames} frames recorded black (no field of view found)")
             if self.recorder.error:
                 parts.append(f"recording failed: {self.recorder.error}")
         if self.replay is not None:

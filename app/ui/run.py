@@ -8,8 +8,9 @@ from PyQt6.QtCore import QSettings, QTimer
 from PyQt6.QtWidgets import QApplication, QMessageBox
 
 from app.ai.supervisor import WorkerConfig, worker_config
-from app.compose import build_live, open_source_stage, timing_of
+from app.compose import build_live, deid_of, open_source_stage, timing_of
 from app.ui.main_window import MainWindow
+from models.core.deid import DeidPolicy
 from models.core.errors import EndoSpineError
 from models.core.sources.base import Source
 from models.core.timing import Timing
@@ -17,16 +18,18 @@ from models.core.timing import Timing
 
 def run_window(source: Source, worker: WorkerConfig | None = None, output_dir: Path | None = None,
                fullscreen: bool = False, screen: int | None = None, screenshot: Path | None = None,
-               quit_after: float | None = None, review: bool = False, timing: Timing | None = None) -> int:
+               quit_after: float | None = None, review: bool = False, timing: Timing | None = None,
+               deid: DeidPolicy | None = None) -> int:
     """Show the main window on `source` (with the AI of `worker`) until closed or `quit_after` s.
 
     screen: which monitor (0-based, as Qt lists them) the window opens on, e.g. the OR monitor.
     timing: the timing rules, e.g. an endoscope profile's timing section (None: the worker's, else the defaults).
+    deid: what recordings and snapshots keep (None: as the worker's profile says; models/core/deid.py).
     """
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("EndoSpine")
     app.setOrganizationName("EndoSpine")
-    window = MainWindow(build_live(source, worker, timing, review), output_dir=output_dir, settings=QSettings())
+    window = MainWindow(build_live(source, worker, timing, review, deid), output_dir=output_dir, settings=QSettings())
     window.restore_geometry()
     _follow_reopen(window, output_dir, review)
     place_on_screen(window, screen)
@@ -62,12 +65,14 @@ def _follow_reopen(window: MainWindow, output_dir: Path | None, review: bool) ->
         try:
             # a chosen profile must be valid (at start, a bad one only warns); none: the timing so far
             timing = timing_of(profile) if profile else window.pipeline.timing
+            deid = deid_of(profile) if profile else window.pipeline.deid  # what recordings keep
             worker = worker_config(model or None, profile=profile or None)
             source = open_source_stage(spec, loop=True, isolated=True, timing=timing)
         except EndoSpineError as exc:
             QMessageBox.warning(window, "EndoSpine", str(exc))
             return
-        new = MainWindow(build_live(source, worker, timing, review), output_dir=output_dir, settings=window.settings)
+        new = MainWindow(build_live(source, worker, timing, review, deid), output_dir=output_dir,
+                         settings=window.settings)
         new.setGeometry(window.geometry())
         _follow_reopen(new, output_dir, review)
         new.showFullScreen() if window.isFullScreen() else new.show()

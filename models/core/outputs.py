@@ -46,6 +46,7 @@ PNG = Kind("PNG", (".png",))
 IMAGE = Kind("image", (".png", ".jpg", ".jpeg"))
 PLOT = Kind("plot", (".png", ".svg", ".pdf"))  # matplotlib picks the format from the name
 ANY = Kind("file")
+FOLDER = Kind("folder")  # from a Kind chooser (check_args): this output is a folder
 
 _REASONS = {
     errno.ENOSPC: "disk full",
@@ -174,7 +175,8 @@ def _check_folder(path: Path, flag: str | None, inputs: Iterable[str | Path | No
 def check_args(args, files: dict[str, Kind] | None = None, folders: tuple[str, ...] = (),
                inputs: tuple[str, ...] = (), apart: tuple[tuple[str, str], ...] = ()) -> None:
     """A command's output options, checked before it starts: `files` maps an option's dest to
-    its Kind, `folders` names folder options, `inputs` the options (or positionals, lists
+    its Kind (or to a function of the arguments that returns one, FOLDER for a folder: an output
+    whose kind follows its input), `folders` names folder options, `inputs` the options (or positionals, lists
     included) holding what the command reads, `apart` pairs (file, folder) where the file must
     not go inside the folder (a folder written as a whole replaces what is in it). Options left
     out on the command line are skipped."""
@@ -184,7 +186,11 @@ def check_args(args, files: dict[str, Kind] | None = None, folders: tuple[str, .
         given.extend(value if isinstance(value, (list, tuple)) else [value])
     for dest, kind in (files or {}).items():
         if getattr(args, dest, None):
-            check_file(getattr(args, dest), kind, _flag(dest), given)
+            kind = kind(args) if callable(kind) else kind
+            if kind is FOLDER:
+                check_folder(getattr(args, dest), _flag(dest), given)
+            else:
+                check_file(getattr(args, dest), kind, _flag(dest), given)
     for dest in folders:
         if getattr(args, dest, None):
             check_folder(getattr(args, dest), _flag(dest), given)

@@ -6,6 +6,15 @@ the target and renamed when closed cleanly. Any failure - an exception inside th
 or the encoder or the disk failing (a full disk, an I/O error) in write() or close() - removes
 the partial file; a failure of the disk is one line naming the file (WriteFailed, an
 EndoSpineError that is also the OSError it came from).
+
+What a file says besides its pictures is only what the caller gives in `metadata` (issue 21;
+models/core/deid.py chooses those tags): the muxer runs with `fflags=+bitexact` (no "Lavf<version>"
+encoder tag in MP4/MOV/AVI, only "Lavf" as MKV's required writing application, no random MKV
+segment id), no creation time is set (MP4/MOV header times stay 0), and the version and settings
+string x264 puts in its first packet (an SEI "user data unregistered" message: "x264 - core 165 -
+H.264/MPEG-4 AVC codec - ... options: ...") is overwritten with spaces before it is written. MP4/MOV store the tags
+as named metadata (movflags use_metadata_tags); AVI keeps only `comment`; MPEG-TS only its
+service name and provider.
 """
 from __future__ import annotations
 
@@ -52,6 +61,7 @@ class VideoWriter:
         fragmented: bool = False,
         faststart: bool = True,
         atomic: bool = True,
+        metadata: dict[str, str] | None = None,
     ):
         self.path = check_file(path, VIDEO)
         if pix_fmt == "yuv420p" and (width % 2 or height % 2):
@@ -61,15 +71,23 @@ class VideoWriter:
         # straight to their name instead, so that a crash leaves a playable file where expected.
         self.tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}") if atomic else self.path
         self._done = False
-        options: dict[str, str] = {}
-        if fragmented and self.path.suffix.lower() in (".mp4", ".mov", ".m4v"):
-            options["movflags"] = "frag_keyframe+empty_moov+default_base_moof"
-        elif faststart and self.path.suffix.lower() in (".mp4", ".mov", ".m4v"):
-            options["movflags"] = "+faststart"  # the index up front (faststart=False: at the end)
+        options: dict[str, str] = {"fflags": "+bitexact"}  # no encoder version, no random ids
+        iso = self.path.suffix.lower() in (".mp4", ".mov", ".m4v")
+        flags = []
+        if fragmented and iso:
+            flags.append("frag_keyframe+empty_moov+default_base_moof")
+        elif faststart and iso:
+            flags.append("+faststart")  # the index up front (faststart=False: at the end)
+        if metadata and iso:
+            flags.append("+use_metadata_tags")  # keep the tags' own names (else only a few known ones)
+        if flags:
+            options["movflags"] = "".join(flags)
+        self._strip_sei = codec == "libx264"
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._container = av.open(str(self.tmp), mode="w", format=FORMATS[self.path.suffix.lower()],
                                       options=options)
+            self._container.metadata.update(_container_tags(metadata or {}, self.path.suffix.lower()))
         except (av.FFmpegError, OSError) as exc:
             if atomic:
                 self.tmp.unlink(missing_ok=True)
@@ -100,7 +118,7 @@ class VideoWriter:
         frame.time_base = 1 / self._stream.codec_context.framerate
         try:
             for packet in self._stream.encode(frame):
-                self._container.mux(packet)
+                self._mux(packet)
         except (av.FFmpegError, OSError) as exc:  # a full disk, an I/O error: nothing more can be written
             self.abort()
             raise write_failed(self.path, exc, "cannot write video") from None
@@ -111,7 +129,7 @@ class VideoWriter:
             return
         try:
             for packet in self._stream.encode():
-                self._container.mux(packet)
+                self._mux(packet)
             self._container.close()
             if self.tmp != self.path:
                 os.replace(self.tmp, self.path)
@@ -119,6 +137,15 @@ class VideoWriter:
             self.abort()
             raise write_failed(self.path, exc, "cannot finish video") from None
         self._done = True
+
+    def _mux(self, packet: av.Packet) -> None:
+        if self._strip_sei:  # x264 writes its version SEI once, into the first packet
+            self._strip_sei = False
+            data = bytes(packet)
+            clean = blank_encoder_sei(data)
+            if clean != data:
+                packet.update(clean)
+        self._container.mux(packet)
 
     def abort(self) -> None:
         """Stop writing. A staged (atomic) file is removed; a recording keeps what it has."""
@@ -140,6 +167,52 @@ class VideoWriter:
             self.close()
         else:
             self.abort()
+
+
+def _container_tags(tags: dict[str, str], suffix: str) -> dict[str, str]:
+    """The tags as the container stores them: MPEG-TS has only a service name and provider."""
+    if suffix == ".ts":
+        return {"service_provider": "EndoSpine", "service_name": "EndoSpine"}
+    return dict(tags)
+
+
+def _nal_spans(data: bytes) -> list[tuple[int, int]]:
+    """(start, end) of each NAL unit of an H.264 Annex B buffer (after its start code 00 00 01 or
+    00 00 00 01); [] when the buffer does not start with a start code."""
+    i = data.find(b"\x00\x00\x01")
+    if i < 0 or data[:i].strip(b"\x00"):
+        return []
+    starts = []
+    while i >= 0:
+        starts.append(i + 3)
+        i = data.find(b"\x00\x00\x01", i + 3)
+    ends = [len(data[:nxt - 3].rstrip(b"\x00")) for nxt in starts[1:]] + [len(data)]
+    return list(zip(starts, ends))
+
+
+def blank_encoder_sei(data: bytes) -> bytes:
+    """An H.264 Annex B packet with the payload of its "user data unregistered" SEI messages (where
+    x264 writes its version and settings) overwritten with spaces; the same length, every other
+    byte as it was (a shorter packet could make FFmpeg's MP4-to-Annex-B filter misread the first
+    sample's length field as a start code), so the stream decodes exactly as before."""
+    out = None
+    for start, end in _nal_spans(data):
+        unit = data[start:end]
+        if len(unit) < 3 or unit[0] & 0x1F != 6 or b"\x00\x00\x03" in unit:
+            continue  # not an SEI, or escaped bytes in it: left alone
+        i, kind, size = 1, 0, 0
+        while i < len(unit) and unit[i] == 0xFF:
+            kind, i = kind + 255, i + 1
+        kind, i = kind + unit[i], i + 1
+        while i < len(unit) and unit[i] == 0xFF:
+            size, i = size + 255, i + 1
+        if i >= len(unit):
+            continue
+        size, i = size + unit[i], i + 1
+        if kind == 5 and i + size <= len(unit):
+            out = out if out is not None else bytearray(data)
+            out[start + i:start + i + size] = b" " * size
+    return bytes(out) if out is not None else data
 
 
 # The container for each extension models.core.outputs.VIDEO accepts (never guessed by FFmpeg).

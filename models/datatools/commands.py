@@ -21,12 +21,20 @@ def _classes(path: str | None):
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from models.core.deid import DeidPolicy, parse_region
+    from models.core.optics.profile import load_profile
     from models.datatools.extract import REASONS, ExtractSettings, counts, extract_frames
 
     settings = ExtractSettings(every=args.every, max_per_clip=args.max_per_clip, min_sharpness=args.min_sharpness,
                                dup_threshold=args.dup_threshold, max_dark=args.max_dark, max_bright=args.max_bright,
                                image_format=args.format)
-    summaries = extract_frames(args.videos, args.out, settings, _classes(args.classes))
+    # the profile gives the circle (and margin); only the flag keeps whole frames here
+    policy = replace(DeidPolicy.from_profile(load_profile(args.profile) if args.profile else None),
+                     keep_full_frame=args.keep_full_frame,
+                     region=parse_region(args.region) if args.region else None)
+    summaries = extract_frames(args.videos, args.out, settings, _classes(args.classes), policy)
     head = f"{'clip':<24}{'decoded':>8}{'cands':>7}{'kept':>6}" + "".join(f"{r:>11}" for r in REASONS)
     head += f"{'sharp~':>9}"
     print(head)
@@ -41,6 +49,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
     print(f"wrote {plural(total['kept'], 'frame')} of {plural(len(summaries), 'clip')} to {args.out} (unlabeled; "
           f"frames.yaml lists clip, frame index and pts). After labeling, import with --clip-from "
           f"'{CLIP_FRAME_PATTERN}'.")
+    print(f"frames: {policy.summary()}" + ("" if policy.keep_full_frame else "; circle per clip in frames.yaml"))
     if total["kept"] == 0:
         print("warning: no frame kept; look at the drop reasons and the median sharpness (sharp~) above")
     return 0

@@ -6,12 +6,23 @@ FOV below `min_sharpness`), or a near-duplicate of a frame already kept from the
 distance below `dup_threshold`; of two near-duplicates the sharper one is kept). With
 `max_per_clip`, the kept frames of a clip are thinned to that many, evenly spread in time.
 
+De-identified by default (issue 21, models/core/deid.py): every candidate keeps only the
+endoscope's field of view, every pixel beyond the circle + the margin black (text burned in by the
+video tower: patient name, dates, record number), before it is measured or written. The circle is
+the given region (`--region`), a profile's fixed circle, or the one found in each candidate
+(models/core/optics/fov.py; a failed detection keeps the clip's last circle). A candidate before
+any circle of its clip is known is dropped (`no_fov`); a clip in which none is found at all (a plain
+camera) is refused, so that no frame with identifiers is written. `keep_full_frame` (--keep-full-frame)
+writes the frames whole; frames.yaml and every image's metadata then say so. Images carry no
+metadata but EndoSpine's version and what the frames keep.
+
 Output contract (a frame set, not a dataset: there are no labels yet)::
 
     images/<clip>_<frame:06d>.png     the kept frames (or .jpg with image_format="jpg")
     frames.yaml                       format endospine-frames/1: class table to label with, the
-                                      settings, per clip the counts kept and dropped by reason,
-                                      per frame: image, clip, frame index, pts (s), measures
+                                      settings, what the frames keep (deid), per clip the counts
+                                      kept and dropped by reason and the circle used, per frame:
+                                      image, clip, frame index, pts (s), measures
 
 The clip id is the video's file stem (made file-name safe); two videos with the same stem are
 an error. The frame name carries clip and frame index, so that after labeling
@@ -32,15 +43,15 @@ import numpy as np
 from tqdm import tqdm
 
 from models.core.classes import ClassTable
+from models.core.deid import DeidPolicy, region_in_frame
 from models.core.errors import EndoSpineError
-from models.core.imageio import write_image
 from models.core.yamlio import dump_yaml
 from models.dataset import StagedDir
 from models.datatools import quality
 from models.datatools.common import check_out_free
 
 FORMAT = "endospine-frames/1"
-REASONS = ("dark", "bright", "blurry", "duplicate", "over_limit")
+REASONS = ("dark", "bright", "blurry", "duplicate", "no_fov", "over_limit")
 
 
 @dataclass(frozen=True)
@@ -75,6 +86,8 @@ class ClipSummary:
     kept: int = 0
     dropped: dict[str, int] = field(default_factory=lambda: {r: 0 for r in REASONS})
     median_sharpness: float | None = None
+    fov: dict | None = None   # the circle the kept frames were cut to: median cx, cy, r, its source and spread
+    black_share: float | None = None  # mean share of each kept frame's pixels set to black
 
 
 @dataclass
@@ -94,7 +107,9 @@ def clip_id(video: Path) -> str:
 
 
 def extract_frames(videos: Sequence[str | Path], out: str | Path, settings: ExtractSettings,
-                   classes: ClassTable) -> list[ClipSummary]:
+                   classes: ClassTable, policy: DeidPolicy | None = None) -> list[ClipSummary]:
+    """policy: what the frames keep (default: de-identified, the field of view only, the circle detected)."""
+    policy = policy or DeidPolicy()
     videos = [Path(v) for v in videos]
     if not videos:
         raise EndoSpineError("extract: no videos given")
@@ -112,7 +127,7 @@ def extract_frames(videos: Sequence[str | Path], out: str | Path, settings: Extr
     frames: list[KeptFrame] = []
     with StagedDir(out) as tmp:
         for video in videos:
-            summary, kept = _extract_clip(video, clip_id(video), tmp, settings)
+            summary, kept = _extract_clip(video, clip_id(video), tmp, settings, policy)
             summaries.append(summary)
             frames += kept
         doc = {
@@ -120,6 +135,8 @@ def extract_frames(videos: Sequence[str | Path], out: str | Path, settings: Extr
             "name": out.name,
             "classes": classes.to_dict(),
             "settings": asdict(settings),
+            "deid": {"frames": policy.frames, "margin_px": policy.margin_px, "summary": policy.summary(),
+                     "region": [policy.region.cx, policy.region.cy, policy.region.r] if policy.region else None},
             "clips": [asdict(s) for s in summaries],
             "frames": [{"image": f.image, "clip": f.clip, "frame": f.frame, "pts": f.pts,
                         "sharpness": round(f.sharpness, 2), "dark": round(f.dark, 4), "bright": round(f.bright, 4)}
@@ -155,10 +172,13 @@ def judge(q: quality.FrameQuality, s: ExtractSettings) -> str | None:
     return None
 
 
-def _extract_clip(video: Path, clip: str, tmp: Path, s: ExtractSettings) -> tuple[ClipSummary, list[KeptFrame]]:
+def _extract_clip(video: Path, clip: str, tmp: Path, s: ExtractSettings,
+                  policy: DeidPolicy) -> tuple[ClipSummary, list[KeptFrame]]:
     summary = ClipSummary(clip, str(video.resolve()))
     kept: list[KeptFrame] = []
     sharp: list[float] = []
+    finder, blackout = policy.finder(every=1), policy.blackout()  # candidates lie frames apart: search each
+    circles: dict[int, tuple[float, float, float, float]] = {}  # frame index -> (cx, cy, r, black share)
     index = -1
     try:
         with av.open(str(video)) as container:
@@ -171,6 +191,16 @@ def _extract_clip(video: Path, clip: str, tmp: Path, s: ExtractSettings) -> tupl
                         continue
                     summary.candidates += 1
                     rgb = frame.to_ndarray(format="rgb24")
+                    if not policy.keep_full_frame:
+                        if policy.region is not None and summary.candidates == 1:  # a typo: not all-black frames
+                            region_in_frame(policy.region, rgb.shape[1], rgb.shape[0], f"{video}: --region")
+                        circle = finder(rgb)
+                        if circle is None:  # no field of view known yet in this clip: nothing of it is written
+                            summary.dropped["no_fov"] += 1
+                            continue
+                        mask = blackout.mask_for((rgb.shape[1], rgb.shape[0]), circle)
+                        rgb = mask.apply(rgb)
+                        circles[index] = (circle.cx, circle.cy, circle.r, mask.black_share)
                     q = quality.measure(rgb)
                     sharp.append(q.sharpness)
                     reason = judge(q, s) or _dedupe(q, kept, s, tmp, summary)
@@ -178,7 +208,7 @@ def _extract_clip(video: Path, clip: str, tmp: Path, s: ExtractSettings) -> tupl
                         summary.dropped[reason] += 1
                         continue
                     name = f"images/{clip}_{index:06d}.{s.image_format}"
-                    write_image(tmp / name, rgb)
+                    policy.write_image(tmp / name, rgb)
                     pts = None if frame.time is None else round(float(frame.time), 4)
                     kept.append(KeptFrame(name, clip, index, pts, q.sharpness, q.dark, q.bright, q.hash))
     except av.FFmpegError as exc:
@@ -186,6 +216,11 @@ def _extract_clip(video: Path, clip: str, tmp: Path, s: ExtractSettings) -> tupl
     summary.decoded = index + 1
     if summary.decoded == 0:
         raise EndoSpineError(f"{video}: no frames could be decoded")
+    if not policy.keep_full_frame and summary.candidates and summary.dropped["no_fov"] == summary.candidates:
+        raise EndoSpineError(f"{video}: no field of view (the endoscope's circle on a dark surround) found in any of "
+                             f"{summary.candidates} candidate frames: a plain camera? Frames are not written whole, "
+                             "since text burned in around the picture may identify the patient: give --region "
+                             "cx,cy,r (or a --profile with a fixed circle), or --keep-full-frame")
     kept.sort(key=lambda f: f.frame)   # a sharper duplicate replaces an earlier frame at the end
     if s.max_per_clip is not None and len(kept) > s.max_per_clip:
         keep = set(np.unique(np.round(np.linspace(0, len(kept) - 1, s.max_per_clip)).astype(int)).tolist())
@@ -196,6 +231,12 @@ def _extract_clip(video: Path, clip: str, tmp: Path, s: ExtractSettings) -> tupl
         kept = [f for i, f in enumerate(kept) if i in keep]
     summary.kept = len(kept)
     summary.median_sharpness = round(float(np.median(sharp)), 2) if sharp else None
+    used = np.array([circles[f.frame] for f in kept]) if kept and circles else None
+    if used is not None:
+        cx, cy, r = (round(float(v), 2) for v in np.median(used[:, :3], axis=0))
+        spread = float(np.max(np.hypot(used[:, 0] - cx, used[:, 1] - cy) + np.abs(used[:, 2] - r)))
+        summary.fov = {"cx": cx, "cy": cy, "r": r, "source": finder.source, "spread_px": round(spread, 2)}
+        summary.black_share = round(float(used[:, 3].mean()), 4)
     return summary, kept
 
 

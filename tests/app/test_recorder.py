@@ -12,6 +12,7 @@ import pytest
 
 from app.recorder import Recorder, snapshot
 from models.core.classes import default_classes
+from models.core.deid import DeidPolicy
 from models.core.errors import EndoSpineError
 from models.core.imageio import read_image
 from models.core.overlay import OverlayStyle
@@ -19,6 +20,7 @@ from models.core.types import Frame, Result
 
 W, H = 96, 64
 PLENTY = 10 ** 12
+FULL = DeidPolicy(keep_full_frame=True)  # these frames are uniform, no field of view: the tests below keep them
 
 
 def _frame(i: int) -> Frame:
@@ -39,7 +41,7 @@ def _decoded_frames(path) -> int:
 
 
 def _record(tmp_path, n: int, **kwargs) -> Recorder:
-    rec = Recorder(tmp_path, (W, H), 30.0, default_classes(), **kwargs)
+    rec = Recorder(tmp_path, (W, H), 30.0, default_classes(), **{"policy": FULL, **kwargs})
     for i in range(n):
         while rec._queue.full():  # the test wants every frame; the display would drop instead
             time.sleep(0.001)
@@ -50,7 +52,7 @@ def _record(tmp_path, n: int, **kwargs) -> Recorder:
 
 def _files(tmp_path):
     videos = sorted(tmp_path.glob("*.mp4"))
-    rows = list(csv.DictReader(next(tmp_path.glob("*_frames.csv")).open()))
+    rows = list(csv.DictReader(line for line in next(tmp_path.glob("*_frames.csv")).open() if not line.startswith("#")))
     return videos, rows
 
 
@@ -68,7 +70,7 @@ def test_every_frame_is_recorded_with_a_csv_row(tmp_path):
 def test_the_gate_score_and_verdict_of_the_result_shown_or_withheld(tmp_path):
     """Each row: the gate's score and verdict of the result whose mask was shown with the frame, or
     was withheld because the gate said unsure; an unsure result is never painted."""
-    rec = Recorder(tmp_path, (W, H), 30.0, default_classes(), disk_free=lambda _: PLENTY)
+    rec = Recorder(tmp_path, (W, H), 30.0, default_classes(), disk_free=lambda _: PLENTY, policy=FULL)
     offers = [(None, None),                                   # 0: no result yet
               (_result(1, score=1.25), None),                 # 1: shown, the gate content
               (None, _result(1, score=7.5, unsure=True)),     # 2: withheld: the display said AI UNSURE
@@ -80,7 +82,7 @@ def test_the_gate_score_and_verdict_of_the_result_shown_or_withheld(tmp_path):
     rec.stop()
     assert rec.error == "" and rec.written == len(offers)
     videos, rows = _files(tmp_path)
-    assert list(rows[0])[-2:] == ["gate_score", "ai_unsure"]
+    assert list(rows[0])[6:8] == ["gate_score", "ai_unsure"]
     assert [(r["overlay_shown"], r["mask_frame_id"], r["gate_score"], r["ai_unsure"]) for r in rows] == [
         ("0", "", "", "0"), ("1", "1", "1.25", "0"), ("0", "", "7.5", "1"), ("0", "", "8", "1"),
         ("0", "", "", "0"), ("1", "5", "", "0")]
@@ -128,7 +130,7 @@ def test_disk_full_mid_write_keeps_what_was_written(tmp_path, monkeypatch):
 
 
 def test_snapshot_writes_raw_and_overlay(tmp_path):
-    paths = snapshot(tmp_path, _frame(3), _result(3), default_classes(), OverlayStyle())
+    paths = snapshot(tmp_path, _frame(3), _result(3), default_classes(), OverlayStyle(), policy=FULL)
     raw, shown = (read_image(p) for p in paths)
     assert np.array_equal(raw, _frame(3).image)
     assert not np.array_equal(shown[20, 20], raw[20, 20])  # the mask is painted there

@@ -20,9 +20,10 @@ A profile is a YAML file (written by `endospine-calibrate`, readable and editabl
     capture: {device: 0, backend: v4l2, width: 1920, height: 1080, fps: 60, fourcc: MJPG, buffer: 1}
     timing: {no_signal_after_s: 0.6}  # the display's timing rules that differ (models.core.timing.Timing)
     trust: {public_key: keys/model-signing.pub.pem}  # run only models signed with this key (or PEM text)
+    deid: {keep_full_frame: false, margin_px: 4}  # recordings and snapshots: the field of view only (models/core/deid.py)
 
 Every section is optional; the default profile (no file) is automatic field of view, no color
-change, no lens, the default timing. `load_profile` checks every field and names the file and
+change, no lens, the default timing, recordings and snapshots de-identified (field of view only). `load_profile` checks every field and names the file and
 the field in its one-line error; `save_profile` writes atomically.
 """
 from __future__ import annotations
@@ -48,7 +49,8 @@ from models.core.yamlio import dump_yaml, parse_yaml, read_yaml
 FORMAT = "endospine-profile/1"
 FOV_MODES = ("auto", "fixed", "off")
 COLOR_MODES = ("none", "gains", "matrix")
-SECTIONS = ("fov", "color", "lens", "latency", "capture", "timing", "trust")
+SECTIONS = ("fov", "color", "lens", "latency", "capture", "timing", "trust", "deid")
+DEFAULT_DEID_MARGIN_PX = 4.0  # picture kept beyond the field of view's circle in what is written
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,19 @@ class LatencySection:
 
 
 @dataclass(frozen=True)
+class DeidSection:
+    """What the display's recordings and snapshots keep (models/core/deid.py, issue 21)."""
+    keep_full_frame: bool = False              # True: the whole frame, text burned in by the tower included
+    margin_px: float = DEFAULT_DEID_MARGIN_PX  # picture kept beyond the circle; everything farther is black
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.keep_full_frame, bool):
+            raise ValueError(f"keep_full_frame: must be true or false, got {self.keep_full_frame!r}")
+        if not 0 <= self.margin_px <= 64:
+            raise ValueError(f"margin_px: must be 0..64 pixels, got {self.margin_px}")
+
+
+@dataclass(frozen=True)
 class TrustSection:
     """Run only models signed with this Ed25519 key (models/core/signing.py)."""
     public_key: str                                             # PEM text, or a PEM file (relative: to the profile)
@@ -177,6 +192,7 @@ class Profile:
     name: str = ""
     created: str = ""
     trust: TrustSection | None = None
+    deid: DeidSection = field(default_factory=DeidSection)
 
     def __post_init__(self) -> None:
         undistorts = self.lens is not None and self.lens.undistort
@@ -209,6 +225,8 @@ class Profile:
             d["timing"] = timing
         if self.trust is not None:
             d["trust"] = {"public_key": self.trust.public_key}
+        if self.deid != DeidSection():  # only when it differs from the default (de-identified)
+            d["deid"] = _section_dict(self.deid, digits)
         return d
 
     @classmethod
@@ -223,7 +241,7 @@ class Profile:
             raise ValueError(f"format: expected {FORMAT!r}, got {d.get('format')!r}")
         out: dict[str, Any] = {"name": str(d.get("name") or ""), "created": str(d.get("created") or "")}
         for key, kind in (("fov", FovSection), ("color", ColorSection), ("lens", LensModel),
-                          ("latency", LatencySection), ("capture", CaptureSettings)):
+                          ("latency", LatencySection), ("capture", CaptureSettings), ("deid", DeidSection)):
             if d.get(key) is not None:
                 out[key] = _parse_section(kind, d[key], key)
         if d.get("timing") is not None:
@@ -337,7 +355,8 @@ def _parse_section(kind, data: Any, name: str):
 
 
 _TUPLES = {"frame_size": int, "center": float, "gains": float, "image_size": int, "distortion": float}
-_NUMBERS = {"radius", "notch_deg", "balance", "rms_px", "valid_radius", "p50_ms", "p95_ms", "max_ms", "fps"}
+_NUMBERS = {"radius", "notch_deg", "balance", "rms_px", "valid_radius", "p50_ms", "p95_ms", "max_ms", "fps",
+            "margin_px"}
 _INTS = {"samples", "index", "width", "height", "buffer"}
 
 
@@ -358,7 +377,7 @@ def _coerce(kind, key: str, v: Any, section: str):
             return _number(v, float)
         if key in _INTS:
             return _number(v, int)
-        if key in ("undistorted", "undistort"):
+        if key in ("undistorted", "undistort", "keep_full_frame"):
             if not isinstance(v, bool):
                 raise TypeError
             return v

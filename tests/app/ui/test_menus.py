@@ -47,7 +47,13 @@ def test_every_menu_shortcut_runs_its_action(qtbot, monkeypatch, tmp_path):
     monkeypatch.setattr(QFileDialog, "getOpenFileName",
                         lambda parent, caption, *a, **k: (asked.append(caption), ("", ""))[1])
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda parent, caption, *a, **k: (asked.append(caption), "")[1])
-    win = MainWindow(ListSource(gray_frames(900, 64, 48), fps=30, realtime=True), output_dir=tmp_path)
+    from app.compose import build_live
+    from models.core.deid import DeidPolicy
+    from models.core.optics.fov import Circle
+
+    # gray frames have no field of view: a region, so that the de-identified snapshot has one to keep
+    source = ListSource(gray_frames(900, 64, 48), fps=30, realtime=True)
+    win = MainWindow(build_live(source, deid=DeidPolicy(region=Circle(32, 24, 20))), output_dir=tmp_path)
     qtbot.addWidget(win)
     win.show()
     win.start()

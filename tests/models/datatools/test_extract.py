@@ -7,12 +7,14 @@ import pytest
 import yaml
 
 from models.cli import main
+from models.core.deid import DeidPolicy
 from models.core.errors import EndoSpineError
 from models.core.imageio import read_image, write_label
 from models.datatools.extract import ExtractSettings, clip_id, extract_frames
 from tests.models.datatools.conftest import LUMBAR, quality_frames
 
 STRICT = ExtractSettings(every=1, min_sharpness=50)
+FULL = DeidPolicy(keep_full_frame=True)  # pattern videos have no field of view: keep them whole
 
 
 def test_keeps_good_frames_and_drops_each_kind_of_bad_one(quality_video, tmp_path):
@@ -38,7 +40,7 @@ def test_keeps_good_frames_and_drops_each_kind_of_bad_one(quality_video, tmp_pat
 def test_every_and_max_per_clip_spread_in_time(pattern_video, tmp_path):
     video = pattern_video(width=64, height=48, frames=20)
     settings = ExtractSettings(every=2, max_per_clip=4, min_sharpness=0, dup_threshold=0, max_dark=1, max_bright=1)
-    (summary,) = extract_frames([video], tmp_path / "f", settings, LUMBAR)
+    (summary,) = extract_frames([video], tmp_path / "f", settings, LUMBAR, FULL)
     assert (summary.candidates, summary.kept, summary.dropped["over_limit"]) == (10, 4, 6)
     frames = [f["frame"] for f in yaml.safe_load((tmp_path / "f" / "frames.yaml").read_text())["frames"]]
     assert frames == [0, 6, 12, 18]
@@ -47,7 +49,7 @@ def test_every_and_max_per_clip_spread_in_time(pattern_video, tmp_path):
 
 def test_jpg_format(pattern_video, tmp_path):
     settings = ExtractSettings(every=10, min_sharpness=0, max_dark=1, image_format="jpg")
-    extract_frames([pattern_video()], tmp_path / "f", settings, LUMBAR)
+    extract_frames([pattern_video()], tmp_path / "f", settings, LUMBAR, FULL)
     assert all(p.suffix == ".jpg" for p in (tmp_path / "f" / "images").iterdir())
 
 
@@ -96,3 +98,45 @@ def test_cli_extract_then_label_then_import_keeps_clips(quality_video, tmp_path,
     assert main(["import", "masks", str(src), "--out", str(ds), "--clip-from", r"^(.+)_(\d+)$"]) == 0
     items = yaml.safe_load((ds / "dataset.yaml").read_text())["items"]
     assert {(it["clip"], it["frame"]) for it in items} == {("case-01", f) for f in (0, 4, 7, 9)}
+
+
+# -- de-identified by default (issue 21) -------------------------------------------------------------
+def test_extracted_frames_keep_only_the_field_of_view(tmp_path, capsys):
+    from models.core.deid import DEFAULT_MARGIN_PX, disallowed_image, image_metadata
+    from models.core.optics.fov import Circle
+    from tests.towerframes import Tower, max_beyond
+
+    tower = Tower(seed=2)
+    video = tower.video(tmp_path / "case.mp4", frames=12, tags={"title": "DOE^JOHN"})
+    out = tmp_path / "frames"
+    assert main(["extract", str(video), "--out", str(out), "--every", "3", "--min-sharpness", "0",
+                 "--dup-threshold", "0", "--max-dark", "1", "--max-bright", "1"]) == 0
+    assert "frames: field of view only" in capsys.readouterr().out
+    doc = yaml.safe_load((out / "frames.yaml").read_text())
+    assert doc["deid"]["frames"] == "field-of-view" and doc["deid"]["margin_px"] == DEFAULT_MARGIN_PX
+    fov = doc["clips"][0]["fov"]
+    assert fov["source"] == "detected" and abs(fov["r"] - tower.circle.r) < 0.5
+    assert 0.5 < doc["clips"][0]["black_share"] < 0.9
+    images = sorted((out / "images").iterdir())
+    assert len(images) == 4
+    circle = Circle(fov["cx"], fov["cy"], fov["r"] + fov["spread_px"])
+    for p in images:
+        assert max_beyond(read_image(p), circle, DEFAULT_MARGIN_PX) == 0  # every one, every outside pixel
+        assert disallowed_image(image_metadata(p.read_bytes())) == []
+
+
+def test_extract_refuses_a_plain_camera_unless_told(pattern_video, tmp_path, capsys):
+    from models.core.deid import image_metadata
+
+    video = pattern_video(width=64, height=48, frames=10)
+    loose = ["--every", "5", "--min-sharpness", "0", "--dup-threshold", "0", "--max-dark", "1", "--max-bright", "1"]
+    assert main(["extract", str(video), "--out", str(tmp_path / "a"), *loose]) == 1
+    assert "no field of view" in capsys.readouterr().err and not (tmp_path / "a").exists()
+    assert main(["extract", str(video), "--out", str(tmp_path / "b"), "--region", "32,24,16", *loose]) == 0
+    img = read_image(next((tmp_path / "b" / "images").iterdir()))
+    assert not img[0, 0].any() and img[24, 32].any()
+    assert main(["extract", str(video), "--out", str(tmp_path / "c"), "--keep-full-frame", *loose]) == 0
+    assert "FULL FRAME" in capsys.readouterr().out
+    assert yaml.safe_load((tmp_path / "c" / "frames.yaml").read_text())["deid"]["frames"] == "full-frame"
+    first = next((tmp_path / "c" / "images").iterdir())
+    assert image_metadata(first.read_bytes())["tEXt:frames"] == "full-frame"
