@@ -11,7 +11,7 @@ from typing import Sequence
 
 from models.core.cliutil import (add_backend, common_options, non_negative_int, number, positive_int, run,
                                  show_progress, source_help)
-from models.core.outputs import CSV, FOLDER, IMAGE, JSON, PNG, VIDEO, check_before
+from models.core.outputs import ANY, CSV, FOLDER, IMAGE, JSON, PNG, VIDEO, check_before
 from models.core.paths import demo_video, shipped_model
 
 DEFAULT_SOURCE_HELP = source_help("the shipped demo video (assets/demo.mp4), else synthetic")
@@ -36,6 +36,8 @@ OUTPUTS = {
     "hostile": {"files": {"json": JSON}, "folders": ("out",)},
     "soak": {"files": {"plot": PNG, "samples_csv": CSV, "json": JSON}, "inputs": ("source",)},
     "deid": {"files": {"out": _deid_out, "report": JSON}, "inputs": ("input",)},
+    "decrypt": {"files": {"out": ANY}, "inputs": ("input",)},
+    "keygen": {"files": {"out": ANY}},
 }
 
 
@@ -74,6 +76,22 @@ def display_profile(path: str | None):
         return None
 
 
+def _use_key(key_file: str | None, profile) -> str | None:
+    """The key for encrypted SOURCE files (models/core/sealed.py): --key-file, else the profile's
+    deid.key_file (profile: a Profile, a profile file or None), else ENDOSPINE_KEY when a file needs
+    it. Returns the key file used, if any."""
+    from models.core import sealed
+
+    if isinstance(profile, (str, Path)):
+        from models.core.optics.profile import load_profile
+
+        profile = load_profile(profile)
+    key_file = key_file or (profile.deid.key_file if profile is not None else None)
+    if key_file:
+        sealed.use_key(sealed.read_key_file(key_file))
+    return key_file
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from app.ai.supervisor import worker_config
     from app.compose import open_source_stage
@@ -85,6 +103,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from models.core.timing import DEFAULT_TIMING
 
     profile = display_profile(args.profile)
+    deid = DeidPolicy.from_profile(profile)  # recordings, snapshots: the field of view only; encrypted if it says
+    from models.core.sealed import check_key_outside
+
+    for key_file in {_use_key(args.key_file, profile), deid.key_file} - {None}:  # never beside the files
+        check_key_outside(key_file, args.out_dir or Path.home() / "EndoSpine", "--out-dir")
     capture = profile.capture if profile is not None else None
     timing = profile.timing if profile is not None else DEFAULT_TIMING
     worker = worker_config(default_model(args.model, args.no_ai), args.backend,
@@ -94,7 +117,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     source = open_source_stage(spec, loop=not args.no_loop, capture=capture, isolated=True, timing=timing)
     return run_window(source, worker, output_dir=args.out_dir, fullscreen=args.fullscreen, screen=args.screen,
                       screenshot=args.screenshot, review=args.review, timing=timing,
-                      deid=DeidPolicy.from_profile(profile),  # recordings, snapshots: the field of view only
+                      deid=deid,
                       quit_after=args.quit_after if args.quit_after is not None else (4.0 if args.screenshot else None))
 
 
@@ -108,8 +131,15 @@ def _cmd_render(args: argparse.Namespace) -> int:
     from app.ai.supervisor import worker_config
 
     live = worker_config(model, args.backend, profile=args.profile)  # what `run` would use: backend, post-processing
+    _use_key(args.key_file, args.profile)  # an encrypted SOURCE's key
+    from models.core.deid import DeidPolicy
+    from models.core.optics.profile import load_profile
+
+    # as the display's recordings: the field of view only, unless the profile's deid or the flag keeps whole frames
+    policy = DeidPolicy.from_profile(load_profile(args.profile) if args.profile else None,
+                                     keep_full_frame=args.keep_full_frame)
     summary = render_video(args.source, args.out, model, frames_csv=args.frames_csv, max_frames=args.max_frames,
-                           settings=live.settings, post=live.post, progress=show_progress(args))
+                           settings=live.settings, post=live.post, progress=show_progress(args), policy=policy)
     print(summary_line(summary))
     return 0
 
@@ -130,7 +160,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
         load_profile(args.profile)  # a bad file is a one-line error before any measuring
     result = run_bench(args.source or default_source(), model, seconds=args.seconds, warmup=args.warmup,
-                       backend=args.backend, profile=args.profile)
+                       backend=args.backend, profile=args.profile, record=args.record)
     _emit(result, args.json)
     return 0
 
@@ -209,6 +239,28 @@ def _cmd_deid(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_keygen(args: argparse.Namespace) -> int:
+    from models.core import sealed
+
+    key = sealed.write_key_file(args.out)
+    where = Path(args.out).expanduser().absolute()
+    print(f"keygen: wrote {where} (key id {sealed.key_id(key)}, readable by you only). Keep it apart from the "
+          f"recordings (another disk or a secured folder) and keep a copy: without it they cannot be read. "
+          f"Use it in the profile, deid: {{encrypt: true, key_file: {where}}}, or as {sealed.ENV}=\"$(cat {where})\"")
+    return 0
+
+
+def _cmd_decrypt(args: argparse.Namespace) -> int:
+    from models.core import sealed
+
+    key = sealed.read_key_file(args.key_file) if args.key_file else sealed.env_key()
+    done = sealed.decrypt_file(args.input, args.out, key, partial=args.partial)
+    cut = "; the file was cut short: this is the part before the cut" if done["truncated"] else ""
+    print(f"decrypt: {args.input} -> {args.out}: {done['bytes']} bytes, key id {done['key_id']}, every chunk "
+          f"authenticated{cut}")
+    return 0
+
+
 def _cmd_pattern(args: argparse.Namespace) -> int:
     from app.platform_check import check_before_qt
 
@@ -239,16 +291,28 @@ def build_parser() -> argparse.ArgumentParser:
                    help="save a screenshot of the window just before closing (default after 4 s)")
     p.add_argument("--profile", metavar="FILE", help=PROFILE_HELP + "; its capture settings open the tower's "
                    "capture card when no SOURCE is given (a bad file: a warning and the default profile)")
+    p.add_argument("--key-file", metavar="FILE", help="the key of an encrypted SOURCE (*.enc; default: the "
+                   "profile's deid.key_file, else $ENDOSPINE_KEY)")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("render", help="frame-exact overlay video of a source, with a per-frame CSV (headless)")
     p.add_argument("source", metavar="SOURCE", help=source_help())
-    p.add_argument("--out", required=True, metavar="OUT.mp4", help="overlay video to write")
+    p.add_argument("--out", required=True, metavar="OUT.mp4",
+                   help="overlay video to write: the field of view only (every pixel beyond the endoscope's circle "
+                        "+ margin black; all black until a circle is known)")
     p.add_argument("--model", metavar="DIR", help="exported model folder (default: the shipped model)")
     add_backend(p)
-    p.add_argument("--frames-csv", metavar="F", help="per-frame CSV: frame, pts, tissue area shares, inference ms")
+    p.add_argument("--frames-csv", metavar="F", help="per-frame CSV: frame, pts, tissue area shares, inference ms, "
+                   "the circle kept")
     p.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N frames")
-    p.add_argument("--profile", metavar="FILE", help=PROFILE_HELP)
+    p.add_argument("--profile", metavar="FILE", help=PROFILE_HELP + "; its fixed circle and deid settings "
+                   "(margin, keep_full_frame) apply to the video")
+    p.add_argument("--keep-full-frame", action="store_true",
+                   help="write whole frames, NOT de-identified: text the video tower burns in around the picture "
+                        "(patient name, dates, record number) stays (default: every pixel outside the field of "
+                        "view black)")
+    p.add_argument("--key-file", metavar="FILE", help="the key of an encrypted SOURCE (*.enc; default: the "
+                   "profile's deid.key_file, else $ENDOSPINE_KEY)")
     p.set_defaults(func=_cmd_render)
 
     p = sub.add_parser("bench", help="measure the live pipeline (real window, offscreen) against a naive loop")
@@ -259,6 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="OUT", help="also write the JSON result here")
     add_backend(p)
     p.add_argument("--profile", metavar="FILE", help=PROFILE_HELP)
+    p.add_argument("--record", action="store_true",
+                   help="also record (raw and overlay, as the R key) while measuring, into a temporary folder: "
+                        "de-identified and, if the --profile says deid: encrypt, encrypted")
     p.set_defaults(func=_cmd_bench)
 
     p = sub.add_parser("faults", help="reliability figures: scripted AI faults, unplug/replug, broken files (offscreen)")
@@ -312,6 +379,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", metavar="FILE", help="the JSON report (default: OUT.deid.json beside a file, "
                    "OUT/deid.json in a folder)")
     p.set_defaults(func=_cmd_deid)
+
+    p = sub.add_parser("keygen", help="a new key for encrypting recordings and snapshots (the profile's deid: "
+                       "{encrypt: true, key_file: FILE})")
+    p.add_argument("--out", required=True, metavar="FILE", help="the key file to create (never overwritten; keep it "
+                   "away from the recordings)")
+    p.set_defaults(func=_cmd_keygen)
+
+    p = sub.add_parser("decrypt", help="the plain file of an encrypted recording, snapshot or CSV (*.enc), for review",
+                       description="Decrypt IN to OUT, authenticating every chunk first: a wrong key, a changed, "
+                                   "reordered or missing byte is one line and exit 1, and nothing is written.")
+    p.add_argument("input", metavar="IN", help="an encrypted file (rec-0001_raw.mp4.enc, ...)")
+    p.add_argument("--out", required=True, metavar="OUT", help="the plain file to write (e.g. rec-0001_raw.mp4)")
+    p.add_argument("--key-file", metavar="FILE", help="the key (default: $ENDOSPINE_KEY)")
+    p.add_argument("--partial", action="store_true", help="a file cut short (its recording's process died): write "
+                   "the part before the cut that authenticates")
+    p.set_defaults(func=_cmd_decrypt)
 
     p = sub.add_parser("pattern", help="show the latency loopback pattern full screen (endospine-calibrate latency)")
     p.add_argument("--screen", type=non_negative_int, metavar="N", help="on monitor N (0-based)")

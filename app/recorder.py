@@ -20,6 +20,9 @@ a full frame with identifiers by default. The profile's `deid: keep_full_frame` 
 frame (frame_region `full`); the files then say so in their metadata and in the CSV's first line,
 a `#` comment. File names carry a session number, never a time or a patient field:
 rec-0001_raw.mp4, rec-0001_overlay.mp4, rec-0001_frames.csv, snap-0001_f000123_raw.png.
+With an encrypting policy (the profile's `deid: {encrypt: true}`, models/core/sealed.py) every
+one of them is written sealed, named with `.enc` appended (rec-0001_raw.mp4.enc, ...): the writer
+thread encrypts as it writes, nothing is in clear on the disk at any time.
 
 A recording never fills the disk: it refuses to start, or stops cleanly (closing its files so they
 stay playable), when the free space falls below a reserve, and a write error (disk full, the
@@ -39,7 +42,8 @@ from typing import Callable
 import numpy as np
 
 from models.core.classes import ClassTable
-from models.core.deid import DeidPolicy, KeepMask
+from app.deidframes import FOV_COLUMNS, FrameKeeper, Kept
+from models.core.deid import DeidPolicy
 from models.core.errors import EndoSpineError
 from models.core.optics.fov import Circle
 from models.core.overlay import OverlayStyle, composite, render_overlay
@@ -71,13 +75,13 @@ def snapshot(folder: Path, frame: Frame, result: Result | None, classes: ClassTa
         mask = policy.blackout().mask_for(frame.size, circle)
     folder.mkdir(parents=True, exist_ok=True)
     base = folder / f"snap-{next_number(folder, 'snap'):04d}_f{frame.frame_id:06d}"
-    paths = [base.with_name(base.name + "_raw.png")]
-    policy.write_image(paths[0], mask.apply(image) if mask is not None else image)
+    paths = [policy.write_image(base.with_name(base.name + "_raw.png"),
+                                mask.apply(image) if mask is not None else image)]
     if result is not None:
         shown = composite(image, render_overlay(result.mask, classes, style), result.box)
-        paths.append(base.with_name(base.name + "_overlay.png"))
-        policy.write_image(paths[1], mask.apply(shown) if mask is not None else shown)
-    return paths
+        paths.append(policy.write_image(base.with_name(base.name + "_overlay.png"),
+                                        mask.apply(shown) if mask is not None else shown))
+    return paths  # as written: + '.enc' when the policy encrypts
 
 
 RESERVE_BYTES = 2 * 1024 ** 3   # free space a recording leaves on the disk (other software needs it)
@@ -105,9 +109,7 @@ class Recorder:
                                  f"{reserve_bytes / 1e6:.0f} MB reserve; not recording")
         self.classes = classes
         self.policy = policy = policy or DeidPolicy()
-        self._finder = policy.finder()
-        self._blackout = policy.blackout()
-        self.black_frames = 0  # frames recorded all black: no field of view known yet
+        self._keeper = FrameKeeper(policy)  # the circle and the mask per frame (app/deidframes.py)
         self.source_size = size
         w, h = size[0] - size[0] % 2, size[1] - size[1] % 2  # H.264 4:2:0 wants even sides
         self.size = (w, h)
@@ -118,12 +120,12 @@ class Recorder:
                 self.writers[kind] = policy.video_writer(self.folder / f"{name}_{kind}.mp4", w, h, fps,
                                                          preset="veryfast", crf=18, fragmented=True,
                                                          gop=int(fps), atomic=False)
-        self.csv_path = self.folder / f"{name}_frames.csv"
-        self._csv_file = policy.open_text(self.csv_path)
+        self.csv_path = policy.stored_path(self.folder / f"{name}_frames.csv")  # + '.enc' when encrypted
+        self._csv_file = policy.open_text(self.folder / f"{name}_frames.csv")
         self._csv_file.write(policy.csv_note() + "\n")
         self._csv = csv.writer(self._csv_file)
         self._csv.writerow(["index", "frame_id", "pts", "capture_time", "mask_frame_id", "overlay_shown",
-                            "gate_score", "ai_unsure", "frame_region", "fov_cx", "fov_cy", "fov_r"])
+                            "gate_score", "ai_unsure", *FOV_COLUMNS])
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self.written = 0
         self.dropped = 0
@@ -149,7 +151,12 @@ class Recorder:
     @property
     def circle(self) -> Circle | None:
         """The field of view the recording keeps now (for a snapshot taken while recording)."""
-        return self._finder.last
+        return self._keeper.circle
+
+    @property
+    def black_frames(self) -> int:
+        """Frames recorded all black: no field of view known yet."""
+        return self._keeper.black_frames
 
     def stop(self, timeout: float = 10.0) -> None:
         try:
@@ -170,27 +177,19 @@ class Recorder:
                     self.error = (f"disk space below the reserve ({free / 1e6:.0f} MB free): recording stopped "
                                   f"after {self.written} frames")
                     break
-                w, h = self.size
-                if self.policy.keep_full_frame:
-                    mask, region, circle = None, "full", None
-                else:
-                    circle = self._finder(frame.image)
-                    mask = self._blackout.mask_for((w, h), circle)  # made once per circle, not per frame
-                    region = "fov" if circle is not None else "black"
-                    self.black_frames += circle is None
+                kept = self._keeper(frame.image, self.size)  # the mask made once per circle, not per frame
                 if "raw" in self.writers:
-                    self.writers["raw"].write(self._kept(frame.image, mask))
+                    self.writers["raw"].write(self._kept(frame.image, kept))
                 if "overlay" in self.writers:
                     rgba = render_overlay(result.mask, self.classes, style) if result is not None else None
                     shown = composite(frame.image, rgba, result.box if result else None)
-                    self.writers["overlay"].write(self._kept(shown, mask))
+                    self.writers["overlay"].write(self._kept(shown, kept))
                 gated = result if result is not None else withheld
                 score = gated.score if gated is not None else None
-                fov = [f"{circle.cx:.2f}", f"{circle.cy:.2f}", f"{circle.r:.2f}"] if circle else ["", "", ""]
                 self._csv.writerow([self.written, frame.frame_id, frame.pts, f"{frame.capture_time:.6f}",
                                     result.frame_id if result else "", int(result is not None),
                                     f"{score:.6g}" if score is not None else "",
-                                    int(gated is not None and gated.unsure), region, *fov])
+                                    int(gated is not None and gated.unsure), *kept.columns()])
                 self.written += 1
         except Exception as exc:  # noqa: BLE001 - a failing disk must not take the display down
             full = isinstance(exc, OSError) and exc.errno == errno.ENOSPC
@@ -201,11 +200,11 @@ class Recorder:
             while self._queue.get() is not None:
                 self.dropped += 1
 
-    def _kept(self, image: np.ndarray, mask: KeepMask | None) -> np.ndarray:
+    def _kept(self, image: np.ndarray, kept: Kept) -> np.ndarray:
         """The frame as written: the field of view only (copied into the mask's own buffer, whose
-        outside stays black), or the whole frame; trimmed to the video's even size either way."""
+        outside stays black; written at once), or the whole frame; trimmed to the video's even size."""
         w, h = self.size
-        return mask.apply(image[:h, :w], reuse=True) if mask is not None else np.ascontiguousarray(image[:h, :w])
+        return kept.apply(image[:h, :w], reuse=True)
 
     def _close_files(self) -> None:
         """Close every file, each on its own: one failing must not leave the others open."""

@@ -27,10 +27,23 @@ frames change size mid-stream (a capture switched resolution, two recordings joi
 frame of another size scaled to fit it, aspect kept, black borders: never cropped. One warning
 names the first such frame and the summary counts them (`resized`). A failing disk (full, I/O
 error) stops the render at once with one line naming the file, and leaves no partial video.
+
+De-identified by default (issue 21), as the recorder's files (app/deidframes.py, the same rule):
+the video keeps only the endoscope's field of view, every pixel beyond the circle + the policy's
+margin black; the circle is the profile's fixed circle or is found in the frames (detected every
+10 frames and held), and frames before any circle is known are written all black (counted,
+`black_frames`, with a warning). The model still sees the whole frame: only the pixels written are
+masked, after the overlay is painted. The CSV gets the recorder's first line, a `#` comment saying
+what the frames keep, and its columns frame_region, fov_cx, fov_cy, fov_r (the circle in the
+video's pixels). The profile's `deid: keep_full_frame` or --keep-full-frame keep whole frames; the
+files say so. The video and the CSV are written through the policy (DeidPolicy.video_writer,
+open_text): its allow-listed metadata only.
 """
 from __future__ import annotations
 
+import csv
 import json
+import os
 import queue
 import sys
 import threading
@@ -43,9 +56,11 @@ from tqdm import tqdm
 
 from app.ai.supervisor import worker_config
 from app.compose import open_source_stage
+from app.deidframes import FOV_COLUMNS, FrameKeeper, Kept
+from models.core.deid import DeidPolicy
 from models.core.errors import EndoSpineError, one_line
-from models.core.imageio import write_csv_atomic
-from models.core.outputs import CSV, VIDEO, WriteFailed, check_file
+from models.core.optics.fov import Circle
+from models.core.outputs import CSV, VIDEO, WriteFailed, check_file, write_failed
 from models.core.overlay import OverlayStyle, composite, render_overlay
 from models.core.runtime.backends import RuntimeSettings, SegmentationRuntime
 from models.core.runtime.postprocess import PostSettings, PostStage, segment_frame
@@ -58,11 +73,12 @@ _END = object()
 def render_video(source_spec: str, out: str | Path, model_dir: str | Path, frames_csv: str | Path | None = None,
                  max_frames: int | None = None, settings: RuntimeSettings | None = None,
                  style: OverlayStyle | None = None, progress: bool = True, post: PostSettings | None = None,
-                 refused_in_a_row: int | None = None) -> dict:
+                 refused_in_a_row: int | None = None, policy: DeidPolicy | None = None) -> dict:
     """Render and return the summary. settings, post, refused_in_a_row: the runtime and
     post-processing settings and how many refused outputs in a row stop the render; by default
     what `endospine run` uses for this model (worker_config: backend, smoothing, thresholds, mask
-    size, refused outputs in a row before a restart)."""
+    size, refused outputs in a row before a restart). policy: what the written frames keep
+    (default: de-identified, the field of view only; DeidPolicy.from_profile for a profile's)."""
     out = check_file(out, VIDEO, "--out", inputs=[source_spec])
     if frames_csv:
         frames_csv = check_file(frames_csv, CSV, "--frames-csv", inputs=[source_spec])
@@ -71,6 +87,9 @@ def render_video(source_spec: str, out: str | Path, model_dir: str | Path, frame
     stage = PostStage.for_runtime(runtime, post or live.post)  # the trust gate too, as the worker's stage
     refused_in_a_row = refused_in_a_row or live.max_bad_outputs
     style = style or OverlayStyle()
+    policy = (policy or DeidPolicy()).with_model(runtime.model_id)
+    keeper = FrameKeeper(policy)
+    fitted_blackout = policy.blackout()  # for frames of another size, scaled to fit the video
     source = open_source_stage(source_spec, realtime=False)  # as fast as we can, not at the source's pace
     w, h = source.size
     w2, h2 = w - w % 2, h - h % 2  # H.264 4:2:0 wants even sides
@@ -106,24 +125,32 @@ def render_video(source_spec: str, out: str | Path, model_dir: str | Path, frame
             while out_q.get() is not _END:  # keep draining so the producer never blocks
                 pass
 
-    def fitted(image: np.ndarray, frame_id: int) -> np.ndarray:
-        """The picture at the video's size: trimmed to even sides, or scaled to fit if its size changed."""
+    def written(image: np.ndarray, frame) -> tuple[np.ndarray, list[str]]:
+        """The picture (the frame, or the overlay painted over it) as written, and the frame's
+        FOV_COLUMNS: trimmed to even sides, or scaled to fit if the frame's size changed; the field
+        of view only (the circle found in the frame as decoded, in the video's pixels)."""
         nonlocal resized
         ih, iw = image.shape[:2]
         if (iw, ih) == (w, h):
-            return np.ascontiguousarray(image[:h2, :w2])
+            kept = keeper(frame.image, (w2, h2))
+            return kept.apply(image[:h2, :w2]), kept.columns()  # a new array: the writer thread holds it
         if not resized:
-            tqdm.write(f"endospine render: warning: frame {frame_id} is {iw}x{ih}, the video {w2}x{h2}: frames "
-                       "of another size are scaled to fit it (aspect kept, black borders), counted in the "
+            tqdm.write(f"endospine render: warning: frame {frame.frame_id} is {iw}x{ih}, the video {w2}x{h2}: "
+                       "frames of another size are scaled to fit it (aspect kept, black borders), counted in the "
                        "summary's 'resized'", file=sys.stderr)
         resized += 1
-        return fit(image, w2, h2)
+        kept = keeper(frame.image)  # the circle found in the frame as decoded, mapped into the video
+        circle = fitted_circle(kept, iw, ih, w2, h2)
+        picture = fit(image, w2, h2)
+        if kept.mask is not None:  # not a full frame: the field of view only, at the video's size
+            picture = fitted_blackout.mask_for((w2, h2), circle).apply(picture, reuse=False)
+        return picture, kept.columns(circle)
 
     rows = []
     refused, in_a_row, reason, resized, unsure, scores = 0, 0, "", 0, 0, []
     t0 = time.monotonic()
     names = [c.name for c in runtime.classes.foreground]
-    with VideoWriter(out, w2, h2, fps=source.fps, crf=20, preset="veryfast") as writer:
+    with policy.video_writer(out, w2, h2, fps=source.fps, crf=20, preset="veryfast") as writer:
         reader = threading.Thread(target=read, name="render-read", daemon=True)
         writer_thread = threading.Thread(target=write, args=(writer,), name="render-write", daemon=True)
         reader.start()
@@ -140,8 +167,9 @@ def render_video(source_spec: str, out: str | Path, model_dir: str | Path, frame
                                              f"{in_a_row} AI outputs refused in a row, last: {reason}") from None
                     tqdm.write(f"endospine render: warning: frame {frame.frame_id}: AI output refused ({reason}); "
                                "written without overlay", file=sys.stderr)
-                    out_q.put(fitted(frame.image, frame.frame_id))
-                    rows.append(_row(frame, None, names, runtime, None, reason))
+                    picture, fov = written(frame.image, frame)
+                    out_q.put(picture)
+                    rows.append(_row(frame, None, names, runtime, None, reason) | dict(zip(FOV_COLUMNS, fov)))
                     bar.update(1)
                     continue
                 in_a_row = 0
@@ -157,8 +185,10 @@ def render_video(source_spec: str, out: str | Path, model_dir: str | Path, frame
                     image = frame.image
                 else:
                     image = composite(frame.image, render_overlay(labels, runtime.classes, style), box)
-                out_q.put(fitted(image, frame.frame_id))
-                rows.append(_row(frame, labels, names, runtime, timings, gate=(score, gated)))
+                picture, fov = written(image, frame)
+                out_q.put(picture)
+                rows.append(_row(frame, labels, names, runtime, timings, gate=(score, gated))
+                            | dict(zip(FOV_COLUMNS, fov)))
                 bar.update(1)
         finally:
             stop.set()
@@ -179,16 +209,59 @@ def render_video(source_spec: str, out: str | Path, model_dir: str | Path, frame
     source_note = next((n for n in notes if n), "")
     if source_note:
         tqdm.write(f"endospine render: warning: {source_note}", file=sys.stderr)
+    if keeper.black_frames:
+        tqdm.write(f"endospine render: warning: {keeper.black_frames} of {len(rows)} frames written all black: no "
+                   "field of view (the endoscope's circle) known yet, and the frame may show text burned in by "
+                   "the video tower (a --profile with a fixed circle, or --keep-full-frame, changes this)",
+                   file=sys.stderr)
     if frames_csv:
-        write_csv_atomic(frames_csv, rows)
+        frames_csv = write_frames_csv(frames_csv, rows, policy)
     elapsed = time.monotonic() - t0
     ms = [r["inference_ms"] for r in rows if not r["refused"]]
-    return {"frames": len(rows), "out": str(out), "model": runtime.model_id, "seconds": round(elapsed, 2),
+    return {"frames": len(rows), "out": str(writer.path), "model": runtime.model_id, "seconds": round(elapsed, 2),
             "fps": round(len(rows) / elapsed, 2),
             "inference_ms_median": round(float(np.median(ms)), 2) if ms else None,
             "refused": refused, "refused_last": reason or None, "unsure": unsure,
             "gate_score_median": float(f"{np.median(scores):.6g}") if scores else None,
-            "resized": resized, "source_note": source_note or None, "csv": str(frames_csv) if frames_csv else None}
+            "resized": resized, "frames_kept": policy.frames, "black_frames": keeper.black_frames,
+            "source_note": source_note or None, "csv": str(frames_csv) if frames_csv else None}
+
+
+def write_frames_csv(path: Path, rows: list[dict], policy: DeidPolicy) -> Path:
+    """The per-frame CSV as the recorder's: a first `#` line saying what the frames keep, then the
+    header and the rows; through the policy (DeidPolicy.open_text), under a temporary name renamed
+    when complete. Returns the name written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial{os.getpid()}")
+
+    def made() -> list[Path]:  # the policy may store a file under a longer name (e.g. + '.enc' when encrypted)
+        return [p for p in path.parent.iterdir() if p.name.startswith(tmp.name)]
+
+    try:
+        with policy.open_text(tmp) as f:
+            f.write(policy.csv_note() + "\n")
+            table = csv.DictWriter(f, fieldnames=list(rows[0]))
+            table.writeheader()
+            table.writerows(rows)
+        final = path
+        for p in made():  # the same ending on the final name
+            final = path.with_name(path.name + p.name[len(tmp.name):])
+            os.replace(p, final)
+        return final
+    except OSError as exc:
+        for p in made():
+            p.unlink(missing_ok=True)
+        raise write_failed(path, exc) from None
+
+
+def fitted_circle(kept: Kept, iw: int, ih: int, width: int, height: int) -> Circle | None:
+    """The circle kept in an iw x ih frame, in the pixels of that frame scaled by fit()."""
+    c = kept.circle
+    if c is None:
+        return None
+    _, nw, nh, x, y = _fit_geometry(iw, ih, width, height)
+    sx, sy = nw / iw, nh / ih  # as cv2.resize maps pixel centers
+    return Circle((c.cx + 0.5) * sx - 0.5 + x, (c.cy + 0.5) * sy - 0.5 + y, c.r * max(sx, sy))
 
 
 def _row(frame, labels, names, runtime, timings, refused: str = "",
@@ -219,13 +292,18 @@ def _row(frame, labels, names, runtime, timings, refused: str = "",
 def fit(image: np.ndarray, width: int, height: int) -> np.ndarray:
     """`image` scaled to fit width x height with its aspect kept, centred on black."""
     ih, iw = image.shape[:2]
-    scale = min(width / iw, height / ih)
-    nw, nh = max(1, min(width, round(iw * scale))), max(1, min(height, round(ih * scale)))
+    scale, nw, nh, x, y = _fit_geometry(iw, ih, width, height)
     small = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     canvas = np.zeros((height, width, 3), np.uint8)
-    y, x = (height - nh) // 2, (width - nw) // 2
     canvas[y:y + nh, x:x + nw] = small
     return canvas
+
+
+def _fit_geometry(iw: int, ih: int, width: int, height: int) -> tuple[float, int, int, int, int]:
+    """fit()'s scale, scaled size (nw, nh) and offset (x, y) of an iw x ih picture."""
+    scale = min(width / iw, height / ih)
+    nw, nh = max(1, min(width, round(iw * scale))), max(1, min(height, round(ih * scale)))
+    return scale, nw, nh, (width - nw) // 2, (height - nh) // 2
 
 
 def summary_line(summary: dict) -> str:

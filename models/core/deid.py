@@ -29,7 +29,10 @@ Metadata:
 
 One place for the files: every file a recording, a snapshot or a de-identified copy writes goes
 through `DeidPolicy.video_writer`, `write_image` or `open_text`. Encryption at rest (issue 21,
-item 3, not done yet) belongs in those three methods.
+item 3; models/core/sealed.py): a policy with a `key` (the profile's `deid: {encrypt: true}`, the
+key from its key_file or ENDOSPINE_KEY) writes each of them sealed, named `<name>.enc`
+(rec-0001_raw.mp4.enc, rec-0001_frames.csv.enc, snap-0001_f000123_raw.png.enc); `stored_path`
+gives the name a file gets. A key file inside the folder a file is written to is refused.
 
 Compression spreads the rim into the black band: with H.264 at the recorder's settings (crf 18)
 pixels more than CODEC_BAND_PX beyond the black-out's edge stay at most 8 levels (tests measure
@@ -37,10 +40,11 @@ it); lossless files (PNG) are exactly 0 there.
 """
 from __future__ import annotations
 
+import io
 import math
 import struct
 import zlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from importlib import metadata as _pkg
 from pathlib import Path
 from typing import IO
@@ -54,6 +58,7 @@ from models.core.imageio import encode_image as _encode_plain
 from models.core.imageio import write_bytes_atomic
 from models.core.optics.fov import Circle, FovTracker
 from models.core.optics.profile import DEFAULT_DEID_MARGIN_PX, FovSection, Profile
+from models.core.sealed import SealedWriter, check_key_outside, resolve_key, seal_bytes, sealed_name
 from models.core.video import VideoWriter
 
 DEFAULT_MARGIN_PX = DEFAULT_DEID_MARGIN_PX  # picture kept beyond the circle (covers the fit's error, the soft rim)
@@ -205,14 +210,30 @@ class DeidPolicy:
     model_id: str = ""
     fov: FovSection | None = None   # the profile's field of view (its fixed circle), None: detect
     region: Circle | None = None    # a circle given by the user: wins over the profile and detection
+    # encryption at rest (models/core/sealed.py): files are written sealed with this 32-byte key
+    key: bytes | None = field(default=None, repr=False, compare=False)
+    key_file: str | None = None     # where the key came from (refused inside the folder written to)
 
     @classmethod
     def from_profile(cls, profile: Profile | None, keep_full_frame: bool = False, model_id: str = "") -> "DeidPolicy":
-        """The profile's `deid` section and fixed circle; keep_full_frame=True (a flag) wins over it."""
+        """The profile's `deid` section and fixed circle; keep_full_frame=True (a flag) wins over it.
+        deid.encrypt: the key from deid.key_file, else ENDOSPINE_KEY; none: EndoSpineError (never
+        a silent fallback to plain files)."""
         if profile is None:
             return cls(keep_full_frame=keep_full_frame, model_id=model_id)
+        key = None
+        if profile.deid.encrypt:
+            key = resolve_key(profile_key_file=profile.deid.key_file)
+            if key is None:
+                raise EndoSpineError("the profile's deid: encrypt is on but no key was given: set deid.key_file "
+                                     "to a key file (endospine keygen --out FILE) or ENDOSPINE_KEY in the environment")
         return cls(keep_full_frame=keep_full_frame or profile.deid.keep_full_frame,
-                   margin_px=profile.deid.margin_px, model_id=model_id, fov=profile.fov)
+                   margin_px=profile.deid.margin_px, model_id=model_id, fov=profile.fov, key=key,
+                   key_file=profile.deid.key_file if key is not None else None)
+
+    @property
+    def encrypted(self) -> bool:
+        return self.key is not None
 
     def with_model(self, model_id: str) -> "DeidPolicy":
         return replace(self, model_id=model_id or "")
@@ -247,16 +268,38 @@ class DeidPolicy:
         """The first line of a per-frame CSV (a comment: `#`), saying what the frames kept."""
         return "# " + self.tags()["comment"]
 
-    # -- the one place files are written (encryption, issue 21 item 3, goes here) -----------------
-    def video_writer(self, path: str | Path, width: int, height: int, fps: float, **options) -> VideoWriter:
-        return VideoWriter(path, width, height, fps, metadata=self.tags(), **options)
+    # -- the one place files are written (sealed with `key`: models/core/sealed.py) ---------------
+    def stored_path(self, path: str | Path) -> Path:
+        """The name a file written as `path` gets: `path` + '.enc' when encrypted."""
+        return sealed_name(path) if self.key is not None else Path(path)
 
-    def write_image(self, path: str | Path, rgb: np.ndarray, jpeg_quality: int = 95) -> None:
+    def _check(self, path: Path) -> None:
+        if self.key is not None:
+            check_key_outside(self.key_file, path.parent, "the folder written to")
+
+    def video_writer(self, path: str | Path, width: int, height: int, fps: float, **options) -> VideoWriter:
+        """The writer for `path` (its `.path` is the name written: + '.enc' when encrypted)."""
+        self._check(Path(path))
+        return VideoWriter(path, width, height, fps, metadata=self.tags(), key=self.key, **options)
+
+    def write_image(self, path: str | Path, rgb: np.ndarray, jpeg_quality: int = 95) -> Path:
+        """Write atomically; returns the name written (+ '.enc' when encrypted)."""
         path = Path(path)
-        write_bytes_atomic(path, encode_image(rgb, path.suffix or ".png", self.tags(), jpeg_quality))
+        self._check(path)
+        data = encode_image(rgb, path.suffix or ".png", self.tags(), jpeg_quality)
+        if self.key is not None:
+            data = seal_bytes(data, self.key)
+        write_bytes_atomic(self.stored_path(path), data)
+        return self.stored_path(path)
 
     def open_text(self, path: str | Path) -> IO[str]:
-        return Path(path).open("w", newline="", encoding="utf-8")
+        """A UTF-8 text file for writing (CSV: newline=''), at stored_path(path)."""
+        path = Path(path)
+        if self.key is None:
+            return path.open("w", newline="", encoding="utf-8")
+        self._check(path)
+        return io.TextIOWrapper(io.BufferedWriter(SealedWriter(self.stored_path(path), self.key)),
+                                encoding="utf-8", newline="")
 
 
 # -- metadata: the allow-list, images with tags, reading back ------------------------------------------

@@ -15,6 +15,12 @@ string x264 puts in its first packet (an SEI "user data unregistered" message: "
 H.264/MPEG-4 AVC codec - ... options: ...") is overwritten with spaces before it is written. MP4/MOV store the tags
 as named metadata (movflags use_metadata_tags); AVI keeps only `comment`; MPEG-TS only its
 service name and provider.
+
+Encrypted (issue 21, item 3; models/core/sealed.py): with `key`, the file is `<name>.enc` (e.g.
+rec-0001_raw.mp4.enc) and the muxer writes into a SealedWriter, which cannot seek back: MP4/MOV
+are then always fragmented (moov up front, no faststart pass). The container is still chosen by
+the name without `.enc`; the failure rules are the same (a staged file is removed, a recording
+keeps what it has, sealed up to the failure).
 """
 from __future__ import annotations
 
@@ -44,6 +50,8 @@ class VideoWriter:
 
     fragmented=True writes a fragmented MP4 (moov up front, fragments per keyframe) that stays
     playable up to the last fragment if the process dies; use it with atomic=False for recordings.
+    key: 32 bytes: write the file encrypted, as `path` + '.enc' (models.core.sealed); `self.path`
+    is the name written.
     """
 
     def __init__(
@@ -62,8 +70,15 @@ class VideoWriter:
         faststart: bool = True,
         atomic: bool = True,
         metadata: dict[str, str] | None = None,
+        key: bytes | None = None,
     ):
         self.path = check_file(path, VIDEO)
+        suffix = self.path.suffix.lower()  # the container, also for an encrypted file's name
+        if key is not None:
+            from models.core.sealed import sealed_name
+
+            self.path = sealed_name(self.path)
+            fragmented = True  # the encrypting file object cannot seek back (no faststart, no moov at the end)
         if pix_fmt == "yuv420p" and (width % 2 or height % 2):
             raise EndoSpineError(f"{self.path}: {width}x{height} needs even sides for yuv420p")
         self.width, self.height = width, height
@@ -72,7 +87,7 @@ class VideoWriter:
         self.tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}") if atomic else self.path
         self._done = False
         options: dict[str, str] = {"fflags": "+bitexact"}  # no encoder version, no random ids
-        iso = self.path.suffix.lower() in (".mp4", ".mov", ".m4v")
+        iso = suffix in (".mp4", ".mov", ".m4v")
         flags = []
         if fragmented and iso:
             flags.append("frag_keyframe+empty_moov+default_base_moof")
@@ -83,12 +98,18 @@ class VideoWriter:
         if flags:
             options["movflags"] = "".join(flags)
         self._strip_sei = codec == "libx264"
+        self._sink = None  # the encrypting file object the muxer writes into (key given)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._container = av.open(str(self.tmp), mode="w", format=FORMATS[self.path.suffix.lower()],
-                                      options=options)
-            self._container.metadata.update(_container_tags(metadata or {}, self.path.suffix.lower()))
+            if key is not None:
+                from models.core.sealed import SealedWriter
+
+                self._sink = SealedWriter(self.tmp, key)
+            self._container = av.open(self._sink if self._sink is not None else str(self.tmp), mode="w",
+                                      format=FORMATS[suffix], options=options)
+            self._container.metadata.update(_container_tags(metadata or {}, suffix))
         except (av.FFmpegError, OSError) as exc:
+            self._close_sink(abandon=True)
             if atomic:
                 self.tmp.unlink(missing_ok=True)
             raise write_failed(self.path, exc, "cannot create video") from None
@@ -131,12 +152,19 @@ class VideoWriter:
             for packet in self._stream.encode():
                 self._mux(packet)
             self._container.close()
+            self._close_sink()
             if self.tmp != self.path:
                 os.replace(self.tmp, self.path)
         except (av.FFmpegError, OSError) as exc:
             self.abort()
             raise write_failed(self.path, exc, "cannot finish video") from None
         self._done = True
+
+    def _close_sink(self, abandon: bool = False) -> None:
+        """Seal the encrypted file's last chunk and close it (abandon: close it without)."""
+        sink, self._sink = self._sink, None
+        if sink is not None:
+            sink.abandon() if abandon else sink.close()
 
     def _mux(self, packet: av.Packet) -> None:
         if self._strip_sei:  # x264 writes its version SEI once, into the first packet
@@ -156,6 +184,10 @@ class VideoWriter:
             self._container.close()
         except Exception:  # noqa: BLE001 - closing a broken encoder; the file is discarded anyway
             pass
+        try:
+            self._close_sink()  # a recording keeps what it has, sealed
+        except Exception:  # noqa: BLE001 - the disk that failed the write may fail this too
+            self._close_sink(abandon=True)
         if self.tmp != self.path:
             self.tmp.unlink(missing_ok=True)
 

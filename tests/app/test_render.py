@@ -12,6 +12,13 @@ from models.core.overlay import composite, render_overlay
 from models.core.runtime.postprocess import segment_frame as render_segment
 
 
+def _csv_rows(path) -> list[dict]:
+    """The rows of render's per-frame CSV (its first line is a `#` note, as a recording's)."""
+    lines = path.read_text().splitlines()
+    assert lines[0].startswith("# EndoSpine ")
+    return list(csv.DictReader(lines[1:]))
+
+
 @pytest.mark.unit
 def test_composite_blends_premultiplied():
     frame = np.full((4, 6, 3), 100, np.uint8)
@@ -31,7 +38,7 @@ def test_render_writes_every_frame_and_a_csv(small_video, tiny_model_dir, tmp_pa
     assert summary["frames"] == 20
     with av.open(str(out)) as c:
         assert sum(1 for _ in c.decode(video=0)) == 20
-    rows = list(csv.DictReader(table.open()))
+    rows = _csv_rows(table)
     assert [int(r["frame"]) for r in rows] == list(range(20))
     assert {"pts", "bone_area", "ligament_area", "disc_area", "inference_ms", "overlay_shown", "gate_score",
             "ai_unsure"} <= set(rows[0])
@@ -65,7 +72,7 @@ def test_a_frame_the_gate_calls_unsure_is_written_without_overlay(small_video, t
     assert summary["frames"] == n and summary["unsure"] == sum(GatedRuntime.UNSURE) == 3 and summary["refused"] == 0
     assert summary["gate_score_median"] == 0.5
     assert captured.err.count("AI UNSURE") == 1 and "frame 2: AI UNSURE" in captured.err
-    rows = list(csv.DictReader(table.open()))
+    rows = _csv_rows(table)
     assert [r["ai_unsure"] == "1" for r in rows] == list(GatedRuntime.UNSURE)
     assert [r["overlay_shown"] == "0" for r in rows] == list(GatedRuntime.UNSURE)
     assert [float(r["gate_score"]) for r in rows] == list(GatedRuntime.SCORES)
@@ -93,7 +100,7 @@ def test_render_gates_the_frames_live_gates(small_video, tiny_model_dir, tmp_pat
     table = tmp_path / "f.csv"
     render.render_video(str(small_video), tmp_path / "o.mp4", tiny_model_dir, frames_csv=table, max_frames=n,
                         progress=False)
-    rows = list(csv.DictReader(table.open()))
+    rows = _csv_rows(table)
     live = _live_results(tiny_model_dir, _decoded(small_video, n), None, runtime="tests.app.gated_runtime:GatedRuntime")
     assert [r.unsure for r in live] == [row["ai_unsure"] == "1" for row in rows] == list(GatedRuntime.UNSURE)
     assert [r.score for r in live] == [float(row["gate_score"]) for row in rows]
@@ -255,7 +262,7 @@ def test_an_isolated_refused_frame_is_written_without_overlay_and_counted(small_
     summary = json.loads(captured.out.strip().splitlines()[-1])
     assert summary["frames"] == 6 and summary["refused"] == 1 and "non-finite" in summary["refused_last"]
     assert "frame 2: AI output refused" in captured.err
-    rows = list(csv.DictReader(table.open()))
+    rows = _csv_rows(table)
     assert "non-finite" in rows[2]["refused"] and rows[2]["bone_area"] == "" and rows[2]["inference_ms"] == ""
     assert (rows[2]["overlay_shown"], rows[2]["gate_score"], rows[2]["ai_unsure"]) == ("0", "", "0")  # no result
     assert all(r["refused"] == "" and r["bone_area"] != "" for i, r in enumerate(rows) if i != 2)
@@ -299,15 +306,17 @@ def test_render_on_a_full_disk_stops_with_one_line_and_no_partial(small_video, t
     import errno
 
     import app.render as render
-    from models.core.video import VideoWriter
+    from models.core.deid import DeidPolicy
     from tests.models.core.test_video import _FailingDisk
 
-    class FullDiskWriter(VideoWriter):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            self._container = _FailingDisk(self._container, 0, errno.ENOSPC)
+    real_writer = DeidPolicy.video_writer  # render writes through the policy, as the recorder
 
-    monkeypatch.setattr(render, "VideoWriter", FullDiskWriter)
+    def full_disk_writer(self, *args, **kwargs):
+        writer = real_writer(self, *args, **kwargs)
+        writer._container = _FailingDisk(writer._container, 0, errno.ENOSPC)
+        return writer
+
+    monkeypatch.setattr(DeidPolicy, "video_writer", full_disk_writer)
     segmented = []
     real = render.segment_frame
     monkeypatch.setattr(render, "segment_frame", lambda *a: segmented.append(1) or real(*a))
@@ -335,7 +344,8 @@ def test_render_scales_frames_of_another_size_never_crops(pattern_video, tiny_mo
     both.write_bytes(small.read_bytes() + large.read_bytes() + small.read_bytes())
     monkeypatch.setattr(render, "composite", lambda frame, rgba, box=None: frame)  # the picture as decoded
     out = tmp_path / "o.mp4"
-    assert main(["render", str(both), "--out", str(out), "--model", str(tiny_model_dir)]) == 0
+    assert main(["render", str(both), "--out", str(out), "--model", str(tiny_model_dir),
+                 "--keep-full-frame"]) == 0  # a test pattern, no endoscope circle: the whole frame, to compare
     captured = capsys.readouterr()
     summary = json.loads(captured.out.strip().splitlines()[-1])
     assert summary["frames"] == 30 and summary["resized"] == 10

@@ -8,12 +8,18 @@ other, so their figures compare on the same machine state.
 The trust gate: of the results the live part received while measuring, the share the gate called
 unsure (`gated_share`, the overlay hidden as AI UNSURE) and the median gate score
 (`gate_score_median`); both null for a model without a gate (app.stats.GateTally).
+
+`record`: the live part also records (raw and overlay, as the R key does, through the profile's
+de-identification and, if the profile says so, encryption) for the measured seconds into a
+temporary folder, deleted afterwards; `recording` reports frames written and dropped.
 """
 from __future__ import annotations
 
 import statistics
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 from PyQt6.QtCore import QEventLoop, QTimer
 from PyQt6.QtGui import QImage, QPainter
@@ -30,20 +36,22 @@ from models.core.timing import Timing
 
 
 def run_bench(source_spec: str, model_dir: str, seconds: float = 20.0, warmup: float = 5.0,
-              backend: str = "auto", profile: str | None = None) -> dict:
+              backend: str = "auto", profile: str | None = None, record: bool = False) -> dict:
     app = QApplication.instance() or QApplication(sys.argv[:1])  # kept referenced while we run
     app.setApplicationName("EndoSpine bench")
     worker = worker_config(model_dir, backend, profile=profile)
-    live = _live(source_spec, worker, seconds, warmup, timing_of(profile))
+    with tempfile.TemporaryDirectory(prefix="endospine-bench-rec-") as folder:
+        live = _live(source_spec, worker, seconds, warmup, timing_of(profile), Path(folder) if record else None)
     naive = _naive(source_spec, worker, seconds)
     return {**live, **naive,
             "raw_over_naive": round(live["display_fps"] / max(naive["naive_display_fps"], 1e-9), 2),
             "overlay_over_naive": round(live["overlay_fps"] / max(naive["naive_overlay_fps"], 1e-9), 2)}
 
 
-def _live(source_spec: str, worker: WorkerConfig, seconds: float, warmup: float, timing: Timing) -> dict:
+def _live(source_spec: str, worker: WorkerConfig, seconds: float, warmup: float, timing: Timing,
+          record_to: Path | None = None) -> dict:
     source = open_source_stage(source_spec, loop=True, timing=timing)  # decoded in this process, like render
-    window = MainWindow(build_live(source, worker, timing))
+    window = MainWindow(build_live(source, worker, timing), output_dir=record_to)
     window.resize(1600, 900)
     window.show()
     window.start()
@@ -59,6 +67,8 @@ def _live(source_spec: str, worker: WorkerConfig, seconds: float, warmup: float,
         marks["captured0"] = window.store.put_count
         marks["inferred0"] = _inferred(window)
         gate.start_after(window.ai.latest())  # received before measuring
+        if record_to is not None:
+            window.toggle_recording()
 
     def sample() -> None:
         if window.ai.latest() is not None and window.view.probe is not None:
@@ -86,6 +96,7 @@ def _live(source_spec: str, worker: WorkerConfig, seconds: float, warmup: float,
     elapsed = time.monotonic() - marks.get("t0", time.monotonic())
     captured = window.store.put_count - marks.get("captured0", 0)
     inferred = _inferred(window) - marks.get("inferred0", 0)
+    recording = _stop_recording(window) if record_to is not None else None
     window.close()
     sampler.stop()
     watcher.stop()
@@ -101,7 +112,19 @@ def _live(source_spec: str, worker: WorkerConfig, seconds: float, warmup: float,
         "max_raw_stall_ms": round(max(probe.stalls_ms), 2) if probe.stalls_ms else None,
         "frames_captured": captured, "frames_displayed": probe.frames_displayed, "frames_inferred": inferred,
         "stale_masks_drawn": probe.stale_masks_drawn, **gate.figures(),
+        **({"recording": recording} if recording is not None else {}),
     }
+
+
+def _stop_recording(window: MainWindow) -> dict:
+    """Stop the bench's recording; what it wrote (a recording that failed to start says why)."""
+    rec = window.recorder
+    if rec is None:
+        return {"error": window.statusBar().currentMessage() or "not started"}
+    files = sorted(p.name for p in rec.folder.iterdir())
+    window.toggle_recording()
+    return {"written": rec.written, "dropped": rec.dropped, "black_frames": rec.black_frames,
+            "encrypted": rec.policy.key is not None, "files": files, "error": rec.error}
 
 
 def _inferred(window: MainWindow) -> int:

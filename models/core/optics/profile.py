@@ -21,6 +21,7 @@ A profile is a YAML file (written by `endospine-calibrate`, readable and editabl
     timing: {no_signal_after_s: 0.6}  # the display's timing rules that differ (models.core.timing.Timing)
     trust: {public_key: keys/model-signing.pub.pem}  # run only models signed with this key (or PEM text)
     deid: {keep_full_frame: false, margin_px: 4}  # recordings and snapshots: the field of view only (models/core/deid.py)
+                                  # + encrypt: true, key_file: /secure/or3.key: encrypted (models/core/sealed.py)
 
 Every section is optional; the default profile (no file) is automatic field of view, no color
 change, no lens, the default timing, recordings and snapshots de-identified (field of view only). `load_profile` checks every field and names the file and
@@ -146,12 +147,19 @@ class DeidSection:
     """What the display's recordings and snapshots keep (models/core/deid.py, issue 21)."""
     keep_full_frame: bool = False              # True: the whole frame, text burned in by the tower included
     margin_px: float = DEFAULT_DEID_MARGIN_PX  # picture kept beyond the circle; everything farther is black
+    encrypt: bool = False                      # write them encrypted (models/core/sealed.py)
+    key_file: str | None = None                # the key (absolute path, never in the output folder); else ENDOSPINE_KEY
 
     def __post_init__(self) -> None:
         if not isinstance(self.keep_full_frame, bool):
             raise ValueError(f"keep_full_frame: must be true or false, got {self.keep_full_frame!r}")
         if not 0 <= self.margin_px <= 64:
             raise ValueError(f"margin_px: must be 0..64 pixels, got {self.margin_px}")
+        if not isinstance(self.encrypt, bool):
+            raise ValueError(f"encrypt: must be true or false, got {self.encrypt!r}")
+        if self.key_file is not None and (not isinstance(self.key_file, str) or not self.key_file.strip()
+                                          or not Path(self.key_file).expanduser().is_absolute()):
+            raise ValueError(f"key_file: must be an absolute path (or ~/...) to a key file, got {self.key_file!r}")
 
 
 @dataclass(frozen=True)

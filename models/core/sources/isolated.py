@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from models.core import sealed
 from models.core.child import Child, ChildGone, FrameSlots, Message
 from models.core.errors import EndoSpineError
 from models.core.sources.decoder_protocol import (
@@ -60,8 +61,9 @@ class IsolatedVideoSource(ReplaySource):
     """A video file played by a decoder child process (files only; streams stay in-process)."""
 
     def __init__(self, target: str | Path, loop: bool = False, realtime: bool = True,
-                 timing: Timing = DEFAULT_TIMING):
+                 timing: Timing = DEFAULT_TIMING, key: bytes | None = None):
         super().__init__(target, loop=loop, realtime=realtime)
+        self.key = key  # an encrypted file's key (None: the process's, models.core.sealed.process_key)
         self.timing = timing    # decoder_open_timeout_s, decoder_hang_after(fps)
         self._heard = 0.0  # monotonic time of the child's last progress (or of a resume)
         self._packets = 0  # packets the child had read at its last Progress
@@ -81,7 +83,9 @@ class IsolatedVideoSource(ReplaySource):
         if not path.is_file():
             raise EndoSpineError(f"{path}: video file not found")
         heartbeat = min(HEARTBEAT_S, self.timing.decoder_hang_s / 4)
-        self._child = Child(decoder_main, (self.target, self._loop, self.realtime, heartbeat),
+        # an encrypted file's key reaches the child in its start arguments (through the spawn pipe), never a file
+        key = (self.key if self.key is not None else sealed.process_key()) if sealed.is_sealed(path) else None
+        self._child = Child(decoder_main, (self.target, self._loop, self.realtime, heartbeat, key),
                             name="endospine-decoder")
         self.decoder_pid = self._child.pid
         msg = self._receive(self.timing.decoder_open_timeout_s, "while opening the file")
@@ -202,10 +206,11 @@ class IsolatedVideoSource(ReplaySource):
 
 
 # -- the child process ---------------------------------------------------------------------------
-def decoder_main(conn, target: str, loop: bool, realtime: bool, heartbeat_s: float = HEARTBEAT_S) -> None:
+def decoder_main(conn, target: str, loop: bool, realtime: bool, heartbeat_s: float = HEARTBEAT_S,
+                 key: bytes | None = None) -> None:
     """The child process: decode `target` with VideoSource, frames into the parent's slots."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the display's to handle
-    src = VideoSource(target, loop=loop, realtime=realtime)
+    src = VideoSource(target, loop=loop, realtime=realtime, key=key)
     try:
         src.open()
     except EndoSpineError as exc:

@@ -11,6 +11,12 @@ A file whose demuxer cannot seek (a raw H.264 elementary stream: no container, n
 is reopened instead: a loop starts it again, a seek decodes forward from its start, counting
 frames at the frame rate. A frame that waits long for its time (a still in a variable-frame-rate
 file) makes the source idle() until then: no frame is due, and the picture on screen is the file's.
+
+An encrypted file (models/core/sealed.py: its first bytes say so, whatever its name) is demuxed
+straight from a SealedReader (decrypted chunk by chunk as FFmpeg reads and seeks; no plaintext
+file): with the source's `key`, else the process's (sealed.use_key: a command's --key-file or
+profile), else ENDOSPINE_KEY; without one, or with another key, opening fails in one line. A
+sealed recording cut short plays up to its last complete chunk (`truncated`).
 """
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ from typing import Callable
 import av
 import numpy as np
 
+from models.core import sealed
 from models.core.errors import EndoSpineError
 from models.core.imageio import check_image_file
 from models.core.sources.file_checks import clock, mp4_layout
@@ -34,8 +41,11 @@ STILL_S = 0.25  # a frame held longer than this for its time is a still in the f
 class VideoSource(ReplaySource):
     """A video file or stream decoded with PyAV in this process."""
 
-    def __init__(self, target: str | Path, loop: bool = False, realtime: bool = True):
+    def __init__(self, target: str | Path, loop: bool = False, realtime: bool = True, key: bytes | None = None):
         super().__init__(target, loop=loop, realtime=realtime)
+        self.key = key                   # an encrypted file's key (None: the process's, models.core.sealed)
+        self.sealed = False              # the file is encrypted (read through a SealedReader)
+        self._reader: sealed.SealedReader | None = None
         self.applied_mark = 0            # the last put_mark() number served (commands before it are applied)
         self._container = None
         self._stream = None
@@ -62,10 +72,14 @@ class VideoSource(ReplaySource):
                 raise EndoSpineError(f"{path}: video file not found")
             if path.stat().st_size == 0:
                 raise EndoSpineError(f"{path}: file is empty (0 bytes)")
-            check_image_file(path)  # a picture (any name): the image gate's size limit before FFmpeg probes it
+            self.sealed = sealed.is_sealed(path)
+            if self.sealed and self.key is None:
+                self.key = sealed.process_key()
+            if not self.sealed:
+                check_image_file(path)  # a picture (any name): the image gate's size limit before FFmpeg probes it
         self._open_container()
-        layout = None if self.is_stream else mp4_layout(self.target)
-        self.truncated = bool(layout and layout.truncated)
+        layout = None if self.is_stream or self.sealed else mp4_layout(self.target)
+        self.truncated = bool(layout and layout.truncated) or bool(self._reader and self._reader.truncated)
         width, height = self._stream.codec_context.width, self._stream.codec_context.height
         if width > MAX_SIZE[0] or height > MAX_SIZE[1] or width * height > MAX_SIZE[0] * MAX_SIZE[1]:
             self._close_container()
@@ -132,6 +146,8 @@ class VideoSource(ReplaySource):
         return f"{self.name}: file ends early at {clock(self.position)}{total} (cut short: the part before plays)"
 
     def _unreadable_reason(self) -> str:
+        if self.sealed:
+            return "not a readable video (encrypted; decrypted with its key)"
         layout = mp4_layout(self.target)
         if layout is not None and layout.unplayable_cut:
             return ("recording cut off before it was finalized: its index (moov) is missing, "
@@ -168,8 +184,11 @@ class VideoSource(ReplaySource):
     def _open_container(self) -> None:
         """Open the file or stream and pick its first video stream; EndoSpineError if it cannot."""
         options = {"rtsp_transport": "tcp", "timeout": "5000000"} if self.is_stream else {}
+        if self.sealed:  # a wrong or missing key, a damaged header: the reader's one line
+            self._reader = sealed.SealedReader(self.target, self.key, allow_truncated=True)
         try:
-            self._container = av.open(self.target, options=options, timeout=10.0 if self.is_stream else None)
+            self._container = av.open(self._reader if self._reader is not None else self.target, options=options,
+                                      timeout=10.0 if self.is_stream else None)
             self._stream = self._container.streams.video[0]
         except (av.FFmpegError, IndexError, UnicodeDecodeError, OSError) as exc:
             self._close_container()
@@ -262,3 +281,6 @@ class VideoSource(ReplaySource):
         if self._container is not None:
             self._container.close()
             self._container = None
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
