@@ -9,8 +9,16 @@ import argparse
 from pathlib import Path
 from typing import Sequence
 
-from models.core.cliutil import (add_backend, common_options, non_negative_int, number, positive_int, run,
-                                 show_progress, source_help)
+from models.core.cliutil import (
+    add_backend,
+    common_options,
+    non_negative_int,
+    number,
+    positive_int,
+    run,
+    show_progress,
+    source_help,
+)
 from models.core.outputs import ANY, CSV, FOLDER, IMAGE, JSON, PNG, VIDEO, check_before
 from models.core.paths import demo_video, shipped_model
 

@@ -31,8 +31,15 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from models.core.deid import (DeidPolicy, KeepMask, disallowed_video, image_metadata, region_in_frame,
-                              version, video_metadata)
+from models.core.deid import (
+    DeidPolicy,
+    KeepMask,
+    disallowed_video,
+    image_metadata,
+    region_in_frame,
+    version,
+    video_metadata,
+)
 from models.core.errors import EndoSpineError
 from models.core.imageio import IMAGE_SUFFIXES, folder_images, read_bytes, read_image, write_bytes_atomic
 from models.core.optics.fov import Circle

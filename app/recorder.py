@@ -41,8 +41,8 @@ from typing import Callable
 
 import numpy as np
 
-from models.core.classes import ClassTable
 from app.deidframes import FOV_COLUMNS, FrameKeeper, Kept
+from models.core.classes import ClassTable
 from models.core.deid import DeidPolicy
 from models.core.errors import EndoSpineError
 from models.core.optics.fov import Circle

@@ -5,8 +5,19 @@ import argparse
 import os
 from typing import Sequence
 
-from models.core.cliutil import (Deprecated, add_backend, add_runtime_options, common_options, non_negative_int,
-                                 plural, positive_int, resolve_backend, run, runtime_settings, show_progress)
+from models.core.cliutil import (
+    Deprecated,
+    add_backend,
+    add_runtime_options,
+    common_options,
+    non_negative_int,
+    plural,
+    positive_int,
+    resolve_backend,
+    run,
+    runtime_settings,
+    show_progress,
+)
 from models.core.outputs import ANY, IMAGE, JSON, VIDEO, check_before
 
 NETS = ("liteseg-cpu", "liteseg-gpu")  # models.nets.ARCHS, without importing Paddle to build the parser

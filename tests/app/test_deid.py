@@ -16,8 +16,15 @@ from app.cli import main
 from app.recorder import Recorder, next_number, snapshot
 from models.core import video as video_module
 from models.core.classes import default_classes
-from models.core.deid import (CODEC_BAND_PX, DEFAULT_MARGIN_PX, DeidPolicy, disallowed_image, disallowed_video,
-                              image_metadata, video_metadata)
+from models.core.deid import (
+    CODEC_BAND_PX,
+    DEFAULT_MARGIN_PX,
+    DeidPolicy,
+    disallowed_image,
+    disallowed_video,
+    image_metadata,
+    video_metadata,
+)
 from models.core.errors import EndoSpineError
 from models.core.imageio import read_image
 from models.core.optics.fov import Circle

@@ -11,8 +11,17 @@ import av
 import numpy as np
 import pytest
 
-from models.core.deid import (DeidPolicy, KeepMask, CircleFinder, disallowed_image, disallowed_video, encode_image,
-                              image_metadata, parse_region, video_metadata)
+from models.core.deid import (
+    CircleFinder,
+    DeidPolicy,
+    KeepMask,
+    disallowed_image,
+    disallowed_video,
+    encode_image,
+    image_metadata,
+    parse_region,
+    video_metadata,
+)
 from models.core.errors import EndoSpineError
 from models.core.optics.fov import Circle
 from models.core.optics.profile import FovSection, Profile

@@ -9,8 +9,15 @@ import pytest
 
 from models.core.classes import ClassTable
 from models.evaluate.accumulate import Accumulator
-from models.evaluate.bootstrap import (Units, draws, group_units, intervals, percentile_interval, resampled_auc,
-                                       resampled_scores)
+from models.evaluate.bootstrap import (
+    Units,
+    draws,
+    group_units,
+    intervals,
+    percentile_interval,
+    resampled_auc,
+    resampled_scores,
+)
 from models.evaluate.roc import auc_from_counts
 from models.evaluate.summary import headline, metrics
 from models.metrics import scores_from_matrix
