@@ -221,6 +221,7 @@ def plot(doc: dict, path: Path) -> None:
         runs = [r for r in doc["runs"] if r["start"] == start]
         ax.plot([r["size"] for r in runs], [r["dice"] for r in runs], ".", color=bars[0].get_color(), alpha=0.4)
     ax.set_xscale("log")
+    ax.minorticks_off()  # the budgets are the ticks
     ax.set_xticks(doc["setup"]["sizes"], [str(n) for n in doc["setup"]["sizes"]])
     ax.set_xlabel("labelled training images")
     ax.set_ylabel("test Dice (tissue classes)")
