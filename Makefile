@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.endospine-installed
 
-.PHONY: run test setup demo sbom clean
+.PHONY: run test setup demo clips sbom clean
 .DEFAULT_GOAL := run
 
 setup: $(STAMP)
@@ -29,6 +29,18 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/endospine-model synth --out build/demo-labels --video assets/demo.mp4 \
 		--resolution 1920x1080 --fps 30 --frames 720 --seed 2056 --crf 26
+
+# The 1080p60 and 4K30 clips of the README's "4K and 60 fps" table (fixed seeds; not shipped).
+# `endospine bench build/clip-1080p60.mp4` and `endospine bench build/clip-4k30.mp4` measure them.
+clips: build/clip-1080p60.mp4 build/clip-4k30.mp4
+
+build/clip-1080p60.mp4: | $(STAMP)
+	$(BIN)/endospine-model synth --out build/clip-1080p60-labels --video $@ \
+		--resolution 1920x1080 --fps 60 --frames 600 --seed 2056 --crf 26
+
+build/clip-4k30.mp4: | $(STAMP)
+	$(BIN)/endospine-model synth --out build/clip-4k30-labels --video $@ \
+		--resolution 3840x2160 --fps 30 --frames 300 --seed 2056 --crf 26
 
 # Software bill of materials of the installed environment (CycloneDX JSON).
 sbom: $(STAMP)

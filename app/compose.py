@@ -26,6 +26,7 @@ from models.core.classes import ClassTable, default_classes
 from models.core.deid import DeidPolicy
 from models.core.errors import EndoSpineError
 from models.core.optics.capture_settings import CaptureSettings
+from models.core.picture import DEFAULT_VIEW_MAX
 from models.core.runtime.manifest import load_manifest
 from models.core.sources.base import Source
 from models.core.sources.registry import open_source
@@ -121,12 +122,14 @@ class LivePipeline:
 
 
 def open_source_stage(spec: str, loop: bool = False, capture: CaptureSettings | None = None, isolated: bool = False,
-                      realtime: bool = True, timing: Timing = DEFAULT_TIMING) -> Source:
+                      realtime: bool = True, timing: Timing = DEFAULT_TIMING,
+                      view_max: tuple[int, int] | None = DEFAULT_VIEW_MAX) -> Source:
     """The opened source a SOURCE string names. capture: options for a capture card the spec
     leaves out (a profile's capture section); isolated: decode files in a child process (the
-    live display); realtime=False: as fast as read() is called (offline). A missing or unreadable
-    source is a one-line EndoSpineError."""
-    source = open_source(spec, loop=loop, capture=capture, isolated=isolated)
+    live display); realtime=False: as fast as read() is called (offline); view_max: larger frames
+    come as a view of this size with their full-resolution planes (models/core/picture.py; None:
+    at their own size). A missing or unreadable source is a one-line EndoSpineError."""
+    source = open_source(spec, loop=loop, capture=capture, isolated=isolated, view_max=view_max)
     source.timing = timing
     if not realtime:
         source.realtime = False

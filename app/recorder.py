@@ -64,7 +64,7 @@ def snapshot(folder: Path, frame: Frame, result: Result | None, classes: ClassTa
     says (default: the field of view only). The circle: the policy's, else found in this frame,
     else `held` (a running recording's); none: EndoSpineError, nothing written. Returns the paths."""
     policy = policy or DeidPolicy()
-    image = frame.image
+    image = frame.full_rgb()  # every pixel of the source (a 4K frame's planes, not the screen's view)
     mask = None
     if not policy.keep_full_frame:
         circle = policy.finder()(image) or held
@@ -72,13 +72,13 @@ def snapshot(folder: Path, frame: Frame, result: Result | None, classes: ClassTa
             raise EndoSpineError("no field of view (circle) found in this frame; not saved, since the frame may "
                                  "show text burned in by the video tower (a profile with a fixed circle, or "
                                  "deid: keep_full_frame, changes this)")
-        mask = policy.blackout().mask_for(frame.size, circle)
+        mask = policy.blackout().mask_for(frame.full_size, circle)
     folder.mkdir(parents=True, exist_ok=True)
     base = folder / f"snap-{next_number(folder, 'snap'):04d}_f{frame.frame_id:06d}"
     paths = [policy.write_image(base.with_name(base.name + "_raw.png"),
                                 mask.apply(image) if mask is not None else image)]
     if result is not None:
-        shown = composite(image, render_overlay(result.mask, classes, style), result.box)
+        shown = composite(image, render_overlay(result.mask, classes, style), frame.to_full(result.box))
         paths.append(policy.write_image(base.with_name(base.name + "_overlay.png"),
                                         mask.apply(shown) if mask is not None else shown))
     return paths  # as written: + '.enc' when the policy encrypts
@@ -170,19 +170,20 @@ class Recorder:
         try:
             while (item := self._queue.get()) is not None:
                 frame, result, withheld, style = item
-                if frame.size != self.source_size:
+                if frame.full_size != self.source_size:
                     self.dropped += 1  # the source changed size mid-recording: skip rather than corrupt
                     continue
                 if self.written % self._check_every == 0 and (free := self._disk_free(self.folder)) < self.reserve_bytes:
                     self.error = (f"disk space below the reserve ({free / 1e6:.0f} MB free): recording stopped "
                                   f"after {self.written} frames")
                     break
-                kept = self._keeper(frame.image, self.size)  # the mask made once per circle, not per frame
+                image = frame.full_rgb()  # the source's every pixel (a 4K frame's planes converted here)
+                kept = self._keeper(image, self.size)  # the mask made once per circle, not per frame
                 if "raw" in self.writers:
-                    self.writers["raw"].write(self._kept(frame.image, kept))
+                    self.writers["raw"].write(self._kept(image, kept))
                 if "overlay" in self.writers:
                     rgba = render_overlay(result.mask, self.classes, style) if result is not None else None
-                    shown = composite(frame.image, rgba, result.box if result else None)
+                    shown = composite(image, rgba, frame.to_full(result.box) if result else None)
                     self.writers["overlay"].write(self._kept(shown, kept))
                 gated = result if result is not None else withheld
                 score = gated.score if gated is not None else None

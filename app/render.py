@@ -62,6 +62,7 @@ from models.core.errors import EndoSpineError, one_line
 from models.core.optics.fov import Circle
 from models.core.outputs import CSV, VIDEO, WriteFailed, check_file, write_failed
 from models.core.overlay import OverlayStyle, composite, render_overlay
+from models.core.picture import DEFAULT_VIEW_MAX
 from models.core.runtime.backends import RuntimeSettings, SegmentationRuntime
 from models.core.runtime.postprocess import PostSettings, PostStage, segment_frame
 from models.core.types import UNSURE_BIT
@@ -73,12 +74,15 @@ _END = object()
 def render_video(source_spec: str, out: str | Path, model_dir: str | Path, frames_csv: str | Path | None = None,
                  max_frames: int | None = None, settings: RuntimeSettings | None = None,
                  style: OverlayStyle | None = None, progress: bool = True, post: PostSettings | None = None,
-                 refused_in_a_row: int | None = None, policy: DeidPolicy | None = None) -> dict:
+                 refused_in_a_row: int | None = None, policy: DeidPolicy | None = None,
+                 view_max: tuple[int, int] | None = DEFAULT_VIEW_MAX) -> dict:
     """Render and return the summary. settings, post, refused_in_a_row: the runtime and
     post-processing settings and how many refused outputs in a row stop the render; by default
     what `endospine run` uses for this model (worker_config: backend, smoothing, thresholds, mask
     size, refused outputs in a row before a restart). policy: what the written frames keep
-    (default: de-identified, the field of view only; DeidPolicy.from_profile for a profile's)."""
+    (default: de-identified, the field of view only; DeidPolicy.from_profile for a profile's).
+    view_max: the size the model's frames are reduced to, as `run` does (None: the source's own);
+    the written video keeps the source's resolution."""
     out = check_file(out, VIDEO, "--out", inputs=[source_spec])
     if frames_csv:
         frames_csv = check_file(frames_csv, CSV, "--frames-csv", inputs=[source_spec])
@@ -90,7 +94,9 @@ def render_video(source_spec: str, out: str | Path, model_dir: str | Path, frame
     policy = (policy or DeidPolicy()).with_model(runtime.model_id)
     keeper = FrameKeeper(policy)
     fitted_blackout = policy.blackout()  # for frames of another size, scaled to fit the video
-    source = open_source_stage(source_spec, realtime=False)  # as fast as we can, not at the source's pace
+    # as fast as we can, not at the source's pace; the model sees the view live sees (a 4K frame
+    # at view_max, as models/core/picture.py makes it), the video gets every pixel
+    source = open_source_stage(source_spec, realtime=False, view_max=view_max)
     w, h = source.size
     w2, h2 = w - w % 2, h - h % 2  # H.264 4:2:0 wants even sides
     frames_q: queue.Queue = queue.Queue(maxsize=8)
@@ -125,21 +131,21 @@ def render_video(source_spec: str, out: str | Path, model_dir: str | Path, frame
             while out_q.get() is not _END:  # keep draining so the producer never blocks
                 pass
 
-    def written(image: np.ndarray, frame) -> tuple[np.ndarray, list[str]]:
+    def written(image: np.ndarray, frame, full: np.ndarray) -> tuple[np.ndarray, list[str]]:
         """The picture (the frame, or the overlay painted over it) as written, and the frame's
         FOV_COLUMNS: trimmed to even sides, or scaled to fit if the frame's size changed; the field
-        of view only (the circle found in the frame as decoded, in the video's pixels)."""
+        of view only (the circle found in `full`, the frame as decoded, in the video's pixels)."""
         nonlocal resized
         ih, iw = image.shape[:2]
         if (iw, ih) == (w, h):
-            kept = keeper(frame.image, (w2, h2))
+            kept = keeper(full, (w2, h2))
             return kept.apply(image[:h2, :w2]), kept.columns()  # a new array: the writer thread holds it
         if not resized:
             tqdm.write(f"endospine render: warning: frame {frame.frame_id} is {iw}x{ih}, the video {w2}x{h2}: "
                        "frames of another size are scaled to fit it (aspect kept, black borders), counted in the "
                        "summary's 'resized'", file=sys.stderr)
         resized += 1
-        kept = keeper(frame.image)  # the circle found in the frame as decoded, mapped into the video
+        kept = keeper(full)  # the circle found in the frame as decoded, mapped into the video
         circle = fitted_circle(kept, iw, ih, w2, h2)
         picture = fit(image, w2, h2)
         if kept.mask is not None:  # not a full frame: the field of view only, at the video's size
@@ -167,7 +173,8 @@ def render_video(source_spec: str, out: str | Path, model_dir: str | Path, frame
                                              f"{in_a_row} AI outputs refused in a row, last: {reason}") from None
                     tqdm.write(f"endospine render: warning: frame {frame.frame_id}: AI output refused ({reason}); "
                                "written without overlay", file=sys.stderr)
-                    picture, fov = written(frame.image, frame)
+                    full = frame.full_rgb()
+                    picture, fov = written(full, frame, full)
                     out_q.put(picture)
                     rows.append(_row(frame, None, names, runtime, None, reason) | dict(zip(FOV_COLUMNS, fov)))
                     bar.update(1)
@@ -182,10 +189,11 @@ def render_video(source_spec: str, out: str | Path, model_dir: str | Path, frame
                                    "its training data); written without overlay until the gate clears",
                                    file=sys.stderr)
                     unsure += 1
-                    image = frame.image
+                    image = full = frame.full_rgb()
                 else:
-                    image = composite(frame.image, render_overlay(labels, runtime.classes, style), box)
-                picture, fov = written(image, frame)
+                    full = frame.full_rgb()
+                    image = composite(full, render_overlay(labels, runtime.classes, style), frame.to_full(box))
+                picture, fov = written(image, frame, full)
                 out_q.put(picture)
                 rows.append(_row(frame, labels, names, runtime, timings, gate=(score, gated))
                             | dict(zip(FOV_COLUMNS, fov)))

@@ -24,6 +24,7 @@ from app.ui.about import about_text, info_box, shortcuts_text
 from app.ui.controls import NO_GATE, ControlPanel
 from app.ui.replay import ReplayBar
 from app.ui.video_view import VideoView
+from models.core.costs import STAGES
 from models.core.overlay import OverlayStyle, render_overlay
 from models.core.sources.base import Source
 from models.core.sources.replay import ReplaySource
@@ -265,8 +266,8 @@ class MainWindow(QMainWindow):
         if self.frame is None:
             return
         try:
-            self.recorder = Recorder(self.output_dir / "recordings", self.frame.size, self.capture.source.fps, self.classes,
-                                     policy=self._deid())
+            self.recorder = Recorder(self.output_dir / "recordings", self.frame.full_size, self.capture.source.fps,
+                                     self.classes, policy=self._deid())
             self.statusBar().showMessage(f"recording to {self.recorder.folder}", 4000)
         except Exception as exc:  # noqa: BLE001
             self.statusBar().showMessage(f"cannot record: {exc}", 6000)
@@ -287,7 +288,9 @@ class MainWindow(QMainWindow):
     # -- per tick: paint what the pipeline decided ---------------------------------------------
     def _on_poll(self) -> None:
         now = time.monotonic()
-        self._paint(self.pipeline.tick(now, self.style.enabled), now)
+        with STAGES.measure("tick"):
+            decision = self.pipeline.tick(now, self.style.enabled)
+        self._paint(decision, now)
 
     def _paint(self, d: Decision, now: float) -> None:
         self.skipped += d.skipped
@@ -308,8 +311,9 @@ class MainWindow(QMainWindow):
         result = overlay.result
         if result is not None:
             if self._drawn != (result, self.style):
-                self.view.set_overlay(render_overlay(result.mask, self.classes, self.style), result.box,
-                                      result.frame_id, result.capture_time)
+                with STAGES.measure("overlay_render"):
+                    rgba = render_overlay(result.mask, self.classes, self.style)
+                self.view.set_overlay(rgba, result.box, result.frame_id, result.capture_time)
                 self._drawn = (result, self.style)
         elif self._drawn is not None:
             self.view.set_overlay(None)

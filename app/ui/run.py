@@ -67,7 +67,8 @@ def _follow_reopen(window: MainWindow, output_dir: Path | None, review: bool) ->
             timing = timing_of(profile) if profile else window.pipeline.timing
             deid = deid_of(profile) if profile else window.pipeline.deid  # what recordings keep
             worker = worker_config(model or None, profile=profile or None)
-            source = open_source_stage(spec, loop=True, isolated=True, timing=timing)
+            source = open_source_stage(spec, loop=True, isolated=True, timing=timing,
+                                       view_max=window.pipeline.source.view_max)  # as the command line said
         except EndoSpineError as exc:
             QMessageBox.warning(window, "EndoSpine", str(exc))
             return

@@ -11,6 +11,7 @@ from PyQt6.QtCore import QPoint, QRectF, Qt
 from PyQt6.QtGui import QColor, QFont, QImage, QPainter
 from PyQt6.QtWidgets import QSizePolicy, QWidget
 
+from models.core.costs import STAGES
 from models.core.timing import DEFAULT_TIMING
 
 
@@ -106,6 +107,10 @@ class VideoView(QWidget):
         return QRectF((self.width() - w) / 2, (self.height() - h) / 2, w, h)
 
     def paintEvent(self, event) -> None:  # noqa: N802 - Qt override
+        with STAGES.measure("paint"):
+            self._paint_event()
+
+    def _paint_event(self) -> None:
         if (self.before_lagged_paint is not None and self._qimage is not None
                 and time.monotonic() - self._set_at > self.lagged_paint_s):
             self._set_at = time.monotonic()  # once per lag: a paused replay does not poll on every paint
@@ -142,8 +147,9 @@ class VideoView(QWidget):
         w, h = max(1, size.width()), max(1, size.height())
         if self._scaled is None or self._scaled[1].size() != size:
             reduce_more_than_half = w < self._image.shape[1] / 2
-            small = cv2.resize(self._image, (w, h),
-                               interpolation=cv2.INTER_AREA if reduce_more_than_half else cv2.INTER_LINEAR)
+            with STAGES.measure("view_resize"):
+                small = cv2.resize(self._image, (w, h),
+                                   interpolation=cv2.INTER_AREA if reduce_more_than_half else cv2.INTER_LINEAR)
             q = QImage(small.data, w, h, small.strides[0], QImage.Format.Format_RGB888)
             q.setDevicePixelRatio(dpr)
             self._scaled = (small, q)

@@ -145,7 +145,14 @@ class FrameSlots:
 
     def view(self, slot: int, width: int, height: int) -> np.ndarray:
         """The frame in `slot`, without a copy: drop it before the slot is rewritten or closed."""
-        return np.ndarray((height, width, 3), np.uint8, self._shm.buf, offset=slot * self.slot_bytes)
+        return self.array(slot, (height, width, 3))
+
+    def array(self, slot: int, shape: tuple[int, ...], offset: int = 0) -> np.ndarray:
+        """uint8 `shape` at byte `offset` of `slot`, without a copy (e.g. a frame's planes after
+        its picture); it must lie inside the slot."""
+        if offset < 0 or offset + int(np.prod(shape)) > self.slot_bytes:
+            raise ValueError(f"{shape} at {offset} does not fit a slot of {self.slot_bytes} bytes")
+        return np.ndarray(shape, np.uint8, self._shm.buf, offset=slot * self.slot_bytes + offset)
 
     def write(self, slot: int, image: np.ndarray) -> None:
         """Copy an HxWx3 uint8 frame into `slot` (it must fit)."""

@@ -7,8 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from models.core.picture import Planes
 
 
 class ClassId(IntEnum):
@@ -32,13 +36,17 @@ class Frame:
     frame_id: strictly increasing per source session (0, 1, 2, ...).
     capture_time: time.monotonic() seconds when the frame arrived from the source.
     pts: presentation time in seconds within the source (None for live devices without one).
-    image: HxWx3 uint8 RGB, C-contiguous.
+    image: HxWx3 uint8 RGB, C-contiguous: the picture the display shows and the model sees.
+    full: the source's full-resolution picture in its own pixel layout (models.core.picture.Planes),
+          when `image` is a reduced view of it (a 4K source on a smaller screen); None: `image`
+          is the full picture. Recordings, snapshots and rendered videos use `full_rgb()`.
     """
 
     frame_id: int
     capture_time: float
     pts: float | None
     image: np.ndarray
+    full: "Planes | None" = None
 
     def __post_init__(self) -> None:
         img = self.image
@@ -47,8 +55,25 @@ class Frame:
 
     @property
     def size(self) -> tuple[int, int]:
-        """(width, height)."""
+        """(width, height) of `image`."""
         return self.image.shape[1], self.image.shape[0]
+
+    @property
+    def full_size(self) -> tuple[int, int]:
+        """(width, height) of the source's picture: `full`'s, else `image`'s."""
+        return self.full.size if self.full is not None else self.size
+
+    def full_rgb(self) -> np.ndarray:
+        """The source's picture at full resolution as HxWx3 uint8 RGB (`image` itself when it is)."""
+        return self.full.rgb() if self.full is not None else self.image
+
+    def to_full(self, box: tuple[int, int, int, int] | None) -> tuple[int, int, int, int] | None:
+        """A box in `image` pixels (a mask's) in full-resolution pixels."""
+        if box is None or self.full is None:
+            return box
+        sx, sy = self.full.size[0] / self.image.shape[1], self.full.size[1] / self.image.shape[0]
+        x, y, w, h = box
+        return round(x * sx), round(y * sy), round(w * sx), round(h * sy)
 
 
 UNSURE_BIT = 0x80  # in a mask: this pixel's class is below the model's confidence threshold (class ids < 127)

@@ -135,3 +135,33 @@ def test_snapshot_writes_raw_and_overlay(tmp_path):
     assert np.array_equal(raw, _frame(3).image)
     assert not np.array_equal(shown[20, 20], raw[20, 20])  # the mask is painted there
     assert np.array_equal(shown[50, 80], raw[50, 80])      # and nowhere else
+
+
+def _reduced(i: int) -> Frame:
+    """A frame shown at half size, its full-resolution planes beside it (a 4K source on a 1080p view)."""
+    import av
+
+    from models.core.picture import Planes
+
+    full = np.full((2 * H, 2 * W, 3), (40 + i * 7) % 256, np.uint8)
+    planes = Planes.from_av(av.VideoFrame.from_ndarray(full, format="rgb24").reformat(format="yuv420p"))
+    return Frame(frame_id=i, capture_time=i / 30, pts=i / 30, image=planes.view((W, H)), full=planes)
+
+
+def test_a_reduced_view_is_recorded_and_snapshotted_at_full_resolution(tmp_path):
+    rec = Recorder(tmp_path, _reduced(0).full_size, 30.0, default_classes(), disk_free=lambda _: PLENTY, policy=FULL)
+    for i in range(6):
+        while rec._queue.full():
+            time.sleep(0.001)
+        rec.offer(_reduced(i), _result(i), OverlayStyle())  # the mask's box in view pixels
+    rec.stop()
+    assert rec.written == 6 and rec.dropped == 0
+    with av.open(str(next(tmp_path.glob("*_overlay.mp4")))) as container:
+        last = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)][-1]
+    assert last.shape == (2 * H, 2 * W, 3)
+    # the mask (view rows 10-30, columns 10-50) lands on full-resolution rows 20-60, columns 20-100
+    assert np.abs(last[40, 60].astype(int) - last[100, 160]).sum() > 30 and np.abs(last[100, 160].astype(int) - 75).max() < 6
+    paths = snapshot(tmp_path / "snaps", _reduced(3), _result(3), default_classes(), OverlayStyle(), policy=FULL)
+    raw, shown = (read_image(p) for p in paths)
+    assert raw.shape == shown.shape == (2 * H, 2 * W, 3)
+    assert not np.array_equal(shown[40, 60], raw[40, 60]) and np.array_equal(shown[100, 160], raw[100, 160])

@@ -361,3 +361,33 @@ def test_render_scales_frames_of_another_size_never_crops(pattern_video, tiny_mo
         assert np.abs(written[i].astype(int) - expected).mean() < 6, i  # codec noise only
     cropped = decoded[15][:48, :64]
     assert np.abs(written[15].astype(int) - cropped).mean() > 20  # not the top-left corner of the frame
+
+
+def test_render_segments_the_view_live_sees_and_writes_every_pixel(small_video, tiny_model_dir, tmp_path,
+                                                                   monkeypatch):
+    """A source larger than --view-size: the model gets the reduced view (as `run` would show and
+    segment it), the written video the source's own resolution with the mask mapped onto it."""
+    import app.render as render
+
+    seen, boxes = [], []
+    original_segment, original_composite = render.segment_frame, render.composite
+
+    def segment(runtime, stage, image, frame_id=None):
+        seen.append(image.shape)
+        return original_segment(runtime, stage, image, frame_id)
+
+    def composite(frame, rgba, box=None):
+        boxes.append((frame.shape, box))
+        return original_composite(frame, rgba, box)
+
+    monkeypatch.setattr(render, "segment_frame", segment)
+    monkeypatch.setattr(render, "composite", composite)
+    out = tmp_path / "o.mp4"
+    summary = render.render_video(str(small_video), out, tiny_model_dir, max_frames=6, progress=False,
+                                  view_max=(80, 80))
+    assert summary["frames"] == 6 and seen == [(60, 80, 3)] * 6
+    for shape, (x, y, w, h) in boxes:  # the crop box of the 80x60 view, doubled onto the 160x120 frame
+        assert shape == (120, 160, 3) and x + w <= 160 and y + h <= 120 and w > 60
+    with av.open(str(out)) as c:
+        frame = next(c.decode(video=0))
+        assert (frame.width, frame.height) == (160, 120)

@@ -20,6 +20,9 @@ class Source(ABC):
     opened: bool = False  # set by open() on success
     realtime: bool = True  # deliver at the source's own pace; False: as fast as read() is called
     timing: Timing = DEFAULT_TIMING  # the rules a source applies itself (a capture card's hang, reconnects)
+    # frames larger than this (w, h) are delivered as a view of this size, their full-resolution
+    # planes kept beside it (Frame.full; models/core/picture.py); None: every frame at its own size
+    view_max: tuple[int, int] | None = None
 
     def __init__(self) -> None:
         self._next_id = 0
@@ -63,8 +66,8 @@ class Source(ABC):
         """How the source ended, in words, once read() has returned None ('' : a normal end)."""
         return ""
 
-    def _frame(self, image: np.ndarray, pts: float | None) -> Frame:
-        frame = Frame(self._next_id, time.monotonic(), pts, image)
+    def _frame(self, image: np.ndarray, pts: float | None, full=None) -> Frame:
+        frame = Frame(self._next_id, time.monotonic(), pts, image, full)
         self._next_id += 1
         return frame
 

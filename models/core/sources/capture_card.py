@@ -1,7 +1,11 @@
 """Capture cards and cameras through OpenCV: `capture:N?backend=v4l2&width=1920&height=1080&fps=30&fourcc=MJPG&buffer=1`.
 
 The device delivers at its own rate; read() blocks in the driver until the next frame. Frames
-arrive as BGR and leave as RGB. Devices are opened through a factory so that tests use fakes
+arrive as BGR and leave as RGB; with `raw=1` and a YUV fourcc (UYVY, YUYV, NV12, I420) they arrive
+as the card's own bytes, and a frame larger than the source's `view_max` (a 4K card) leaves as a
+view scaled plane by plane before its colour conversion, its full-resolution planes kept beside
+it (Frame.full; models/core/picture.py), as files do. A driver that converts anyway (a BGR frame
+in raw mode) is taken as BGR. Devices are opened through a factory so that tests use fakes
 (app.diagnostics.fake_card.FakeCard).
 
 A live device fails in ways a file does not, and read() absorbs them instead of ending:
@@ -26,8 +30,10 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from models.core.costs import STAGES
 from models.core.errors import EndoSpineError
 from models.core.optics.capture_settings import BACKENDS, CaptureSettings, configure, opencv_device, to_rgb
+from models.core.picture import Planes, fit_size
 from models.core.sources.base import Source
 from models.core.timing import DEFAULT_TIMING, Timing
 from models.core.types import Frame
@@ -67,6 +73,7 @@ class CaptureSource(Source):
         self.hangs = 0              # reads that blocked longer than hang_after()
         self.stale_frames = 0       # reads that returned the previous buffer again
         self.format_changes = 0     # resolution changes mid-stream
+        self.bad_buffers = 0        # raw frames of a byte count that fits no size the driver reports
         self._read_since: float | None = None   # monotonic start of the read() in progress
         self._lost_since: float | None = None
         self._next_attempt = 0.0
@@ -109,15 +116,29 @@ class CaptureSource(Source):
             if time.monotonic() - started > self.hang_after():
                 self.hangs += 1  # what a hung driver finally hands back is old: not shown as live
                 continue
+            fmt = self.settings.raw_format
+            planes = None
+            if fmt is not None and not (bgr.ndim == 3 and bgr.shape[2] in (3, 4)):  # else the driver converted
+                planes = self._raw_planes(fmt, bgr)
+                if planes is None:
+                    continue
             ms = float(self._cap.get(cv2.CAP_PROP_POS_MSEC) or 0.0)
-            if self._is_stale(bgr, ms):
+            if self._is_stale(planes.data if planes is not None else bgr, ms):
                 self.stale_frames += 1
                 continue
+            pts = self._rising_pts(ms / 1000.0 if ms > 0 else None, invent_first=False)
+            if planes is not None:
+                with STAGES.measure("convert"):
+                    view = fit_size(planes.size, self.view_max)
+                    image, full = (planes.view(view), planes) if view != planes.size else (planes.rgb(), None)
+                return self._frame(image, pts, full)
             h, w = bgr.shape[:2]
             if (w, h) != self.size:
                 self.format_changes += 1
                 self.size = (w, h)
-            return self._frame(to_rgb(bgr), self._rising_pts(ms / 1000.0 if ms > 0 else None, invent_first=False))
+            with STAGES.measure("convert"):
+                image, full = self._bgr_picture(bgr)
+            return self._frame(image, pts, full)
         return None
 
     def signal_note(self) -> str:
@@ -152,6 +173,34 @@ class CaptureSource(Source):
         fps = cap.get(cv2.CAP_PROP_FPS)
         self.fps = float(fps) if fps and fps > 0 else 30.0
         return True
+
+    def _raw_planes(self, fmt: str, buffer: np.ndarray) -> Planes | None:
+        """The card's raw bytes of `fmt` as planes of the negotiated size, or of the size the
+        driver reports now (a new resolution); None for a buffer that fits neither (counted in
+        bad_buffers)."""
+        try:
+            return Planes.from_buffer(fmt, buffer, self.size)
+        except ValueError:
+            size = (int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+            try:
+                planes = Planes.from_buffer(fmt, buffer, size) if size != self.size else None
+            except ValueError:
+                planes = None
+            if planes is None:
+                self.bad_buffers += 1
+                return None
+            self.format_changes += 1
+            self.size = size
+            return planes
+
+    def _bgr_picture(self, bgr: np.ndarray) -> tuple[np.ndarray, Planes | None]:
+        """OpenCV's BGR frame -> (RGB picture, its full-resolution RGB if the picture is a reduced view)."""
+        rgb = to_rgb(bgr)
+        h, w = rgb.shape[:2]
+        view = fit_size((w, h), self.view_max)
+        if view == (w, h):
+            return rgb, None
+        return cv2.resize(rgb, view, interpolation=cv2.INTER_AREA), Planes("rgb24", rgb, (w, h))
 
     def _lose(self) -> None:
         self._release()

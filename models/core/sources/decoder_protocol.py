@@ -5,6 +5,7 @@
     child  -> parent   SlotFrame            a frame is in a slot; the parent copies it out, then
                                             answers Free(slot)
                        InlineFrame          a frame larger than a slot (the size changed mid-file)
+                       Costs                what its stages cost so far (about once a second)
                        Progress             the heartbeat: packets read, the file clock, and how
                                             long the frame it holds waits for its time
                        Ended | DecodeFailed
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.core.child import Message
+from models.core.picture import Planes
 
 
 # -- child -> parent ---------------------------------------------------------------------------
@@ -52,6 +54,8 @@ class SlotFrame(Message):
     pts: float
     corrupt_packets: int
     timestamp_repairs: int
+    full_fmt: str | None = None            # the frame's full-resolution planes follow its picture in
+    full_size: tuple[int, int] | None = None  # the slot (models.core.picture.Planes); None: none
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,14 @@ class InlineFrame(Message):
     pts: float
     corrupt_packets: int
     timestamp_repairs: int
+    full: Planes | None = None
+
+
+@dataclass(frozen=True)
+class Costs(Message):
+    """The child's stage ledger (models.core.costs) and its process CPU seconds, about once a second."""
+    stages: dict
+    cpu_s: float
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,12 @@ decoder_protocol.py):
     parent: read() copies the slot out (frames are immutable and outlive the slot), frees it
             (Free(slot)), and forwards pause/step/seek/speed/loop as Control messages on the pipe.
 
+A frame larger than `view_max` (a 4K file on a smaller screen) is scaled in the child, plane by
+plane, before any RGB conversion (models/core/picture.py); its slot holds the view and, after it,
+the full-resolution planes, which the parent copies out with it (Frame.full: recordings and
+snapshots keep every pixel). The child reports what its stages cost (Costs, models/core/costs.py)
+about once a second; `stage_costs` holds the latest.
+
 If the child dies, read() raises EndoSpineError naming the file, the position and the signal;
 the capture thread turns that into a message on the screen and the display stays up. A child
 that makes no progress while playing for Timing.decoder_hang_after(fps) is killed and reported
@@ -33,9 +39,11 @@ import numpy as np
 
 from models.core import sealed
 from models.core.child import Child, ChildGone, FrameSlots, Message
+from models.core.costs import STAGES, process_cpu_s
 from models.core.errors import EndoSpineError
 from models.core.sources.decoder_protocol import (
     Control,
+    Costs,
     DecodeFailed,
     Ended,
     Free,
@@ -47,6 +55,7 @@ from models.core.sources.decoder_protocol import (
     Slots,
     Stop,
 )
+from models.core.picture import Planes, fit_size, layout_shape
 from models.core.sources.file_checks import clock
 from models.core.sources.replay import ReplaySource
 from models.core.sources.video import VideoSource
@@ -54,6 +63,7 @@ from models.core.timing import DEFAULT_TIMING, Timing
 from models.core.types import Frame
 
 SLOTS = 3
+COSTS_EVERY_S = 1.0  # how often the child reports its stages' costs
 HEARTBEAT_S = 0.25  # the child's Progress interval between frames (at most a quarter of the hang limit)
 
 
@@ -77,6 +87,7 @@ class IsolatedVideoSource(ReplaySource):
         self._sent = 0          # commands sent to the child, numbered
         self._valid_from = 0    # frames the child tagged with an older number predate a seek or pause
         self.decoder_pid: int | None = None
+        self.stage_costs: Costs | None = None  # the child's latest report of its stages' costs
 
     def open(self) -> None:
         path = Path(self.target)
@@ -85,7 +96,7 @@ class IsolatedVideoSource(ReplaySource):
         heartbeat = min(HEARTBEAT_S, self.timing.decoder_hang_s / 4)
         # an encrypted file's key reaches the child in its start arguments (through the spawn pipe), never a file
         key = (self.key if self.key is not None else sealed.process_key()) if sealed.is_sealed(path) else None
-        self._child = Child(decoder_main, (self.target, self._loop, self.realtime, heartbeat, key),
+        self._child = Child(decoder_main, (self.target, self._loop, self.realtime, heartbeat, key, self.view_max),
                             name="endospine-decoder")
         self.decoder_pid = self._child.pid
         msg = self._receive(self.timing.decoder_open_timeout_s, "while opening the file")
@@ -94,7 +105,7 @@ class IsolatedVideoSource(ReplaySource):
             self.close()
             raise EndoSpineError(error)
         self.size, self.fps, self.duration, self.truncated = msg.size, msg.fps, msg.duration, msg.truncated
-        self._slots = FrameSlots.create(self.size[0] * self.size[1] * 3, SLOTS)
+        self._slots = FrameSlots.create(slot_bytes(self.size, self.view_max), SLOTS)
         self._send(Slots(self._slots.name, self._slots.slot_bytes), "while opening the file")
         self._heard = time.monotonic()
         self.opened = True
@@ -109,20 +120,21 @@ class IsolatedVideoSource(ReplaySource):
             if isinstance(msg, Progress):
                 self._progressed(msg)
                 continue
+            if isinstance(msg, Costs):
+                self.stage_costs = msg
+                continue
             self._heard = time.monotonic()
             self._still_until = 0.0
             if isinstance(msg, SlotFrame):
                 self.corrupt_packets, self.timestamp_repairs = msg.corrupt_packets, msg.timestamp_repairs
-                image = None
-                if msg.mark >= self._valid_from:
-                    image = self._slots.read(msg.slot, msg.width, msg.height)  # the frame outlives the slot
+                taken = self._take(msg) if msg.mark >= self._valid_from else None
                 self._send(Free(msg.slot))
-                if image is not None:
-                    return self._delivered(image, msg.pts)
+                if taken is not None:
+                    return self._delivered(*taken, msg.pts)
             elif isinstance(msg, InlineFrame):  # a frame larger than a slot (the size changed mid-file)
                 self.corrupt_packets, self.timestamp_repairs = msg.corrupt_packets, msg.timestamp_repairs
                 if msg.mark >= self._valid_from:
-                    return self._delivered(msg.image, msg.pts)
+                    return self._delivered(msg.image, msg.full, msg.pts)
             elif isinstance(msg, Ended):
                 self._end_note, self.position = msg.note, msg.position
                 return None
@@ -147,9 +159,19 @@ class IsolatedVideoSource(ReplaySource):
             self._slots = None
 
     # -- internals (capture thread) ---------------------------------------------------------
-    def _delivered(self, image: np.ndarray, pts: float) -> Frame:
+    def _take(self, msg: SlotFrame) -> tuple[np.ndarray, Planes | None]:
+        """Copies of the picture in a slot and of the planes after it: frames outlive their slot."""
+        with STAGES.measure("slot_read"):
+            image = self._slots.read(msg.slot, msg.width, msg.height)
+            if msg.full_fmt is None:
+                return image, None
+            shape = layout_shape(msg.full_fmt, *msg.full_size)
+            planes = self._slots.array(msg.slot, shape, offset=image.nbytes).copy()
+            return image, Planes(msg.full_fmt, planes, msg.full_size)
+
+    def _delivered(self, image: np.ndarray, full: Planes | None, pts: float) -> Frame:
         self.position = pts
-        return self._frame(image, pts)
+        return self._frame(image, pts, full)
 
     def _progressed(self, msg: Progress) -> None:
         """A heartbeat: more packets read, or a frame waiting for its time, is progress; the same
@@ -206,11 +228,21 @@ class IsolatedVideoSource(ReplaySource):
 
 
 # -- the child process ---------------------------------------------------------------------------
+def slot_bytes(size: tuple[int, int], view_max: tuple[int, int] | None) -> int:
+    """Bytes of a frame slot for frames of `size`: the RGB picture, and when that is a reduced
+    view, room for the full-resolution planes after it (4:2:2 packed at most; a frame whose planes
+    do not fit goes inline)."""
+    w, h = size
+    vw, vh = fit_size(size, view_max)
+    return vw * vh * 3 + (w * h * 2 if (vw, vh) != (w, h) else 0)
+
+
 def decoder_main(conn, target: str, loop: bool, realtime: bool, heartbeat_s: float = HEARTBEAT_S,
-                 key: bytes | None = None) -> None:
+                 key: bytes | None = None, view_max: tuple[int, int] | None = None) -> None:
     """The child process: decode `target` with VideoSource, frames into the parent's slots."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the display's to handle
     src = VideoSource(target, loop=loop, realtime=realtime, key=key)
+    src.view_max = view_max
     try:
         src.open()
     except EndoSpineError as exc:
@@ -224,6 +256,7 @@ def decoder_main(conn, target: str, loop: bool, realtime: bool, heartbeat_s: flo
     listener = threading.Thread(target=_listen, args=(conn, src, free, idle), daemon=True)
     listener.start()
     beat = _Heartbeat(conn, src, heartbeat_s)
+    reported = time.monotonic()
     src.on_progress = beat  # called by src.read() on every packet and every wait for a frame's time
     try:
         while True:
@@ -233,9 +266,10 @@ def decoder_main(conn, target: str, loop: bool, realtime: bool, heartbeat_s: flo
                     conn.send(Ended(src.end_note(), src.position))
                 break
             h, w = frame.image.shape[:2]
-            if not slots.fits(w, h):
+            full = frame.full
+            if frame.image.nbytes + (full.nbytes if full is not None else 0) > slots.slot_bytes:
                 conn.send(InlineFrame(src.applied_mark, frame.image, frame.pts, src.corrupt_packets,
-                                      src.timestamp_repairs))
+                                      src.timestamp_repairs, full))
                 beat.sent()
                 continue
             with free:
@@ -243,9 +277,16 @@ def decoder_main(conn, target: str, loop: bool, realtime: bool, heartbeat_s: flo
                 if src.stopping:
                     break
                 slot = idle.pop()
-            slots.write(slot, frame.image)
-            conn.send(SlotFrame(src.applied_mark, slot, w, h, frame.pts, src.corrupt_packets, src.timestamp_repairs))
+            with STAGES.measure("slot_write"):
+                slots.write(slot, frame.image)
+                if full is not None:
+                    slots.array(slot, full.data.shape, offset=frame.image.nbytes)[:] = full.data
+            conn.send(SlotFrame(src.applied_mark, slot, w, h, frame.pts, src.corrupt_packets, src.timestamp_repairs,
+                                full.fmt if full is not None else None, full.size if full is not None else None))
             beat.sent()
+            if time.monotonic() - reported > COSTS_EVERY_S:
+                reported = time.monotonic()
+                conn.send(Costs(STAGES.snapshot(), process_cpu_s()))
     except Exception as exc:  # noqa: BLE001 - reported to the parent as one line
         try:
             conn.send(DecodeFailed(f"{target}: decoding failed: {type(exc).__name__}: {exc}"))

@@ -44,6 +44,7 @@ class OpenOptions:
     loop: bool = False                       # files and folders: start again at the end
     capture: CaptureSettings | None = None   # capture devices: settings the spec does not give (a profile's)
     isolated: bool = False                   # video and image files: decode in a child process (the display)
+    view_max: tuple[int, int] | None = None  # larger frames: a view of this size + full planes (Frame.full)
 
 
 @dataclass(frozen=True)
@@ -95,8 +96,14 @@ def kind_of(spec: str) -> str:
 
 
 def open_source(spec: str, loop: bool = False, capture: CaptureSettings | None = None,
-                isolated: bool = False) -> Source:
+                isolated: bool = False, view_max: tuple[int, int] | None = None) -> Source:
     """Build (not yet open) the source a SOURCE string names. capture: settings for a capture
     device's options the spec does not give (an endoscope profile's capture section).
-    isolated: decode video files in a child process (the display: a decoder crash must not end it)."""
-    return SOURCE_KINDS[kind_of(spec)].build(spec, OpenOptions(loop=loop, capture=capture, isolated=isolated))
+    isolated: decode video files in a child process (the display: a decoder crash must not end it).
+    view_max: frames larger than this (w, h) come as a view of at most this size, their
+    full-resolution planes beside it (Frame.full; sources that read YUV: files, streams, capture
+    cards delivering raw YUV); None: every frame at its own size."""
+    source = SOURCE_KINDS[kind_of(spec)].build(spec, OpenOptions(loop=loop, capture=capture, isolated=isolated,
+                                                                 view_max=view_max))
+    source.view_max = view_max
+    return source

@@ -28,8 +28,10 @@ import av
 import numpy as np
 
 from models.core import sealed
+from models.core.costs import STAGES
 from models.core.errors import EndoSpineError
 from models.core.imageio import check_image_file
+from models.core.picture import Planes, fit_size
 from models.core.sources.file_checks import clock, mp4_layout
 from models.core.sources.replay import SPEEDS, STREAM_SCHEMES, ReplaySource  # noqa: F401 - re-exported
 from models.core.types import Frame
@@ -52,7 +54,7 @@ class VideoSource(ReplaySource):
         self._frames = None
         self._ref: tuple[float, float] | None = None  # (monotonic time, pts) that pacing counts from
         self._step = 0
-        self._pending: tuple[np.ndarray, float] | None = None  # decoded, not yet due
+        self._pending: tuple[np.ndarray, float, Planes | None] | None = None  # decoded, not yet due
         self._show_now = False  # a seek result: deliver at once, even while paused
         self._seekable = True   # False once the demuxer refused a seek: reopen instead
         self._still_until = 0.0  # monotonic time the held frame is due, while a long still lasts
@@ -105,7 +107,7 @@ class VideoSource(ReplaySource):
                 self._pending = self._next_image()
                 if self._pending is None:
                     return None
-            image, pts = self._pending
+            image, pts, full = self._pending
             if self.realtime and not self.paused and not self._show_now and self._ref is not None:
                 wait = self._ref[0] + (pts - self._ref[1]) / self.speed - time.monotonic()
                 if wait > 0:
@@ -123,7 +125,7 @@ class VideoSource(ReplaySource):
             if self._step > 0:
                 self._step -= 1
             self.position = pts
-            return self._frame(image, pts)  # capture time = delivery time
+            return self._frame(image, pts, full)  # capture time = delivery time
         return None
 
     def idle(self) -> bool:
@@ -206,7 +208,8 @@ class VideoSource(ReplaySource):
             if self.on_progress is not None:
                 self.on_progress(0.0)
             try:
-                decoded = packet.decode()
+                with STAGES.measure("decode"):
+                    decoded = packet.decode()
             except av.FFmpegError:
                 self.corrupt_packets += 1
                 continue
@@ -221,7 +224,7 @@ class VideoSource(ReplaySource):
             return float(av_frame.time)
         return self._index / self.fps if self._from_start else None
 
-    def _next_image(self) -> tuple[np.ndarray, float] | None:
+    def _next_image(self) -> tuple[np.ndarray, float, Planes | None] | None:
         for _ in range(2):  # at most one restart for a loop
             try:
                 av_frame = next(self._frames)
@@ -236,14 +239,27 @@ class VideoSource(ReplaySource):
             return self._to_image(av_frame)
         return None
 
-    def _to_image(self, av_frame) -> tuple[np.ndarray, float]:
+    def _to_image(self, av_frame) -> tuple[np.ndarray, float, Planes | None]:
         # missing, repeated or backward timestamps: paced by the frame rate, never out of order
         t = self._time(av_frame)
         if av_frame.time is None and t is not None:
             self.timestamp_repairs += 1  # missing: counted as a repair, like one _rising_pts makes
         pts = self._rising_pts(t)
+        with STAGES.measure("convert"):
+            image, full = self._picture(av_frame)
+        return image, pts, full
+
+    def _picture(self, av_frame) -> tuple[np.ndarray, Planes | None]:
+        """The frame as the display and the model take it, and its full-resolution planes when
+        that is a reduced view (a frame larger than `view_max`: models/core/picture.py)."""
+        size = fit_size((av_frame.width, av_frame.height), self.view_max)
+        full = Planes.from_av(av_frame) if size != (av_frame.width, av_frame.height) else None
+        if full is not None:
+            return full.view(size), full
+        if size != (av_frame.width, av_frame.height):  # a layout kept whole: FFmpeg scales and converts
+            return av_frame.reformat(*size, format="rgb24").to_ndarray(), None
         # odd widths come back with padded rows: make them contiguous (copies only then)
-        return np.ascontiguousarray(av_frame.to_ndarray(format="rgb24")), pts
+        return np.ascontiguousarray(av_frame.to_ndarray(format="rgb24")), None
 
     def _seek_raw(self, seconds: float) -> None:
         """Position the demuxer at the keyframe before `seconds`. A demuxer that cannot seek (raw
@@ -263,7 +279,7 @@ class VideoSource(ReplaySource):
         self._ref = None
         self._last_pts = None
 
-    def _seek(self, seconds: float) -> tuple[np.ndarray, float] | None:
+    def _seek(self, seconds: float) -> tuple[np.ndarray, float, Planes | None] | None:
         """Seek to the keyframe before `seconds`, then decode forward to the exact frame."""
         if self.duration is not None:
             seconds = min(max(seconds, 0.0), self.duration)

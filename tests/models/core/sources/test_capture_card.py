@@ -1,6 +1,7 @@
 """capture:N through a fake OpenCV device: settings applied, BGR -> RGB, clean errors."""
 from __future__ import annotations
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -97,3 +98,63 @@ def test_hang_and_reconnect_follow_the_timing_rules():
     assert src.hang_after() == 2.0 and src.reconnect_every == 3.0
     assert CaptureSource(CaptureSettings(0), FakeDevice, reconnect_every=0.2).reconnect_every == 0.2
     assert CaptureSource.from_spec("capture:1", FakeDevice, timing=src.timing).hang_after() == 2.0
+
+
+class RawDevice(FakeDevice):
+    """A 4:2:2 card in raw mode: each read hands over the UYVY bytes as one row, as V4L2 does with
+    CAP_PROP_CONVERT_RGB off, unless the driver ignores that and converts (`converts`)."""
+
+    def __init__(self, settings, picture, converts=False):
+        super().__init__(settings, frames=100)
+        self.picture, self.converts = picture, converts
+
+    def get(self, prop):
+        h, w = self.picture.shape[:2]
+        return {cv2.CAP_PROP_FRAME_WIDTH: w, cv2.CAP_PROP_FRAME_HEIGHT: h}.get(prop, self.props.get(prop, 0))
+
+    def read(self):
+        self.frames -= 1
+        rgb = self.picture.copy()
+        rgb[:, :2] = (2 * self.frames, 0, 200)  # new pixels every frame, as a camera's noise gives
+        if self.converts:
+            return True, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+        yuyv = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuyv422").to_ndarray()
+        h, w = rgb.shape[:2]
+        return True, yuyv.reshape(h, w // 2, 4)[..., [1, 0, 3, 2]].reshape(1, -1)  # UYVY
+
+
+@pytest.mark.parametrize("converts", [False, True])
+def test_a_raw_4_2_2_card_larger_than_the_view(converts):
+    y, x = np.mgrid[0:96, 0:128]
+    picture = np.stack([x * 2, y * 2, np.full_like(x, 90)], -1).astype(np.uint8)
+    devices = []
+
+    def factory(settings):
+        devices.append(RawDevice(settings, picture, converts))
+        return devices[-1]
+
+    src = CaptureSource.from_spec("capture:0?width=128&height=96&fourcc=UYVY&raw=1", factory)
+    src.view_max = (64, 64)
+    src.open()
+    frame = src.read()
+    assert devices[0].props[cv2.CAP_PROP_CONVERT_RGB] == 0
+    assert frame.image.shape == (48, 64, 3) and frame.full_size == (128, 96)
+    assert frame.full.fmt == ("rgb24" if converts else "uyvy422")
+    reference = cv2.resize(picture, (64, 48), interpolation=cv2.INTER_AREA)
+    assert np.abs(frame.image[:, 1:].astype(int) - reference[:, 1:]).mean() < 3  # column 0: the device's own
+    assert np.abs(frame.full_rgb()[:, 2:].astype(int) - picture[:, 2:]).mean() < 3
+    src.view_max = None  # at its own size: no planes kept
+    frame = src.read()
+    assert frame.full is None and frame.image.shape == (96, 128, 3)
+    src.close()
+
+
+@pytest.mark.unit
+def test_raw_needs_a_yuv_fourcc_and_round_trips_through_the_spec():
+    with pytest.raises(EndoSpineError, match="raw needs a YUV fourcc"):
+        CaptureSettings.parse("capture:0?fourcc=MJPG&raw=1")
+    with pytest.raises(EndoSpineError, match="raw must be 0 or 1"):
+        CaptureSettings.parse("capture:0?fourcc=UYVY&raw=yes")
+    s = CaptureSettings.parse("capture:2?fourcc=NV12&raw=1")
+    assert s.raw and s.raw_format == "nv12" and CaptureSettings.parse(s.spec()) == s
+    assert "raw" not in CaptureSettings.parse("capture:2?fourcc=NV12").spec()

@@ -271,3 +271,30 @@ def test_progress_is_packets_or_the_file_clock_not_any_message():
     assert src._heard == heard
     src._progressed(Progress(40, 1.6, 3.0))  # a frame waiting 3 s for its time: progress, and idle
     assert src._heard > heard and src.idle()
+
+
+def test_larger_frames_come_as_a_view_with_their_full_planes_the_same_in_both_decoders(pattern_video):
+    path = pattern_video(width=320, height=240, frames=12, fps=25.0)
+    whole = _all(VideoSource(path, realtime=False))
+    for cls in (VideoSource, IsolatedVideoSource):
+        src = cls(path, realtime=False)
+        src.view_max = (160, 160)
+        got = _all(src)
+        assert len(got) == len(whole) == 12
+        for frame, ref in zip(got, whole):
+            assert frame.image.shape == (120, 160, 3) and frame.full.fmt == "yuv420p"
+            assert frame.full_size == ref.size == (320, 240)
+            assert np.abs(frame.full_rgb().astype(int) - ref.image).mean() < 1.5  # every pixel kept
+        if cls is VideoSource:
+            first = got
+        else:  # the child's frames are the in-process ones, picture and planes
+            assert all(np.array_equal(a.image, b.image) and np.array_equal(a.full.data, b.full.data)
+                       for a, b in zip(got, first))
+
+
+def test_frames_that_fit_the_view_are_untouched(small_video):
+    src = IsolatedVideoSource(small_video, realtime=False)
+    src.view_max = (1920, 1080)
+    got = _all(src)
+    ref = _all(VideoSource(small_video, realtime=False))
+    assert all(f.full is None and np.array_equal(f.image, r.image) for f, r in zip(got, ref))

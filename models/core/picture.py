@@ -1,0 +1,152 @@
+"""Frames larger than the screen: the picture kept in the source's own pixel layout at full
+resolution, and the RGB view made from it at the size the display and the model use.
+
+A 4K endoscope tower delivers 3840x2160 frames, in YUV (4:2:0 from a file's H.264 or HEVC,
+NV12 or packed 4:2:2 from a capture card). Nothing on the live path needs them in full-resolution
+RGB: the OR monitor shows at most its own size, and the model sees a 384-pixel crop. Converting
+4K YUV to RGB and then scaling it down costs two passes over 25 MB. Instead, each plane is scaled
+to the view size in its own layout (the luma plane to the view, the chroma planes to half of it)
+and only the small picture is converted to RGB: one pass over the large frame, at its reading cost.
+The full-resolution picture stays in its own layout (`Planes`, half the bytes of RGB for 4:2:0)
+for what needs every pixel, recordings, snapshots and rendered videos, which convert it with
+`Planes.rgb()` when they use it.
+
+    full = Planes.from_av(av_frame)                  # the decoder's frame, no conversion
+    image = full.view(fit_size(full.size, (1920, 1080)))
+
+The colour conversion is OpenCV's BT.601 YUV -> RGB, which agrees with FFmpeg's (the path frames
+that need no scaling take) to about one level of 255 on average (0.4 on the demo video's frames).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+# pixel layouts kept as they are: FFmpeg's name -> OpenCV's conversion of the whole layout to RGB
+_TO_RGB = {
+    "yuv420p": cv2.COLOR_YUV2RGB_I420,   # planar Y, U, V; chroma at half width and height
+    "yuvj420p": cv2.COLOR_YUV2RGB_I420,
+    "nv12": cv2.COLOR_YUV2RGB_NV12,      # planar Y, interleaved UV at half width and height
+    "uyvy422": cv2.COLOR_YUV2RGB_UYVY,   # packed U Y V Y: two pixels in four bytes
+    "yuyv422": cv2.COLOR_YUV2RGB_YUY2,   # packed Y U Y V
+    "rgb24": None,
+}
+FORMATS = tuple(_TO_RGB)
+# The view the display and the model use for larger frames (run, bench and render alike): an OR
+# monitor's 1080p. A 4K source is shown and segmented at this size; `--view-size source` keeps
+# every frame at its own size (on a machine that can afford it).
+DEFAULT_VIEW_MAX = (1920, 1080)
+_PACKED = {"uyvy422": (1, 3), "yuyv422": (0, 2)}  # where the two luma samples of a pixel pair sit
+
+
+def fit_size(size: tuple[int, int], limit: tuple[int, int] | None) -> tuple[int, int]:
+    """`size` (w, h) scaled down to fit inside `limit`, aspect kept, even sides (what 4:2:0
+    chroma needs); `size` itself if it fits already or there is no limit."""
+    w, h = size
+    if limit is None or (w <= limit[0] and h <= limit[1]):
+        return w, h
+    s = min(limit[0] / w, limit[1] / h)
+    return max(2, int(w * s) // 2 * 2), max(2, int(h * s) // 2 * 2)
+
+
+def parse_size(text: str) -> tuple[int, int] | None:
+    """'WxH' -> (W, H); 'source' -> None (no limit). ValueError for anything else."""
+    if text.strip().lower() == "source":
+        return None
+    w, sep, h = text.lower().partition("x")
+    if not sep or not w.isdigit() or not h.isdigit() or int(w) < 64 or int(h) < 64:
+        raise ValueError(f"{text!r}: expected WIDTHxHEIGHT (each at least 64) or 'source'")
+    return int(w), int(h)
+
+
+@dataclass(frozen=True, eq=False)
+class Planes:
+    """A picture in its source's pixel layout (FORMATS), as one C-contiguous uint8 array:
+    4:2:0 planar (yuv420p, nv12) as (h * 3/2, w), packed 4:2:2 as (h, w, 2), rgb24 as (h, w, 3)."""
+
+    fmt: str
+    data: np.ndarray
+    size: tuple[int, int]  # (w, h) of the picture
+
+    def __post_init__(self) -> None:
+        w, h = self.size
+        if self.fmt not in _TO_RGB:
+            raise ValueError(f"pixel layout {self.fmt!r} is not kept as planes (have {', '.join(FORMATS)})")
+        if self.data.dtype != np.uint8 or self.data.shape != layout_shape(self.fmt, w, h):
+            raise ValueError(f"{self.fmt} {w}x{h}: expected uint8 {layout_shape(self.fmt, w, h)}, "
+                             f"got {self.data.dtype} {self.data.shape}")
+
+    @classmethod
+    def from_av(cls, av_frame) -> "Planes | None":
+        """A PyAV frame's picture as planes without converting it (None: a layout not kept, or odd
+        sides, which 4:2:0 cannot split evenly; the caller converts such frames whole)."""
+        fmt, w, h = av_frame.format.name, av_frame.width, av_frame.height
+        if fmt not in _TO_RGB or fmt == "rgb24" or w % 2 or h % 2:
+            return None
+        try:
+            data = np.ascontiguousarray(av_frame.to_ndarray())
+        except ValueError:  # a layout this PyAV cannot hand over as an array (e.g. uyvy422)
+            return None
+        return cls(fmt, data.reshape(layout_shape(fmt, w, h)), (w, h))
+
+    @classmethod
+    def from_buffer(cls, fmt: str, buffer: np.ndarray, size: tuple[int, int]) -> "Planes":
+        """A raw frame buffer as a capture driver hands it over (any shape, the right byte count)."""
+        w, h = size
+        shape = layout_shape(fmt, w, h)
+        flat = np.ascontiguousarray(buffer).reshape(-1)
+        if flat.size != int(np.prod(shape)):
+            raise ValueError(f"{fmt} {w}x{h}: expected {int(np.prod(shape))} bytes, got {flat.size}")
+        return cls(fmt, flat.reshape(shape), size)
+
+    @property
+    def nbytes(self) -> int:
+        return self.data.nbytes
+
+    def rgb(self) -> np.ndarray:
+        """The full-resolution picture as HxWx3 uint8 RGB (a new array; RGB planes themselves,
+        which nobody may modify: frames are immutable)."""
+        code = _TO_RGB[self.fmt]
+        return self.data if code is None else cv2.cvtColor(self.data, code)
+
+    def view(self, size: tuple[int, int]) -> np.ndarray:
+        """The picture at `size` (w, h; even sides) as HxWx3 uint8 RGB: every plane scaled in its
+        own layout (area averaging), then the small picture converted."""
+        w, h = size
+        if (w, h) == self.size:
+            return self.rgb()
+        code = _TO_RGB[self.fmt]
+        if code is None:
+            return cv2.resize(self.data, (w, h), interpolation=cv2.INTER_AREA)
+        return cv2.cvtColor(self._scaled(w, h), code)
+
+    def _scaled(self, w: int, h: int) -> np.ndarray:
+        sw, sh = self.size
+        area = cv2.INTER_AREA
+        if self.fmt in _PACKED:  # a pixel pair is one 4-byte cell: scale the cells, w/2 of them
+            cells = self.data.reshape(sh, sw // 2, 4)
+            return np.ascontiguousarray(cv2.resize(cells, (w // 2, h), interpolation=area)).reshape(h, w, 2)
+        out = np.empty((h * 3 // 2, w), np.uint8)
+        cv2.resize(self.data[:sh], (w, h), dst=out[:h], interpolation=area)
+        chroma = self.data[sh:]
+        if self.fmt == "nv12":  # one plane of UV pairs
+            uv = chroma.reshape(sh // 2, sw // 2, 2)
+            out[h:] = cv2.resize(uv, (w // 2, h // 2), interpolation=area).reshape(h // 2, w)
+        else:  # I420: U then V, each (h/2, w/2), stored back to back
+            quarter = (sh // 2) * (sw // 2)
+            flat, dst = chroma.reshape(-1), out[h:].reshape(-1)
+            cq = (h // 2) * (w // 2)
+            for i in range(2):
+                plane = flat[i * quarter:(i + 1) * quarter].reshape(sh // 2, sw // 2)
+                dst[i * cq:(i + 1) * cq] = cv2.resize(plane, (w // 2, h // 2), interpolation=area).reshape(-1)
+        return out
+
+
+def layout_shape(fmt: str, w: int, h: int) -> tuple[int, ...]:
+    if fmt in ("yuv420p", "yuvj420p", "nv12"):
+        return (h * 3 // 2, w)
+    if fmt in _PACKED:
+        return (h, w, 2)
+    return (h, w, 3)
