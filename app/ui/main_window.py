@@ -328,7 +328,11 @@ class MainWindow(QMainWindow):
         t0, n0 = self._captured
         self.source_fps = (count - n0) / (now - t0) if now > t0 else 0.0
         self._captured = (now, count)
-        parts = [self.capture.source.name, f"source {self.source_fps:.1f} fps",
+        parts = [self.capture.source.name]
+        frame = self.frame
+        if frame is not None and frame.full is not None:  # a 4K source on the 1080p view: say what is shown
+            parts.append("{}x{} shown at {}x{}".format(*frame.full_size, *frame.size))
+        parts += [f"source {self.source_fps:.1f} fps",
                  f"display {self.display_rate.rate():.1f} fps", f"skipped {self.skipped}",
                  f"capture {self.capture.status.state.value}"]
         if self.ai is None:

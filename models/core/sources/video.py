@@ -252,14 +252,17 @@ class VideoSource(ReplaySource):
     def _picture(self, av_frame) -> tuple[np.ndarray, Planes | None]:
         """The frame as the display and the model take it, and its full-resolution planes when
         that is a reduced view (a frame larger than `view_max`: models/core/picture.py)."""
-        size = fit_size((av_frame.width, av_frame.height), self.view_max)
-        full = Planes.from_av(av_frame) if size != (av_frame.width, av_frame.height) else None
-        if full is not None:
-            return full.view(size), full
-        if size != (av_frame.width, av_frame.height):  # a layout kept whole: FFmpeg scales and converts
-            return av_frame.reformat(*size, format="rgb24").to_ndarray(), None
-        # odd widths come back with padded rows: make them contiguous (copies only then)
-        return np.ascontiguousarray(av_frame.to_ndarray(format="rgb24")), None
+        w, h = av_frame.width, av_frame.height
+        size = fit_size((w, h), self.view_max)
+        if size == (w, h):
+            # odd widths come back with padded rows: make them contiguous (copies only then)
+            return np.ascontiguousarray(av_frame.to_ndarray(format="rgb24")), None
+        full = Planes.from_av(av_frame)
+        if full is None and not (w % 2 or h % 2):  # 10-bit, 4:2:2, 4:4:4 ...: as 8-bit 4:2:0 planes
+            full = Planes.from_av(av_frame.reformat(format="yuv420p"))
+        if full is None:  # odd sides: the whole frame in RGB
+            full = Planes("rgb24", np.ascontiguousarray(av_frame.to_ndarray(format="rgb24")), (w, h))
+        return full.view(size), full
 
     def _seek_raw(self, seconds: float) -> None:
         """Position the demuxer at the keyframe before `seconds`. A demuxer that cannot seek (raw

@@ -152,3 +152,22 @@ def test_open_profile_reopens_with_it(qtbot, tiny_model_dir, tmp_path):
     qtbot.addWidget(new)
     assert new is not win and new.ai.cfg.settings.profile == str(profile) and new.profile_path == str(profile)
     new.close()
+
+
+def test_a_source_larger_than_the_view_is_shown_reduced_and_said_so(qtbot, pattern_video):
+    from app.compose import open_source_stage
+    from app.ui.main_window import MainWindow
+
+    source = open_source_stage(str(pattern_video(width=320, height=240, frames=30)), loop=True, isolated=True,
+                               view_max=(160, 160))
+    win = MainWindow(source)
+    qtbot.addWidget(win)
+    win.show()
+    win.start()
+    try:
+        qtbot.waitUntil(lambda: win.frame is not None, timeout=10000)
+        assert win.frame.image.shape == (120, 160, 3) and win.frame.full_size == (320, 240)
+        win._update_status()
+        assert "320x240 shown at 160x120" in win.status_label.text()
+    finally:
+        win.close()

@@ -298,3 +298,18 @@ def test_frames_that_fit_the_view_are_untouched(small_video):
     got = _all(src)
     ref = _all(VideoSource(small_video, realtime=False))
     assert all(f.full is None and np.array_equal(f.image, r.image) for f, r in zip(got, ref))
+
+
+@pytest.mark.parametrize("width, height, pix_fmt, kept", [(320, 240, "yuv444p", "yuv420p"),
+                                                          (322, 242, "yuv422p", "yuv420p"),
+                                                          (321, 241, "yuv444p", "rgb24")])
+def test_other_layouts_and_odd_sides_keep_their_full_picture_too(pattern_video, width, height, pix_fmt, kept):
+    path = pattern_video(width=width, height=height, frames=4, fps=25.0, pix_fmt=pix_fmt)
+    whole = _all(VideoSource(path, realtime=False))
+    src = IsolatedVideoSource(path, realtime=False)
+    src.view_max = (160, 160)
+    got = _all(src)
+    assert len(got) == len(whole) == 4
+    for frame, ref in zip(got, whole):
+        assert frame.full.fmt == kept and frame.full_size == (width, height) and max(frame.size) <= 160
+        assert np.abs(frame.full_rgb().astype(int) - ref.image).mean() < 2.5
