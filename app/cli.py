@@ -11,6 +11,8 @@ from typing import Sequence
 
 from models.core.cliutil import (
     add_backend,
+    add_precision,
+    add_view_size,
     common_options,
     non_negative_int,
     number,
@@ -119,10 +121,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     capture = profile.capture if profile is not None else None
     timing = profile.timing if profile is not None else DEFAULT_TIMING
     worker = worker_config(default_model(args.model, args.no_ai), args.backend,
-                           profile=args.profile if profile is not None else None)
+                           profile=args.profile if profile is not None else None, precision=args.precision)
     spec = args.source or (capture.spec() if capture is not None else default_source())  # the tower's capture card
     # a missing or unreadable source is a one-line error here, before any window
-    source = open_source_stage(spec, loop=not args.no_loop, capture=capture, isolated=True, timing=timing)
+    source = open_source_stage(spec, loop=not args.no_loop, capture=capture, isolated=True, timing=timing,
+                               view_max=args.view_size)
     return run_window(source, worker, output_dir=args.out_dir, fullscreen=args.fullscreen, screen=args.screen,
                       screenshot=args.screenshot, review=args.review, timing=timing,
                       deid=deid,
@@ -138,7 +141,8 @@ def _cmd_render(args: argparse.Namespace) -> int:
         raise EndoSpineError("no --model given and no shipped model in assets/model")
     from app.ai.supervisor import worker_config
 
-    live = worker_config(model, args.backend, profile=args.profile)  # what `run` would use: backend, post-processing
+    # what `run` would use: backend, precision, post-processing
+    live = worker_config(model, args.backend, profile=args.profile, precision=args.precision)
     _use_key(args.key_file, args.profile)  # an encrypted SOURCE's key
     from models.core.deid import DeidPolicy
     from models.core.optics.profile import load_profile
@@ -147,7 +151,8 @@ def _cmd_render(args: argparse.Namespace) -> int:
     policy = DeidPolicy.from_profile(load_profile(args.profile) if args.profile else None,
                                      keep_full_frame=args.keep_full_frame)
     summary = render_video(args.source, args.out, model, frames_csv=args.frames_csv, max_frames=args.max_frames,
-                           settings=live.settings, post=live.post, progress=show_progress(args), policy=policy)
+                           settings=live.settings, post=live.post, progress=show_progress(args), policy=policy,
+                           view_max=args.view_size)
     print(summary_line(summary))
     return 0
 
@@ -168,7 +173,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
         load_profile(args.profile)  # a bad file is a one-line error before any measuring
     result = run_bench(args.source or default_source(), model, seconds=args.seconds, warmup=args.warmup,
-                       backend=args.backend, profile=args.profile, record=args.record)
+                       backend=args.backend, profile=args.profile, record=args.record, decoder=args.decoder,
+                       view_max=args.view_size, precision=args.precision)
     _emit(result, args.json)
     return 0
 
@@ -288,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", metavar="DIR", help="exported model folder (default: the shipped model, if present)")
     p.add_argument("--no-ai", action="store_true", help="video only, no inference worker")
     add_backend(p)
+    add_precision(p)
     p.add_argument("--review", action="store_true",
                    help="frame-exact replay: each frame waits for its own mask (slower if the model is)")
     p.add_argument("--out-dir", type=Path, metavar="DIR", help="snapshots and recordings (default ~/EndoSpine)")
@@ -301,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "capture card when no SOURCE is given (a bad file: a warning and the default profile)")
     p.add_argument("--key-file", metavar="FILE", help="the key of an encrypted SOURCE (*.enc; default: the "
                    "profile's deid.key_file, else $ENDOSPINE_KEY)")
+    add_view_size(p)
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("render", help="frame-exact overlay video of a source, with a per-frame CSV (headless)")
@@ -310,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "+ margin black; all black until a circle is known)")
     p.add_argument("--model", metavar="DIR", help="exported model folder (default: the shipped model)")
     add_backend(p)
+    add_precision(p)
     p.add_argument("--frames-csv", metavar="F", help="per-frame CSV: frame, pts, tissue area shares, inference ms, "
                    "the circle kept")
     p.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N frames")
@@ -321,6 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "view black)")
     p.add_argument("--key-file", metavar="FILE", help="the key of an encrypted SOURCE (*.enc; default: the "
                    "profile's deid.key_file, else $ENDOSPINE_KEY)")
+    add_view_size(p)
     p.set_defaults(func=_cmd_render)
 
     p = sub.add_parser("bench", help="measure the live pipeline (real window, offscreen) against a naive loop")
@@ -330,10 +340,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=float, default=5.0, help="seconds before measuring (default 5)")
     p.add_argument("--json", metavar="OUT", help="also write the JSON result here")
     add_backend(p)
+    add_precision(p)
     p.add_argument("--profile", metavar="FILE", help=PROFILE_HELP)
     p.add_argument("--record", action="store_true",
                    help="also record (raw and overlay, as the R key) while measuring, into a temporary folder: "
                         "de-identified and, if the --profile says deid: encrypt, encrypted")
+    p.add_argument("--decoder", choices=("process", "inprocess"), default="process",
+                   help="a video file decoded in its own child process, as `endospine run` does, or in the "
+                        "bench's process (for comparison)")
+    add_view_size(p)
     p.set_defaults(func=_cmd_bench)
 
     p = sub.add_parser("faults", help="reliability figures: scripted AI faults, unplug/replug, broken files (offscreen)")

@@ -1,9 +1,10 @@
 """`endospine-model bench`: how fast an exported model runs here (tensor in, probabilities out).
 
 Each configuration (Paddle + oneDNN, Paddle native CPU, ONNX Runtime when the model has
-model.onnx) runs in a fresh process of its own, in alternating rounds, so that machine noise
-hits them alike and their thread pools never compete: measured in one process, OpenMP threads
-spinning after one runtime's call slowed the other's 3-4x. Medians and ratios are what to report.
+model.onnx, ONNX Runtime INT8 when it also has model.int8.onnx) runs in a fresh process of its
+own, in alternating rounds, so that machine noise hits them alike and their thread pools never
+compete: measured in one process, OpenMP threads spinning after one runtime's call slowed the
+other's 3-4x. Medians and ratios are what to report.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import numpy as np
 
 from models.core.errors import EndoSpineError
 from models.core.runtime.backends import RuntimeSettings
-from models.core.runtime.manifest import load_manifest
+from models.core.runtime.manifest import INT8_ROLE, load_manifest
 
 
 def _time_config(model_dir: str, settings: RuntimeSettings, runs: int, warmup: int) -> list[float]:
@@ -44,7 +45,9 @@ def bench_model(model_dir: str, runs: int = 50, warmup: int = 5, threads: int = 
                 compare_native: bool = True, rounds: int = 3, backend: str = "auto") -> dict:
     """Time each configuration `runs` times in all (split over the rounds). backend: auto times
     every backend the model runs on (Paddle oneDNN, Paddle native, ONNX Runtime with model.onnx);
-    paddle or onnxruntime only that one."""
+    paddle or onnxruntime only that one. A model with model.int8.onnx is timed on ONNX Runtime
+    at both precisions, in the same alternating rounds: onnxruntime_int8_ms_median and int8_speedup
+    (FP32 median / INT8 median, same backend, same run)."""
     manifest = load_manifest(model_dir)
     configs = {}
     if backend in ("auto", "paddle"):
@@ -54,6 +57,9 @@ def bench_model(model_dir: str, runs: int = 50, warmup: int = 5, threads: int = 
     if backend in ("auto", "onnxruntime"):
         if "onnx" in manifest.files:
             configs["onnxruntime"] = RuntimeSettings(backend="onnxruntime", threads=threads)
+            if INT8_ROLE in manifest.files:
+                configs["onnxruntime_int8"] = RuntimeSettings(backend="onnxruntime", threads=threads,
+                                                              precision="int8")
         elif backend == "onnxruntime":
             raise EndoSpineError(f"{model_dir}: no model.onnx in this model folder (export with --onnx)")
     # The runs were once runs // rounds per round: 5 runs over 3 rounds timed 3 (issue 20).
@@ -73,6 +79,8 @@ def bench_model(model_dir: str, runs: int = 50, warmup: int = 5, threads: int = 
     for name in configs:
         if name != "onednn" and "onednn" in configs:
             result[f"{name}_over_onednn"] = round(result[f"{name}_ms_median"] / result["onednn_ms_median"], 2)
+    if "onnxruntime_int8" in configs:
+        result["int8_speedup"] = round(result["onnxruntime_ms_median"] / result["onnxruntime_int8_ms_median"], 2)
     return result
 
 

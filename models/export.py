@@ -1,12 +1,12 @@
 """`endospine-model export`: a training run -> a self-describing Paddle Inference model folder.
 
-The folder holds model.json + model.pdiparams (PIR, Paddle 3), optionally model.onnx,
-deploy.yaml (the same model for PaddleSeg's and FastDeploy's deployment tools) and
-manifest.yaml (classes, preprocessing, output kind, SHA-256 of each file, training summary,
-validation and test figures, the test figures with 95 % bootstrap intervals over clips as
-`evaluate` computes them), sealed with the SHA-256 of its own content and, with a signing key,
-signed (models/core/runtime/manifest.py). The exported graph ends in a softmax: probabilities at
-stride 8.
+The folder holds model.json + model.pdiparams (PIR, Paddle 3), optionally model.onnx and its
+INT8 variant model.int8.onnx (--int8, models/quantize.py), deploy.yaml (the same model for
+PaddleSeg's and FastDeploy's deployment tools) and manifest.yaml (classes, preprocessing, output
+kind, SHA-256 of each file, training summary, validation and test figures, the test figures with
+95 % bootstrap intervals over clips as `evaluate` computes them), sealed with the SHA-256 of its
+own content and, with a signing key, signed (models/core/runtime/manifest.py). The exported graph
+ends in a softmax: probabilities at stride 8.
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from models.core.errors import EndoSpineError
 from models.core.paddle_env import import_paddle
 from models.core.runtime.gate import GATE_FILE, GATE_ROLE, write_gate_file
 from models.core.runtime.manifest import (
+    INT8_ROLE,
     SEAL,
     Manifest,
     onnx_external_files,
@@ -147,9 +148,14 @@ def reseal_model_folder(folder: str | Path, note: str, signer=None) -> dict:
 
 def export_run(run: str | Path, out: str | Path, onnx: bool = False, test_data: str | Path | None = None,
                notice: str | None = None, progress: bool = True, trust_pickle: bool = False,
-               sign_key: str | Path | None = None, gate: bool = True) -> Manifest:
+               sign_key: str | Path | None = None, gate: bool = True, int8: bool = False) -> Manifest:
+    """A run's best model as a sealed model folder at `out`; with int8 (needs onnx) also
+    model.int8.onnx, calibrated on the run's training split, its accuracy against FP32 measured
+    on the test split the manifest's test figures come from (metrics.int8)."""
     from models.core.signing import load_private_key
 
+    if int8 and not onnx:
+        raise EndoSpineError("--int8 needs --onnx (model.int8.onnx is made from model.onnx)")
     run = Path(run)
     signer = load_private_key(sign_key) if sign_key else None   # a bad key file fails before any work
     cfg, classes, data, net = load_trained(run, trust_pickle)
@@ -172,6 +178,13 @@ def export_run(run: str | Path, out: str | Path, onnx: bool = False, test_data: 
             metrics["onnx_parity_max_abs"] = onnx_parity(tmp, test_root)
         # the training data's tower profile applies to its own test split, not to another dataset's
         metrics.update(_test_metrics(tmp, test_root, progress, cfg.profile if not test_data else None))
+        if int8:
+            from models.quantize import make_int8
+
+            path, metrics["int8"] = make_int8(tmp, Path(data["val"]["dataset"]), test_root, cfg.profile,
+                                              cfg.profile if not test_data else None, progress=progress,
+                                              signer=signer)
+            manifest = replace(manifest, files={**manifest.files, INT8_ROLE: listed(tmp, path)})
         manifest = replace(manifest, metrics=metrics)
         manifest = replace(manifest, integrity=manifest.write(tmp, signer))
     return manifest

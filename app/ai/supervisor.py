@@ -20,6 +20,7 @@ from app.ai.worker import worker_main
 from app.capture_thread import LatestFrame
 from app.stats import RateMeter
 from models.core.child import Child, ChildGone, FrameSlots
+from models.core.costs import STAGES
 from models.core.runtime.backends import RuntimeSettings
 from models.core.types import Frame, Result
 
@@ -37,15 +38,17 @@ class AIState(enum.Enum):
 
 
 def worker_config(model_dir: str | None, backend: str = "auto", profile: str | None = None,
-                  **overrides) -> WorkerConfig | None:
+                  precision: str = "fp32", **overrides) -> WorkerConfig | None:
     """The worker settings for a model folder (None: no AI). A folder without a readable
     manifest is a one-line error now; file hashes are checked when the worker loads it.
     profile: the endoscope profile YAML the worker applies (None: the default profile).
 
     backend "auto": models.core.runtime.backends.auto_backend (ONNX Runtime when the model ships
-    model.onnx, else Paddle Inference).
+    model.onnx, else Paddle Inference). precision "int8": the folder's model.int8.onnx on ONNX
+    Runtime (a folder without one, or another backend, is a one-line error now).
     """
-    from models.core.runtime.backends import auto_backend
+    from models.core.errors import EndoSpineError
+    from models.core.runtime.backends import auto_backend, precision_problem
     from models.core.runtime.manifest import load_manifest
 
     if not model_dir:
@@ -53,7 +56,11 @@ def worker_config(model_dir: str | None, backend: str = "auto", profile: str | N
     manifest = load_manifest(model_dir, verify=False)
     if backend == "auto":
         backend = auto_backend(manifest.files)
-    return WorkerConfig(model_dir=str(model_dir), settings=RuntimeSettings(backend=backend, profile=profile), **overrides)
+    problem = precision_problem(manifest.files, model_dir, backend, precision)
+    if problem:
+        raise EndoSpineError(problem)
+    return WorkerConfig(model_dir=str(model_dir), settings=RuntimeSettings(backend=backend, profile=profile,
+                                                                           precision=precision), **overrides)
 
 
 # -- the supervisor (main process) -------------------------------------------------------------
@@ -92,6 +99,12 @@ class InferenceClient:
     @property
     def state(self) -> AIState:
         return self._state
+
+    @property
+    def worker_pid(self) -> int | None:
+        """The worker process's pid while one runs (for the bench's CPU figures)."""
+        child = self._child
+        return child.pid if child is not None else None
 
     def latest(self) -> Result | None:
         with self._lock:
@@ -224,7 +237,8 @@ class InferenceClient:
             if self._slots is not None:
                 self._slots.close()
             self._slots = FrameSlots.create(image.nbytes)
-        self._slots.write(0, image)
+        with STAGES.measure("ai_send"):
+            self._slots.write(0, image)
         self._child.send(Infer(self._slots.name, frame.frame_id, w, h))
 
     def _await_answer(self, frame: Frame) -> str:

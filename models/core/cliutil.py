@@ -6,7 +6,8 @@ never a traceback.
 formatter (defaults shown); `run(parser, argv)` parses, sets up logging once (configure_logging)
 and calls the subcommand. The shared option helpers keep one meaning per name: `--model` is always
 an exported model folder, `--backend` (add_backend, resolve_backend) always offers auto, paddle and
-onnxruntime with the default auto, SOURCE is always described by source_help().
+onnxruntime with the default auto, `--precision` (add_precision) fp32 and int8 with the default
+fp32, SOURCE is always described by source_help().
 """
 from __future__ import annotations
 
@@ -279,9 +280,41 @@ BACKEND_HELP = ("inference backend; auto: ONNX Runtime when the model folder has
                 "chooses)")
 
 
+def view_size(text: str) -> tuple[int, int] | None:
+    """--view-size's value: WxH, or 'source' (None: no limit)."""
+    from models.core.picture import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_view_size(p) -> None:
+    """--view-size WxH|source: the size larger frames are shown and segmented at (their full
+    resolution kept for recordings, snapshots and rendered videos)."""
+    from models.core.picture import DEFAULT_VIEW_MAX
+
+    p.add_argument("--view-size", type=view_size, default=DEFAULT_VIEW_MAX, metavar="WxH",
+                   help="frames larger than this (a 4K source) are shown and segmented scaled down to fit it, "
+                        "each plane scaled before the colour conversion; recordings, snapshots and rendered "
+                        "videos keep the full resolution; 'source': every frame at its own size "
+                        f"(default {DEFAULT_VIEW_MAX[0]}x{DEFAULT_VIEW_MAX[1]})")
+
+
 def add_backend(p, help: str = BACKEND_HELP) -> None:
     """--backend auto|paddle|onnxruntime, default auto: the same choice wherever a model runs."""
     p.add_argument("--backend", default="auto", choices=BACKENDS, help=help)
+
+
+PRECISIONS = ("fp32", "int8")
+PRECISION_HELP = ("model precision; int8: the folder's model.int8.onnx (endospine-model quantize, export --int8) "
+                  "on ONNX Runtime, CPU only; its accuracy against fp32 is in the manifest (metrics.int8)")
+
+
+def add_precision(p, help: str = PRECISION_HELP) -> None:
+    """--precision fp32|int8, default fp32: which of the folder's models runs (int8: model.int8.onnx)."""
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS, help=help)
 
 
 def resolve_backend(backend: str, model_dir: str | Path | None, device: str = "cpu") -> str:
@@ -310,8 +343,9 @@ DEVICES = ("cpu", "gpu", "tensorrt")
 
 def add_runtime_options(p, profile_help: str = "endoscope profile of the images' tower (default: automatic "
                                               "field of view, no color change)") -> None:
-    """--backend, --device, --threads, --profile: how a pipeline command runs an exported model."""
+    """--backend, --precision, --device, --threads, --profile: how a pipeline command runs an exported model."""
     add_backend(p)
+    add_precision(p)
     p.add_argument("--device", default="cpu", choices=DEVICES, help="inference device (gpu, tensorrt: Paddle)")
     p.add_argument("--threads", type=positive_int, default=2, help="CPU threads")
     p.add_argument("--profile", metavar="FILE", help=profile_help)
@@ -323,7 +357,8 @@ def runtime_settings(args: argparse.Namespace, model_dir: str | Path | None):
 
     device = getattr(args, "device", "cpu")
     return RuntimeSettings(backend=resolve_backend(args.backend, model_dir, device), device=device,
-                           threads=args.threads, profile=getattr(args, "profile", None))
+                           threads=args.threads, profile=getattr(args, "profile", None),
+                           precision=getattr(args, "precision", "fp32"))
 
 
 # SOURCE strings, one entry per kind of models.core.sources.registry.SOURCE_KINDS (a test keeps them

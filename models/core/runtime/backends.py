@@ -5,6 +5,8 @@
     labels, box, timings = model.segment(frame_rgb)          # or both, for a still image
     model.score                                              # the last frame's gate score (None: no gate)
 
+precision "int8" runs model.int8.onnx (endospine-model quantize, export --int8) on ONNX Runtime.
+
 Importable without any training code; loads only a folder whose sealed manifest and files
 match (manifest.py), and, when the endoscope profile has a `trust:` key, only a model signed
 with that key.
@@ -23,11 +25,26 @@ from models.core.optics.profile import FovSection, Profile, default_profile, loa
 from models.core.paddle_env import import_paddle
 from models.core.runtime.frameview import FramePrep, View
 from models.core.runtime.gate import FrameGate
-from models.core.runtime.manifest import Manifest, load_manifest
+from models.core.runtime.manifest import INT8_ROLE, Manifest, load_manifest
 from models.core.runtime.postprocess import PostSettings, PostStage, segment_frame
 
 DEVICES = ("cpu", "gpu", "tensorrt")
 BACKENDS = ("paddle", "onnxruntime")
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+def precision_problem(files, root: str | Path, backend: str, precision: str) -> str | None:
+    """Why a model folder listing `files` cannot run at `precision` on `backend` (None: it can):
+    INT8 is model.int8.onnx on ONNX Runtime."""
+    if precision != "int8":
+        return None
+    if backend != "onnxruntime":
+        return (f"{root}: INT8 runs on the onnxruntime backend only (model.int8.onnx), not {backend}; "
+                "use --backend onnxruntime or auto")
+    if INT8_ROLE not in files:
+        return (f"{root}: no INT8 model in this model folder (make one with 'endospine-model quantize {root} "
+                "--data DATASET' or 'export --onnx --int8')")
+    return None
 
 
 def auto_backend(files, device: str = "cpu") -> str:
@@ -50,7 +67,7 @@ class RuntimeSettings:
     onednn: bool = True              # CPU: oneDNN kernels (5-7x faster than without)
     gpu_id: int = 0
     gpu_memory_mb: int = 512         # initial GPU memory pool
-    precision: str = "fp32"          # fp32 | fp16 (GPU / TensorRT)
+    precision: str = "fp32"          # fp32 | fp16 (GPU / TensorRT) | int8 (onnxruntime: model.int8.onnx)
     trt_cache_dir: str | None = None # TensorRT: keep built engines here (first start is slow)
     trt_workspace_mb: int = 1024
     trt_min_subgraph: int = 3
@@ -70,8 +87,8 @@ class RuntimeSettings:
             raise ValueError("the onnxruntime backend runs on the CPU only here; use backend paddle for GPU/TensorRT")
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
-        if self.precision not in ("fp32", "fp16"):
-            raise ValueError("precision must be fp32 or fp16")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.threads < 1:
             raise ValueError("threads must be at least 1")
 
@@ -132,7 +149,10 @@ class SegmentationRuntime:
                                       trusted_by=f"the profile {self.settings.profile}")
         self.classes = self.manifest.classes
         self.pre = self.manifest.preprocess
-        self.model_id = self.manifest.model_id
+        problem = precision_problem(self.manifest.files, self.root, self.settings.backend, self.settings.precision)
+        if problem:
+            raise EndoSpineError(problem)
+        self.model_id = self.manifest.model_id + ("+int8" if self.settings.precision == "int8" else "")
         self.prep = FramePrep(self.profile, self.pre)
         self.view: View | None = None      # where the last frame's model input came from
         self.gate = FrameGate.load(self.root, self.manifest)  # None: exported before gates
@@ -202,6 +222,7 @@ def _paddle_runner(predictor):
 def _onnx_runner(manifest: Manifest, root: Path, settings: RuntimeSettings):
     if "onnx" not in manifest.files:
         raise EndoSpineError(f"{root}: no model.onnx in this model folder (export with --onnx)")
+    role = INT8_ROLE if settings.precision == "int8" else "onnx"
     try:
         import onnxruntime as ort
     except ImportError:
@@ -211,9 +232,9 @@ def _onnx_runner(manifest: Manifest, root: Path, settings: RuntimeSettings):
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
     try:
-        session = ort.InferenceSession(str(manifest.path(root, "onnx")), options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(manifest.path(root, role)), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
-        raise EndoSpineError(f"{manifest.path(root, 'onnx')}: cannot load ({str(exc).splitlines()[0]})") from None
+        raise EndoSpineError(f"{manifest.path(root, role)}: cannot load ({str(exc).splitlines()[0]})") from None
     name = session.get_inputs()[0].name
 
     def run(x: np.ndarray) -> list[np.ndarray]:

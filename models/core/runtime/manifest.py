@@ -15,6 +15,10 @@ manifest that is not sealed:
              the field.
   signature  optional `integrity.signature`: Ed25519 over the seal (models/core/signing.py);
              required when the endoscope profile names a trusted key.
+  int8       optional: model.int8.onnx (role `onnx-int8`, made from model.onnx by
+             `endospine-model quantize` or `export --int8`), listed and hashed like every file,
+             and `metrics.int8`, how it was made and its accuracy against FP32; the one is never
+             listed without the other (checked on every load).
 
 The seal catches careless edits and damage; anyone can recompute it. Only a signature says who
 approved the model.
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -45,6 +50,12 @@ OUTPUT_FIELDS = {"kind": OUTPUT_KINDS, "layout": ("NCHW",), "activation": ("soft
 MAX_FILES = 64
 MAX_DEPTH = 32                             # nesting of the manifest's content
 SHA256 = re.compile(r"[0-9a-f]{64}")
+INT8_ROLE = "onnx-int8"                    # model.int8.onnx: the INT8 variant of model.onnx (ONNX Runtime)
+ONNX_ROLES = ("onnx", INT8_ROLE)           # files ONNX Runtime loads: their external data must be listed too
+INT8_KEYS = {"method": str, "options": dict, "calibration": dict, "test": dict}
+INT8_CALIBRATION = {"dataset": str, "split": str, "images": int}
+INT8_TEST = {"dataset": str, "split": str, "images": int, "clips": int, "runtime": str,
+             "fp32_miou": float, "int8_miou": float, "miou_difference": float}
 FIELDS = ("format", "name", "created", "notice", "classes", "preprocess", "output", "network", "files",
           "training", "metrics", "gate", "history", SEAL)
 
@@ -225,9 +236,11 @@ def parse_manifest(path: Path, data: dict) -> Manifest:
         classes = ClassTable.from_dict(data["classes"], source=str(path))
     except (OverflowError, RecursionError) as exc:
         raise bad("classes", f"not a valid class table ({type(exc).__name__})") from None
+    files = _parse_files(data["files"], bad)
+    _check_int8(sections["metrics"].get("int8"), files, bad)
     integrity = data.get(SEAL)
     return Manifest(name=data["name"], classes=classes, preprocess=pre, output=_parse_output(data["output"], pre, bad),
-                    files=_parse_files(data["files"], bad), created=str(data.get("created") or ""),
+                    files=files, created=str(data.get("created") or ""),
                     notice=str(data.get("notice") or ""), history=tuple(history),
                     integrity=dict(integrity) if isinstance(integrity, dict) else {}, **sections)
 
@@ -270,7 +283,51 @@ def _parse_files(files: Any, bad) -> dict[str, dict[str, str]]:
     for role in ("model", "params"):
         if role not in out:
             raise bad("files", f"lists no '{role}' file")
+    if INT8_ROLE in out and "onnx" not in out:
+        raise bad(f"files.{INT8_ROLE}", "an INT8 model without the model.onnx it was made from")
     return out
+
+
+def _check_int8(section: Any, files: dict, bad) -> None:
+    """metrics.int8 (how model.int8.onnx was made, its accuracy against FP32) iff files lists
+    the INT8 model; every value typed, the mean IoUs in 0..1 and their difference consistent."""
+    if section is None:
+        if INT8_ROLE in files:
+            raise bad("metrics.int8", f"missing: files lists an INT8 model ({INT8_ROLE}) without its accuracy "
+                                      "against FP32")
+        return
+    if INT8_ROLE not in files:
+        raise bad("metrics.int8", f"present, but files lists no INT8 model ({INT8_ROLE})")
+    _typed(section, INT8_KEYS, "metrics.int8", bad)
+    _typed(section["calibration"], INT8_CALIBRATION, "metrics.int8.calibration", bad, extra=True)
+    _typed(section["test"], INT8_TEST, "metrics.int8.test", bad, extra=True)
+    cal, test = section["calibration"], section["test"]
+    if cal["split"] != "train" or cal["images"] < 1:
+        raise bad("metrics.int8.calibration", "expected images >= 1 of the train split")
+    if test["images"] < 1 or not 1 <= test["clips"] <= test["images"]:
+        raise bad("metrics.int8.test", "expected images >= 1 and 1 <= clips <= images")
+    for key in ("fp32_miou", "int8_miou"):
+        if not 0.0 <= test[key] <= 1.0:
+            raise bad(f"metrics.int8.test.{key}", f"{test[key]!r}: expected a mean IoU in 0..1")
+    if abs(test["miou_difference"] - (test["int8_miou"] - test["fp32_miou"])) > 2e-4:
+        raise bad("metrics.int8.test.miou_difference", "is not int8_miou - fp32_miou")
+
+
+def _typed(section: Any, keys: dict, where: str, bad, extra: bool = False) -> None:
+    """A mapping holding `keys` with their types (float: any finite number); extra: other keys allowed."""
+    if not isinstance(section, dict):
+        raise bad(where, f"expected a mapping, got {type(section).__name__}")
+    for key, kind in keys.items():
+        value = section.get(key)
+        if kind is float:
+            ok = type(value) in (int, float) and math.isfinite(value)
+        else:
+            ok = type(value) is kind
+        if not ok:
+            raise bad(f"{where}.{key}", f"expected {'a number' if kind is float else kind.__name__}, got {value!r}")
+    unknown = set(section) - set(keys)
+    if unknown and not extra:
+        raise bad(f"{where}.{sorted(unknown)[0]}", f"unknown field (expected {', '.join(keys)})")
 
 
 def verify_files(root: Path, manifest: Manifest) -> None:
@@ -296,16 +353,18 @@ def verify_files(root: Path, manifest: Manifest) -> None:
         if actual != entry["sha256"]:
             raise EndoSpineError(f"{target}: SHA-256 mismatch (manifest {entry['sha256']}, file {actual}); "
                                  "refusing a modified model")
-    if "onnx" in manifest.files:
-        check_onnx_data(root, manifest, manifest_path)
+    for role in ONNX_ROLES:
+        if role in manifest.files:
+            check_onnx_data(root, manifest, manifest_path, role)
 
 
-def check_onnx_data(root: Path, manifest: Manifest, manifest_path: Path) -> None:
-    """Every external-data file model.onnx names must be a listed (so hashed) file."""
-    onnx = manifest.path(root, "onnx")
+def check_onnx_data(root: Path, manifest: Manifest, manifest_path: Path, role: str = "onnx") -> None:
+    """Every external-data file an ONNX model (model.onnx, model.int8.onnx) names must be a listed
+    (so hashed) file."""
+    onnx = manifest.path(root, role)
     listed = {PurePosixPath(e["path"]) for e in manifest.files.values()}
     for location in onnx_external_files(onnx):
-        rel = PurePosixPath(manifest.files["onnx"]["path"]).parent / location
+        rel = PurePosixPath(manifest.files[role]["path"]).parent / location
         if rel.is_absolute() or ".." in rel.parts or rel not in listed:
             raise EndoSpineError(f"{onnx}: reads external data {location!r} that {manifest_path.name} does not "
                                  f"list and hash; {REEXPORT}")

@@ -41,6 +41,7 @@ from models.core import sealed
 from models.core.child import Child, ChildGone, FrameSlots, Message
 from models.core.costs import STAGES, process_cpu_s
 from models.core.errors import EndoSpineError
+from models.core.picture import Planes, fit_size, layout_shape
 from models.core.sources.decoder_protocol import (
     Control,
     Costs,
@@ -55,7 +56,6 @@ from models.core.sources.decoder_protocol import (
     Slots,
     Stop,
 )
-from models.core.picture import Planes, fit_size, layout_shape
 from models.core.sources.file_checks import clock
 from models.core.sources.replay import ReplaySource
 from models.core.sources.video import VideoSource

@@ -150,6 +150,25 @@ def test_bench_runs_end_to_end(qtbot, small_video, tiny_model_dir):
     assert 0 < result["gate_results"] <= result["frames_inferred"]  # each result received counted once
     assert result["gated_share"] is None and result["gate_score_median"] is None  # the tiny model has no gate
     assert result["stale_masks_drawn"] == 0
+    assert result["decoder"] == "process" and result["source_size"] == "160x120"  # run's path: the decoder child
+    stages = result["stages"]
+    assert {"tick", "paint", "slot_read", "ai_send"} <= set(stages["display"])
+    assert {"preprocess", "predict", "postprocess"} <= set(stages["worker"])
+    assert all(v["calls"] > 0 and v["wall_ms"] >= 0 for part in stages.values() for v in part.values())
+    assert set(result["process_cpu"]) == {"display", "decoder", "worker"}
+    assert all(v["cores"] > 0 for v in result["process_cpu"].values())
+
+
+@pytest.mark.slow
+def test_bench_can_decode_in_process_and_reduce_frames_to_a_view(qtbot, small_video, tiny_model_dir):
+    from app.diagnostics.ui.bench import run_bench
+
+    result = run_bench(str(small_video), str(tiny_model_dir), seconds=1.0, warmup=0.5, decoder="inprocess",
+                       view_max=(80, 80))
+    assert result["decoder"] == "inprocess" and result["view_max"] == "80x80"
+    assert {"decode", "convert"} <= set(result["stages"]["display"])  # decoded in the bench's own process
+    assert result["stages"]["decoder"] == {} and "decoder" not in result["process_cpu"]
+    assert result["frames_displayed"] > 0
 
 
 def test_review_mode_paints_only_each_frames_own_mask(qtbot):
