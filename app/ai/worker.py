@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 
 from app.ai.protocol import Failed, FrameError, Infer, MaskResult, Ready, Stop, WorkerConfig
-from models.core.child import FrameSlots
+from models.core.child import FrameSlots, single_threaded_opencv
 from models.core.errors import one_line
 from models.core.runtime.postprocess import PostStage, segment_frame
 
@@ -22,6 +22,7 @@ def worker_main(conn, cfg: WorkerConfig) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the main process's to handle
+    single_threaded_opencv()
     try:
         module, _, name = cfg.runtime.partition(":")
         runtime = getattr(importlib.import_module(module), name)(cfg.model_dir, cfg.settings)

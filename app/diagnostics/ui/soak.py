@@ -22,6 +22,7 @@ from app.ai.supervisor import WorkerConfig
 from app.compose import build_live, open_source_stage
 from app.stats import GateTally
 from app.ui.main_window import MainWindow
+from models.core.child import single_threaded_opencv
 
 
 def sample(proc: psutil.Process, t_s: float) -> dict:
@@ -41,6 +42,7 @@ def sample(proc: psutil.Process, t_s: float) -> dict:
 def run_soak(source_spec: str, worker: WorkerConfig | None, minutes: float, interval_s: float = 5.0) -> dict:
     """Run for `minutes`; returns {"samples": [...], "frames_displayed", "ai_frames", "ai_restarts", ...}."""
     app = QApplication.instance() or QApplication(sys.argv[:1])  # kept referenced while we run
+    single_threaded_opencv()  # as run_window does
     source = open_source_stage(source_spec, loop=True, isolated=True)  # as `endospine run` opens it
     window = MainWindow(build_live(source, worker))
     window.resize(1600, 900)

@@ -93,9 +93,25 @@ class Preprocess:
         return (width - side) // 2, (height - side) // 2, side, side
 
     def resize_to_input(self, region: np.ndarray) -> np.ndarray:
+        """The region at the input size: area averaging when shrinking, bilinear when enlarging.
+        A reduction by 2x or more (a live 1080p frame's crop) averages whole blocks of k x k
+        pixels (OpenCV's fast path for integer factors), then scales the rest, under 2x,
+        bilinearly, as training's augmentation scales its frames: an 899-pixel crop of a 1080p
+        frame to 384 costs 1.0 ms instead of 6.8 ms on one thread; the shipped model's mean IoU
+        over 60 frames of the 1080p60 clip went from 0.8405 to 0.8418, over 30 of the 4K clip's
+        1080p view from 0.8443 to 0.8461 (one clip each: a check, not a headline). Smaller
+        reductions (the datasets' 512-pixel frames) stay one area average."""
         w, h = self.input_size
-        shrink = region.shape[1] > w or region.shape[0] > h
-        return cv2.resize(region, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        rh, rw = region.shape[:2]
+        if rw <= w and rh <= h:
+            return cv2.resize(region, (w, h), interpolation=cv2.INTER_LINEAR)
+        k = min(rw // w, rh // h)
+        if k < 2:
+            return cv2.resize(region, (w, h), interpolation=cv2.INTER_AREA)
+        # whole blocks only: the fast path needs the exact factor (the last k - 1 rows and columns
+        # at most are left out, under 0.2% of an 899-pixel crop)
+        blocks = cv2.resize(region[:rh // k * k, :rw // k * k], (rw // k, rh // k), interpolation=cv2.INTER_AREA)
+        return cv2.resize(blocks, (w, h), interpolation=cv2.INTER_LINEAR)
 
     def normalize(self, rgb: np.ndarray) -> np.ndarray:
         """HxWx3 uint8 (already at input size) -> 1x3xHxW float32: (x / 255 - mean) / std, as
