@@ -86,6 +86,7 @@ class MainWindow(QMainWindow):
         self._captured = (time.monotonic(), 0)  # (time, store.put_count) at the last status update
         self.source_fps = 0.0
         self.skipped = 0                # frames the display never showed (it had no time for them)
+        self._snapshot_wanted = False   # S pressed over a reduced frame: the next full-resolution one is saved
 
         self.source_spec = getattr(source, "target", None) or source.name
         self.model_dir = worker.model_dir if worker else ""
@@ -189,6 +190,7 @@ class MainWindow(QMainWindow):
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
+        self._keep_full()  # a larger source's full planes only while recording or for a snapshot
         self.pipeline.start()
         self._poll.start(4)
         self._status_timer.start(500)
@@ -249,9 +251,19 @@ class MainWindow(QMainWindow):
     def take_snapshot(self) -> None:
         if self.frame is None:
             return
+        if self.frame.full is None and self.frame.size != self.capture.source.size:
+            # a reduced view without its full planes: the next frame that has them is saved (the
+            # source ships them from now on; within a few frames)
+            self._snapshot_wanted = True
+            self._keep_full()
+            self.statusBar().showMessage("snapshot: taking the next full-resolution frame", 2000)
+            return
+        self._save_snapshot(self.frame)
+
+    def _save_snapshot(self, frame: Frame) -> None:
         try:
             held = self.recorder.circle if self.recorder is not None else None  # the recording's field of view
-            paths = snapshot(self.output_dir / "snapshots", self.frame, self._drawn_result(), self.classes, self.style,
+            paths = snapshot(self.output_dir / "snapshots", frame, self._drawn_result(), self.classes, self.style,
                              policy=self._deid(), held=held)
             self.statusBar().showMessage(f"snapshot: {paths[-1]}", 4000)
         except Exception as exc:  # noqa: BLE001 - a full disk must not end the session
@@ -260,17 +272,26 @@ class MainWindow(QMainWindow):
     def toggle_recording(self) -> None:
         if self.recorder is not None:
             rec, self.recorder = self.recorder, None
+            self._keep_full()
             rec.stop()
             self.statusBar().showMessage(f"recording stopped: {rec.written} frames in {rec.folder}", 6000)
             return
         if self.frame is None:
             return
         try:
-            self.recorder = Recorder(self.output_dir / "recordings", self.frame.full_size, self.capture.source.fps,
-                                     self.classes, policy=self._deid())
+            frame, source = self.frame, self.capture.source
+            size = source.size if frame.full is None and frame.size != source.size else frame.full_size
+            self.recorder = Recorder(self.output_dir / "recordings", size, source.fps, self.classes,
+                                     policy=self._deid())
+            self._keep_full()  # every pixel from the next frames on (until then: counted as dropped)
             self.statusBar().showMessage(f"recording to {self.recorder.folder}", 4000)
         except Exception as exc:  # noqa: BLE001
             self.statusBar().showMessage(f"cannot record: {exc}", 6000)
+
+    def _keep_full(self) -> None:
+        """A source larger than the view ships its full-resolution planes only while they are
+        needed: recording, or a snapshot waiting for them."""
+        self.capture.source.keep_full(self.recorder is not None or self._snapshot_wanted)
 
     def _deid(self):
         """What recordings and snapshots keep (models/core/deid.py), tagged with the loaded model's id."""
@@ -299,6 +320,11 @@ class MainWindow(QMainWindow):
             self.display_rate.tick(now)
         if d.overlay is not None:
             self._paint_overlay(d.overlay)
+        if d.frame is not None and self._snapshot_wanted and (d.frame.full is not None
+                                                              or d.frame.size == self.capture.source.size):
+            self._snapshot_wanted = False
+            self._keep_full()
+            self._save_snapshot(d.frame)
         if d.frame is not None and self.recorder is not None:
             self.recorder.offer(d.frame, self._drawn_result(), self.style, withheld=self._withheld)
         if d.message is not None and (self.view.message, self.view.detail) != d.message:

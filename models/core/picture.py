@@ -124,24 +124,46 @@ class Planes:
 
     def _scaled(self, w: int, h: int) -> np.ndarray:
         sw, sh = self.size
-        area = cv2.INTER_AREA
         if self.fmt in _PACKED:  # a pixel pair is one 4-byte cell: scale the cells, w/2 of them
             cells = self.data.reshape(sh, sw // 2, 4)
-            return np.ascontiguousarray(cv2.resize(cells, (w // 2, h), interpolation=area)).reshape(h, w, 2)
-        out = np.empty((h * 3 // 2, w), np.uint8)
-        cv2.resize(self.data[:sh], (w, h), dst=out[:h], interpolation=area)
-        chroma = self.data[sh:]
+            return np.ascontiguousarray(cv2.resize(cells, (w // 2, h), interpolation=cv2.INTER_AREA)).reshape(h, w, 2)
+        chroma = self.data[sh:].reshape(-1)
+        quarter = (sh // 2) * (sw // 2)
         if self.fmt == "nv12":  # one plane of UV pairs
-            uv = chroma.reshape(sh // 2, sw // 2, 2)
-            out[h:] = cv2.resize(uv, (w // 2, h // 2), interpolation=area).reshape(h // 2, w)
+            planes = [self.data[:sh], chroma.reshape(sh // 2, sw // 2, 2)]
         else:  # I420: U then V, each (h/2, w/2), stored back to back
-            quarter = (sh // 2) * (sw // 2)
-            flat, dst = chroma.reshape(-1), out[h:].reshape(-1)
-            cq = (h // 2) * (w // 2)
-            for i in range(2):
-                plane = flat[i * quarter:(i + 1) * quarter].reshape(sh // 2, sw // 2)
-                dst[i * cq:(i + 1) * cq] = cv2.resize(plane, (w // 2, h // 2), interpolation=area).reshape(-1)
+            planes = [self.data[:sh], *(chroma[i * quarter:(i + 1) * quarter].reshape(sh // 2, sw // 2) for i in (0, 1))]
+        return _scaled_420(planes, w, h)
+
+
+def view_from_av(av_frame, size: tuple[int, int]) -> np.ndarray | None:
+    """A 4:2:0 PyAV frame (yuv420p, yuvj420p, nv12; even sides) at `size` as RGB, scaled from its
+    own plane buffers (no copy of the full picture); None for any other layout."""
+    fmt, sw, sh = av_frame.format.name, av_frame.width, av_frame.height
+    if fmt not in ("yuv420p", "yuvj420p", "nv12") or sw % 2 or sh % 2:
+        return None
+    planes = []
+    for i, plane in enumerate(av_frame.planes):
+        rows = sh if i == 0 else sh // 2
+        cols = sw if i == 0 or fmt == "nv12" else sw // 2  # bytes per row in use
+        buf = np.frombuffer(plane, np.uint8).reshape(rows, plane.line_size)[:, :cols]
+        planes.append(buf.reshape(rows, cols // 2, 2) if i == 1 and fmt == "nv12" else buf)
+    return cv2.cvtColor(_scaled_420(planes, *size), _TO_RGB[fmt])
+
+
+def _scaled_420(planes: list[np.ndarray], w: int, h: int) -> np.ndarray:
+    """Planes of a 4:2:0 picture (Y, then U and V or the UV pairs of NV12) scaled to w x h (area
+    averaging) into one small buffer of the same layout, (h * 3/2, w)."""
+    area = cv2.INTER_AREA
+    out = np.empty((h * 3 // 2, w), np.uint8)
+    cv2.resize(planes[0], (w, h), dst=out[:h], interpolation=area)
+    if len(planes) == 2:  # NV12
+        out[h:] = cv2.resize(planes[1], (w // 2, h // 2), interpolation=area).reshape(h // 2, w)
         return out
+    dst, cq = out[h:].reshape(-1), (h // 2) * (w // 2)
+    for i, plane in enumerate(planes[1:]):
+        dst[i * cq:(i + 1) * cq] = cv2.resize(plane, (w // 2, h // 2), interpolation=area).reshape(-1)
+    return out
 
 
 def layout_shape(fmt: str, w: int, h: int) -> tuple[int, ...]:

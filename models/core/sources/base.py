@@ -23,6 +23,9 @@ class Source(ABC):
     # frames larger than this (w, h) are delivered as a view of this size, their full-resolution
     # planes kept beside it (Frame.full; models/core/picture.py); None: every frame at its own size
     view_max: tuple[int, int] | None = None
+    # keep a reduced frame's full-resolution planes (Frame.full); the display turns this off while
+    # it neither records nor takes a snapshot (copying a 4K frame's planes costs CPU it needs)
+    full_planes: bool = True
 
     def __init__(self) -> None:
         self._next_id = 0
@@ -43,6 +46,10 @@ class Source(ABC):
     def stopping(self) -> bool:
         """close() or interrupt() was called."""
         return self._stop.is_set()
+
+    def keep_full(self, on: bool) -> None:
+        """Whether reduced frames carry their full-resolution planes from now on (any thread)."""
+        self.full_planes = on
 
     def interrupt(self) -> None:
         """Wake a read() that is waiting for its frame's due time (called from another thread)."""

@@ -131,6 +131,8 @@ class CaptureSource(Source):
                 with STAGES.measure("convert"):
                     view = fit_size(planes.size, self.view_max)
                     image, full = (planes.view(view), planes) if view != planes.size else (planes.rgb(), None)
+                if not self.full_planes:
+                    full = None
                 return self._frame(image, pts, full)
             h, w = bgr.shape[:2]
             if (w, h) != self.size:
@@ -200,7 +202,8 @@ class CaptureSource(Source):
         view = fit_size((w, h), self.view_max)
         if view == (w, h):
             return rgb, None
-        return cv2.resize(rgb, view, interpolation=cv2.INTER_AREA), Planes("rgb24", rgb, (w, h))
+        return (cv2.resize(rgb, view, interpolation=cv2.INTER_AREA),
+                Planes("rgb24", rgb, (w, h)) if self.full_planes else None)
 
     def _lose(self) -> None:
         self._release()

@@ -102,7 +102,7 @@ class Slots(Message):
 
 @dataclass(frozen=True)
 class Control(Message):
-    command: str                 # "pause", "step", "seek", "speed" or "loop"
+    command: str                 # "pause", "step", "seek", "speed", "loop" or "full" (ship full planes)
     value: object
     number: int
 

@@ -145,6 +145,12 @@ class IsolatedVideoSource(ReplaySource):
     def end_note(self) -> str:
         return self._end_note
 
+    def keep_full(self, on: bool) -> None:
+        """Tell the decoder child whether to ship reduced frames' full planes (frames already
+        decoded come as they were)."""
+        self.full_planes = on
+        self._commands.put(("full", on))
+
     def idle(self) -> bool:
         """Paused, or the child holds the next frame for its time (a still in the file)."""
         return self.paused or time.monotonic() < self._still_until
@@ -343,6 +349,8 @@ def _listen(conn, src: VideoSource, free: threading.Condition, idle: set) -> Non
         elif isinstance(msg, Control):
             if msg.command == "loop":
                 src.loop = msg.value
+            elif msg.command == "full":
+                src.full_planes = bool(msg.value)
             elif msg.command in ("pause", "step", "seek", "speed"):
                 getattr(src, "set_speed" if msg.command == "speed" else msg.command)(msg.value)  # VideoSource's own
             src.put_mark(msg.number)  # frames read after this carry the number

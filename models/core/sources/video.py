@@ -31,13 +31,13 @@ from models.core import sealed
 from models.core.costs import STAGES
 from models.core.errors import EndoSpineError
 from models.core.imageio import check_image_file
-from models.core.picture import Planes, fit_size
+from models.core.picture import Planes, fit_size, view_from_av
 from models.core.sources.file_checks import clock, mp4_layout
 from models.core.sources.replay import SPEEDS, STREAM_SCHEMES, ReplaySource  # noqa: F401 - re-exported
 from models.core.types import Frame
 
 MAX_SIZE = (8192, 4352)  # wider or taller, or more pixels than this: refused before any frame is decoded
-ONE_THREAD_PIXEL_RATE = 3840 * 2160 * 30.5  # pixels per second one decoding thread is asked for at most
+ONE_THREAD_PIXEL_RATE = 1920 * 1080 * 60.5  # pixels per second one decoding thread is asked for at most
 STILL_S = 0.25  # a frame held longer than this for its time is a still in the file: the source is idle()
 
 
@@ -198,9 +198,10 @@ class VideoSource(ReplaySource):
             reason = "no video stream" if isinstance(exc, IndexError) else (
                 "cannot connect" if self.is_stream else self._unreadable_reason())
             raise EndoSpineError(f"{self.target}: {reason}") from None
-        # One decoding thread while one keeps up: frame threads cost a third more CPU per frame here
-        # (1080p60: 5.8 against 4.3 ms, 4K30: 19.9 against 18.3 ms), CPU the display and the AI
-        # need; above 4K30's pixel rate (4K60, 8K), FFmpeg's threads.
+        # One decoding thread up to 1080p60's pixel rate: frame threads cost a third more CPU per
+        # frame here (1080p60: 5.8 against 4.3 ms), CPU the display and the AI need. Above it (4K)
+        # FFmpeg's threads: one thread took 18-22 ms a 4K frame, too close to 33 ms with the
+        # conversion and the copy into the slot after it on the same thread.
         w, h = self._stream.codec_context.width, self._stream.codec_context.height
         rate = float(self._stream.average_rate or self._stream.guessed_rate or 30)
         if w * h * rate > ONE_THREAD_PIXEL_RATE:
@@ -266,12 +267,14 @@ class VideoSource(ReplaySource):
         if size == (w, h):
             # odd widths come back with padded rows: make them contiguous (copies only then)
             return np.ascontiguousarray(av_frame.to_ndarray(format="rgb24")), None
+        if not self.full_planes and (image := view_from_av(av_frame, size)) is not None:
+            return image, None  # scaled from the decoder's own buffers: no copy of the full picture
         full = Planes.from_av(av_frame)
         if full is None and not (w % 2 or h % 2):  # 10-bit, 4:2:2, 4:4:4 ...: as 8-bit 4:2:0 planes
             full = Planes.from_av(av_frame.reformat(format="yuv420p"))
         if full is None:  # odd sides: the whole frame in RGB
             full = Planes("rgb24", np.ascontiguousarray(av_frame.to_ndarray(format="rgb24")), (w, h))
-        return full.view(size), full
+        return full.view(size), full if self.full_planes else None
 
     def _seek_raw(self, seconds: float) -> None:
         """Position the demuxer at the keyframe before `seconds`. A demuxer that cannot seek (raw

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import av
 import numpy as np
 import pytest
 
@@ -169,5 +170,37 @@ def test_a_source_larger_than_the_view_is_shown_reduced_and_said_so(qtbot, patte
         assert win.frame.image.shape == (120, 160, 3) and win.frame.full_size == (320, 240)
         win._update_status()
         assert "320x240 shown at 160x120" in win.status_label.text()
+    finally:
+        win.close()
+
+
+def test_a_reduced_sources_full_planes_come_only_for_recordings_and_snapshots(qtbot, pattern_video, tmp_path):
+    from app.compose import open_source_stage
+    from app.ui.main_window import MainWindow
+    from models.core.deid import DeidPolicy
+    from models.core.imageio import read_image
+
+    source = open_source_stage(str(pattern_video(width=320, height=240, frames=30)), loop=True, isolated=True,
+                               view_max=(160, 160))
+    win = MainWindow(source, output_dir=tmp_path)
+    win.pipeline.deid = DeidPolicy(keep_full_frame=True)  # a test pattern: no field of view to keep
+    qtbot.addWidget(win)
+    win.show()
+    win.start()
+    try:
+        qtbot.waitUntil(lambda: win.frame is not None and win.frame.frame_id > 5, timeout=10000)
+        assert win.frame.full is None and not source.full_planes  # the view alone while nothing needs more
+        win.take_snapshot()
+        assert source.full_planes  # asked for: the next full-resolution frame is saved
+        qtbot.waitUntil(lambda: any((tmp_path / "snapshots").glob("*_raw.png")), timeout=5000)
+        raw = read_image(next((tmp_path / "snapshots").glob("*_raw.png")))
+        assert raw.shape == (240, 320, 3) and not source.full_planes
+        win.toggle_recording()
+        assert source.full_planes and win.recorder.source_size == (320, 240)
+        qtbot.waitUntil(lambda: win.recorder.written >= 5, timeout=10000)
+        win.toggle_recording()
+        assert not source.full_planes
+        with av.open(str(next((tmp_path / "recordings").glob("*_raw.mp4")))) as c:
+            assert (c.streams.video[0].width, c.streams.video[0].height) == (320, 240)
     finally:
         win.close()

@@ -101,3 +101,12 @@ def test_a_frame_with_full_planes_maps_its_boxes_to_full_resolution():
     plain = Frame(4, 0.0, 0.1, _scene())
     assert plain.full_size == plain.size and plain.full_rgb() is plain.image
     assert plain.to_full((1, 2, 3, 4)) == (1, 2, 3, 4)
+
+
+@pytest.mark.parametrize("fmt", ["yuv420p", "nv12"])
+def test_the_view_from_the_decoders_own_buffers_is_the_same_picture(fmt):
+    from models.core.picture import view_from_av
+
+    frame = av.VideoFrame.from_ndarray(_scene(), format="rgb24").reformat(format=fmt)
+    assert np.array_equal(view_from_av(frame, (160, 90)), Planes.from_av(frame).view((160, 90)))
+    assert view_from_av(frame.reformat(format="yuv444p"), (160, 90)) is None  # not 4:2:0: the caller copies

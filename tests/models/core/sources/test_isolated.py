@@ -313,3 +313,37 @@ def test_other_layouts_and_odd_sides_keep_their_full_picture_too(pattern_video, 
     for frame, ref in zip(got, whole):
         assert frame.full.fmt == kept and frame.full_size == (width, height) and max(frame.size) <= 160
         assert np.abs(frame.full_rgb().astype(int) - ref.image).mean() < 2.5
+
+
+def test_files_decode_on_one_thread_up_to_1080p60s_pixel_rate(small_video, monkeypatch):
+    import models.core.sources.video as video
+
+    with VideoSource(small_video, realtime=False) as src:
+        assert src._stream.codec_context.thread_count == 1
+    monkeypatch.setattr(video, "ONE_THREAD_PIXEL_RATE", 160 * 120 * 14)  # this 15 fps file is above it now
+    with VideoSource(small_video, realtime=False) as src:
+        assert src._stream.thread_type.name == "AUTO" and src._stream.codec_context.thread_count != 1
+        assert src.read() is not None
+
+
+def test_full_planes_only_while_asked_for(pattern_video):
+    path = pattern_video(width=320, height=240, frames=40, fps=25.0)
+    src = IsolatedVideoSource(path, realtime=False)
+    src.view_max = (160, 160)
+    with src:
+        src.keep_full(False)
+        frames = [src.read() for _ in range(12)]
+        assert frames[-1].full is None and frames[-1].image.shape == (120, 160, 3)  # the view alone
+        src.keep_full(True)
+        frames = [src.read() for _ in range(12)]
+        assert frames[-1].full is not None and frames[-1].full_size == (320, 240)
+    pictures = []
+    for keep in (False, True):  # in process too; the view is the same picture either way
+        local = VideoSource(path, realtime=False)
+        local.view_max = (160, 160)
+        with local:
+            local.keep_full(keep)
+            frame = local.read()
+            assert (frame.full is not None) == keep
+            pictures.append(frame.image)
+    assert np.array_equal(*pictures)
