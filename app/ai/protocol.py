@@ -31,6 +31,8 @@ class WorkerConfig:
     post: PostSettings = field(default_factory=PostSettings)  # smoothing, thresholds, mask size
     max_bad_outputs: int = 10        # rejected outputs in a row: restart the worker like a crash
     timing: Timing = DEFAULT_TIMING  # load and hang timeouts, DELAYED, failure window, backoff (ai_*)
+    nice: int = 5                    # the worker's CPU priority below the display's and the decoder's: when
+                                     # the cores run short, the raw video keeps its rate and the overlay slows
 
 
 # -- worker -> main ----------------------------------------------------------------------------

@@ -10,6 +10,7 @@ per-frame path (segment_frame), so a rendered video shows the masks painted live
 from __future__ import annotations
 
 import importlib
+import os
 
 from app.ai.protocol import Failed, FrameError, Infer, MaskResult, Ready, Stop, WorkerConfig
 from models.core.child import FrameSlots, single_threaded_opencv
@@ -23,6 +24,11 @@ def worker_main(conn, cfg: WorkerConfig) -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the main process's to handle
     single_threaded_opencv()
+    if cfg.nice:
+        try:
+            os.nice(cfg.nice)  # the raw video path first (WorkerConfig.nice)
+        except OSError:
+            pass  # not permitted here: run at the display's priority
     try:
         module, _, name = cfg.runtime.partition(":")
         runtime = getattr(importlib.import_module(module), name)(cfg.model_dir, cfg.settings)

@@ -168,3 +168,15 @@ def test_real_model_in_the_worker(tiny_model_dir):
         assert set(r.timings) == {"preprocess", "predict", "postprocess"}
     finally:
         client.stop()
+
+
+def test_the_worker_runs_below_the_displays_priority():
+    import os
+
+    with _running("mode=ok") as (client, _):
+        assert _wait(lambda: client.state is AIState.RUNNING)
+        mine = os.getpriority(os.PRIO_PROCESS, 0)
+        assert os.getpriority(os.PRIO_PROCESS, client.worker_pid) == min(mine + WorkerConfig.nice, 19)
+    with _running("mode=ok", nice=0) as (client, _):
+        assert _wait(lambda: client.state is AIState.RUNNING)
+        assert os.getpriority(os.PRIO_PROCESS, client.worker_pid) == os.getpriority(os.PRIO_PROCESS, 0)
