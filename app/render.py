@@ -164,6 +164,7 @@ def render_video(source_spec: str, out: str | Path, model_dir: str | Path, frame
         bar = tqdm(total=max_frames, unit="frame", desc="render", disable=not progress)
         try:
             while (frame := frames_q.get()) is not _END and not errors:  # a failed write stops at once
+                full = frame.full_rgb()  # the written video's pixels: the source's, whatever the model saw
                 try:
                     labels, box, timings = segment_frame(runtime, stage, frame.image, frame.frame_id)
                 except Exception as exc:  # noqa: BLE001 - as the live worker: a refused output, no overlay
@@ -173,7 +174,6 @@ def render_video(source_spec: str, out: str | Path, model_dir: str | Path, frame
                                              f"{in_a_row} AI outputs refused in a row, last: {reason}") from None
                     tqdm.write(f"endospine render: warning: frame {frame.frame_id}: AI output refused ({reason}); "
                                "written without overlay", file=sys.stderr)
-                    full = frame.full_rgb()
                     picture, fov = written(full, frame, full)
                     out_q.put(picture)
                     rows.append(_row(frame, None, names, runtime, None, reason) | dict(zip(FOV_COLUMNS, fov)))
@@ -189,9 +189,8 @@ def render_video(source_spec: str, out: str | Path, model_dir: str | Path, frame
                                    "its training data); written without overlay until the gate clears",
                                    file=sys.stderr)
                     unsure += 1
-                    image = full = frame.full_rgb()
+                    image = full
                 else:
-                    full = frame.full_rgb()
                     image = composite(full, render_overlay(labels, runtime.classes, style), frame.to_full(box))
                 picture, fov = written(image, frame, full)
                 out_q.put(picture)

@@ -98,21 +98,40 @@ def add_deploy_file(folder: str | Path, signer=None) -> dict:
     manifest and seal it again (a dated line in `history`); a signed folder needs `signer` (the
     seal changes, so the old signature would no longer hold). Returns the integrity section."""
     folder = Path(folder)
-    path, data = read_manifest_data(folder)
-    check_seal(path, data)
-    manifest = parse_manifest(path, data)
+    _, content, manifest = open_for_file(folder, DEPLOY_ROLE, DEPLOY_FILE, signer)
+    deploy = write_deploy_file(folder, manifest)
+    return seal_with_file(folder, content, manifest, DEPLOY_ROLE, deploy, "PaddleSeg / FastDeploy", signer)
+
+
+def open_for_file(folder: Path, role: str, name: str, signer=None, what: str = "") -> tuple[Path, dict, Manifest]:
+    """An exported folder about to gain the file `name` under `role`: its manifest (path, raw
+    content, parsed) once the seal and every file's hash hold, the role is free, no unlisted file
+    of that name would be overwritten, and a signed folder has its `signer`. Else one-line errors
+    (`what`: the file in words, default 'a ROLE file')."""
+    path, content = read_manifest_data(folder)
+    check_seal(path, content)
+    manifest = parse_manifest(path, content)
     verify_files(folder, manifest)
-    if DEPLOY_ROLE in manifest.files:
-        raise EndoSpineError(f"{path}: already lists a {DEPLOY_ROLE} file ({manifest.files[DEPLOY_ROLE]['path']})")
-    if (folder / DEPLOY_FILE).exists():
-        raise EndoSpineError(f"{folder / DEPLOY_FILE}: exists but is not in the manifest; not overwritten")
+    if role in manifest.files:
+        raise EndoSpineError(f"{path}: already lists {what or f'a {role} file'} ({manifest.files[role]['path']})")
+    if (folder / name).exists():
+        raise EndoSpineError(f"{folder / name}: exists but is not in the manifest; not overwritten")
     if manifest.signature is not None and signer is None:
         raise EndoSpineError(f"{path}: signed; adding a file changes the seal, so give the signing key")
-    deploy = write_deploy_file(folder, manifest)
+    return path, content, manifest
+
+
+def seal_with_file(folder: Path, content: dict, manifest: Manifest, role: str, written: Path, note: str,
+                   signer=None, metrics: dict | None = None) -> dict:
+    """The manifest `content` (from open_for_file) with the written file listed under `role`,
+    `metrics` merged into its metrics, a dated history line ('added NAME (note)'), sealed again.
+    Returns the integrity section."""
     stamp = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
-    content = {k: v for k, v in data.items() if k != SEAL}
-    content["files"] = {**data["files"], DEPLOY_ROLE: listed(folder, deploy)}
-    content["history"] = [*manifest.history, f"{stamp}: added {DEPLOY_FILE} (PaddleSeg / FastDeploy)"]
+    content = {k: v for k, v in content.items() if k != SEAL}
+    content["files"] = {**content["files"], role: listed(folder, written)}
+    if metrics:
+        content["metrics"] = {**(content.get("metrics") or {}), **metrics}
+    content["history"] = [*manifest.history, f"{stamp}: added {written.name} ({note})"]
     return write_sealed(folder, content, signer)
 
 

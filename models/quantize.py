@@ -23,7 +23,6 @@ without VNNI it was measured on.
 """
 from __future__ import annotations
 
-import datetime as dt
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass
@@ -35,14 +34,12 @@ from models.core.errors import EndoSpineError
 from models.core.runtime.manifest import (
     INT8_ROLE,
     SEAL,
-    check_seal,
     parse_manifest,
     read_manifest_data,
-    verify_files,
     write_sealed,
 )
 from models.dataset import Dataset, load_dataset
-from models.deployfile import listed
+from models.deployfile import listed, open_for_file, seal_with_file
 
 INT8_FILE = "model.int8.onnx"
 CALIBRATION_IMAGES = 64    # training frames, spread evenly over the split
@@ -212,29 +209,16 @@ def add_int8_file(folder: str | Path, data: str | Path, test_data: str | Path | 
     folder needs `signer`. profile: the endoscope profile of the datasets' tower. Returns
     metrics.int8 with the new integrity section under "integrity"."""
     folder = Path(folder)
-    path, content = read_manifest_data(folder)
-    check_seal(path, content)
-    manifest = parse_manifest(path, content)
-    verify_files(folder, manifest)
+    path, content, manifest = open_for_file(folder, INT8_ROLE, INT8_FILE, signer, what="an INT8 model")
     if "onnx" not in manifest.files:
         raise EndoSpineError(f"{path}: lists no model.onnx to quantize (export with --onnx)")
-    if INT8_ROLE in manifest.files:
-        raise EndoSpineError(f"{path}: already lists an INT8 model ({manifest.files[INT8_ROLE]['path']})")
-    if (folder / INT8_FILE).exists():
-        raise EndoSpineError(f"{folder / INT8_FILE}: exists but is not in the manifest; not overwritten")
-    if manifest.signature is not None and signer is None:
-        raise EndoSpineError(f"{path}: signed; adding a file changes the seal, so give the signing key")
     try:
         int8, section = make_int8(folder, Path(data), Path(test_data or data), profile, profile, images,
                                   progress, signer)
-        stamp = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
-        content = {k: v for k, v in content.items() if k != SEAL}
-        content["files"] = {**content["files"], INT8_ROLE: listed(folder, int8)}
-        content["metrics"] = {**(content.get("metrics") or {}), "int8": section}
         t = section["test"]
-        content["history"] = [*manifest.history, f"{stamp}: added {INT8_FILE} (INT8, {_calibration_note(section)}; "
-                                                  f"test mean IoU {t['int8_miou']} vs FP32 {t['fp32_miou']})"]
-        integrity = write_sealed(folder, content, signer)
+        note = f"INT8, {_calibration_note(section)}; test mean IoU {t['int8_miou']} vs FP32 {t['fp32_miou']}"
+        integrity = seal_with_file(folder, content, manifest, INT8_ROLE, int8, note, signer,
+                                   metrics={"int8": section})
     except BaseException:
         (folder / INT8_FILE).unlink(missing_ok=True)   # the folder as it was
         raise

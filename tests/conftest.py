@@ -55,19 +55,24 @@ def pattern_video(tmp_path_factory):
     return make
 
 
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory):
-    """An exported, untrained (seeded) liteseg-cpu model at 128x128 with the lumbar class table."""
+def export_tiny_model(folder, onnx: bool = False):
+    """Export an untrained (seeded) liteseg-cpu model at 128x128 with the lumbar class table into
+    `folder` (with model.onnx if asked); returns the folder."""
     from models.core.classes import default_classes
     from models.core.runtime.preprocess import Preprocess
     from models.export import write_model_folder
     from models.nets import build_model
     from models.nets.layers import paddle
 
-    folder = tmp_path_factory.mktemp("tiny-model")
     paddle.seed(0)
     net = build_model("liteseg-cpu", len(default_classes()))
     net.eval()
-    write_model_folder(net, "liteseg-cpu", default_classes(), Preprocess((128, 128)), folder,
+    write_model_folder(net, "liteseg-cpu", default_classes(), Preprocess((128, 128)), folder, onnx=onnx,
                        notice="untrained test model")
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """An exported, untrained (seeded) liteseg-cpu model at 128x128 with the lumbar class table."""
+    return export_tiny_model(tmp_path_factory.mktemp("tiny-model"))

@@ -111,6 +111,12 @@ class Planes:
         code = _TO_RGB[self.fmt]
         return self.data if code is None else cv2.cvtColor(self.data, code)
 
+    def picture(self, limit: tuple[int, int] | None) -> tuple[np.ndarray, "Planes | None"]:
+        """What a source delivers: (the picture fitted inside `limit`, these planes if that is a
+        reduced view, else None)."""
+        size = fit_size(self.size, limit)
+        return (self.view(size), self) if size != self.size else (self.rgb(), None)
+
     def view(self, size: tuple[int, int]) -> np.ndarray:
         """The picture at `size` (w, h; even sides) as HxWx3 uint8 RGB: every plane scaled in its
         own layout (area averaging), then the small picture converted."""

@@ -21,19 +21,9 @@ from models.quantize import INT8_FILE, add_int8_file, calibration_frames
 @pytest.fixture(scope="module")
 def onnx_model(tmp_path_factory):
     """An exported, untrained (seeded) liteseg-cpu model at 128x128 with model.onnx."""
-    from models.core.classes import default_classes
-    from models.core.runtime.preprocess import Preprocess
-    from models.export import write_model_folder
-    from models.nets import build_model
-    from models.nets.layers import paddle
+    from tests.conftest import export_tiny_model
 
-    folder = tmp_path_factory.mktemp("onnx-model")
-    paddle.seed(0)
-    net = build_model("liteseg-cpu", len(default_classes()))
-    net.eval()
-    write_model_folder(net, "liteseg-cpu", default_classes(), Preprocess((128, 128)), folder, onnx=True,
-                       notice="untrained test model")
-    return folder
+    return export_tiny_model(tmp_path_factory.mktemp("onnx-model"), onnx=True)
 
 
 @pytest.fixture(scope="module")

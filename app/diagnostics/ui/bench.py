@@ -162,15 +162,15 @@ class CostWatch:
     def _pids(self) -> dict[str, int | None]:
         return {"display": None, "decoder": getattr(self.source, "decoder_pid", None), "worker": self.ai.worker_pid}
 
-    def _decoder_stages(self):
-        report = getattr(self.source, "stage_costs", None)
-        return (report.stages, report.cpu_s) if report is not None else ({}, None)
+    def _decoder_stages(self) -> dict:
+        report = getattr(self.source, "stage_costs", None)  # the decoder child's latest (its CPU: /proc)
+        return report.stages if report is not None else {}
 
     def start(self, result) -> None:
         self._last = result
         self._worker.clear()
         self._t0 = STAGES.snapshot()
-        self._d0 = self._decoder_stages()[0]
+        self._d0 = self._decoder_stages()
         self._pid0 = self._pids()
         self._cpu0 = {name: process_cpu_s(pid) for name, pid in self._pid0.items()
                       if pid is not None or name == "display"}
@@ -185,7 +185,7 @@ class CostWatch:
 
     def figures(self, elapsed: float, frames: int) -> tuple[dict, dict]:
         stages = {"display": per_call(STAGES.snapshot(), self._t0),
-                  "decoder": per_call(self._decoder_stages()[0], self._d0),
+                  "decoder": per_call(self._decoder_stages(), self._d0),
                   "worker": {stage: {"calls": len(v), "wall_ms": round(statistics.fmean(v), 3)}
                              for stage, v in sorted(self._worker.items())}}
         cpu = {}

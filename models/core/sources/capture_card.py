@@ -33,7 +33,7 @@ import numpy as np
 from models.core.costs import STAGES
 from models.core.errors import EndoSpineError
 from models.core.optics.capture_settings import BACKENDS, CaptureSettings, configure, opencv_device, to_rgb
-from models.core.picture import Planes, fit_size
+from models.core.picture import Planes
 from models.core.sources.base import Source
 from models.core.timing import DEFAULT_TIMING, Timing
 from models.core.types import Frame
@@ -127,20 +127,16 @@ class CaptureSource(Source):
                 self.stale_frames += 1
                 continue
             pts = self._rising_pts(ms / 1000.0 if ms > 0 else None, invent_first=False)
-            if planes is not None:
-                with STAGES.measure("convert"):
-                    view = fit_size(planes.size, self.view_max)
-                    image, full = (planes.view(view), planes) if view != planes.size else (planes.rgb(), None)
-                if not self.full_planes:
-                    full = None
-                return self._frame(image, pts, full)
-            h, w = bgr.shape[:2]
-            if (w, h) != self.size:
-                self.format_changes += 1
-                self.size = (w, h)
+            if planes is None:
+                h, w = bgr.shape[:2]
+                if (w, h) != self.size:
+                    self.format_changes += 1
+                    self.size = (w, h)
             with STAGES.measure("convert"):
-                image, full = self._bgr_picture(bgr)
-            return self._frame(image, pts, full)
+                if planes is None:
+                    planes = Planes("rgb24", to_rgb(bgr), self.size)
+                image, full = planes.picture(self.view_max)
+            return self._frame(image, pts, full if self.full_planes else None)
         return None
 
     def signal_note(self) -> str:
@@ -194,16 +190,6 @@ class CaptureSource(Source):
             self.format_changes += 1
             self.size = size
             return planes
-
-    def _bgr_picture(self, bgr: np.ndarray) -> tuple[np.ndarray, Planes | None]:
-        """OpenCV's BGR frame -> (RGB picture, its full-resolution RGB if the picture is a reduced view)."""
-        rgb = to_rgb(bgr)
-        h, w = rgb.shape[:2]
-        view = fit_size((w, h), self.view_max)
-        if view == (w, h):
-            return rgb, None
-        return (cv2.resize(rgb, view, interpolation=cv2.INTER_AREA),
-                Planes("rgb24", rgb, (w, h)) if self.full_planes else None)
 
     def _lose(self) -> None:
         self._release()

@@ -70,9 +70,8 @@ class InlineFrame(Message):
 
 @dataclass(frozen=True)
 class Costs(Message):
-    """The child's stage ledger (models.core.costs) and its process CPU seconds, about once a second."""
+    """The child's stage ledger (models.core.costs) so far, about once a second."""
     stages: dict
-    cpu_s: float
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ import numpy as np
 
 from models.core import sealed
 from models.core.child import Child, ChildGone, FrameSlots, Message, single_threaded_opencv
-from models.core.costs import STAGES, process_cpu_s
+from models.core.costs import STAGES
 from models.core.errors import EndoSpineError
 from models.core.picture import Planes, fit_size, layout_shape
 from models.core.sources.decoder_protocol import (
@@ -293,7 +293,7 @@ def decoder_main(conn, target: str, loop: bool, realtime: bool, heartbeat_s: flo
             beat.sent()
             if time.monotonic() - reported > COSTS_EVERY_S:
                 reported = time.monotonic()
-                conn.send(Costs(STAGES.snapshot(), process_cpu_s()))
+                conn.send(Costs(STAGES.snapshot()))
     except Exception as exc:  # noqa: BLE001 - reported to the parent as one line
         try:
             conn.send(DecodeFailed(f"{target}: decoding failed: {type(exc).__name__}: {exc}"))
