@@ -36,6 +36,15 @@ class EventCounter(QObject):
         return counts
 
 
+def _could_carry_a_frame(kind: QEvent.Type) -> bool:
+    """An event a per-frame notification would arrive as: a timer tick, a queued signal or a posted event."""
+    return kind in (QEvent.Type.Timer, QEvent.Type.MetaCall) or kind.value >= QEvent.Type.User.value
+
+
+def _readable(counts: dict[QEvent.Type, int]) -> dict[str, int]:
+    return {kind.name: n for kind, n in counts.items()}
+
+
 class PaintLog:
     """A PaintProbe stand-in that notes, per paint, the frame painted and the newest captured."""
 
@@ -106,12 +115,17 @@ def test_starved_gui_thread_paints_the_newest_frame_not_a_backlog(qtbot):
             captured_during = win.store.put_count
             before = len(log.paints)
             QApplication.processEvents()             # drain whatever queued up during the stall
-            drained.append(sum(counter.take().values()))
+            drained.append(counter.take())
             qtbot.waitUntil(lambda: len(log.paints) > before, timeout=2000)
             qtbot.wait(15)
             painted_per_stall.append(log.paints[before:])  # every paint since, the one pending first
             assert win.store.put_count - captured_during < 10  # capture is not blocked by the GUI
-        assert max(drained) < 60, drained            # timers coalesce; no per-frame events piled up
+        # Timers coalesce and nothing is posted per frame: the events a frame could have left behind
+        # (timer ticks, queued signals, posted user events) stay far under the ~18 frames captured.
+        # Paints, resizes and layouts that a status-line change sets off are not per frame, and are
+        # not counted (a relayout of the window alone is ~50 events).
+        per_frame_kinds = [sum(n for kind, n in counts.items() if _could_carry_a_frame(kind)) for counts in drained]
+        assert max(per_frame_kinds) < 10, [_readable(counts) for counts in drained]
         # Each paint shows the newest frame: not the one set before the stall (~18 behind, painted
         # once as the pending paint), not a queue of the missed ones. Slack 3 = 50 ms at 60 fps,
         # what a loaded machine can leave between a poll and its paint.
