@@ -48,6 +48,7 @@ OUTPUTS = {
     "deid": {"files": {"out": _deid_out, "report": JSON}, "inputs": ("input",)},
     "decrypt": {"files": {"out": ANY}, "inputs": ("input",)},
     "keygen": {"files": {"out": ANY}},
+    "overlay-video": {"files": {"out": VIDEO}, "inputs": ("recording",)},
 }
 
 
@@ -275,6 +276,22 @@ def _cmd_decrypt(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_overlay_video(args: argparse.Namespace) -> int:
+    from functools import partial
+
+    from tqdm import tqdm
+
+    from app.recording import overlay_video
+    from models.core import sealed
+
+    key = sealed.read_key_file(args.key_file) if args.key_file else sealed.env_key()
+    bar = partial(tqdm, desc="overlay-video", unit="frame", disable=not show_progress(args))
+    done = overlay_video(args.recording, args.out, key=key, progress=bar)
+    print(f"overlay-video: {args.recording} -> {done['path']}: {done['frames']} frames, the mask painted on "
+          f"{done['painted']}{done['note']}")
+    return 0
+
+
 def _cmd_pattern(args: argparse.Namespace) -> int:
     from app.platform_check import check_before_qt
 
@@ -343,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_precision(p)
     p.add_argument("--profile", metavar="FILE", help=PROFILE_HELP)
     p.add_argument("--record", action="store_true",
-                   help="also record (raw and overlay, as the R key) while measuring, into a temporary folder: "
+                   help="also record (raw video, masks and CSV, as the R key) while measuring, into a temporary folder: "
                         "de-identified and, if the --profile says deid: encrypt, encrypted")
     p.add_argument("--decoder", choices=("process", "inprocess"), default="process",
                    help="a video file decoded in its own child process, as `endospine run` does, or in the "
@@ -418,6 +435,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--partial", action="store_true", help="a file cut short (its recording's process died): write "
                    "the part before the cut that authenticates")
     p.set_defaults(func=_cmd_decrypt)
+
+    p = sub.add_parser("overlay-video", help="a recording's overlay video: its raw video with the masks the display "
+                       "painted, as it painted them",
+                       description="Recordings keep the raw video, each mask the display painted (rec-NNNN_masks/) "
+                                   "and per frame which mask was shown where and how (rec-NNNN_frames.csv). This "
+                                   "paints them on the raw frames, de-identified as the recording; an encrypted "
+                                   "recording gives an encrypted video (OUT + .enc), with the same key.")
+    p.add_argument("recording", metavar="CSV", help="the recording's rec-NNNN_frames.csv (or .csv.enc)")
+    p.add_argument("--out", required=True, metavar="OUT", help="the overlay video to write (e.g. rec-0001_overlay.mp4)")
+    p.add_argument("--key-file", metavar="FILE", help="the key of an encrypted recording (default: $ENDOSPINE_KEY)")
+    p.set_defaults(func=_cmd_overlay_video)
 
     p = sub.add_parser("pattern", help="show the latency loopback pattern full screen (endospine-calibrate latency)")
     p.add_argument("--screen", type=non_negative_int, metavar="N", help="on monitor N (0-based)")

@@ -1,17 +1,21 @@
 """Recording what the surgeon sees, and snapshots. No Qt.
 
 The GUI hands each displayed frame (with the mask it showed, if any) to `Recorder.offer`, which
-never blocks: a writer thread composites and encodes from a bounded queue, and frames it has no
-room for are counted, not queued without end. Files are fragmented MP4 (playable up to the
-last fragment if the process dies) plus a per-frame CSV: index, frame_id, pts, capture_time,
-mask_frame_id and overlay_shown (the mask painted over the frame, if any), gate_score and
-ai_unsure (the trust gate's score and verdict for the result whose mask was shown with the frame,
-or was withheld because the gate called the scene unlike the training data; gate_score blank
-without such a result or without a gate, models.core.types.Result), frame_region and fov_cx,
-fov_cy, fov_r (what the recorded frame kept, below).
+never blocks: a writer thread encodes from a bounded queue, and frames it has no room for are
+counted, not queued without end. A recording is one H.264 video of the raw frames, fragmented MP4
+(playable up to the last fragment if the process dies), plus what was painted over them as data
+(app/recording.py): each mask the display painted, once, as a label-map PNG in rec-NNNN_masks/,
+and a per-frame CSV: index, frame_id, pts, capture_time, mask_frame_id and overlay_shown (the
+mask painted over the frame, if any), gate_score and ai_unsure (the trust gate's score and verdict
+for the result whose mask was shown with the frame, or was withheld because the gate called the
+scene unlike the training data; gate_score blank without such a result or without a gate,
+models.core.types.Result), frame_region and fov_cx, fov_cy, fov_r (what the recorded frame kept,
+below), mask_file, mask_box and overlay_style (which mask, where, how). `endospine overlay-video`
+makes the overlay video from them afterwards: a second encoder and the compositing of every frame
+live kept the recorder to about a fifth of the frames at 1080p30 on two cores.
 
-De-identified by default (issue 21, models/core/deid.py): recordings (raw and overlay) and snapshots
-keep only the endoscope's field of view; every pixel beyond the circle + the margin is black. The
+De-identified by default (issue 21, models/core/deid.py): recordings and snapshots keep only the
+endoscope's field of view; every pixel beyond the circle + the margin is black. The
 display itself still shows the whole frame. The writer thread finds the circle in the frames it
 records (the profile's fixed circle, or detected every 10 frames and held; a few ms per detection
 at 1080p) and applies a mask computed once per circle (one masked copy per frame). Until a circle
@@ -19,7 +23,7 @@ is known the frames are recorded all black (frame_region `black`, counted in `bl
 a full frame with identifiers by default. The profile's `deid: keep_full_frame` keeps the whole
 frame (frame_region `full`); the files then say so in their metadata and in the CSV's first line,
 a `#` comment. File names carry a session number, never a time or a patient field:
-rec-0001_raw.mp4, rec-0001_overlay.mp4, rec-0001_frames.csv, snap-0001_f000123_raw.png.
+rec-0001_raw.mp4, rec-0001_frames.csv, rec-0001_masks/m000001.png, snap-0001_f000123_raw.png.
 With an encrypting policy (the profile's `deid: {encrypt: true}`, models/core/sealed.py) every
 one of them is written sealed, named with `.enc` appended (rec-0001_raw.mp4.enc, ...): the writer
 thread encrypts as it writes, nothing is in clear on the disk at any time.
@@ -41,7 +45,8 @@ from typing import Callable
 
 import numpy as np
 
-from app.deidframes import FOV_COLUMNS, FrameKeeper, Kept
+from app import recording
+from app.deidframes import FrameKeeper, Kept
 from models.core.classes import ClassTable
 from models.core.deid import DeidPolicy
 from models.core.errors import EndoSpineError
@@ -92,13 +97,15 @@ def free_bytes(folder: Path) -> int:
 
 
 class Recorder:
-    """Records raw and/or overlay video of displayed frames, with a CSV row per frame.
-    policy: what the files keep (default: de-identified, the field of view only)."""
+    """Records the raw video of displayed frames, the masks painted over them and a CSV row per
+    frame (app/recording.py). policy: what the files keep (default: de-identified, the field of
+    view only). preset: x264's; `ultrafast` is the one that keeps every 1080p30 frame beside the
+    display and the AI on two cores (README, Recording)."""
 
     def __init__(self, folder: Path, size: tuple[int, int], fps: float, classes: ClassTable,
-                 raw: bool = True, overlay: bool = True, queue_size: int = 16,
-                 reserve_bytes: int = RESERVE_BYTES, disk_free: Callable[[Path], int] = free_bytes,
-                 policy: DeidPolicy | None = None):
+                 queue_size: int = 16, reserve_bytes: int = RESERVE_BYTES,
+                 disk_free: Callable[[Path], int] = free_bytes, policy: DeidPolicy | None = None,
+                 preset: str = "ultrafast"):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.reserve_bytes = reserve_bytes
@@ -114,18 +121,19 @@ class Recorder:
         w, h = size[0] - size[0] % 2, size[1] - size[1] % 2  # H.264 4:2:0 wants even sides
         self.size = (w, h)
         name = f"rec-{next_number(self.folder, 'rec'):04d}"
-        self.writers = {}
-        for kind, wanted in (("raw", raw), ("overlay", overlay)):
-            if wanted:
-                self.writers[kind] = policy.video_writer(self.folder / f"{name}_{kind}.mp4", w, h, fps,
-                                                         preset="veryfast", crf=18, fragmented=True,
-                                                         gop=int(fps), atomic=False)
+        self.masks_dir = self.folder / f"{name}_masks"
+        self.masks_dir.mkdir()
+        with policy.open_text(self.masks_dir / recording.SIDECAR) as f:
+            f.write(recording.sidecar(classes, policy, (w, h), fps))
+        self.writer = policy.video_writer(self.folder / f"{name}_raw.mp4", w, h, fps, preset=preset, crf=18,
+                                          fragmented=True, gop=int(fps), atomic=False)
         self.csv_path = policy.stored_path(self.folder / f"{name}_frames.csv")  # + '.enc' when encrypted
         self._csv_file = policy.open_text(self.folder / f"{name}_frames.csv")
         self._csv_file.write(policy.csv_note() + "\n")
         self._csv = csv.writer(self._csv_file)
-        self._csv.writerow(["index", "frame_id", "pts", "capture_time", "mask_frame_id", "overlay_shown",
-                            "gate_score", "ai_unsure", *FOV_COLUMNS])
+        self._csv.writerow(recording.COLUMNS)
+        self._mask: tuple[Result, str] | None = None  # the last mask written and its file's name
+        self.masks = 0
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self.written = 0
         self.dropped = 0
@@ -179,18 +187,14 @@ class Recorder:
                     break
                 image = frame.full_rgb()  # the source's every pixel (a 4K frame's planes converted here)
                 kept = self._keeper(image, self.size)  # the mask made once per circle, not per frame
-                if "raw" in self.writers:
-                    self.writers["raw"].write(self._kept(image, kept))
-                if "overlay" in self.writers:
-                    rgba = render_overlay(result.mask, self.classes, style) if result is not None else None
-                    shown = composite(image, rgba, frame.to_full(result.box) if result else None)
-                    self.writers["overlay"].write(self._kept(shown, kept))
+                self.writer.write(self._kept(image, kept))
+                painted = self._painted(frame, result, style)
                 gated = result if result is not None else withheld
                 score = gated.score if gated is not None else None
                 self._csv.writerow([self.written, frame.frame_id, frame.pts, f"{frame.capture_time:.6f}",
                                     result.frame_id if result else "", int(result is not None),
                                     f"{score:.6g}" if score is not None else "",
-                                    int(gated is not None and gated.unsure), *kept.columns()])
+                                    int(gated is not None and gated.unsure), *kept.columns(), *painted])
                 self.written += 1
         except Exception as exc:  # noqa: BLE001 - a failing disk must not take the display down
             full = isinstance(exc, OSError) and exc.errno == errno.ENOSPC
@@ -201,6 +205,17 @@ class Recorder:
             while self._queue.get() is not None:
                 self.dropped += 1
 
+    def _painted(self, frame: Frame, result: Result | None, style: OverlayStyle) -> list[str]:
+        """The row's mask_file, mask_box and overlay_style; the mask written the first time it is shown."""
+        if result is None:
+            return ["", "", ""]
+        if self._mask is None or self._mask[0] is not result:
+            self.masks += 1
+            name = f"m{self.masks:06d}.png"
+            self.policy.write_image(self.masks_dir / name, result.mask)  # + '.enc' when encrypted
+            self._mask = (result, f"{self.masks_dir.name}/{name}")
+        return [self._mask[1], recording.box_text(frame.to_full(result.box)), recording.style_text(style, self.classes)]
+
     def _kept(self, image: np.ndarray, kept: Kept) -> np.ndarray:
         """The frame as written: the field of view only (copied into the mask's own buffer, whose
         outside stays black; written at once), or the whole frame; trimmed to the video's even size."""
@@ -209,11 +224,10 @@ class Recorder:
 
     def _close_files(self) -> None:
         """Close every file, each on its own: one failing must not leave the others open."""
-        for writer in self.writers.values():
-            try:
-                writer.close()
-            except Exception:  # noqa: BLE001 - the fragments already written stay playable
-                writer.abort()
+        try:
+            self.writer.close()
+        except Exception:  # noqa: BLE001 - the fragments already written stay playable
+            self.writer.abort()
         try:
             self._csv_file.close()
         except OSError:

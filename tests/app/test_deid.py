@@ -14,6 +14,7 @@ import pytest
 
 from app.cli import main
 from app.recorder import Recorder, next_number, snapshot
+from app.recording import overlay_video
 from models.core import video as video_module
 from models.core.classes import default_classes
 from models.core.deid import (
@@ -80,8 +81,9 @@ def test_recording_keeps_only_the_field_of_view(tower, tmp_path, monkeypatch, ca
     w, h = tower.size
     results = [Result(i, tower.labels(i), "model-x", box=(0, 0, w, h)) if i % 2 else None for i in range(n)]
     rec = _record(tmp_path, [tower.frame(i) for i in range(n)], results, DeidPolicy(model_id="model-x"))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["rec-0001_frames.csv", "rec-0001_overlay.mp4",
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rec-0001_frames.csv", "rec-0001_masks",
                                                           "rec-0001_raw.mp4"]  # a session number, no time
+    overlay_video(tmp_path / "rec-0001_frames.csv", tmp_path / "rec-0001_overlay.mp4")  # made from them afterwards
     note, rows = _rows(tmp_path / "rec-0001_frames.csv")
     assert note.startswith("# EndoSpine ") and "field of view only" in note and "model model-x" in note
     assert [r["frame_region"] for r in rows] == ["fov"] * n and rec.black_frames == 0
@@ -104,9 +106,10 @@ def test_recording_keeps_only_the_field_of_view(tower, tmp_path, monkeypatch, ca
         meta = video_metadata(tmp_path / name)
         assert disallowed_video(meta) == [], meta
         assert meta["container"]["frames"] == "field-of-view" and meta["container"]["model_id"] == "model-x"
-    painted = [np.abs(r.astype(int) - o.astype(int)).mean() for r, o in zip(seen["rec-0001_raw.mp4"],
+    # the overlay video is painted on the decoded raw video: the frames without a mask are those frames
+    painted = [np.abs(r.astype(int) - o.astype(int)).mean() for r, o in zip(decoded(tmp_path / "rec-0001_raw.mp4"),
                                                                           seen["rec-0001_overlay.mp4"])]
-    assert all(d > 1 for d in painted[1::2]) and not any(painted[0::2])  # the overlay frames are their own
+    assert all(d > 1 for d in painted[1::2]) and all(d < 0.05 for d in painted[0::2]), painted
     with capsys.disabled():
         print(f"\nrecording 640x360 crf 18: max level beyond circle + {M:g} px + band {{band: max}}: {measured}")
 
@@ -116,7 +119,7 @@ def test_recording_is_black_until_a_circle_is_known(tower, tmp_path, monkeypatch
     plain = np.full((tower.size[1], tower.size[0], 3), 128, np.uint8)
     plain[:20, :200] = 255  # text on a plain camera picture
     frames = [plain, plain, tower.frame(0), tower.frame(1)]
-    rec = _record(tmp_path, frames, [None] * 4, DeidPolicy(), overlay=False)
+    rec = _record(tmp_path, frames, [None] * 4, DeidPolicy())
     _, rows = _rows(tmp_path / "rec-0001_frames.csv")
     assert [r["frame_region"] for r in rows] == ["black", "black", "fov", "fov"] and rec.black_frames == 2
     raw = seen["rec-0001_raw.mp4"]
@@ -127,7 +130,7 @@ def test_recording_is_black_until_a_circle_is_known(tower, tmp_path, monkeypatch
 def test_keep_full_frame_says_so_everywhere(tower, tmp_path, monkeypatch):
     seen = _capture_writes(monkeypatch)
     policy = DeidPolicy(keep_full_frame=True)
-    _record(tmp_path, [tower.frame(0), tower.frame(1)], [None, None], policy, overlay=False)
+    _record(tmp_path, [tower.frame(0), tower.frame(1)], [None, None], policy)
     note, rows = _rows(tmp_path / "rec-0001_frames.csv")
     assert "FULL FRAME" in note and {r["frame_region"] for r in rows} == {"full"}
     assert max_beyond(seen["rec-0001_raw.mp4"][0], tower.circle, M) == 255  # the text is kept, as asked

@@ -1,5 +1,6 @@
-"""Recording: every offered frame lands in the video and the CSV, and a full disk ends the
-recording cleanly with playable files."""
+"""Recording: every offered frame lands in the video and the CSV, each mask painted is kept once,
+the overlay video made from them afterwards shows what the display painted, and a full disk ends
+the recording cleanly with playable files."""
 from __future__ import annotations
 
 import csv
@@ -11,11 +12,12 @@ import numpy as np
 import pytest
 
 from app.recorder import Recorder, snapshot
+from app.recording import overlay_video
 from models.core.classes import default_classes
 from models.core.deid import DeidPolicy
 from models.core.errors import EndoSpineError
-from models.core.imageio import read_image
-from models.core.overlay import OverlayStyle
+from models.core.imageio import read_image, read_label
+from models.core.overlay import OverlayStyle, composite, render_overlay
 from models.core.types import Frame, Result
 
 W, H = 96, 64
@@ -56,15 +58,46 @@ def _files(tmp_path):
     return videos, rows
 
 
+def _overlay_frames(tmp_path) -> list[np.ndarray]:
+    """The recording's overlay video, made as `endospine overlay-video` makes it, decoded."""
+    done = overlay_video(next(tmp_path.glob("*_frames.csv")), tmp_path / "overlay.mp4")
+    with av.open(done["path"]) as container:
+        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+
+
 def test_every_frame_is_recorded_with_a_csv_row(tmp_path):
     rec = _record(tmp_path, 40, disk_free=lambda _: PLENTY)
     assert rec.error == "" and rec.written == 40 and rec.dropped == 0
     videos, rows = _files(tmp_path)
-    assert [v.name.split("_")[-1] for v in videos] == ["overlay.mp4", "raw.mp4"]
-    assert all(_decoded_frames(v) == 40 for v in videos)
+    assert [v.name for v in videos] == ["rec-0001_raw.mp4"]  # one encoder: the overlay is kept as data
+    assert _decoded_frames(videos[0]) == 40
     assert [int(r["frame_id"]) for r in rows] == list(range(40))
     assert [r["overlay_shown"] for r in rows[:4]] == ["0", "1", "0", "1"]
     assert [(r["gate_score"], r["ai_unsure"]) for r in rows[:2]] == [("", "0"), ("", "0")]  # a model without a gate
+    assert [(r["mask_file"], r["mask_box"]) for r in rows[:2]] == [("", ""), ("rec-0001_masks/m000001.png", f"0 0 {W} {H}")]
+    assert rows[1]["overlay_style"] == "mode=fill opacity=0.45 contour=3 classes=1,2,3,4,5"
+    assert rec.masks == 20 and len(list((tmp_path / "rec-0001_masks").glob("m*.png"))) == 20
+    assert np.array_equal(read_label(tmp_path / "rec-0001_masks/m000001.png"), _result(1).mask)  # lossless
+    assert len(_overlay_frames(tmp_path)) == 40
+
+
+def test_a_mask_shown_over_several_frames_is_kept_once_and_painted_as_it_was_styled(tmp_path):
+    """The display keeps painting one result until the next arrives; the user toggles classes."""
+    rec = Recorder(tmp_path, (W, H), 30.0, default_classes(), disk_free=lambda _: PLENTY, policy=FULL)
+    shown = _result(0)
+    styles = [OverlayStyle(), OverlayStyle(), OverlayStyle(visible=frozenset({2, 3})), OverlayStyle(opacity=1.0)]
+    for i, style in enumerate(styles):
+        rec.offer(_frame(i), shown, style)
+    rec.stop()
+    _, rows = _files(tmp_path)
+    assert rec.masks == 1 and {r["mask_file"] for r in rows} == {"rec-0001_masks/m000001.png"}
+    overlay = _overlay_frames(tmp_path)
+    # what the display painted: the mask (class 1) over the frame, as each frame's style said
+    expected = [composite(_frame(i).image, render_overlay(shown.mask, default_classes(), style), shown.box)
+                for i, style in enumerate(styles)]
+    assert [int(np.abs(o[20, 20].astype(int) - e[20, 20]).max()) < 8 for o, e in zip(overlay, expected)] == [True] * 4
+    assert np.abs(overlay[2][20, 20].astype(int) - _frame(2).image[20, 20]).max() < 6  # class 1 toggled off there
+    assert np.abs(overlay[3][20, 20].astype(int) - _frame(3).image[20, 20]).max() > 100  # opaque
 
 
 def test_the_gate_score_and_verdict_of_the_result_shown_or_withheld(tmp_path):
@@ -86,9 +119,8 @@ def test_the_gate_score_and_verdict_of_the_result_shown_or_withheld(tmp_path):
     assert [(r["overlay_shown"], r["mask_frame_id"], r["gate_score"], r["ai_unsure"]) for r in rows] == [
         ("0", "", "", "0"), ("1", "1", "1.25", "0"), ("0", "", "7.5", "1"), ("0", "", "8", "1"),
         ("0", "", "", "0"), ("1", "5", "", "0")]
-    overlay = next(v for v in videos if v.name.endswith("_overlay.mp4"))
-    with av.open(str(overlay)) as container:
-        shown = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert rec.masks == 2  # the unsure and the hidden results' masks are not kept: they were not painted
+    shown = _overlay_frames(tmp_path)
     painted = [np.abs(shown[i][20, 20].astype(int) - _frame(i).image[20, 20]).max() > 30 for i in range(len(offers))]
     assert painted == [False, True, False, False, False, True]
 
@@ -156,8 +188,7 @@ def test_a_reduced_view_is_recorded_and_snapshotted_at_full_resolution(tmp_path)
         rec.offer(_reduced(i), _result(i), OverlayStyle())  # the mask's box in view pixels
     rec.stop()
     assert rec.written == 6 and rec.dropped == 0
-    with av.open(str(next(tmp_path.glob("*_overlay.mp4")))) as container:
-        last = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)][-1]
+    last = _overlay_frames(tmp_path)[-1]
     assert last.shape == (2 * H, 2 * W, 3)
     # the mask (view rows 10-30, columns 10-50) lands on full-resolution rows 20-60, columns 20-100
     assert np.abs(last[40, 60].astype(int) - last[100, 160]).sum() > 30 and np.abs(last[100, 160].astype(int) - 75).max() < 6

@@ -58,13 +58,16 @@ def recordings(tower, tmp_path_factory):
 
 def test_an_encrypted_recording_is_unreadable_without_the_key(recordings):
     _, rec = recordings
-    names = sorted(p.name for p in rec.folder.iterdir())
-    assert names == ["rec-0001_frames.csv.enc", "rec-0001_overlay.mp4.enc", "rec-0001_raw.mp4.enc"]
+    names = sorted(p.relative_to(rec.folder).as_posix() for p in rec.folder.rglob("*"))
+    masks = [f"rec-0001_masks/m{i:06d}.png.enc" for i in range(1, N // 2 + 1)]
+    assert names == ["rec-0001_frames.csv.enc", "rec-0001_masks", *masks, "rec-0001_masks/recording.json.enc",
+                     "rec-0001_raw.mp4.enc"]
     assert rec.csv_path.name == "rec-0001_frames.csv.enc"
-    for path in rec.folder.iterdir():
+    for path in (p for p in rec.folder.rglob("*") if p.is_file()):
         blob = path.read_bytes()
         assert blob.startswith(sealed.MAGIC)
-        for clear in (b"ftyp", b"moov", b"moof", b"mdat", b"EndoSpine", b"model-x", b"frame_id", b"x264"):
+        for clear in (b"ftyp", b"moov", b"moof", b"mdat", b"EndoSpine", b"model-x", b"frame_id", b"x264",
+                      b"PNG", b"IHDR", b"classes"):
             assert clear not in blob, (path.name, clear)
     with pytest.raises(av.FFmpegError):
         av.open(str(rec.folder / "rec-0001_raw.mp4.enc"))
@@ -76,17 +79,40 @@ def test_an_encrypted_recording_is_unreadable_without_the_key(recordings):
 
 def test_decrypted_recording_decodes_to_the_same_frames(recordings, tmp_path):
     plain, rec = recordings
-    for kind in ("raw", "overlay"):
-        out = tmp_path / f"{kind}.mp4"
-        sealed.decrypt_file(rec.folder / f"rec-0001_{kind}.mp4.enc", out, KEY)
-        got, want = decoded(out), decoded(plain.folder / f"rec-0001_{kind}.mp4")
-        assert len(got) == len(want) == N
-        assert all(np.array_equal(a, b) for a, b in zip(got, want)), kind
-        # x264 is deterministic here and the muxer writes the same fragments into the sealed stream
-        assert out.read_bytes() == (plain.folder / f"rec-0001_{kind}.mp4").read_bytes(), kind
+    out = tmp_path / "raw.mp4"
+    sealed.decrypt_file(rec.folder / "rec-0001_raw.mp4.enc", out, KEY)
+    got, want = decoded(out), decoded(plain.folder / "rec-0001_raw.mp4")
+    assert len(got) == len(want) == N
+    assert all(np.array_equal(a, b) for a, b in zip(got, want))
+    # x264 is deterministic here and the muxer writes the same fragments into the sealed stream
+    assert out.read_bytes() == (plain.folder / "rec-0001_raw.mp4").read_bytes()
+    for mask in sorted((plain.folder / "rec-0001_masks").iterdir()):
+        assert sealed.open_bytes((rec.folder / "rec-0001_masks" / (mask.name + ".enc")).read_bytes(), KEY) \
+            == mask.read_bytes(), mask.name
     csv_text = sealed.open_bytes((rec.folder / "rec-0001_frames.csv.enc").read_bytes(), KEY).decode("utf-8")
     assert csv_text == plain.csv_path.read_bytes().decode("utf-8")
     assert csv_text.startswith("# EndoSpine ") and len(csv_text.splitlines()) == N + 2
+
+
+def test_an_encrypted_recordings_overlay_video_is_made_encrypted_with_its_key(recordings, tmp_path, monkeypatch,
+                                                                              capsys):
+    plain, rec = recordings
+    monkeypatch.delenv(sealed.ENV, raising=False)
+    assert main(["overlay-video", str(rec.csv_path), "--out", str(tmp_path / "x.mp4"), "-q"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "rec-0001_frames.csv.enc: encrypted" in err and "--key-file" in err
+    key_file = tmp_path / "keys" / "k.key"
+    sealed.write_key_file(key_file, KEY)
+    assert main(["overlay-video", str(rec.csv_path), "--out", str(tmp_path / "x.mp4"), "--key-file", str(key_file),
+                 "-q"]) == 0
+    assert main(["overlay-video", str(plain.csv_path), "--out", str(tmp_path / "plain.mp4"), "-q"]) == 0
+    assert not (tmp_path / "x.mp4").exists()  # never in clear
+    sealed.decrypt_file(tmp_path / "x.mp4.enc", tmp_path / "x-decrypted.mp4", KEY)
+    got = decoded(tmp_path / "plain.mp4")
+    assert all(np.array_equal(a, b) for a, b in zip(decoded(tmp_path / "x-decrypted.mp4"), got))
+    raw = decoded(plain.folder / "rec-0001_raw.mp4")
+    painted = [np.abs(a.astype(int) - b.astype(int)).mean() for a, b in zip(got, raw)]
+    assert len(got) == N and all(d > 5 for d in painted[1::2]) and all(d < 1.5 for d in painted[0::2]), painted  # 2nd generation
 
 
 def test_encrypted_snapshot_decrypts_to_the_same_png(tower, tmp_path):
@@ -142,7 +168,7 @@ def test_sources_play_an_encrypted_video_with_the_key(recordings, monkeypatch):
 
 def test_a_recording_cut_short_plays_up_to_the_cut(recordings, tmp_path):
     _, rec = recordings
-    blob = (rec.folder / "rec-0001_overlay.mp4.enc").read_bytes()
+    blob = (rec.folder / "rec-0001_raw.mp4.enc").read_bytes()
     assert len(blob) > sealed.DEFAULT_CHUNK + 1000  # more than one chunk: a whole one stays before the cut
     cut = tmp_path / "cut.mp4.enc"
     cut.write_bytes(blob[:len(blob) - 200])  # the process died: no final chunk

@@ -22,9 +22,10 @@ The trust gate: of the results the live part received while measuring, the share
 unsure (`gated_share`, the overlay hidden as AI UNSURE) and the median gate score
 (`gate_score_median`); both null for a model without a gate (app.stats.GateTally).
 
-`record`: the live part also records (raw and overlay, as the R key does, through the profile's
-de-identification and, if the profile says so, encryption) for the measured seconds into a
-temporary folder, deleted afterwards; `recording` reports frames written and dropped.
+`record`: the live part also records (the raw video, the masks painted and the CSV, as the R key
+does, through the profile's de-identification and, if the profile says so, encryption) for the
+measured seconds into a temporary folder, deleted afterwards; `recording` reports frames written
+and dropped, and masks kept.
 """
 from __future__ import annotations
 
@@ -208,7 +209,7 @@ def _stop_recording(window: MainWindow) -> dict:
         return {"error": window.statusBar().currentMessage() or "not started"}
     files = sorted(p.name for p in rec.folder.iterdir())
     window.toggle_recording()
-    return {"written": rec.written, "dropped": rec.dropped, "black_frames": rec.black_frames,
+    return {"written": rec.written, "dropped": rec.dropped, "masks": rec.masks, "black_frames": rec.black_frames,
             "encrypted": rec.policy.key is not None, "files": files, "error": rec.error}
 
 

@@ -126,7 +126,8 @@ def test_replay_bar_snapshot_and_recording(qtbot, small_video, tmp_path):
         qtbot.keyClick(win, Qt.Key.Key_R)
         assert win.recorder is None
         videos = sorted((tmp_path / "recordings").glob("*.mp4"))
-        assert len(videos) == 2 and len(list((tmp_path / "recordings").glob("*.csv"))) == 1
+        assert len(videos) == 1 and len(list((tmp_path / "recordings").glob("*.csv"))) == 1
+        assert list((tmp_path / "recordings" / "rec-0001_masks").glob("m*.png"))  # the masks painted, kept
         with av.open(str(videos[0])) as c:
             assert sum(1 for _ in c.decode(video=0)) >= 10
         win.replay.toggle_pause()
