@@ -106,11 +106,14 @@ class Recording:
         if encrypted and key is None:
             raise EndoSpineError(f"{path}: encrypted; give its key (--key-file FILE or {sealed.ENV})")
         text = _read(path, key if encrypted else None).decode("utf-8")
-        rows = list(csv.DictReader(line for line in io.StringIO(text) if not line.startswith("#")))
-        missing = [c for c in ("mask_file", "mask_box", "overlay_style") if rows and c not in rows[0]]
+        reader = csv.DictReader((line for line in io.StringIO(text) if not line.startswith("#")), restval="")
+        rows = list(reader)
+        missing = [c for c in COLUMNS if c not in (reader.fieldnames or ())]
         if missing:
-            raise EndoSpineError(f"{path}: no {', '.join(missing)} column (recorded before masks were kept; "
-                                 f"its overlay video, if any, is rec-NNNN_overlay.mp4 beside it)")
+            old = {"mask_file", "mask_box", "overlay_style"} >= set(missing)
+            raise EndoSpineError(f"{path}: no {', '.join(missing)} column" + (
+                " (recorded before masks were kept; its overlay video is rec-NNNN_overlay.mp4 beside it)" if old
+                else " (not a recording's CSV)"))
         side = sealed.sealed_name(side) if encrypted else side
         if not side.is_file():
             raise EndoSpineError(f"{side}: missing (the recording's class table and de-identification)")

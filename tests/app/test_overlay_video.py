@@ -81,3 +81,14 @@ def test_a_recording_cut_short_says_so(tmp_path, capsys):
     rec.csv_path.write_text("\n".join(rows + [rows[-1].replace("7,7,", "8,8,", 1)]) + "\n")  # one row more than frames
     code, out, _ = _run(capsys, rec.csv_path, "--out", tmp_path / "o.mp4")
     assert code == 0 and "ends after 8 of the CSV's 9 frames" in out
+
+
+@pytest.mark.parametrize("edit", [
+    lambda text: text.replace("frame_region,", "region,"),                # a column renamed
+    lambda text: "\n".join(line.rsplit(",", 4)[0] for line in text.splitlines()) + "\n",  # rows cut short
+])
+def test_a_csv_edited_by_hand_is_one_line(tmp_path, capsys, edit):
+    rec = _record(tmp_path / "rec")
+    rec.csv_path.write_text(edit(rec.csv_path.read_text()))
+    code, _, err = _run(capsys, rec.csv_path, "--out", tmp_path / "o.mp4")
+    assert code != 0 and len(err.splitlines()) == 1 and "rec-0001_frames.csv" in err and "Traceback" not in err, err
