@@ -209,8 +209,10 @@ def _stop_recording(window: MainWindow) -> dict:
         return {"error": window.statusBar().currentMessage() or "not started"}
     files = sorted(p.name for p in rec.folder.iterdir())
     window.toggle_recording()
+    size = sum(p.stat().st_size for p in rec.folder.rglob("*") if p.is_file())  # closed: every byte written
     return {"written": rec.written, "dropped": rec.dropped, "masks": rec.masks, "black_frames": rec.black_frames,
-            "encrypted": rec.policy.key is not None, "files": files, "error": rec.error}
+            "encrypted": rec.policy.key is not None, "files": files, "error": rec.error,
+            "kb_per_frame": round(size / 1024 / rec.written, 1) if rec.written else None}
 
 
 def _inferred(window: MainWindow) -> int:

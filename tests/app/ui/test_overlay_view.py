@@ -161,6 +161,15 @@ def test_bench_runs_end_to_end(qtbot, small_video, tiny_model_dir):
 
 
 @pytest.mark.slow
+def test_bench_records_while_measuring(qtbot, small_video, tiny_model_dir):
+    from app.diagnostics.ui.bench import run_bench
+
+    rec = run_bench(str(small_video), str(tiny_model_dir), seconds=1.5, warmup=0.5, record=True)["recording"]
+    assert rec["error"] == "" and rec["written"] > 10 and rec["masks"] > 0 and rec["kb_per_frame"] > 0
+    assert rec["files"] == ["rec-0001_frames.csv", "rec-0001_masks", "rec-0001_raw.mp4"]
+
+
+@pytest.mark.slow
 def test_bench_can_decode_in_process_and_reduce_frames_to_a_view(qtbot, small_video, tiny_model_dir):
     from app.diagnostics.ui.bench import run_bench
 
