@@ -89,6 +89,9 @@ def snapshot(folder: Path, frame: Frame, result: Result | None, classes: ClassTa
     return paths  # as written: + '.enc' when the policy encrypts
 
 
+# x264's preset for recordings: the one that keeps every 1080p30 frame beside the display and the
+# AI on two cores (README, Recording); crf 18 and a keyframe a second go with it
+PRESET = "ultrafast"
 RESERVE_BYTES = 2 * 1024 ** 3   # free space a recording leaves on the disk (other software needs it)
 
 
@@ -99,13 +102,12 @@ def free_bytes(folder: Path) -> int:
 class Recorder:
     """Records the raw video of displayed frames, the masks painted over them and a CSV row per
     frame (app/recording.py). policy: what the files keep (default: de-identified, the field of
-    view only). preset: x264's; `ultrafast` is the one that keeps every 1080p30 frame beside the
-    display and the AI on two cores (README, Recording)."""
+    view only). preset: x264's (default PRESET)."""
 
     def __init__(self, folder: Path, size: tuple[int, int], fps: float, classes: ClassTable,
                  queue_size: int = 16, reserve_bytes: int = RESERVE_BYTES,
                  disk_free: Callable[[Path], int] = free_bytes, policy: DeidPolicy | None = None,
-                 preset: str = "ultrafast"):
+                 preset: str = PRESET):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.reserve_bytes = reserve_bytes

@@ -1,9 +1,9 @@
 """What encrypting a recording costs: `python -m app.diagnostics.seal_cost [--frames N] [--size 1920x1080]`.
 
 Writes the same frames into two recordings with the recorder's settings (models.core.deid's
-DeidPolicy.video_writer: H.264 veryfast crf 18, fragmented MP4, one keyframe a second), one plain
-and one encrypted (models/core/sealed.py), frame by frame alternately in one run (the machine's
-load hits both alike), and times each write() (encode + mux + encrypt) and the time spent inside
+DeidPolicy.video_writer: H.264 with app.recorder.PRESET, crf 18, fragmented MP4, one keyframe a
+second), one plain and one encrypted (models/core/sealed.py), frame by frame alternately in one
+run (the machine's load hits both alike), and times each write() (encode + mux + encrypt) and the time spent inside
 the encrypting file object (AES-256-GCM and its file writes). Prints one JSON line: medians in ms
 per frame, the encryption's share, and the bytes written per frame.
 """
@@ -19,6 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
+from app.recorder import PRESET
 from models.core import sealed
 from models.core.cliutil import positive_int, run
 from models.core.deid import DeidPolicy
@@ -61,7 +62,7 @@ def measure(frames: int = 150, size: tuple[int, int] = (1920, 1080), distinct: i
         folder = Path(tmp)
         plain = DeidPolicy(keep_full_frame=True)
         locked = DeidPolicy(keep_full_frame=True, key=sealed.new_key())
-        opts = dict(preset="veryfast", crf=18, fragmented=True, gop=30, atomic=False)
+        opts = dict(preset=PRESET, crf=18, fragmented=True, gop=30, atomic=False)  # the recorder's
         real = sealed.SealedWriter.write
         timed = _Timed(real)
         # PyAV takes the sink's bound write when it opens it: time the class's method from before then
