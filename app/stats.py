@@ -51,18 +51,23 @@ def percentiles(values, qs=(50, 95, 99)) -> dict[str, float]:
 class PaintProbe:
     """What the screen actually showed, measured at paint time (for `endospine bench`).
 
-    The view calls on_paint() from paintEvent with the frame and mask it painted.
+    The view calls on_paint() from paintEvent with the frame and mask it painted. The overlay's
+    age is known only where a mask was painted, so the share of frames that had one
+    (frames_with_mask / frames_displayed) goes with it: a mask hidden because it was too old
+    lowers that share, not the age.
     """
 
     def __init__(self, stale_limit_s: float = DEFAULT_TIMING.stale_limit_s):
         self.stale_limit_s = stale_limit_s
         self.frames_displayed = 0
+        self.frames_with_mask = 0        # displayed frames that had a mask painted over them at all
         self.overlay_updates = 0
         self.stale_masks_drawn = 0
         self.raw_latency_ms: list[float] = []
         self.overlay_age_ms: list[float] = []
         self.stalls_ms: list[float] = []
         self._last_frame = None
+        self._last_masked_frame = None
         self._last_mask = None
         self._last_new_paint: float | None = None
 
@@ -77,6 +82,9 @@ class PaintProbe:
             self._last_new_paint = now
         if mask_frame_id is None or mask_time is None:
             return
+        if frame_id != self._last_masked_frame:
+            self._last_masked_frame = frame_id
+            self.frames_with_mask += 1
         if mask_frame_id != self._last_mask:
             self._last_mask = mask_frame_id
             self.overlay_updates += 1

@@ -21,9 +21,12 @@ def test_paint_probe_counts_what_was_shown():
     p.on_paint(1.01, 0, 0.99)                 # repaint of the same frame: not a new frame
     p.on_paint(1.04, 1, 1.02, 0, 0.99)        # frame 1 with the mask of frame 0 (30 ms old)
     p.on_paint(1.20, 5, 1.18, 0, 0.99)        # 190 ms old mask drawn: stale
-    assert p.frames_displayed == 3 and p.overlay_updates == 1 and p.stale_masks_drawn == 1
-    assert p.raw_latency_ms == pytest.approx([10, 20, 20])
-    assert p.stalls_ms == pytest.approx([40, 160])
+    p.on_paint(1.21, 5, 1.18, 0, 0.99)        # frame 5 repainted with it: one frame with a mask, not two
+    p.on_paint(1.24, 6, 1.22)                 # frame 6: the mask hidden
+    assert p.frames_displayed == 4 and p.overlay_updates == 1 and p.stale_masks_drawn == 2  # per paint
+    assert p.frames_with_mask == 2            # frames 1 and 5 of 0, 1, 5, 6
+    assert p.raw_latency_ms == pytest.approx([10, 20, 20, 20])
+    assert p.stalls_ms == pytest.approx([40, 160, 40])
     assert percentiles([1, 2, 3, 4])["max"] == 4
 
 

@@ -144,6 +144,8 @@ def _live(source: Source, worker: WorkerConfig, seconds: float, warmup: float, t
         "model_ms_median": round(statistics.median(model_ms), 2) if model_ms else None,
         "raw_latency_ms": percentiles(probe.raw_latency_ms),
         "overlay_age_ms": {k: v for k, v in percentiles(probe.overlay_age_ms, (50, 95)).items()},
+        "overlay_shown_share": round(probe.frames_with_mask / probe.frames_displayed, 3) if probe.frames_displayed
+        else None,
         "max_raw_stall_ms": round(max(probe.stalls_ms), 2) if probe.stalls_ms else None,
         "frames_captured": captured, "frames_displayed": probe.frames_displayed, "frames_inferred": inferred,
         "stale_masks_drawn": probe.stale_masks_drawn, **gate.figures(),

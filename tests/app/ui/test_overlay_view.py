@@ -145,9 +145,11 @@ def test_bench_runs_end_to_end(qtbot, small_video, tiny_model_dir):
     result = run_bench(str(small_video), str(tiny_model_dir), seconds=1.5, warmup=0.5)
     for key in ("source_fps", "display_fps", "overlay_fps", "model_ms_median", "raw_latency_ms", "overlay_age_ms",
                 "max_raw_stall_ms", "frames_captured", "frames_displayed", "frames_inferred", "stale_masks_drawn",
+                "overlay_shown_share",
                 "naive_display_fps", "naive_overlay_fps", "gated_share", "gate_score_median"):
         assert key in result, key
     assert result["frames_displayed"] > 0 and result["naive_frames"] > 0
+    assert 0 < result["overlay_shown_share"] <= 1
     assert 0 < result["gate_results"] <= result["frames_inferred"]  # each result received counted once
     assert result["gated_share"] is None and result["gate_score_median"] is None  # the tiny model has no gate
     assert result["stale_masks_drawn"] == 0
