@@ -36,9 +36,11 @@ from __future__ import annotations
 
 import csv
 import errno
+import os
 import queue
 import re
 import shutil
+import sys
 import threading
 from pathlib import Path
 from typing import Callable
@@ -92,6 +94,10 @@ def snapshot(folder: Path, frame: Frame, result: Result | None, classes: ClassTa
 # x264's preset for recordings: the one that keeps every 1080p30 frame beside the display and the
 # AI on two cores (README, Recording); crf 18 and a keyframe a second go with it
 PRESET = "ultrafast"
+# The writer thread's (and its encoder threads') CPU priority: below the display's, level with the
+# AI worker's (WorkerConfig.nice): when two cores run short, the live picture keeps its rate and the
+# overlay and the recording share what is left (measured against 0 and 10, README "Recording")
+NICE = 5
 RESERVE_BYTES = 2 * 1024 ** 3   # free space a recording leaves on the disk (other software needs it)
 
 
@@ -99,15 +105,28 @@ def free_bytes(folder: Path) -> int:
     return shutil.disk_usage(folder).free
 
 
+def lower_thread_priority(nice: int) -> bool:
+    """Lower the calling thread's CPU priority by `nice` (Linux: a thread's nice value is its own,
+    and threads it starts inherit it). Elsewhere, or refused: nothing changes, returns False."""
+    if nice <= 0 or not sys.platform.startswith("linux"):
+        return False
+    tid = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+        return True
+    except OSError:
+        return False
+
+
 class Recorder:
     """Records the raw video of displayed frames, the masks painted over them and a CSV row per
     frame (app/recording.py). policy: what the files keep (default: de-identified, the field of
-    view only). preset: x264's (default PRESET)."""
+    view only). preset: x264's (default PRESET); nice: the writer thread's priority (NICE)."""
 
     def __init__(self, folder: Path, size: tuple[int, int], fps: float, classes: ClassTable,
                  queue_size: int = 16, reserve_bytes: int = RESERVE_BYTES,
                  disk_free: Callable[[Path], int] = free_bytes, policy: DeidPolicy | None = None,
-                 preset: str = PRESET):
+                 preset: str = PRESET, nice: int = NICE):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.reserve_bytes = reserve_bytes
@@ -140,6 +159,7 @@ class Recorder:
         self.written = 0
         self.dropped = 0
         self.error = ""
+        self.nice = nice
         self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
         self._thread.start()
 
@@ -177,6 +197,7 @@ class Recorder:
         self._thread.join(timeout)
 
     def _run(self) -> None:
+        lower_thread_priority(self.nice)  # before the first frame: the encoder starts its threads then
         try:
             while (item := self._queue.get()) is not None:
                 frame, result, withheld, style = item

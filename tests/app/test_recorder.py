@@ -196,3 +196,23 @@ def test_a_reduced_view_is_recorded_and_snapshotted_at_full_resolution(tmp_path)
     raw, shown = (read_image(p) for p in paths)
     assert raw.shape == shown.shape == (2 * H, 2 * W, 3)
     assert not np.array_equal(shown[40, 60], raw[40, 60]) and np.array_equal(shown[100, 160], raw[100, 160])
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="per-thread nice is Linux's")
+def test_the_writer_thread_yields_the_cpu_to_the_display(tmp_path):
+    import os
+    import threading
+
+    from app.recorder import NICE
+
+    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    rec = Recorder(tmp_path, (W, H), 30.0, default_classes(), disk_free=lambda _: PLENTY, policy=FULL)
+    rec.offer(_frame(0), None, OverlayStyle())
+    deadline = time.monotonic() + 10
+    while rec.written == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    try:
+        assert os.getpriority(os.PRIO_PROCESS, rec._thread.native_id) == min(19, base + NICE)
+        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base  # the display's own: unchanged
+    finally:
+        rec.stop()
