@@ -31,7 +31,7 @@ from models.core import sealed
 from models.core.classes import ClassTable
 from models.core.deid import DeidPolicy
 from models.core.errors import EndoSpineError
-from models.core.imageio import decode_image
+from models.core.imageio import decode_image, read_bytes
 from models.core.optics.fov import Circle
 from models.core.overlay import MODES, OverlayStyle, composite, render_overlay
 
@@ -129,8 +129,7 @@ class Recording:
         return cls(path, rows, classes, size, fps, policy, key if encrypted else None)
 
     def mask(self, name: str, where: str) -> np.ndarray:
-        path = self.csv_path.parent / name
-        path = sealed.sealed_name(path) if self.key is not None else path
+        path = self.policy.stored_path(self.csv_path.parent / name)
         if not path.is_file():
             raise EndoSpineError(f"{where}: mask {path} is missing")
         labels = decode_image(_read(path, self.key), path, "mask")
@@ -140,8 +139,7 @@ class Recording:
 
     def frames(self) -> Iterator[np.ndarray]:
         """The raw video's frames, decoded in order (an encrypted one up to its last whole chunk)."""
-        path = raw_video(self.csv_path)
-        path = sealed.sealed_name(path) if self.key is not None else path
+        path = self.policy.stored_path(raw_video(self.csv_path))
         if not path.is_file():
             raise EndoSpineError(f"{path}: missing (the overlay is painted on the raw video)")
         reader = sealed.SealedReader(path, self.key, allow_truncated=True) if self.key is not None else None
@@ -157,13 +155,9 @@ class Recording:
 
 
 def _read(path: Path, key: bytes | None) -> bytes:
-    if key is None:
-        return path.read_bytes()
-    reader = sealed.SealedReader(path, key)
-    try:
-        return reader.readall()
-    finally:
-        reader.close()
+    """A whole file's bytes (decrypted and authenticated with `key`); one-line errors naming it."""
+    data = read_bytes(path)
+    return sealed.open_bytes(data, key, name=str(path)) if key is not None else data
 
 
 def overlay_video(csv_path: str | Path, out: str | Path, key: bytes | None = None,
@@ -174,7 +168,7 @@ def overlay_video(csv_path: str | Path, out: str | Path, key: bytes | None = Non
     w, h = rec.size
     blackout = rec.policy.blackout()
     writer = rec.policy.video_writer(out, w, h, rec.fps, preset="veryfast", crf=18)
-    masks: dict[str, np.ndarray] = {}
+    drawn: tuple[str, str, np.ndarray | None] | None = None  # (mask file, style, RGBA): as the display, once
     painted = written = 0
     try:
         pairs = zip(rec.rows, rec.frames())
@@ -184,13 +178,11 @@ def overlay_video(csv_path: str | Path, out: str | Path, key: bytes | None = Non
                 raise EndoSpineError(f"{where}: frame {image.shape[1]}x{image.shape[0]}, the recording is {w}x{h}")
             shown, region = image, row["frame_region"]
             if row["overlay_shown"] == "1" and region != "black":
-                name = row["mask_file"]
-                if name not in masks:
-                    masks.clear()  # a mask is shown over consecutive frames: keep only the newest
-                    masks[name] = rec.mask(name, where)
-                box = _box(row["mask_box"], where)
-                rgba = render_overlay(masks[name], rec.classes, parse_style(row["overlay_style"], where))
-                shown = _composite(image, rgba, box)
+                name, style = row["mask_file"], row["overlay_style"]
+                if drawn is None or drawn[:2] != (name, style):  # a mask stays up over several frames
+                    rgba = render_overlay(rec.mask(name, where), rec.classes, parse_style(style, where))
+                    drawn = (name, style, rgba)
+                shown = _composite(image, drawn[2], _box(row["mask_box"], where))
                 painted += 1
             if region != "full":  # kept as the recording kept it (the decoded raw spreads its rim a little)
                 writer.write(blackout.mask_for((w, h), _circle(row, where)).apply(shown, reuse=True))

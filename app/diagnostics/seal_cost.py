@@ -3,9 +3,9 @@
 Writes the same frames into two recordings with the recorder's settings (models.core.deid's
 DeidPolicy.video_writer: H.264 with app.recorder.PRESET, crf 18, fragmented MP4, one keyframe a
 second), one plain and one encrypted (models/core/sealed.py), frame by frame alternately in one
-run (the machine's load hits both alike), and times each write() (encode + mux + encrypt) and the time spent inside
-the encrypting file object (AES-256-GCM and its file writes). Prints one JSON line: medians in ms
-per frame, the encryption's share, and the bytes written per frame.
+run (the machine's load hits both alike), and times each write() (encode + mux + encrypt) and the
+time spent inside the encrypting file object (AES-256-GCM and its file writes). Prints one JSON
+line: medians in ms per frame, the encryption's share, and the bytes written per frame.
 """
 from __future__ import annotations
 

@@ -138,7 +138,8 @@ class Planes:
         if self.fmt == "nv12":  # one plane of UV pairs
             planes = [self.data[:sh], chroma.reshape(sh // 2, sw // 2, 2)]
         else:  # I420: U then V, each (h/2, w/2), stored back to back
-            planes = [self.data[:sh], *(chroma[i * quarter:(i + 1) * quarter].reshape(sh // 2, sw // 2) for i in (0, 1))]
+            u, v = (chroma[i * quarter:(i + 1) * quarter].reshape(sh // 2, sw // 2) for i in (0, 1))
+            planes = [self.data[:sh], u, v]
         return _scaled_420(planes, w, h)
 
 
