@@ -34,6 +34,7 @@ from models.core.errors import EndoSpineError
 from models.core.imageio import decode_image, read_bytes
 from models.core.optics.fov import Circle
 from models.core.overlay import MODES, OverlayStyle, composite, render_overlay
+from models.core.picture import AvConverter
 
 COLUMNS = ("index", "frame_id", "pts", "capture_time", "mask_frame_id", "overlay_shown", "gate_score", "ai_unsure",
            "frame_region", "fov_cx", "fov_cy", "fov_r", "mask_file", "mask_box", "overlay_style")
@@ -145,8 +146,9 @@ class Recording:
         reader = sealed.SealedReader(path, self.key, allow_truncated=True) if self.key is not None else None
         try:
             with av.open(reader if reader is not None else str(path)) as container:
+                to_rgb = AvConverter()
                 for frame in container.decode(video=0):
-                    yield frame.to_ndarray(format="rgb24")
+                    yield to_rgb(frame)
         except av.FFmpegError as exc:
             raise EndoSpineError(f"{path}: cannot decode ({getattr(exc, 'strerror', None) or exc})") from None
         finally:

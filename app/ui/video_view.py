@@ -7,7 +7,7 @@ from typing import Callable
 
 import cv2
 import numpy as np
-from PyQt6.QtCore import QPoint, QRectF, Qt
+from PyQt6.QtCore import QPoint, QPointF, QRectF, Qt
 from PyQt6.QtGui import QColor, QFont, QImage, QPainter
 from PyQt6.QtWidgets import QSizePolicy, QWidget
 
@@ -29,6 +29,7 @@ class VideoView(QWidget):
         self._overlay: np.ndarray | None = None
         self._overlay_qimage: QImage | None = None
         self._overlay_box: tuple[int, int, int, int] | None = None
+        self._overlay_scaled: tuple[tuple[int, int, int, int], np.ndarray, QImage] | None = None  # once per mask and size
         self._badge = ""
         self._frame_meta: tuple[int, float] = (-1, 0.0)
         self._mask_meta: tuple[int | None, float | None] = (None, None)
@@ -68,6 +69,7 @@ class VideoView(QWidget):
         self._overlay = rgba
         self._mask_meta = (mask_frame_id, mask_time) if rgba is not None else (None, None)
         self._overlay_box = box
+        self._overlay_scaled = None
         if rgba is None:
             self._overlay_qimage = None
         else:
@@ -122,7 +124,7 @@ class VideoView(QWidget):
             rect = self.video_rect()
             painter.drawImage(rect.topLeft(), self._scaled_frame(rect))
             if self._overlay_qimage is not None:
-                painter.drawImage(self._frame_to_widget(rect, self._overlay_box), self._overlay_qimage)
+                painter.drawImage(*self._scaled_overlay(self._frame_to_widget(rect, self._overlay_box)))
             if self._badge:
                 self._paint_badge(painter, rect)
         else:
@@ -154,6 +156,31 @@ class VideoView(QWidget):
             q.setDevicePixelRatio(dpr)
             self._scaled = (small, q)
         return self._scaled[1]
+
+    def _scaled_overlay(self, target: QRectF) -> tuple[QPointF, QImage]:
+        """The overlay resized to `target` in device pixels, once per mask and size, drawn 1:1
+        (where to draw it, the image).
+
+        Letting QPainter scale it smoothly on every paint cost 3.9 ms of CPU per paint (a
+        512-pixel mask onto 731 pixels, measured); at 60 fps that is every paint, while the mask
+        changes at most 30 times a second. OpenCV's bilinear resize of the premultiplied pixels
+        (the same interpolation; area averaging below half size) costs 1.4 ms once per mask, and
+        drawing 1:1 0.5 ms per paint. The target is rounded to whole device pixels.
+        """
+        dpr = self.devicePixelRatioF()
+        x0, y0 = round(target.left() * dpr), round(target.top() * dpr)
+        w = max(1, round(target.right() * dpr) - x0)
+        h = max(1, round(target.bottom() * dpr) - y0)
+        key = (x0, y0, w, h)
+        if self._overlay_scaled is None or self._overlay_scaled[0] != key:
+            reduce_more_than_half = w < self._overlay.shape[1] / 2
+            with STAGES.measure("overlay_resize"):
+                big = cv2.resize(self._overlay, (w, h),
+                                 interpolation=cv2.INTER_AREA if reduce_more_than_half else cv2.INTER_LINEAR)
+            q = QImage(big.data, w, h, big.strides[0], QImage.Format.Format_RGBA8888_Premultiplied)
+            q.setDevicePixelRatio(dpr)
+            self._overlay_scaled = (key, big, q)
+        return QPointF(x0 / dpr, y0 / dpr), self._overlay_scaled[2]
 
     def _frame_to_widget(self, rect: QRectF, box: tuple[int, int, int, int] | None) -> QRectF:
         if box is None:

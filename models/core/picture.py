@@ -143,6 +143,32 @@ class Planes:
         return _scaled_420(planes, w, h)
 
 
+class AvConverter:
+    """PyAV frames converted through one swscale context that stays, on one thread.
+
+    `av_frame.to_ndarray(format="rgb24")` builds a new swscale context for every frame, and this
+    FFmpeg's swscale starts and ends its slice threads with each context: the decoder child of a
+    1080p60 file created and ended two threads per frame. One kept context on one thread (the
+    same pixels) measured 1.1-1.2 ms of CPU per 1080p frame against 1.7-2.0 ms.
+
+        rgb = AvConverter()(av_frame)               # HxWx3 uint8 RGB, C-contiguous
+        yuv = AvConverter().frame(av_frame, "yuv420p")
+    """
+
+    def __init__(self) -> None:
+        from av.video.reformatter import VideoReformatter
+
+        self._reformatter = VideoReformatter()
+
+    def frame(self, av_frame, fmt: str):
+        """The frame in pixel format `fmt` (a new PyAV frame; the same one if it is in it already)."""
+        return self._reformatter.reformat(av_frame, format=fmt, threads=1)
+
+    def __call__(self, av_frame) -> np.ndarray:
+        # odd widths come back with padded rows: made contiguous (a copy only then)
+        return np.ascontiguousarray(self.frame(av_frame, "rgb24").to_ndarray())
+
+
 def view_from_av(av_frame, size: tuple[int, int]) -> np.ndarray | None:
     """A 4:2:0 PyAV frame (yuv420p, yuvj420p, nv12; even sides) at `size` as RGB, scaled from its
     own plane buffers (no copy of the full picture); None for any other layout."""

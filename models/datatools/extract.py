@@ -45,6 +45,7 @@ from tqdm import tqdm
 from models.core.classes import ClassTable
 from models.core.deid import DeidPolicy, region_in_frame
 from models.core.errors import EndoSpineError
+from models.core.picture import AvConverter
 from models.core.yamlio import dump_yaml
 from models.dataset import StagedDir
 from models.datatools import quality
@@ -184,13 +185,14 @@ def _extract_clip(video: Path, clip: str, tmp: Path, s: ExtractSettings,
         with av.open(str(video)) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
+            to_rgb = AvConverter()
             with tqdm(total=stream.frames or None, desc=clip, unit="frame", disable=None, leave=False) as bar:
                 for index, frame in enumerate(container.decode(stream)):
                     bar.update()
                     if index % s.every:
                         continue
                     summary.candidates += 1
-                    rgb = frame.to_ndarray(format="rgb24")
+                    rgb = to_rgb(frame)
                     if not policy.keep_full_frame:
                         if policy.region is not None and summary.candidates == 1:  # a typo: not all-black frames
                             region_in_frame(policy.region, rgb.shape[1], rgb.shape[0], f"{video}: --region")

@@ -13,7 +13,8 @@ Where the time goes (`stages`): per-frame stages in the process and thread that 
 wall and thread-CPU milliseconds per call (models/core/costs.py): the decoder's decode, convert
 (to RGB, scaled to the view) and slot_write (into shared memory); the display's slot_read (the
 copy out of it), tick (the decision), view_resize (the frame scaled to the widget), paint (the
-whole paint event), overlay_render (a new mask to RGBA) and ai_send (the frame into the worker's
+whole paint event), overlay_render (a new mask to RGBA), overlay_resize (a mask scaled to the
+widget, once per mask) and ai_send (the frame into the worker's
 shared memory); the worker's preprocess, predict and postprocess (from each result's timings).
 `process_cpu`: each process's CPU time while measuring, in cores and in milliseconds per frame
 displayed.

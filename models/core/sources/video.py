@@ -31,7 +31,7 @@ from models.core import sealed
 from models.core.costs import STAGES
 from models.core.errors import EndoSpineError
 from models.core.imageio import check_image_file
-from models.core.picture import Planes, fit_size, view_from_av
+from models.core.picture import AvConverter, Planes, fit_size, view_from_av
 from models.core.sources.file_checks import clock, mp4_layout
 from models.core.sources.replay import SPEEDS, STREAM_SCHEMES, ReplaySource  # noqa: F401 - re-exported
 from models.core.types import Frame
@@ -56,6 +56,7 @@ class VideoSource(ReplaySource):
         self._ref: tuple[float, float] | None = None  # (monotonic time, pts) that pacing counts from
         self._step = 0
         self._pending: tuple[np.ndarray, float, Planes | None] | None = None  # decoded, not yet due
+        self._to_rgb = AvConverter()  # one swscale context for the whole file
         self._show_now = False  # a seek result: deliver at once, even while paused
         self._seekable = True   # False once the demuxer refused a seek: reopen instead
         self._still_until = 0.0  # monotonic time the held frame is due, while a long still lasts
@@ -265,15 +266,14 @@ class VideoSource(ReplaySource):
         w, h = av_frame.width, av_frame.height
         size = fit_size((w, h), self.view_max)
         if size == (w, h):
-            # odd widths come back with padded rows: make them contiguous (copies only then)
-            return np.ascontiguousarray(av_frame.to_ndarray(format="rgb24")), None
+            return self._to_rgb(av_frame), None
         if not self.full_planes and (image := view_from_av(av_frame, size)) is not None:
             return image, None  # scaled from the decoder's own buffers: no copy of the full picture
         full = Planes.from_av(av_frame)
         if full is None and not (w % 2 or h % 2):  # 10-bit, 4:2:2, 4:4:4 ...: as 8-bit 4:2:0 planes
-            full = Planes.from_av(av_frame.reformat(format="yuv420p"))
+            full = Planes.from_av(self._to_rgb.frame(av_frame, "yuv420p"))
         if full is None:  # odd sides: the whole frame in RGB
-            full = Planes("rgb24", np.ascontiguousarray(av_frame.to_ndarray(format="rgb24")), (w, h))
+            full = Planes("rgb24", self._to_rgb(av_frame), (w, h))
         return full.view(size), full if self.full_planes else None
 
     def _seek_raw(self, seconds: float) -> None:

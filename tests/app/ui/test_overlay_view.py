@@ -251,3 +251,37 @@ def test_view_paints_no_tissue_over_the_instrument(qtbot, size):
     diff = np.abs(painted.astype(int) - bare.astype(int)).max(axis=-1)
     assert diff[inside].max() <= 2                          # rounding only: no tissue color
     assert (diff[y0:y0 + h, x0:x0 + w] > 30).mean() > 0.3   # tissue is painted around it
+
+
+def test_the_overlay_is_scaled_once_per_mask_and_size_not_per_paint(qtbot):
+    from app.ui.video_view import VideoView
+    from models.core.costs import STAGES
+
+    def resizes():
+        return STAGES.snapshot().get("overlay_resize", (0, 0.0, 0.0))[0]
+
+    mask = np.zeros((64, 64), np.uint8)
+    mask[8:40, 8:40] = 1
+    view = VideoView()
+    qtbot.addWidget(view)
+    view.resize(320, 240)
+    view.show()
+    qtbot.waitExposed(view)
+    view.set_frame(np.full((120, 160, 3), 90, np.uint8))
+    view.set_overlay(render_overlay(mask, default_classes(), OverlayStyle()), (20, 0, 120, 120))
+    before = resizes()
+    for _ in range(5):
+        view.grab()
+    assert resizes() - before == 1        # five paints of one mask: scaled once
+    view.set_overlay(render_overlay(mask[::-1].copy(), default_classes(), OverlayStyle()), (20, 0, 120, 120))
+    view.grab()
+    view.grab()
+    assert resizes() - before == 2        # a new mask: scaled once more
+    view.resize(400, 300)
+    view.grab()
+    assert resizes() - before == 3        # a new size: once more
+    image = view.grab().toImage()
+    rect = view.video_rect()
+    inside = image.pixelColor(int(rect.x() + rect.width() * 0.5), int(rect.y() + rect.height() * 0.5))
+    outside = image.pixelColor(int(rect.x() + rect.width() * 0.1), int(rect.y() + rect.height() * 0.1))
+    assert inside != outside              # the flipped mask's class 1 sits in the lower middle, painted

@@ -110,3 +110,19 @@ def test_the_view_from_the_decoders_own_buffers_is_the_same_picture(fmt):
     frame = av.VideoFrame.from_ndarray(_scene(), format="rgb24").reformat(format=fmt)
     assert np.array_equal(view_from_av(frame, (160, 90)), Planes.from_av(frame).view((160, 90)))
     assert view_from_av(frame.reformat(format="yuv444p"), (160, 90)) is None  # not 4:2:0: the caller copies
+
+
+@pytest.mark.parametrize("w", [320, 321])  # an odd width: swscale pads its rows
+def test_the_kept_converter_gives_ffmpegs_pixels_frame_after_frame(w):
+    from models.core.picture import AvConverter
+
+    convert = AvConverter()
+    pictures = [_scene(w, 180), _scene(w, 180)[::-1].copy(), _scene(w, 180)[:, ::-1].copy()]
+    frames = [av.VideoFrame.from_ndarray(p, format="rgb24").reformat(format="yuv420p") for p in pictures]
+    got = [convert(f) for f in frames]  # one context for all of them; earlier results stay as they were
+    for frame, rgb in zip(frames, got):
+        assert rgb.flags.c_contiguous and rgb.shape == (180, w, 3)
+        assert np.array_equal(rgb, frame.to_ndarray(format="rgb24"))
+    assert not np.array_equal(got[0], got[1])
+    assert convert.frame(frames[0], "yuv420p").format.name == "yuv420p"
+    assert convert.frame(frames[0], "nv12").format.name == "nv12"
