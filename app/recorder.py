@@ -173,10 +173,11 @@ class Recorder:
             result, withheld = None, result
         if withheld is not None and not withheld.unsure:
             withheld = None  # not withheld by the gate (stale, AI off, ...): no gate figures for this frame
-        try:
-            self._queue.put_nowait((frame, result, withheld, style))
-        except queue.Full:
+        if self._queue.full():  # only this thread puts: no room now means none for this frame
             self.dropped += 1
+            return
+        # own(): a file's frames are lent from its decoder's slots, which must not wait in this queue
+        self._queue.put_nowait((frame.own(), result, withheld, style))
 
     @property
     def circle(self) -> Circle | None:

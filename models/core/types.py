@@ -5,7 +5,7 @@ assets/classes.yaml (checked by a test).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from typing import TYPE_CHECKING
 
@@ -40,6 +40,8 @@ class Frame:
     full: the source's full-resolution picture in its own pixel layout (models.core.picture.Planes),
           when `image` is a reduced view of it (a 4K source on a smaller screen); None: `image`
           is the full picture. Recordings, snapshots and rendered videos use `full_rgb()`.
+    A file's frames are lent from its decoder's shared memory (read-only, no copy; the slot goes
+    back when the frame is dropped): whatever keeps frames for long keeps `own()` copies.
     """
 
     frame_id: int
@@ -67,6 +69,16 @@ class Frame:
         """The source's picture at full resolution as HxWx3 uint8 RGB (`image` itself when it is)."""
         return self.full.rgb() if self.full is not None else self.image
 
+    def own(self) -> "Frame":
+        """This frame with pixels of its own: copies of pixels lent from a decoder's shared memory
+        (models.core.child.Loan), which must go back soon; the frame itself when none are lent."""
+        image_lent = _lent(self.image)
+        full_lent = self.full is not None and _lent(self.full.data)
+        if not (image_lent or full_lent):
+            return self
+        return replace(self, image=self.image.copy() if image_lent else self.image,
+                       full=replace(self.full, data=self.full.data.copy()) if full_lent else self.full)
+
     def to_full(self, box: tuple[int, int, int, int] | None) -> tuple[int, int, int, int] | None:
         """A box in `image` pixels (a mask's) in full-resolution pixels."""
         if box is None or self.full is None:
@@ -74,6 +86,14 @@ class Frame:
         sx, sy = self.full.size[0] / self.image.shape[1], self.full.size[1] / self.image.shape[0]
         x, y, w, h = box
         return round(x * sx), round(y * sy), round(w * sx), round(h * sy)
+
+
+def _lent(array: np.ndarray) -> bool:
+    """Whether `array`'s memory is lent (a models.core.child.Loan at the end of its bases)."""
+    base = array
+    while isinstance(base, np.ndarray):
+        base = base.base
+    return bool(getattr(base, "lent", False))
 
 
 UNSURE_BIT = 0x80  # in a mask: this pixel's class is below the model's confidence threshold (class ids < 127)

@@ -16,6 +16,9 @@ copy out of it), tick (the decision), view_resize (the frame scaled to the widge
 whole paint event), overlay_render (a new mask to RGBA), overlay_resize (a mask scaled to the
 widget, once per mask) and ai_send (the frame into the worker's
 shared memory); the worker's preprocess, predict and postprocess (from each result's timings).
+A stage's CPU is its own thread's: work a library hands to threads of its own (Qt's image pool,
+swscale's slice threads before the decoder kept one context on one thread) is not in it, but is
+in `process_cpu`.
 `process_cpu`: each process's CPU time while measuring, in cores and in milliseconds per frame
 displayed.
 

@@ -9,13 +9,18 @@ decoder_protocol.py):
 
     child:  VideoSource(file) -> each frame, paced by its timestamps -> one of SLOTS shared-memory
             slots -> SlotFrame(mark, slot, w, h, pts, ...) on the pipe
-    parent: read() copies the slot out (frames are immutable and outlive the slot), frees it
-            (Free(slot)), and forwards pause/step/seek/speed/loop as Control messages on the pipe.
+    parent: read() lends the slot out as the frame's pixels (read-only, no copy: models.core.child.Loan);
+            once the frame is dropped everywhere the slot goes back (Free(slot)). It also forwards
+            pause/step/seek/speed/loop as Control messages on the pipe.
+
+A slot is in use while its frame is on screen, the newest in the frame store or with the AI
+worker; SLOTS leaves room for all of them and the one being written. Should the display still
+hold every slot (something keeps frames: it must keep own() copies instead), the child sends the
+frame through the pipe after LEND_WAIT_S rather than stall the video.
 
 A frame larger than `view_max` (a 4K file on a smaller screen) is scaled in the child, plane by
 plane, before any RGB conversion (models/core/picture.py); its slot holds the view and, after it,
-the full-resolution planes, which the parent copies out with it (Frame.full: recordings and
-snapshots keep every pixel). The child reports what its stages cost (Costs, models/core/costs.py)
+the full-resolution planes, lent with it (Frame.full: recordings and snapshots keep every pixel). The child reports what its stages cost (Costs, models/core/costs.py)
 about once a second; `stage_costs` holds the latest.
 
 If the child dies, read() raises EndoSpineError naming the file, the position and the signal;
@@ -30,6 +35,7 @@ GUI go through the command queue), so the GUI never waits for the decoder.
 """
 from __future__ import annotations
 
+import queue
 import signal
 import threading
 import time
@@ -62,7 +68,8 @@ from models.core.sources.video import VideoSource
 from models.core.timing import DEFAULT_TIMING, Timing
 from models.core.types import Frame
 
-SLOTS = 3
+SLOTS = 5  # on screen, newest in the store, with the AI worker, being written, one spare
+LEND_WAIT_S = 0.1  # no slot back for this long: the frame goes through the pipe instead
 COSTS_EVERY_S = 1.0  # how often the child reports its stages' costs
 HEARTBEAT_S = 0.25  # the child's Progress interval between frames (at most a quarter of the hang limit)
 
@@ -83,6 +90,7 @@ class IsolatedVideoSource(ReplaySource):
             raise ValueError("IsolatedVideoSource plays files; streams use VideoSource")
         self._child: Child | None = None
         self._slots: FrameSlots | None = None
+        self._returned: queue.SimpleQueue[int] = queue.SimpleQueue()  # slots whose frames were dropped
         self._end_note = ""
         self._sent = 0          # commands sent to the child, numbered
         self._valid_from = 0    # frames the child tagged with an older number predate a seek or pause
@@ -113,6 +121,7 @@ class IsolatedVideoSource(ReplaySource):
     def read(self) -> Frame | None:
         while not self._stop.is_set():
             self._forward_commands()
+            self._give_back()
             msg = self._receive(0.02, f"at {clock(self.position)}")
             if msg is None:
                 self._check_hung()
@@ -127,11 +136,11 @@ class IsolatedVideoSource(ReplaySource):
             self._still_until = 0.0
             if isinstance(msg, SlotFrame):
                 self.corrupt_packets, self.timestamp_repairs = msg.corrupt_packets, msg.timestamp_repairs
-                taken = self._take(msg) if msg.mark >= self._valid_from else None
-                self._send(Free(msg.slot))
-                if taken is not None:
-                    return self._delivered(*taken, msg.pts)
-            elif isinstance(msg, InlineFrame):  # a frame larger than a slot (the size changed mid-file)
+                if msg.mark < self._valid_from:  # decoded before a seek or pause: not shown
+                    self._send(Free(msg.slot))
+                    continue
+                return self._delivered(*self._take(msg), msg.pts)
+            elif isinstance(msg, InlineFrame):  # larger than a slot (the size changed mid-file), or no slot free
                 self.corrupt_packets, self.timestamp_repairs = msg.corrupt_packets, msg.timestamp_repairs
                 if msg.mark >= self._valid_from:
                     return self._delivered(msg.image, msg.full, msg.pts)
@@ -166,14 +175,24 @@ class IsolatedVideoSource(ReplaySource):
 
     # -- internals (capture thread) ---------------------------------------------------------
     def _take(self, msg: SlotFrame) -> tuple[np.ndarray, Planes | None]:
-        """Copies of the picture in a slot and of the planes after it: frames outlive their slot."""
+        """The picture in a slot and the planes after it, lent (the slot goes back once both are dropped)."""
         with STAGES.measure("slot_read"):
-            image = self._slots.read(msg.slot, msg.width, msg.height)
+            loan = self._slots.lend(msg.slot, self._returned.put)
+            image = loan.array((msg.height, msg.width, 3))
             if msg.full_fmt is None:
                 return image, None
             shape = layout_shape(msg.full_fmt, *msg.full_size)
-            planes = self._slots.array(msg.slot, shape, offset=image.nbytes).copy()
-            return image, Planes(msg.full_fmt, planes, msg.full_size)
+            return image, Planes(msg.full_fmt, loan.array(shape, offset=image.nbytes), msg.full_size)
+
+    def _give_back(self) -> None:
+        """Slots whose frames were dropped (in any thread) back to the child: only this thread talks on the pipe."""
+        while True:
+            try:
+                slot = self._returned.get_nowait()
+            except queue.Empty:
+                return
+            if self._child is not None:
+                self._send(Free(slot))
 
     def _delivered(self, image: np.ndarray, full: Planes | None, pts: float) -> Frame:
         self.position = pts
@@ -274,16 +293,18 @@ def decoder_main(conn, target: str, loop: bool, realtime: bool, heartbeat_s: flo
                 break
             h, w = frame.image.shape[:2]
             full = frame.full
-            if frame.image.nbytes + (full.nbytes if full is not None else 0) > slots.slot_bytes:
+            slot = None
+            if frame.image.nbytes + (full.nbytes if full is not None else 0) <= slots.slot_bytes:
+                with free:
+                    free.wait_for(lambda: idle or src.stopping, timeout=LEND_WAIT_S)
+                    if src.stopping:
+                        break
+                    slot = idle.pop() if idle else None
+            if slot is None:  # larger than a slot (the size changed mid-file), or the parent holds every slot
                 conn.send(InlineFrame(src.applied_mark, frame.image, frame.pts, src.corrupt_packets,
                                       src.timestamp_repairs, full))
                 beat.sent()
                 continue
-            with free:
-                free.wait_for(lambda: idle or src.stopping)
-                if src.stopping:
-                    break
-                slot = idle.pop()
             with STAGES.measure("slot_write"):
                 slots.write(slot, frame.image)
                 if full is not None:

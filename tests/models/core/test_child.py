@@ -38,3 +38,29 @@ def test_messages_pickle_by_position(msg):
     data = pickle.dumps(msg)
     assert pickle.loads(data) == msg
     assert b"timestamp_repairs" not in data and len(data) < 120  # values only, no field names
+
+
+def test_a_loan_goes_back_when_its_last_array_is_dropped_and_outlives_close():
+    slots = FrameSlots.create(4 * 6 * 3, 2)
+    slots.write(1, np.full((4, 6, 3), 7, np.uint8))
+    back = []
+    loan = slots.lend(1, back.append)
+    image = loan.array((4, 6, 3))
+    rows = image[1:3]                        # a view of the lent array keeps the loan too
+    del loan
+    assert not image.flags.writeable and image.sum() == 7 * 72
+    with pytest.raises(ValueError):
+        image[0, 0, 0] = 1                   # frames are immutable, and the slot is the child's
+    del image
+    assert back == []
+    del rows
+    assert back == [1]                       # once, when the last array went
+    loan = slots.lend(0, back.append)
+    with pytest.raises(ValueError):
+        loan.array((5, 6, 3))                # larger than a slot
+    kept = loan.array((2, 6, 3), offset=24)
+    del loan
+    slots.close()                            # the memory stays mapped for the array still on screen
+    assert kept.sum() == 0
+    del kept
+    assert back == [1, 0]

@@ -22,3 +22,8 @@ def test_result_checks_mask_and_totals():
     assert r.total_ms == 12.5
     with pytest.raises(ValueError):
         Result(3, np.zeros((4, 4, 1), np.uint8), "m")
+
+
+def test_own_returns_a_frame_whose_pixels_are_its_own_as_it_is():
+    frame = Frame(0, 0.0, None, np.zeros((4, 6, 3), np.uint8))
+    assert frame.own() is frame              # nothing lent: no copy

@@ -347,3 +347,21 @@ def test_full_planes_only_while_asked_for(pattern_video):
             assert (frame.full is not None) == keep
             pictures.append(frame.image)
     assert np.array_equal(*pictures)
+
+
+def test_frames_are_lent_from_the_slots_and_a_holder_of_every_slot_does_not_stall_the_video(small_video):
+    from models.core.sources.isolated import SLOTS
+
+    with IsolatedVideoSource(small_video, realtime=False) as src:
+        dropped = [src.read() for _ in range(3)]          # taken and dropped one by one: all lent
+        assert all(f.own() is not f and not f.image.flags.writeable for f in dropped)
+        copy = dropped[-1].own()
+        assert copy.image.flags.writeable and np.array_equal(copy.image, dropped[-1].image)
+        del dropped
+        held = []
+        while (f := src.read()) is not None:              # keeps every frame: the slots run out
+            held.append(f)
+    lent = [f.own() is not f for f in held]
+    assert len(held) == 27 and sum(lent) <= SLOTS and not all(lent)  # the rest came through the pipe
+    ref = _all(VideoSource(small_video, realtime=False))
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(held, ref[3:]))
