@@ -13,7 +13,7 @@ import importlib
 import os
 
 from app.ai.protocol import Failed, FrameError, Infer, MaskResult, Ready, Stop, WorkerConfig
-from models.core.child import FrameSlots, single_threaded_opencv
+from models.core.child import FrameSlots, single_threaded_opencv, steady_memory
 from models.core.errors import one_line
 from models.core.runtime.postprocess import PostStage, segment_frame
 
@@ -24,6 +24,7 @@ def worker_main(conn, cfg: WorkerConfig) -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the main process's to handle
     single_threaded_opencv()
+    steady_memory()
     if cfg.nice:
         try:
             os.nice(cfg.nice)  # the raw video path first (WorkerConfig.nice)

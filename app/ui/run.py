@@ -10,7 +10,7 @@ from PyQt6.QtWidgets import QApplication, QMessageBox
 from app.ai.supervisor import WorkerConfig, worker_config
 from app.compose import build_live, deid_of, open_source_stage, timing_of
 from app.ui.main_window import MainWindow
-from models.core.child import single_threaded_opencv
+from models.core.child import single_threaded_opencv, steady_memory
 from models.core.deid import DeidPolicy
 from models.core.errors import EndoSpineError
 from models.core.sources.base import Source
@@ -28,7 +28,8 @@ def run_window(source: Source, worker: WorkerConfig | None = None, output_dir: P
     deid: what recordings and snapshots keep (None: as the worker's profile says; models/core/deid.py).
     """
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    single_threaded_opencv()  # the display process (models/core/child.py says why)
+    single_threaded_opencv()  # the display process (models/core/child.py says why for both)
+    steady_memory()
     app.setApplicationName("EndoSpine")
     app.setOrganizationName("EndoSpine")
     window = MainWindow(build_live(source, worker, timing, review, deid), output_dir=output_dir, settings=QSettings())

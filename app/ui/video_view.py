@@ -122,7 +122,7 @@ class VideoView(QWidget):
         if self._qimage is not None:
             painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
             rect = self.video_rect()
-            painter.drawImage(rect.topLeft(), self._scaled_frame(rect))
+            painter.drawImage(*self._scaled_frame(rect))
             if self._overlay_qimage is not None:
                 painter.drawImage(*self._scaled_overlay(self._frame_to_widget(rect, self._overlay_box)))
             if self._badge:
@@ -134,8 +134,10 @@ class VideoView(QWidget):
             mask = self._mask_meta if self._overlay_qimage is not None else (None, None)
             self.probe.on_paint(time.monotonic(), *self._frame_meta, *mask)
 
-    def _scaled_frame(self, rect: QRectF) -> QImage:
-        """The frame resized to `rect` in device pixels, once per frame and size, drawn 1:1.
+    def _scaled_frame(self, rect: QRectF) -> tuple[QPointF, QImage]:
+        """The frame resized to `rect` in device pixels, once per frame and size, drawn 1:1 at
+        whole device pixels (where to draw it, the image): at a fractional place QPainter would
+        resample it (smoothly, in its thread pool) on every paint.
 
         Measured (`endospine bench`, old and new alternating): letting QPainter scale the 1080p
         frame on every paint kept the GUI thread busy most of the time (raw latency p50 23 ms,
@@ -143,8 +145,14 @@ class VideoView(QWidget):
         17 ms, p99 28 ms, and left enough CPU for the overlay to update 23-25 times a second
         instead of 15-17. Bilinear for magnification and mild reduction (an endoscope image is
         soft), area averaging below half size, where bilinear would alias.
+
+        Converting the scaled frame to the backing store's 32-bit layout here (so that drawing it
+        is a plain copy) was measured against leaving that to Qt, which does it in its thread
+        pool: the same CPU for the display process at 1080p60, and the GUI thread busier
+        (raw latency p99 38 against 33 ms, 3 runs alternating), so Qt does it.
         """
         dpr = self.devicePixelRatioF()  # a HiDPI OR monitor: its device pixels, not logical ones
+        at = QPointF(round(rect.left() * dpr) / dpr, round(rect.top() * dpr) / dpr)
         size = (rect.size() * dpr).toSize()
         w, h = max(1, size.width()), max(1, size.height())
         if self._scaled is None or self._scaled[1].size() != size:
@@ -155,7 +163,7 @@ class VideoView(QWidget):
             q = QImage(small.data, w, h, small.strides[0], QImage.Format.Format_RGB888)
             q.setDevicePixelRatio(dpr)
             self._scaled = (small, q)
-        return self._scaled[1]
+        return at, self._scaled[1]
 
     def _scaled_overlay(self, target: QRectF) -> tuple[QPointF, QImage]:
         """The overlay resized to `target` in device pixels, once per mask and size, drawn 1:1

@@ -48,7 +48,7 @@ from app.compose import build_live, open_source_stage, timing_of
 from app.stats import GateTally, PaintProbe, percentiles
 from app.ui.main_window import MainWindow
 from app.ui.video_view import VideoView
-from models.core.child import single_threaded_opencv
+from models.core.child import single_threaded_opencv, steady_memory
 from models.core.costs import STAGES, per_call, process_cpu_s
 from models.core.overlay import OverlayStyle, composite, render_overlay
 from models.core.picture import DEFAULT_VIEW_MAX
@@ -68,6 +68,7 @@ def run_bench(source_spec: str, model_dir: str, seconds: float = 20.0, warmup: f
         raise ValueError(f"decoder must be one of {DECODERS}")
     app = QApplication.instance() or QApplication(sys.argv[:1])  # kept referenced while we run
     single_threaded_opencv()  # as run_window does
+    steady_memory()
     app.setApplicationName("EndoSpine bench")
     worker = worker_config(model_dir, backend, profile=profile, precision=precision)
     timing = timing_of(profile)

@@ -22,7 +22,7 @@ from app.ai.supervisor import WorkerConfig
 from app.compose import build_live, open_source_stage
 from app.stats import GateTally
 from app.ui.main_window import MainWindow
-from models.core.child import single_threaded_opencv
+from models.core.child import single_threaded_opencv, steady_memory
 
 
 def sample(proc: psutil.Process, t_s: float) -> dict:
@@ -43,6 +43,7 @@ def run_soak(source_spec: str, worker: WorkerConfig | None, minutes: float, inte
     """Run for `minutes`; returns {"samples": [...], "frames_displayed", "ai_frames", "ai_restarts", ...}."""
     app = QApplication.instance() or QApplication(sys.argv[:1])  # kept referenced while we run
     single_threaded_opencv()  # as run_window does
+    steady_memory()
     source = open_source_stage(source_spec, loop=True, isolated=True)  # as `endospine run` opens it
     window = MainWindow(build_live(source, worker))
     window.resize(1600, 900)

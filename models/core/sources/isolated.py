@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from models.core import sealed
-from models.core.child import Child, ChildGone, FrameSlots, Message, single_threaded_opencv
+from models.core.child import Child, ChildGone, FrameSlots, Message, single_threaded_opencv, steady_memory
 from models.core.costs import STAGES
 from models.core.errors import EndoSpineError
 from models.core.picture import Planes, fit_size, layout_shape
@@ -267,6 +267,7 @@ def decoder_main(conn, target: str, loop: bool, realtime: bool, heartbeat_s: flo
     """The child process: decode `target` with VideoSource, frames into the parent's slots."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the display's to handle
     single_threaded_opencv()
+    steady_memory()
     src = VideoSource(target, loop=loop, realtime=realtime, key=key)
     src.view_max = view_max
     try:
