@@ -2,7 +2,9 @@
 exchange: the worker's configuration, given at spawn, and the messages on their pipe.
 
     worker -> main   Ready(model_id) | Failed(message)        once, after loading the model
-    main   -> worker Infer(shm_name, frame_id, width, height)  the frame is in shared memory
+    main   -> worker Infer(shm_name, frame_id, width, height, offset)  the frame is in shared memory:
+                     the supervisor's own slot, or, for a frame lent from the decoder child's slots,
+                     that slot itself (read in place; the supervisor holds the frame until the answer)
     worker -> main   MaskResult(frame_id, mask, box, timings, score, unsure) | FrameError(frame_id, message)
                      every output is checked in the worker before it is sent
     main   -> worker Stop()
@@ -69,6 +71,7 @@ class Infer(Message):
     frame_id: int
     width: int
     height: int
+    offset: int = 0              # where the HxWx3 frame starts in the shared memory
 
 
 @dataclass(frozen=True)

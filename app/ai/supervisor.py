@@ -19,7 +19,7 @@ from app.ai.protocol import FrameError, Infer, Ready, WorkerConfig
 from app.ai.worker import worker_main
 from app.capture_thread import LatestFrame
 from app.stats import RateMeter
-from models.core.child import Child, ChildGone, FrameSlots
+from models.core.child import Child, ChildGone, FrameSlots, lent_from
 from models.core.costs import STAGES
 from models.core.runtime.backends import RuntimeSettings
 from models.core.types import Frame, Result
@@ -231,13 +231,20 @@ class InferenceClient:
         return "stopped"
 
     def _send_frame(self, frame: Frame) -> None:
+        """The frame to the worker: a frame lent from the decoder child's slots in place (the
+        worker attaches that memory; `frame`, held until the answer, keeps the slot), any other
+        copied into this supervisor's own slot (6 MB at 1080p: 1.4 ms of CPU)."""
         image = frame.image
         h, w = image.shape[:2]
-        if self._slots is None or not self._slots.fits(w, h):
-            if self._slots is not None:
-                self._slots.close()
-            self._slots = FrameSlots.create(image.nbytes)
         with STAGES.measure("ai_send"):
+            lent = lent_from(image)
+            if lent is not None:
+                self._child.send(Infer(lent[0], frame.frame_id, w, h, lent[1]))
+                return
+            if self._slots is None or not self._slots.fits(w, h):
+                if self._slots is not None:
+                    self._slots.close()
+                self._slots = FrameSlots.create(image.nbytes)
             self._slots.write(0, image)
         self._child.send(Infer(self._slots.name, frame.frame_id, w, h))
 

@@ -49,7 +49,7 @@ def worker_main(conn, cfg: WorkerConfig) -> None:
                 if slots is not None:
                     slots.close()
                 slots = FrameSlots.attach(msg.shm_name)
-            image = slots.view(0, width, height)  # read in place: the supervisor waits for the answer
+            image = slots.array(0, (height, width, 3), msg.offset)  # in place: the supervisor waits for the answer
             try:
                 mask, box, timings = segment_frame(runtime, stage, image, frame_id)
             except Exception as exc:  # noqa: BLE001 - a bad frame or a bad output: report, keep serving

@@ -199,6 +199,7 @@ class Loan:
         start = slot * slots.slot_bytes
         # a memoryview of the slot holds an export of the mapping, which then cannot be unmapped
         # (numpy alone would not: it lets go of a buffer's export once it has the address)
+        self.name, self.start = slots.name, start  # the segment, and where the slot begins in it
         self._memory = slots._shm.buf[start:start + slots.slot_bytes]
         self._whole = np.frombuffer(self._memory, np.uint8)
         # and the SharedMemory object, released after the two above (attributes go in this order),
@@ -212,6 +213,19 @@ class Loan:
         if offset < 0 or offset + n > self._whole.size:
             raise ValueError(f"{shape} at {offset} does not fit a slot of {self._whole.size} bytes")
         return np.asarray(_Lent(self, self._whole.ctypes.data + offset, shape))
+
+
+def lent_from(array: np.ndarray) -> tuple[str, int] | None:
+    """(shared-memory name, byte offset in it) of a C-contiguous array lent from frame slots, so
+    that a third process can read it in place (attach the name, read at the offset); None for
+    any other array. The loan stays out while `array` lives."""
+    base = array
+    while isinstance(base, np.ndarray):
+        base = base.base
+    if not isinstance(base, _Lent) or not array.flags.c_contiguous:
+        return None
+    loan = base.loan
+    return loan.name, loan.start + array.ctypes.data - loan._whole.ctypes.data
 
 
 class _Lent:

@@ -180,3 +180,22 @@ def test_the_worker_runs_below_the_displays_priority():
     with _running("mode=ok", nice=0) as (client, _):
         assert _wait(lambda: client.state is AIState.RUNNING)
         assert os.getpriority(os.PRIO_PROCESS, client.worker_pid) == os.getpriority(os.PRIO_PROCESS, 0)
+
+
+def test_a_frame_lent_from_a_decoders_slot_is_read_in_place_by_the_worker():
+    from models.core.child import FrameSlots
+
+    slots = FrameSlots.create(48 * 64 * 3, 3)  # the decoder child's slots, as the display holds them
+    back: list[int] = []
+    try:
+        with _running("mode=ok") as (client, store):
+            assert _wait(lambda: client.state is AIState.RUNNING)
+            for n, (slot, level) in enumerate([(1, 70), (2, 200), (1, 130)]):  # class = level // 64
+                slots.write(slot, np.full((48, 64, 3), level, np.uint8))
+                store.put(Frame(n, time.monotonic(), None, slots.lend(slot, back.append).array((48, 64, 3))))
+                assert _wait(lambda: (r := client.latest()) is not None and r.frame_id == n)
+                assert (client.latest().mask == level // 64).all()  # the worker read that slot, at its offset
+            assert client._slots is None  # nothing was copied into the supervisor's own memory
+    finally:
+        slots.close()
+    assert back[:2] == [1, 2]  # each slot went back once its frame was replaced

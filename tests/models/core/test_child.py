@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from models.core.child import FrameSlots, exit_description
+from models.core.child import FrameSlots, exit_description, lent_from
 from models.core.sources.decoder_protocol import Control, SlotFrame, Stop
 
 
@@ -50,6 +50,8 @@ def test_a_loan_goes_back_when_its_last_array_is_dropped_and_outlives_close():
     image = loan.array((4, 6, 3))
     rows = image[1:3]                        # a view of the lent array keeps the loan too
     del loan
+    assert lent_from(image) == (slots.name, 72) and lent_from(rows) == (slots.name, 72 + 18)  # where to read it
+    assert lent_from(image[:, 1:]) is None and lent_from(np.zeros(3, np.uint8)) is None
     assert not image.flags.writeable and image.sum() == 7 * 72
     with pytest.raises(ValueError):
         image[0, 0, 0] = 1                   # frames are immutable, and the slot is the child's
