@@ -23,13 +23,13 @@ class VideoView(QWidget):
         self.setMinimumSize(320, 180)
         self._image: np.ndarray | None = None  # keeps the buffer the QImage points into alive
         self._qimage: QImage | None = None
-        self._scaled: tuple[np.ndarray, QImage] | None = None  # the frame resized to the widget, once per frame
+        self._scaled: tuple | None = None  # the frame resized to the widget, once per frame and size
         self._message = "NO SIGNAL"
         self._detail = ""
         self._overlay: np.ndarray | None = None
         self._overlay_qimage: QImage | None = None
         self._overlay_box: tuple[int, int, int, int] | None = None
-        self._overlay_scaled: tuple[tuple[int, int, int, int], np.ndarray, QImage] | None = None  # once per mask and size
+        self._overlay_scaled: tuple | None = None  # the mask resized to its place, once per mask and size
         self._badge = ""
         self._frame_meta: tuple[int, float] = (-1, 0.0)
         self._mask_meta: tuple[int | None, float | None] = (None, None)
@@ -122,9 +122,14 @@ class VideoView(QWidget):
         if self._qimage is not None:
             painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
             rect = self.video_rect()
-            painter.drawImage(*self._scaled_frame(rect))
+            at, self._scaled = self._at_device_pixels(self._image, rect, QImage.Format.Format_RGB888,
+                                                      "view_resize", self._scaled)
+            painter.drawImage(at, self._scaled[2])
             if self._overlay_qimage is not None:
-                painter.drawImage(*self._scaled_overlay(self._frame_to_widget(rect, self._overlay_box)))
+                at, self._overlay_scaled = self._at_device_pixels(
+                    self._overlay, self._frame_to_widget(rect, self._overlay_box),
+                    QImage.Format.Format_RGBA8888_Premultiplied, "overlay_resize", self._overlay_scaled)
+                painter.drawImage(at, self._overlay_scaled[2])
             if self._badge:
                 self._paint_badge(painter, rect)
         else:
@@ -134,61 +139,39 @@ class VideoView(QWidget):
             mask = self._mask_meta if self._overlay_qimage is not None else (None, None)
             self.probe.on_paint(time.monotonic(), *self._frame_meta, *mask)
 
-    def _scaled_frame(self, rect: QRectF) -> tuple[QPointF, QImage]:
-        """The frame resized to `rect` in device pixels, once per frame and size, drawn 1:1 at
-        whole device pixels (where to draw it, the image): at a fractional place QPainter would
-        resample it (smoothly, in its thread pool) on every paint.
+    def _at_device_pixels(self, image: np.ndarray, target: QRectF, fmt: QImage.Format, stage: str,
+                          cached: tuple | None) -> tuple[QPointF, tuple]:
+        """`image` resized to `target` rounded to whole device pixels, to be drawn 1:1 there:
+        (where to draw it, (device rectangle, pixels, QImage)). `cached`, the last answer for this
+        image, is reused while the device rectangle stays, so a frame or a mask is resized once
+        per size, not on every paint.
 
-        Measured (`endospine bench`, old and new alternating): letting QPainter scale the 1080p
-        frame on every paint kept the GUI thread busy most of the time (raw latency p50 23 ms,
-        p99 46-52 ms); OpenCV's resize (multi-threaded, GIL released) once per frame gave p50
-        17 ms, p99 28 ms, and left enough CPU for the overlay to update 23-25 times a second
-        instead of 15-17. Bilinear for magnification and mild reduction (an endoscope image is
-        soft), area averaging below half size, where bilinear would alias.
-
-        Converting the scaled frame to the backing store's 32-bit layout here (so that drawing it
-        is a plain copy) was measured against leaving that to Qt, which does it in its thread
-        pool: the same CPU for the display process at 1080p60, and the GUI thread busier
-        (raw latency p99 38 against 33 ms, 3 runs alternating), so Qt does it.
+        Frame: letting QPainter scale the 1080p frame on every paint kept the GUI thread busy
+        most of the time (raw latency p50 23 ms, p99 46-52 ms; `endospine bench`, old and new
+        alternating); OpenCV's resize once per frame gave p50 17 ms, p99 28 ms. Overlay:
+        QPainter's smooth scaling cost 3.9 ms of CPU per paint (a 512-pixel mask onto 731
+        pixels), OpenCV's bilinear resize of the premultiplied pixels 1.4 ms once per mask, and
+        drawing 1:1 0.5 ms per paint. Whole device pixels: at a fractional place QPainter would
+        resample the image (smoothly, in its thread pool) on every paint. Bilinear for
+        magnification and mild reduction (an endoscope image is soft), area averaging below half
+        size, where bilinear would alias. Converting the frame to the backing store's 32-bit
+        layout here was measured against leaving that to Qt (its thread pool): the same CPU for
+        the display process at 1080p60 and a busier GUI thread (raw p99 38 against 33 ms), so Qt
+        does it.
         """
         dpr = self.devicePixelRatioF()  # a HiDPI OR monitor: its device pixels, not logical ones
-        at = QPointF(round(rect.left() * dpr) / dpr, round(rect.top() * dpr) / dpr)
-        size = (rect.size() * dpr).toSize()
-        w, h = max(1, size.width()), max(1, size.height())
-        if self._scaled is None or self._scaled[1].size() != size:
-            reduce_more_than_half = w < self._image.shape[1] / 2
-            with STAGES.measure("view_resize"):
-                small = cv2.resize(self._image, (w, h),
-                                   interpolation=cv2.INTER_AREA if reduce_more_than_half else cv2.INTER_LINEAR)
-            q = QImage(small.data, w, h, small.strides[0], QImage.Format.Format_RGB888)
-            q.setDevicePixelRatio(dpr)
-            self._scaled = (small, q)
-        return at, self._scaled[1]
-
-    def _scaled_overlay(self, target: QRectF) -> tuple[QPointF, QImage]:
-        """The overlay resized to `target` in device pixels, once per mask and size, drawn 1:1
-        (where to draw it, the image).
-
-        Letting QPainter scale it smoothly on every paint cost 3.9 ms of CPU per paint (a
-        512-pixel mask onto 731 pixels, measured); at 60 fps that is every paint, while the mask
-        changes at most 30 times a second. OpenCV's bilinear resize of the premultiplied pixels
-        (the same interpolation; area averaging below half size) costs 1.4 ms once per mask, and
-        drawing 1:1 0.5 ms per paint. The target is rounded to whole device pixels.
-        """
-        dpr = self.devicePixelRatioF()
         x0, y0 = round(target.left() * dpr), round(target.top() * dpr)
         w = max(1, round(target.right() * dpr) - x0)
         h = max(1, round(target.bottom() * dpr) - y0)
-        key = (x0, y0, w, h)
-        if self._overlay_scaled is None or self._overlay_scaled[0] != key:
-            reduce_more_than_half = w < self._overlay.shape[1] / 2
-            with STAGES.measure("overlay_resize"):
-                big = cv2.resize(self._overlay, (w, h),
-                                 interpolation=cv2.INTER_AREA if reduce_more_than_half else cv2.INTER_LINEAR)
-            q = QImage(big.data, w, h, big.strides[0], QImage.Format.Format_RGBA8888_Premultiplied)
+        if cached is None or cached[0] != (x0, y0, w, h):
+            reduce_more_than_half = w < image.shape[1] / 2
+            with STAGES.measure(stage):
+                scaled = cv2.resize(image, (w, h),
+                                    interpolation=cv2.INTER_AREA if reduce_more_than_half else cv2.INTER_LINEAR)
+            q = QImage(scaled.data, w, h, scaled.strides[0], fmt)
             q.setDevicePixelRatio(dpr)
-            self._overlay_scaled = (key, big, q)
-        return QPointF(x0 / dpr, y0 / dpr), self._overlay_scaled[2]
+            cached = ((x0, y0, w, h), scaled, q)
+        return QPointF(x0 / dpr, y0 / dpr), cached
 
     def _frame_to_widget(self, rect: QRectF, box: tuple[int, int, int, int] | None) -> QRectF:
         if box is None:

@@ -20,7 +20,8 @@ frame through the pipe after LEND_WAIT_S rather than stall the video.
 
 A frame larger than `view_max` (a 4K file on a smaller screen) is scaled in the child, plane by
 plane, before any RGB conversion (models/core/picture.py); its slot holds the view and, after it,
-the full-resolution planes, lent with it (Frame.full: recordings and snapshots keep every pixel). The child reports what its stages cost (Costs, models/core/costs.py)
+the full-resolution planes, lent with it (Frame.full: recordings and snapshots keep every pixel).
+The child reports what its stages cost (Costs, models/core/costs.py)
 about once a second; `stage_costs` holds the latest.
 
 If the child dies, read() raises EndoSpineError naming the file, the position and the signal;
