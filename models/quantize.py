@@ -18,8 +18,13 @@ The options (OPTIONS) were chosen on the shipped model's validation split (READM
 products in 16 bits, which saturate: validation mean IoU fell by 0.0039 without it and by 0.0002
 with it; per-channel weights without it fell by 0.033. The average pools, the bilinear
 up-sampling (ConvTranspose) and the softmax stay FP32, so the probabilities the post-processing
-thresholds read are not quantized. No variant tried ran faster than FP32 on the 2-core AVX2 CPU
-without VNNI it was measured on.
+thresholds read are not quantized (the runtime's session keeps them so: onnx_session_options).
+Speed: no variant ran faster than FP32 on a 2-core AVX2 CPU without VNNI; on a 2-core Xeon with
+AVX512-VNNI and AMX, 1.28-1.30x (2 threads, `endospine-model bench`), 1.39x on one thread. Tried
+there and not faster: per-channel weights, full-range weights, the QDQ format, the first
+convolution (the 3-channel image) left in FP32 (its layout changes cost more than its INT8
+kernel loses). Most of the network's convolutions are small (8-64 channels at 48x48 and below),
+where both precisions are bound by memory and thread hand-offs rather than arithmetic.
 """
 from __future__ import annotations
 

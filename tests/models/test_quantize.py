@@ -89,6 +89,25 @@ def test_int8_runs_and_agrees_with_fp32(int8_model, tiny_synth):
     assert labels.dtype == np.uint8
 
 
+def test_int8_average_pools_stay_float(int8_model, tmp_path):
+    """The runtime's session keeps the average pools in FP32 (as quantized: not in OPTIONS.op_types);
+    ONNX Runtime's default would fuse them into QLinearAveragePool."""
+    import onnx
+    import onnxruntime as ort
+
+    from models.core.runtime.backends import onnx_session_options
+
+    def ops(options, name):
+        options.optimized_model_filepath = str(tmp_path / name)
+        ort.InferenceSession(str(int8_model[0] / INT8_FILE), options, providers=["CPUExecutionProvider"])
+        return {node.op_type for node in onnx.load(str(tmp_path / name)).graph.node}
+
+    default = ort.SessionOptions()
+    assert "QLinearAveragePool" in ops(default, "default.onnx")      # what the setting prevents
+    ours = ops(onnx_session_options(RuntimeSettings(backend="onnxruntime", precision="int8")), "ours.onnx")
+    assert "QLinearAveragePool" not in ours and "AveragePool" in ours and "QLinearConv" in ours
+
+
 def test_a_tampered_int8_model_is_refused(int8_copy):
     data = bytearray((int8_copy / INT8_FILE).read_bytes())
     data[-1] ^= 0xFF
