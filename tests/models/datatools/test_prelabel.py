@@ -73,6 +73,9 @@ def _model_masks(model, files):
     return rt.classes, out
 
 
+REGION_PX = 200
+
+
 def _ious(reference: np.ndarray, got: np.ndarray, n_classes: int) -> dict[int, float]:
     known = reference != 255
     ref, got = reference[known], got[known]
@@ -92,16 +95,21 @@ def images(tiny_model, tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fmt, flags, least_iou", [("cvat", [], 1.0),
-                                                   ("labelme", ["--min-area", "0", "--simplify", "0"], 1.0),
-                                                   ("labelme", ["--min-area", "0"], 0.98),
-                                                   ("labelme", ["--min-area", "0", "--simplify", "1"], 0.75)])
-def test_round_trip(tiny_model, images, tmp_path, fmt, flags, least_iou):
-    """prelabel, then import with the model's class table: the model's masks come back (IoU per class
-    present, unlabelled pixels left out). CVAT masks are exact; Labelme polygons too with --simplify 0
-    and --min-area 0 (the untrained model's speckle kept). Simplified, the speckle's small regions
-    (~70 px) lose corners: worst class IoU measured 0.98 at 0.5 px (the default), 0.80 at 1 px. The
-    shipped model's larger regions keep 0.996-0.999 per class at 0.5 px (prelabel.py)."""
+@pytest.mark.parametrize("fmt, flags, least_agree, least_iou", [
+    ("cvat", [], 1.0, 1.0),
+    ("labelme", ["--min-area", "0", "--simplify", "0"], 1.0, 1.0),
+    ("labelme", ["--min-area", "0"], 0.99, 0.95),
+    ("labelme", ["--min-area", "0", "--simplify", "1"], 0.96, 0.88)])
+def test_round_trip(tiny_model, images, tmp_path, fmt, flags, least_agree, least_iou):
+    """prelabel, then import with the model's class table: the model's masks come back (unlabelled
+    pixels left out). CVAT masks are exact; Labelme polygons too with --simplify 0 and --min-area 0
+    (the untrained model's speckle kept): every pixel agrees. Simplified, regions lose corners:
+    checked as the share of pixels that agree and the IoU of every class with at least REGION_PX
+    pixels in an image. The untrained model's speckle (a class of a few dozen pixels in scattered
+    dots) depends on the CPU's arithmetic and loses most of itself to any simplification, so it is
+    not held to an IoU. Measured on a Xeon (AVX-512): agreement 0.996 and class IoU >= 0.980 at
+    0.5 px (the default), 0.984 and >= 0.945 at 1 px (bounds with room for other CPUs). The shipped model's larger regions keep
+    0.996-0.999 per class at 0.5 px (prelabel.py)."""
     model = tiny_model[2]
     classes, masks = _model_masks(model, sorted(images.iterdir()))
     table = tmp_path / "classes.yaml"
@@ -112,13 +120,17 @@ def test_round_trip(tiny_model, images, tmp_path, fmt, flags, least_iou):
     assert main(["import", fmt, str(out), "--out", str(ds), "--classes", str(table), "--workers", "1"]) == 0
     dataset = load_dataset(ds)
     assert len(dataset.items) == len(masks)
-    worst = {}
+    held = 0
     for it in dataset.items:
         stem = it.image.rsplit("/", 1)[-1].rsplit(".", 1)[0]
-        for c, iou in _ious(masks[stem], read_label(dataset.path(it.label)), len(classes)).items():
-            worst[c] = min(worst.get(c, 1.0), iou)
-    print(f"{fmt} round trip, worst IoU per class: {worst}")
-    assert worst and min(worst.values()) >= least_iou, worst
+        ref, got = masks[stem], read_label(dataset.path(it.label))
+        known = ref != 255
+        agree = float((ref[known] == got[known]).mean())
+        ious = {c: iou for c, iou in _ious(ref, got, len(classes)).items() if (ref == c).sum() >= REGION_PX}
+        print(f"{fmt} {stem}: agreement {agree:.4f}, IoU of classes >= {REGION_PX} px {ious}")
+        assert agree >= least_agree and min(ious.values()) >= least_iou, (stem, agree, ious)
+        held += len(ious)
+    assert held >= 2 * len(dataset.items)   # the check saw real regions, not only speckle
 
     with open(out / "prelabel.csv", newline="") as f:
         rows = list(csv.DictReader(f))
