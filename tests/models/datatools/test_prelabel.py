@@ -108,8 +108,8 @@ def test_round_trip(tiny_model, images, tmp_path, fmt, flags, least_agree, least
     pixels in an image. The untrained model's speckle (a class of a few dozen pixels in scattered
     dots) depends on the CPU's arithmetic and loses most of itself to any simplification, so it is
     not held to an IoU. Measured on a Xeon (AVX-512): agreement 0.996 and class IoU >= 0.980 at
-    0.5 px (the default), 0.984 and >= 0.945 at 1 px (bounds with room for other CPUs). The shipped model's larger regions keep
-    0.996-0.999 per class at 0.5 px (prelabel.py)."""
+    0.5 px (the default), 0.984 and >= 0.945 at 1 px (the bounds leave room for other CPUs). The
+    shipped model's larger regions keep 0.996-0.999 per class at 0.5 px (prelabel.py)."""
     model = tiny_model[2]
     classes, masks = _model_masks(model, sorted(images.iterdir()))
     table = tmp_path / "classes.yaml"
