@@ -20,6 +20,7 @@ sealed recording cut short plays up to its last complete chunk (`truncated`).
 """
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Callable
@@ -32,6 +33,7 @@ from models.core.costs import STAGES
 from models.core.errors import EndoSpineError
 from models.core.imageio import check_image_file
 from models.core.picture import AvConverter, Planes, fit_size, view_from_av
+from models.core.sources.ahead import DecodeAhead
 from models.core.sources.file_checks import clock, mp4_layout
 from models.core.sources.replay import SPEEDS, STREAM_SCHEMES, ReplaySource  # noqa: F401 - re-exported
 from models.core.types import Frame
@@ -39,6 +41,8 @@ from models.core.types import Frame
 MAX_SIZE = (8192, 4352)  # wider or taller, or more pixels than this: refused before any frame is decoded
 ONE_THREAD_PIXEL_RATE = 1920 * 1080 * 60.5  # pixels per second one decoding thread is asked for at most
 STILL_S = 0.25  # a frame held longer than this for its time is a still in the file: the source is idle()
+AHEAD_S = 0.15  # a file's frames are decoded this far ahead (models/core/sources/ahead.py), 2-8 frames
+_LOOPED = object()  # in the decoded frames: a looping file ended and starts again
 
 
 class VideoSource(ReplaySource):
@@ -52,7 +56,7 @@ class VideoSource(ReplaySource):
         self.applied_mark = 0            # the last put_mark() number served (commands before it are applied)
         self._container = None
         self._stream = None
-        self._frames = None
+        self._frames = None      # (av_frame, place, from_start) items and _LOOPED: _frames_from_here()
         self._ref: tuple[float, float] | None = None  # (monotonic time, pts) that pacing counts from
         self._step = 0
         self._pending: tuple[np.ndarray, float, Planes | None] | None = None  # decoded, not yet due
@@ -61,8 +65,9 @@ class VideoSource(ReplaySource):
         self._seekable = True   # False once the demuxer refused a seek: reopen instead
         self._still_until = 0.0  # monotonic time the held frame is due, while a long still lasts
         self.packets = 0         # packets demuxed since open(), across loops and seeks
-        self._index = -1         # the last decoded frame's place since the demuxer was positioned
-        self._from_start = True  # ... at the file's start (open, reopen): the place is a time
+        self._from_start = True  # the demuxer was positioned at the file's start (open, reopen):
+                                 # a frame's place since then is a time
+        self._decoded_any = False  # a frame was decoded since open(): a loop can start again
         self.read_to: float | None = None  # the file clock: timestamp of the newest packet, seconds
         # Called with the seconds until the held frame is due (0.0 while demuxing and decoding), on
         # every packet and every pacing wait: the decoder child's heartbeat (isolated.py).
@@ -96,7 +101,7 @@ class VideoSource(ReplaySource):
             self.duration = float(self._stream.duration * self._stream.time_base)
         elif self._container.duration:
             self.duration = self._container.duration / av.time_base
-        self._frames = self._decode()
+        self._frames = self._frames_from_here()
         self.opened = True
 
     def read(self) -> Frame | None:
@@ -160,7 +165,8 @@ class VideoSource(ReplaySource):
 
     def close(self) -> None:
         super().close()
-        self._close_container()
+        if self._stop_ahead():
+            self._close_container()
 
     # -- internals -------------------------------------------------------------------------
     def _serve_commands(self) -> None:
@@ -210,49 +216,78 @@ class VideoSource(ReplaySource):
         else:
             self._stream.codec_context.thread_count = 1
 
-    def _decode(self):
-        """Frames of the stream; a corrupt packet is skipped and counted, never fatal."""
-        for packet in self._container.demux(self._stream):
-            self.packets += 1
-            if packet.pts is not None and packet.time_base is not None:
-                self.read_to = float(packet.pts * packet.time_base)
-            if self.on_progress is not None:
-                self.on_progress(0.0)
-            try:
-                with STAGES.measure("decode"):
-                    decoded = packet.decode()
-            except av.FFmpegError:
-                self.corrupt_packets += 1
-                continue
-            for av_frame in decoded:
-                self._index += 1
-                yield av_frame
+    def _frames_from_here(self):
+        """The frames from the demuxer's position on: decoded ahead on a thread of their own for a
+        file (ahead.py; the heartbeat is called while read() waits for one), as read() asks for
+        them for a stream."""
+        if self.is_stream:
+            return self._decode(progress=True)
+        depth = max(2, min(8, math.ceil(AHEAD_S * self.fps)))
+        return DecodeAhead(self._decode(progress=False), depth, stop=self._stop, waiting=self._waiting_for_frame)
 
-    def _time(self, av_frame) -> float | None:
+    def _waiting_for_frame(self) -> None:
+        if self.on_progress is not None:
+            self.on_progress(0.0)
+
+    def _stop_ahead(self) -> bool:
+        """Stop decoding ahead before the demuxer is moved or closed; False if the decoding thread
+        is stuck in FFmpeg (then nothing may touch the container)."""
+        return self._frames.close() if isinstance(self._frames, DecodeAhead) else True
+
+    def _decode(self, progress: bool):
+        """(av_frame, its place since the demuxer was positioned, positioned at the start) for each
+        frame; a corrupt packet is skipped and counted, never fatal. A looping file's end: _LOOPED,
+        then its frames again from the start. `progress`: call on_progress on every packet (only
+        from the thread that owns the pipe)."""
+        index, from_start = -1, self._from_start
+        while True:
+            for packet in self._container.demux(self._stream):
+                self.packets += 1
+                if packet.pts is not None and packet.time_base is not None:
+                    self.read_to = float(packet.pts * packet.time_base)
+                if progress and self.on_progress is not None:
+                    self.on_progress(0.0)
+                try:
+                    with STAGES.measure("decode"):
+                        decoded = packet.decode()
+                except av.FFmpegError:
+                    self.corrupt_packets += 1
+                    continue
+                for av_frame in decoded:
+                    index += 1
+                    self._decoded_any = True
+                    yield av_frame, index, from_start
+            if not (self.loop and self._decoded_any):
+                return
+            self._reposition(0.0)
+            index, from_start = -1, self._from_start
+            yield _LOOPED
+
+    def _time(self, av_frame, index: int, from_start: bool) -> float | None:
         """The frame's timestamp; a file without any (raw H.264) read from its start: its place
         over the frame rate, which is what a loop and a seek there count by."""
         if av_frame.time is not None:
             return float(av_frame.time)
-        return self._index / self.fps if self._from_start else None
+        return index / self.fps if from_start else None
 
     def _next_image(self) -> tuple[np.ndarray, float, Planes | None] | None:
-        for _ in range(2):  # at most one restart for a loop
+        while True:
             try:
-                av_frame = next(self._frames)
+                item = next(self._frames)
             except StopIteration:
-                if not self.loop or self._next_id == 0:
-                    return None
-                self._seek_raw(0.0)
-                continue
+                return None
             except av.FFmpegError:
                 self.corrupt_packets += 1
                 return None
-            return self._to_image(av_frame)
-        return None
+            if item is _LOOPED:  # the file's clock starts again: so does the pacing
+                self._ref = None
+                self._last_pts = None
+                continue
+            return self._to_image(*item)
 
-    def _to_image(self, av_frame) -> tuple[np.ndarray, float, Planes | None]:
+    def _to_image(self, av_frame, index: int, from_start: bool) -> tuple[np.ndarray, float, Planes | None]:
         # missing, repeated or backward timestamps: paced by the frame rate, never out of order
-        t = self._time(av_frame)
+        t = self._time(av_frame, index, from_start)
         if av_frame.time is None and t is not None:
             self.timestamp_repairs += 1  # missing: counted as a repair, like one _rising_pts makes
         pts = self._rising_pts(t)
@@ -277,6 +312,16 @@ class VideoSource(ReplaySource):
         return full.view(size), full if self.full_planes else None
 
     def _seek_raw(self, seconds: float) -> None:
+        """Position the file at the keyframe before `seconds` (decoding ahead stopped first, then
+        started again from there); the pacing starts again."""
+        if not self._stop_ahead():
+            raise EndoSpineError(f"{self.target}: the decoder does not answer (cannot seek)")
+        self._reposition(seconds)
+        self._frames = self._frames_from_here()
+        self._ref = None
+        self._last_pts = None
+
+    def _reposition(self, seconds: float) -> None:
         """Position the demuxer at the keyframe before `seconds`. A demuxer that cannot seek (raw
         H.264 refuses with EPERM) is reopened at the start instead; _seek decodes forward from there."""
         target = int(seconds / self._stream.time_base) if self._stream.time_base else 0
@@ -289,10 +334,6 @@ class VideoSource(ReplaySource):
             self._close_container()
             self._open_container()
         self._from_start = not self._seekable or target <= 0
-        self._index = -1
-        self._frames = self._decode()
-        self._ref = None
-        self._last_pts = None
 
     def _seek(self, seconds: float) -> tuple[np.ndarray, float, Planes | None] | None:
         """Seek to the keyframe before `seconds`, then decode forward to the exact frame."""
@@ -301,12 +342,14 @@ class VideoSource(ReplaySource):
         self._seek_raw(seconds)
         half = 0.5 / self.fps
         last = None
-        for av_frame in self._frames:
-            last = av_frame
-            t = self._time(av_frame)
+        for item in self._frames:
+            if item is _LOOPED:  # past the last frame: the last one there is
+                break
+            last = item
+            t = self._time(*item)
             if t is not None and t >= seconds - half:
-                return self._to_image(av_frame)
-        return self._to_image(last) if last is not None else None
+                return self._to_image(*item)
+        return self._to_image(*last) if last is not None else None
 
     def _close_container(self) -> None:
         if self._container is not None:

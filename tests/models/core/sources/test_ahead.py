@@ -1,0 +1,124 @@
+"""Decoding ahead (models/core/sources/ahead.py): items in order, at most `depth` made ahead,
+the producer's exception raised in the consumer, close() stops the producer, the consumer's stop
+ends a wait; a file source decodes ahead and still loops and seeks exactly."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from models.core.sources.ahead import DecodeAhead
+from models.core.sources.video import VideoSource
+
+pytestmark = pytest.mark.unit
+
+
+def _counted(n, made):
+    for i in range(n):
+        made.append(i)
+        yield i
+
+
+def test_items_come_in_order_then_the_end():
+    made = []
+    ahead = DecodeAhead(_counted(50, made), depth=3)
+    assert list(ahead) == list(range(50))
+    with pytest.raises(StopIteration):
+        next(ahead)
+    assert ahead.close()
+
+
+def test_the_producer_runs_ahead_by_depth_and_no_further():
+    made, taken = [], threading.Event()
+
+    def items():
+        for i in range(100):
+            made.append(i)
+            yield i
+        taken.set()
+
+    ahead = DecodeAhead(items(), depth=4)
+    assert next(ahead) == 0
+    for _ in range(200):  # the producer fills the queue, then blocks on it
+        if len(made) >= 6:
+            break
+        threading.Event().wait(0.01)
+    threading.Event().wait(0.1)
+    assert len(made) == 6   # 1 taken + 4 queued + 1 made and waiting for room
+    assert not taken.is_set()
+    assert ahead.close()
+
+
+def test_the_producers_exception_is_raised_in_the_consumer_after_its_items():
+    def items():
+        yield 1
+        yield 2
+        raise OSError("disk gone")
+
+    ahead = DecodeAhead(items(), depth=2)
+    assert next(ahead) == 1 and next(ahead) == 2
+    with pytest.raises(OSError, match="disk gone"):
+        next(ahead)
+    with pytest.raises(StopIteration):
+        next(ahead)
+
+
+def test_close_stops_a_producer_blocked_on_a_full_queue():
+    def endless():
+        i = 0
+        while True:
+            i += 1
+            yield i
+
+    ahead = DecodeAhead(endless(), depth=2)
+    assert next(ahead) == 1
+    assert ahead.close(timeout=2.0)
+    with pytest.raises(StopIteration):
+        next(ahead)
+
+
+def test_a_waiting_consumer_calls_waiting_and_ends_on_its_stop():
+    stop, release, calls = threading.Event(), threading.Event(), []
+
+    def slow():
+        release.wait(5.0)
+        yield 1
+
+    def waiting():
+        calls.append(1)
+        if len(calls) == 3:
+            stop.set()
+
+    ahead = DecodeAhead(slow(), depth=2, stop=stop, waiting=waiting, poll_s=0.01)
+    with pytest.raises(StopIteration):
+        next(ahead)
+    assert len(calls) == 3
+    release.set()
+    assert ahead.close()
+
+
+def test_depth_must_be_positive():
+    with pytest.raises(ValueError):
+        DecodeAhead(iter(()), depth=0)
+
+
+@pytest.mark.slow
+def test_a_file_decoded_ahead_loops_and_seeks_to_the_exact_frame(pattern_video):
+    src = VideoSource(pattern_video(frames=30), loop=True, realtime=False)
+    src.open()
+    try:
+        n = 0
+        first = src.read()
+        pts = [first.pts]
+        while len(pts) < 200:
+            f = src.read()
+            pts.append(f.pts)
+            n += 1
+            if f.pts < pts[-2]:
+                break  # looped: the file's clock starts again
+        assert pts[-1] == pytest.approx(first.pts) and n > 2
+        src.seek(pts[len(pts) // 2])
+        f = src.read()
+        assert f.pts == pytest.approx(pts[len(pts) // 2])
+    finally:
+        src.close()
