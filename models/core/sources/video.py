@@ -4,8 +4,9 @@ Files are delivered at their own pace (presentation timestamps, times a speed fa
 be paused, stepped, seeked frame-accurately and looped. Streams (rtsp, udp, http, ...) are
 delivered as they arrive. The controls (models.core.sources.replay) come from other threads
 through a command queue that read() serves, so the decoder is only ever touched by one thread:
-the capture thread, or for a file the thread decoding ahead, stopped before a seek moves it. The display decodes files in a child process instead (models.core.sources.isolated),
-which runs this class there.
+the capture thread, or for a file the thread decoding ahead, stopped before a seek moves it. The
+display decodes files in a child process instead (models.core.sources.isolated), which runs this
+class there.
 
 A file's frames are decoded 0.15 s ahead (ahead.py), so that a slow keyframe is absorbed by the
 frames queued before it; a looping file starts again on that thread.
