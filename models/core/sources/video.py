@@ -69,9 +69,8 @@ class VideoSource(ReplaySource):
         self._seekable = True   # False once the demuxer refused a seek: reopen instead
         self._still_until = 0.0  # monotonic time the held frame is due, while a long still lasts
         self.packets = 0         # packets demuxed since open(), across loops and seeks
-        self._from_start = True  # the demuxer was positioned at the file's start (open, reopen):
-                                 # a frame's place since then is a time
         self._decoded_any = False  # a frame was decoded since open(): a loop can start again
+        self._loop_passed = False  # a seek ran past a looping file's end: pacing restarts after its frame
         self.read_to: float | None = None  # the file clock: timestamp of the newest packet, seconds
         # Called with the seconds until the held frame is due (0.0 while demuxing and decoding), on
         # every packet and every pacing wait: the decoder child's heartbeat (isolated.py).
@@ -105,7 +104,7 @@ class VideoSource(ReplaySource):
             self.duration = float(self._stream.duration * self._stream.time_base)
         elif self._container.duration:
             self.duration = self._container.duration / av.time_base
-        self._frames = self._frames_from_here()
+        self._frames = self._frames_from_here(from_start=True)
         self.opened = True
 
     def read(self) -> Frame | None:
@@ -220,14 +219,14 @@ class VideoSource(ReplaySource):
         else:
             self._stream.codec_context.thread_count = 1
 
-    def _frames_from_here(self):
-        """The frames from the demuxer's position on: decoded ahead on a thread of their own for a
-        file (ahead.py; the heartbeat is called while read() waits for one), as read() asks for
-        them for a stream."""
+    def _frames_from_here(self, from_start: bool):
+        """The frames from the demuxer's position on (`from_start`: at the file's start, so a
+        frame's place is a time): decoded ahead on a thread of their own for a file (ahead.py; the
+        heartbeat is called while read() waits for one), as read() asks for them for a stream."""
         if self.is_stream:
-            return self._decode(progress=True)
+            return self._decode(True, from_start)
         depth = max(2, min(8, math.ceil(AHEAD_S * self.fps)))
-        return DecodeAhead(self._decode(progress=False), depth, stop=self._stop, waiting=self._waiting_for_frame)
+        return DecodeAhead(self._decode(False, from_start), depth, stop=self._stop, waiting=self._waiting_for_frame)
 
     def _waiting_for_frame(self) -> None:
         if self.on_progress is not None:
@@ -238,12 +237,12 @@ class VideoSource(ReplaySource):
         is stuck in FFmpeg (then nothing may touch the container)."""
         return self._frames.close() if isinstance(self._frames, DecodeAhead) else True
 
-    def _decode(self, progress: bool):
+    def _decode(self, progress: bool, from_start: bool):
         """(av_frame, its place since the demuxer was positioned, positioned at the start) for each
         frame; a corrupt packet is skipped and counted, never fatal. A looping file's end: _LOOPED,
         then its frames again from the start. `progress`: call on_progress on every packet (only
         from the thread that owns the pipe)."""
-        index, from_start = -1, self._from_start
+        index = -1
         while True:
             for packet in self._container.demux(self._stream):
                 self.packets += 1
@@ -263,8 +262,7 @@ class VideoSource(ReplaySource):
                     yield av_frame, index, from_start
             if not (self.loop and self._decoded_any):
                 return
-            self._reposition(0.0)
-            index, from_start = -1, self._from_start
+            index, from_start = -1, self._reposition(0.0)
             yield _LOOPED
 
     def _time(self, av_frame, index: int, from_start: bool) -> float | None:
@@ -275,6 +273,9 @@ class VideoSource(ReplaySource):
         return index / self.fps if from_start else None
 
     def _next_image(self) -> tuple[np.ndarray, float, Planes | None] | None:
+        if self._loop_passed:  # the frame a seek showed was the file's last: the clock starts again
+            self._loop_passed = False
+            self._restart_pacing()
         while True:
             try:
                 item = next(self._frames)
@@ -284,8 +285,7 @@ class VideoSource(ReplaySource):
                 self.corrupt_packets += 1
                 return None
             if item is _LOOPED:  # the file's clock starts again: so does the pacing
-                self._ref = None
-                self._last_pts = None
+                self._restart_pacing()
                 continue
             return self._to_image(*item)
 
@@ -320,14 +320,18 @@ class VideoSource(ReplaySource):
         started again from there); the pacing starts again."""
         if not self._stop_ahead():
             raise EndoSpineError(f"{self.target}: the decoder does not answer (cannot seek)")
-        self._reposition(seconds)
-        self._frames = self._frames_from_here()
+        self._frames = self._frames_from_here(self._reposition(seconds))
+        self._restart_pacing()
+        self._loop_passed = False
+
+    def _restart_pacing(self) -> None:
         self._ref = None
         self._last_pts = None
 
-    def _reposition(self, seconds: float) -> None:
+    def _reposition(self, seconds: float) -> bool:
         """Position the demuxer at the keyframe before `seconds`. A demuxer that cannot seek (raw
-        H.264 refuses with EPERM) is reopened at the start instead; _seek decodes forward from there."""
+        H.264 refuses with EPERM) is reopened at the start instead; _seek decodes forward from there.
+        True when the demuxer is at the file's start."""
         target = int(seconds / self._stream.time_base) if self._stream.time_base else 0
         if self._seekable:
             try:
@@ -337,7 +341,7 @@ class VideoSource(ReplaySource):
         if not self._seekable:
             self._close_container()
             self._open_container()
-        self._from_start = not self._seekable or target <= 0
+        return not self._seekable or target <= 0
 
     def _seek(self, seconds: float) -> tuple[np.ndarray, float, Planes | None] | None:
         """Seek to the keyframe before `seconds`, then decode forward to the exact frame."""
@@ -347,7 +351,8 @@ class VideoSource(ReplaySource):
         half = 0.5 / self.fps
         last = None
         for item in self._frames:
-            if item is _LOOPED:  # past the last frame: the last one there is
+            if item is _LOOPED:  # past the last frame: the last one there is, then the file again
+                self._loop_passed = True
                 break
             last = item
             t = self._time(*item)

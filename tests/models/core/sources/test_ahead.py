@@ -122,3 +122,20 @@ def test_a_file_decoded_ahead_loops_and_seeks_to_the_exact_frame(pattern_video):
         assert f.pts == pytest.approx(pts[len(pts) // 2])
     finally:
         src.close()
+
+
+@pytest.mark.slow
+def test_a_seek_past_the_last_frame_of_a_looping_file_shows_it_then_starts_again(pattern_video):
+    """The decoding thread loops while the seek looks for a frame at the file's end: the seek shows
+    the last frame, and the next frame is the first with its own time (not one invented after the
+    last frame's)."""
+    src = VideoSource(pattern_video(frames=30), loop=True, realtime=False)
+    src.open()
+    try:
+        first = src.read()
+        src.seek(src.duration)
+        last = src.read()
+        after = src.read()
+        assert last.pts > first.pts + 1.0 and after.pts == pytest.approx(first.pts)
+    finally:
+        src.close()
