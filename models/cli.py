@@ -167,7 +167,8 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
 
     signer = load_private_key(args.sign_key) if args.sign_key else None   # a bad key file fails before any work
     doc = add_int8_file(args.model, args.data, test_data=args.test_data, profile=args.profile,
-                        images=args.calibration_images, signer=signer, progress=show_progress(args))
+                        images=args.calibration_images, signer=signer, progress=show_progress(args),
+                        replace=args.replace)
     signed = f", signed with key {doc['integrity']['signature']['key']}" if "signature" in doc["integrity"] else ""
     print(f"wrote {args.model}/{INT8_FILE}: {_int8_figures(doc)}; manifest sealed again{signed}")
     return 0
@@ -384,6 +385,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training images to calibrate on, spread evenly over the split")
     p.add_argument("--profile", metavar="FILE", help="endoscope profile of the datasets' tower (default: automatic "
                    "field of view, no color change)")
+    p.add_argument("--replace", action="store_true",
+                   help="the folder has an INT8 model: make it anew (e.g. with a newer quantizer) and swap it in once "
+                        "it is made and measured; until then the folder keeps the old one")
     p.add_argument("--sign-key", metavar="KEY.pem",
                    help="Ed25519 private key: required for a signed folder (the seal changes, so it is signed again)")
     p.set_defaults(func=_cmd_quantize)

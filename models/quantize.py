@@ -13,18 +13,21 @@ FP32 and INT8 both on ONNX Runtime, with their difference; it goes into the mani
 adds it to an exported, verified folder (a dated `history` line, sealed again; a signed folder
 needs the signing key), as `add_deploy_file` does for deploy.yaml.
 
+Before quantizing, the FP32 graph is rewritten where exact rewrites let ONNX Runtime keep the
+INT8 graph in uint8 (models/int8graph.py: the first convolution on space-to-depth input, the
+fixed bilinear up-samplings as Resize, the average pools as depthwise convolutions); the rewritten
+graph is checked against the original on calibration frames and refused if it differs.
+
 The options (OPTIONS) were chosen on the shipped model's validation split (README, "INT8"):
 7-bit weight ranges (reduce_range), because on CPUs without VNNI ONNX Runtime sums u8 x s8
 products in 16 bits, which saturate: validation mean IoU fell by 0.0039 without it and by 0.0002
-with it; per-channel weights without it fell by 0.033. The average pools, the bilinear
-up-sampling (ConvTranspose) and the softmax stay FP32, so the probabilities the post-processing
-thresholds read are not quantized (the runtime's session keeps them so: onnx_session_options).
-Speed: no variant ran faster than FP32 on a 2-core AVX2 CPU without VNNI; on a 2-core Xeon with
-AVX512-VNNI and AMX, 1.28-1.30x (2 threads, `endospine-model bench`), 1.39x on one thread. Tried
-there and not faster: per-channel weights, full-range weights, the QDQ format, the first
-convolution (the 3-channel image) left in FP32 (its layout changes cost more than its INT8
-kernel loses). Most of the network's convolutions are small (8-64 channels at 48x48 and below),
-where both precisions are bound by memory and thread hand-offs rather than arithmetic.
+with it; per-channel weights without it fell by 0.033. The softmax stays FP32, so the
+probabilities the post-processing thresholds read are not quantized. Speed on a 2-core Xeon
+(AVX512-VNNI, AMX) before the rewrites: 1.28-1.30x FP32 (2 threads, `endospine-model bench`),
+1.39x on one thread; not faster than FP32 on a 2-core AVX2 CPU without VNNI. Tried on the Xeon
+and not faster: per-channel weights, full-range weights, the QDQ format, the first convolution
+left in FP32 (its layout changes cost more than its INT8 kernel loses). The rewrites took the
+first convolution from 2.2-2.5 ms to 1.2 ms and removed the nine FP32 islands (README, "INT8").
 """
 from __future__ import annotations
 
@@ -39,12 +42,15 @@ from models.core.errors import EndoSpineError
 from models.core.runtime.manifest import (
     INT8_ROLE,
     SEAL,
+    check_seal,
     parse_manifest,
     read_manifest_data,
+    verify_files,
     write_sealed,
 )
 from models.dataset import Dataset, load_dataset
 from models.deployfile import listed, open_for_file, seal_with_file
+from models.int8graph import REWRITES, quantize_before_space_to_depth, rewrite_for_int8, same_outputs
 
 INT8_FILE = "model.int8.onnx"
 CALIBRATION_IMAGES = 64    # training frames, spread evenly over the split
@@ -59,19 +65,22 @@ class QuantOptions:
     per_channel: bool = False
     reduce_range: bool = True              # 7-bit weights: no 16-bit saturation on CPUs without VNNI
     calibration: str = "MinMax"            # or "Entropy", "Percentile"
-    op_types: tuple[str, ...] = ("Conv", "Relu", "Add", "Mul", "Concat", "Sigmoid", "GlobalAveragePool")
+    op_types: tuple[str, ...] = ("Conv", "Relu", "Add", "Mul", "Concat", "Sigmoid", "GlobalAveragePool", "Resize")
+    rewrites: tuple[str, ...] = REWRITES   # exact FP32 graph rewrites first (models/int8graph.py)
 
-    def method(self) -> str:
-        """One line for the manifest."""
+    def method(self, rewritten: dict[str, int] | None = None) -> str:
+        """One line for the manifest; rewritten: how often each rewrite applied."""
         import onnxruntime
 
+        done = ", ".join(f"{name} x{n}" for name, n in (rewritten or {}).items() if n)
         return (f"onnxruntime {onnxruntime.__version__} static quantization, {self.format}, {self.activations} "
                 f"activations, {self.weights} weights {'per channel' if self.per_channel else 'per tensor'}"
                 f"{', reduced range' if self.reduce_range else ''}, {self.calibration} calibration; "
-                f"quantized ops: {', '.join(self.op_types)} (the rest FP32)")
+                f"quantized ops: {', '.join(self.op_types)} (the rest FP32)"
+                f"{f'; FP32 graph rewritten first (exact): {done}' if done else ''}")
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "op_types": list(self.op_types)}
+        return {**asdict(self), "op_types": list(self.op_types), "rewrites": list(self.rewrites)}
 
 
 OPTIONS = QuantOptions()
@@ -94,9 +103,10 @@ def calibration_frames(dataset: Dataset, pre, profile: str | None = None, images
     return np.stack([prep(read_image(dataset.path(items[i].image)))[0] for i in picks])
 
 
-def quantize_onnx(src: Path, dst: Path, frames: np.ndarray, options: QuantOptions = OPTIONS) -> Path:
-    """dst, the INT8 model of the FP32 ONNX model src, its activation ranges calibrated on
-    `frames` (calibration_frames). Written atomically; one line if ONNX Runtime refuses."""
+def quantize_onnx(src: Path, dst: Path, frames: np.ndarray, options: QuantOptions = OPTIONS) -> dict[str, int]:
+    """Write dst, the INT8 model of the FP32 ONNX model src, its activation ranges calibrated on
+    `frames` (calibration_frames), after options.rewrites (checked exact on up to 4 of the frames).
+    Written atomically; one line if ONNX Runtime refuses. Returns how often each rewrite applied."""
     try:
         from onnxruntime import quantization as q
         from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -129,16 +139,26 @@ def quantize_onnx(src: Path, dst: Path, frames: np.ndarray, options: QuantOption
             quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
             import onnx
 
-            name = onnx.load(str(prepared), load_external_data=False).graph.input[0].name
+            model = onnx.load(str(prepared))
+            name = model.graph.input[0].name
+            rewritten, counts = rewrite_for_int8(model, options.rewrites)
+            if any(counts.values()):
+                same_outputs(model, rewritten, frames[:4])
+                onnx.save(rewritten, str(prepared))
             q.quantize_static(str(prepared), str(out), Frames(name), quant_format=formats[options.format],
                               op_types_to_quantize=list(options.op_types), per_channel=options.per_channel,
                               reduce_range=options.reduce_range, activation_type=types[options.activations],
                               weight_type=types[options.weights], calibrate_method=methods[options.calibration])
+            quantized = onnx.load(str(out))
+            if quantize_before_space_to_depth(quantized):
+                onnx.save(quantized, str(out))
+        except EndoSpineError as exc:
+            raise EndoSpineError(f"{src}: {exc}") from None
         except Exception as exc:  # noqa: BLE001 - onnx and onnxruntime raise many types; the user needs one line
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise EndoSpineError(f"{src}: INT8 quantization failed ({first})") from None
         out.replace(dst)
-    return dst
+    return counts
 
 
 def int8_accuracy(folder: Path, int8: Path, test_root: Path, profile: str | None = None, progress: bool = True,
@@ -169,24 +189,26 @@ def int8_accuracy(folder: Path, int8: Path, test_root: Path, profile: str | None
 
 
 def _as_onnx(folder: Path, int8: Path, stage: Path, signer=None) -> Path:
-    """A copy of the verified folder whose manifest lists `int8` as its model.onnx."""
+    """A copy of the verified folder whose manifest lists `int8` as its model.onnx (and no INT8
+    model of its own, should the folder have one that `int8` is to replace)."""
     path, data = read_manifest_data(folder)
     manifest = parse_manifest(path, data)
-    for entry in manifest.files.values():
+    files = {role: entry for role, entry in manifest.files.items() if role != INT8_ROLE}
+    for entry in files.values():
         target = stage / entry["path"]
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(folder / entry["path"], target)
     shutil.copyfile(int8, stage / INT8_FILE)
-    content = {k: v for k, v in data.items() if k != SEAL}
-    content["files"] = {**manifest.files, "onnx": listed(stage, stage / INT8_FILE)}
+    content = _without_int8({k: v for k, v in data.items() if k != SEAL})
+    content["files"] = {**files, "onnx": listed(stage, stage / INT8_FILE)}
     write_sealed(stage, content, signer)
     return stage
 
 
 def make_int8(folder: Path, calibration_data: Path, test_data: Path, calibration_profile: str | None = None,
               test_profile: str | None = None, images: int = CALIBRATION_IMAGES, progress: bool = True,
-              signer=None, options: QuantOptions = OPTIONS) -> tuple[Path, dict]:
-    """folder/model.int8.onnx from the verified folder's model.onnx, calibrated on
+              signer=None, options: QuantOptions = OPTIONS, dst: Path | None = None) -> tuple[Path, dict]:
+    """dst (default folder/model.int8.onnx) from the verified folder's model.onnx, calibrated on
     calibration_data's training split, and its metrics.int8 section (accuracy on test_data's test
     split). The folder's manifest is not changed; the caller lists the file."""
     from models.core.runtime.manifest import load_manifest
@@ -196,10 +218,10 @@ def make_int8(folder: Path, calibration_data: Path, test_data: Path, calibration
         raise EndoSpineError(f"{folder}: no model.onnx to quantize (export with --onnx)")
     dataset = load_dataset(calibration_data)
     frames = calibration_frames(dataset, manifest.preprocess, calibration_profile, images)
-    dst = folder / INT8_FILE
-    quantize_onnx(manifest.path(folder, "onnx"), dst, frames, options)
+    dst = dst or folder / INT8_FILE
+    rewritten = quantize_onnx(manifest.path(folder, "onnx"), dst, frames, options)
     test = int8_accuracy(folder, dst, test_data, test_profile, progress, signer)
-    return dst, {"method": options.method(), "options": options.to_dict(),
+    return dst, {"method": options.method(rewritten), "options": options.to_dict(),
                  "calibration": {"dataset": str(calibration_data), "split": "train", "images": len(frames),
                                  "profile": calibration_profile},
                  "test": test}
@@ -207,27 +229,67 @@ def make_int8(folder: Path, calibration_data: Path, test_data: Path, calibration
 
 def add_int8_file(folder: str | Path, data: str | Path, test_data: str | Path | None = None,
                   profile: str | None = None, images: int = CALIBRATION_IMAGES, signer=None,
-                  progress: bool = True) -> dict:
+                  progress: bool = True, replace: bool = False) -> dict:
     """Write model.int8.onnx into a verified folder that has model.onnx and none yet, calibrated on
     `data`'s training split, measured on the test split of `test_data` (default `data`); list it
     in the manifest with metrics.int8 and seal it again (a dated line in `history`); a signed
-    folder needs `signer`. profile: the endoscope profile of the datasets' tower. Returns
-    metrics.int8 with the new integrity section under "integrity"."""
+    folder needs `signer`. profile: the endoscope profile of the datasets' tower. replace: the
+    folder has one, made anew (e.g. by a newer quantizer) and swapped in only once it is made and
+    measured; until then the folder is as it was. Returns metrics.int8 with the new integrity
+    section under "integrity"."""
     folder = Path(folder)
-    path, content, manifest = open_for_file(folder, INT8_ROLE, INT8_FILE, signer, what="an INT8 model")
+    if replace:
+        path, content, manifest = _open_for_replacement(folder, signer)
+        written = folder / f".{INT8_FILE}.new"
+    else:
+        path, content, manifest = open_for_file(folder, INT8_ROLE, INT8_FILE, signer, what="an INT8 model")
+        written = folder / INT8_FILE
     if "onnx" not in manifest.files:
         raise EndoSpineError(f"{path}: lists no model.onnx to quantize (export with --onnx)")
+    backup = folder / f".{INT8_FILE}.old"      # the replaced file until the new manifest is written
+    for stale in (written, backup) if replace else ():
+        stale.unlink(missing_ok=True)          # left by an interrupted replacement; never listed
     try:
-        int8, section = make_int8(folder, Path(data), Path(test_data or data), profile, profile, images,
-                                  progress, signer)
+        _, section = make_int8(folder, Path(data), Path(test_data or data), profile, profile, images,
+                               progress, signer, dst=written)
         t = section["test"]
-        note = f"INT8, {_calibration_note(section)}; test mean IoU {t['int8_miou']} vs FP32 {t['fp32_miou']}"
-        integrity = seal_with_file(folder, content, manifest, INT8_ROLE, int8, note, signer,
+        note = (f"{'replacing the previous one; ' if replace else ''}INT8, {_calibration_note(section)}; "
+                f"test mean IoU {t['int8_miou']} vs FP32 {t['fp32_miou']}")
+        if replace:
+            (folder / INT8_FILE).replace(backup)
+            written = written.replace(folder / INT8_FILE)
+        integrity = seal_with_file(folder, content, manifest, INT8_ROLE, written, note, signer,
                                    metrics={"int8": section})
     except BaseException:
-        (folder / INT8_FILE).unlink(missing_ok=True)   # the folder as it was
+        written.unlink(missing_ok=True)        # the folder as it was
+        if backup.exists():
+            backup.replace(folder / INT8_FILE)
         raise
+    backup.unlink(missing_ok=True)
     return {**section, "integrity": integrity}
+
+
+def _open_for_replacement(folder: Path, signer=None) -> tuple[Path, dict, object]:
+    """The verified folder's manifest (path, content without its INT8 model and figures, parsed),
+    for add_int8_file(replace=True); one-line errors if it has no INT8 model or is signed and no
+    key is given."""
+    path, content = read_manifest_data(folder)
+    check_seal(path, content)
+    manifest = parse_manifest(path, content)
+    verify_files(folder, manifest)
+    if INT8_ROLE not in manifest.files:
+        raise EndoSpineError(f"{path}: lists no INT8 model to replace (quantize without --replace)")
+    if manifest.signature is not None and signer is None:
+        raise EndoSpineError(f"{path}: signed; replacing a file changes the seal, so give the signing key")
+    return path, _without_int8(content), manifest
+
+
+def _without_int8(content: dict) -> dict:
+    """A manifest's content without the INT8 model's file entry and metrics.int8."""
+    content = {**content, "files": {k: v for k, v in content["files"].items() if k != INT8_ROLE}}
+    if "int8" in (content.get("metrics") or {}):
+        content["metrics"] = {k: v for k, v in content["metrics"].items() if k != "int8"}
+    return content
 
 
 def _calibration_note(section: dict) -> str:

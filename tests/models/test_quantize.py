@@ -4,6 +4,7 @@ precision int8 on ONNX Runtime, refused when tampered with, missing or asked of 
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -89,23 +90,65 @@ def test_int8_runs_and_agrees_with_fp32(int8_model, tiny_synth):
     assert labels.dtype == np.uint8
 
 
-def test_int8_average_pools_stay_float(int8_model, tmp_path):
-    """The runtime's session keeps the average pools in FP32 (as quantized: not in OPTIONS.op_types);
-    ONNX Runtime's default would fuse them into QLinearAveragePool."""
+def test_the_int8_graph_stays_uint8_from_input_to_softmax(int8_model):
+    """After the exact rewrites (models/int8graph.py), no FP32 island is left in the network: the
+    input is quantized, then space-to-depth on uint8; no ConvTranspose, no AveragePool; the
+    up-samplings are uint8 Resize. The manifest says which rewrites applied."""
+    import onnx
+
+    folder, doc = int8_model
+    ops = [node.op_type for node in onnx.load(str(folder / INT8_FILE)).graph.node]
+    assert ops[:2] == ["QuantizeLinear", "SpaceToDepth"]
+    assert not {"ConvTranspose", "AveragePool"} & set(ops) and "Resize" in ops
+    assert ops.count("DequantizeLinear") <= 5           # the softmax's input and the gate's features only
+    assert "stem-space-to-depth x1, bilinear-resize x4, pool-conv x5" in doc["method"]
+    assert doc["options"]["rewrites"] == ["stem-space-to-depth", "bilinear-resize", "pool-conv"]
+
+
+def test_average_pools_left_in_fp32_stay_float(onnx_model, tiny_synth, tmp_path):
+    """Without the rewrites the average pools stay FP32 islands (not in op_types), and the runtime's
+    session keeps them so; ONNX Runtime's default would fuse them into QLinearAveragePool."""
     import onnx
     import onnxruntime as ort
 
     from models.core.runtime.backends import onnx_session_options
+    from models.quantize import OPTIONS, quantize_onnx
+
+    pre = SegmentationRuntime(onnx_model, RuntimeSettings(backend="onnxruntime")).pre
+    frames = calibration_frames(load_dataset(tiny_synth), pre, images=4)
+    plain = replace(OPTIONS, rewrites=(), op_types=tuple(t for t in OPTIONS.op_types if t != "Resize"))
+    assert quantize_onnx(onnx_model / "model.onnx", tmp_path / "plain.onnx", frames, plain) == {}
 
     def ops(options, name):
         options.optimized_model_filepath = str(tmp_path / name)
-        ort.InferenceSession(str(int8_model[0] / INT8_FILE), options, providers=["CPUExecutionProvider"])
+        ort.InferenceSession(str(tmp_path / "plain.onnx"), options, providers=["CPUExecutionProvider"])
         return {node.op_type for node in onnx.load(str(tmp_path / name)).graph.node}
 
     default = ort.SessionOptions()
     assert "QLinearAveragePool" in ops(default, "default.onnx")      # what the setting prevents
     ours = ops(onnx_session_options(RuntimeSettings(backend="onnxruntime", precision="int8")), "ours.onnx")
     assert "QLinearAveragePool" not in ours and "AveragePool" in ours and "QLinearConv" in ours
+
+
+def test_replace_swaps_in_a_new_int8_model_once_it_is_measured(int8_copy, tiny_synth):
+    before, old = load_manifest(int8_copy), (int8_copy / INT8_FILE).read_bytes()
+    doc = add_int8_file(int8_copy, tiny_synth, progress=False, replace=True, images=1)
+    m = load_manifest(int8_copy)                                 # sealed, every hash holds
+    assert m.metrics["int8"]["calibration"]["images"] == 1 == doc["calibration"]["images"]
+    assert before.metrics["int8"]["calibration"]["images"] > 1
+    assert "replacing the previous one" in m.history[-1] and len(m.history) == len(before.history) + 1
+    assert (int8_copy / INT8_FILE).read_bytes() != old         # calibrated on other frames
+    assert sorted(p.name for p in int8_copy.iterdir() if p.name.startswith(".")) == []
+
+
+def test_replace_keeps_the_old_model_when_the_new_one_fails(int8_copy, onnx_model, tmp_path):
+    manifest, int8 = (int8_copy / "manifest.yaml").read_bytes(), (int8_copy / INT8_FILE).read_bytes()
+    with pytest.raises(EndoSpineError, match="dataset|no such|not found|missing"):
+        add_int8_file(int8_copy, tmp_path / "no-dataset", progress=False, replace=True)
+    assert (int8_copy / "manifest.yaml").read_bytes() == manifest and (int8_copy / INT8_FILE).read_bytes() == int8
+    assert sorted(p.name for p in int8_copy.iterdir() if p.name.startswith(".")) == []
+    with pytest.raises(EndoSpineError, match="lists no INT8 model to replace"):
+        add_int8_file(onnx_model, tmp_path, progress=False, replace=True)
 
 
 def test_a_tampered_int8_model_is_refused(int8_copy):
@@ -205,6 +248,10 @@ def test_cli_quantize_and_precision(onnx_model, tiny_synth, tmp_path, capsys):
     assert main(["predict", "--model", str(folder), "--data", str(tiny_synth), "--out", str(tmp_path / "p2"),
                  "--precision", "int8", "--backend", "paddle", "-q"]) == 1
     assert "INT8 runs on the onnxruntime backend only" in capsys.readouterr().err
+    assert main(["quantize", str(folder), "--data", str(tiny_synth), "-q"]) == 1
+    assert "already lists an INT8 model" in capsys.readouterr().err
+    assert main(["quantize", str(folder), "--data", str(tiny_synth), "--replace", "-q"]) == 0
+    assert "replacing the previous one" in load_manifest(folder).history[-1]
 
 
 def test_export_int8_needs_onnx(tmp_path):
