@@ -108,6 +108,17 @@ class VideoView(QWidget):
         w, h = iw * s, ih * s
         return QRectF((self.width() - w) / 2, (self.height() - h) / 2, w, h)
 
+    def device_video_size(self) -> tuple[int, int] | None:
+        """(w, h) in device pixels of where the frame is drawn (None: no frame yet): the size a
+        source's view would need to be drawn without resizing (`--view-size`)."""
+        return self._device_rect(self.video_rect())[2:] if self._qimage is not None else None
+
+    def _device_rect(self, target: QRectF) -> tuple[int, int, int, int]:
+        """`target` rounded to whole device pixels: (x0, y0, w, h)."""
+        dpr = self.devicePixelRatioF()  # a HiDPI OR monitor: its device pixels, not logical ones
+        x0, y0 = round(target.left() * dpr), round(target.top() * dpr)
+        return x0, y0, max(1, round(target.right() * dpr) - x0), max(1, round(target.bottom() * dpr) - y0)
+
     def paintEvent(self, event) -> None:  # noqa: N802 - Qt override
         with STAGES.measure("paint"):
             self._paint_event()
@@ -159,15 +170,15 @@ class VideoView(QWidget):
         the display process at 1080p60 and a busier GUI thread (raw p99 38 against 33 ms), so Qt
         does it.
         """
-        dpr = self.devicePixelRatioF()  # a HiDPI OR monitor: its device pixels, not logical ones
-        x0, y0 = round(target.left() * dpr), round(target.top() * dpr)
-        w = max(1, round(target.right() * dpr) - x0)
-        h = max(1, round(target.bottom() * dpr) - y0)
+        dpr = self.devicePixelRatioF()
+        x0, y0, w, h = self._device_rect(target)
         if cached is None or cached[0] != (x0, y0, w, h):
-            reduce_more_than_half = w < image.shape[1] / 2
-            with STAGES.measure(stage):
-                scaled = cv2.resize(image, (w, h),
-                                    interpolation=cv2.INTER_AREA if reduce_more_than_half else cv2.INTER_LINEAR)
+            if image.shape[:2] == (h, w):   # already the size it is drawn at (--view-size): as it is
+                scaled = image
+            else:
+                with STAGES.measure(stage):
+                    scaled = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if w < image.shape[1] / 2
+                                        else cv2.INTER_LINEAR)
             q = QImage(scaled.data, w, h, scaled.strides[0], fmt)
             q.setDevicePixelRatio(dpr)
             cached = ((x0, y0, w, h), scaled, q)

@@ -136,6 +136,7 @@ def _live(source: Source, worker: WorkerConfig, seconds: float, warmup: float, t
     captured = window.store.put_count - marks.get("captured0", 0)
     inferred = _inferred(window) - marks.get("inferred0", 0)
     stages, cpu = costs.figures(elapsed, probe.frames_displayed)
+    drawn = window.view.device_video_size()
     recording = _stop_recording(window) if record_to is not None else None
     window.close()
     sampler.stop()
@@ -156,6 +157,7 @@ def _live(source: Source, worker: WorkerConfig, seconds: float, warmup: float, t
         "stale_masks_drawn": probe.stale_masks_drawn, **gate.figures(),
         **({"recording": recording} if recording is not None else {}),
         "stages": stages, "process_cpu": cpu,
+        "view_drawn": "x".join(map(str, drawn)) if drawn else None,  # device pixels the frame was drawn at
     }
 
 

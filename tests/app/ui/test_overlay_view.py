@@ -160,6 +160,8 @@ def test_bench_runs_end_to_end(qtbot, small_video, tiny_model_dir):
     assert all(v["calls"] > 0 and v["wall_ms"] >= 0 for part in stages.values() for v in part.values())
     assert set(result["process_cpu"]) == {"display", "decoder", "worker"}
     assert all(v["cores"] > 0 for v in result["process_cpu"].values())
+    w, h = map(int, result["view_drawn"].split("x"))   # the 4:3 frame fitted into the window's view
+    assert w > 160 and abs(w / h - 4 / 3) < 0.02
 
 
 @pytest.mark.slow
@@ -285,3 +287,35 @@ def test_the_overlay_is_scaled_once_per_mask_and_size_not_per_paint(qtbot):
     inside = image.pixelColor(int(rect.x() + rect.width() * 0.5), int(rect.y() + rect.height() * 0.5))
     outside = image.pixelColor(int(rect.x() + rect.width() * 0.1), int(rect.y() + rect.height() * 0.1))
     assert inside != outside              # the flipped mask's class 1 sits in the lower middle, painted
+
+
+def test_a_frame_already_the_drawn_size_is_drawn_as_it_is(qtbot):
+    """--view-size set to device_video_size(): the frame is not resized (no view_resize), and it
+    is drawn pixel for pixel."""
+    from app.ui.video_view import VideoView
+    from models.core.costs import STAGES
+
+    def resizes():
+        return STAGES.snapshot().get("view_resize", (0, 0.0, 0.0))[0]
+
+    view = VideoView()
+    qtbot.addWidget(view)
+    view.resize(320, 240)
+    view.show()
+    qtbot.waitExposed(view)
+    view.set_frame(np.full((120, 160, 3), 90, np.uint8))
+    view.grab()
+    w, h = view.device_video_size()
+    assert (w, h) == (round(320 * view.devicePixelRatioF()), round(240 * view.devicePixelRatioF()))
+    before = resizes()
+    frame = np.zeros((h, w, 3), np.uint8)
+    frame[:, ::2] = (200, 40, 10)                   # columns a resize would blur
+    view.set_frame(frame)
+    image = view.grab().toImage()
+    assert resizes() == before                      # drawn as it is
+    assert view._scaled[1] is frame
+    x0 = round(view.video_rect().x())
+    assert image.pixelColor(x0 + 10, 50).red() == 200 and image.pixelColor(x0 + 11, 50).red() == 0
+    view.set_frame(np.zeros((h // 2, w // 2, 3), np.uint8))
+    view.grab()
+    assert resizes() == before + 1                  # any other size is resized once
