@@ -14,6 +14,8 @@ from PyQt6.QtWidgets import QSizePolicy, QWidget
 from models.core.costs import STAGES
 from models.core.timing import DEFAULT_TIMING
 
+SNAP_PX = 4  # a frame within this many device pixels of the size it would be drawn at is drawn 1:1
+
 
 class VideoView(QWidget):
     def __init__(self, parent: QWidget | None = None):
@@ -100,11 +102,17 @@ class VideoView(QWidget):
         return self._detail
 
     def video_rect(self) -> QRectF:
-        """Where the frame lands in the widget: scaled to fit, centered, aspect kept."""
+        """Where the frame lands in the widget: scaled to fit, centered, aspect kept; at its own
+        size when that is within SNAP_PX device pixels of the fit (a view made for this widget,
+        `--view-size`, whose sides were rounded to even numbers), so it is drawn as it is."""
         if self._qimage is None:
             return QRectF(self.rect())
         iw, ih = self._qimage.width(), self._qimage.height()
         s = min(self.width() / iw, self.height() / ih)
+        dpr = self.devicePixelRatioF()
+        if (abs(s * dpr - 1) * max(iw, ih) <= SNAP_PX and iw <= self.width() * dpr
+                and ih <= self.height() * dpr):
+            s = 1 / dpr
         w, h = iw * s, ih * s
         return QRectF((self.width() - w) / 2, (self.height() - h) / 2, w, h)
 

@@ -316,6 +316,9 @@ def test_a_frame_already_the_drawn_size_is_drawn_as_it_is(qtbot):
     assert view._scaled[1] is frame
     x0 = round(view.video_rect().x())
     assert image.pixelColor(x0 + 10, 50).red() == 200 and image.pixelColor(x0 + 11, 50).red() == 0
+    view.set_frame(np.zeros((h - 2, w - 4, 3), np.uint8))      # sides rounded down (--view-size, even sides)
+    view.grab()
+    assert resizes() == before and view.device_video_size() == (w - 4, h - 2)   # still 1:1, centered
     view.set_frame(np.zeros((h // 2, w // 2, 3), np.uint8))
     view.grab()
     assert resizes() == before + 1                  # any other size is resized once

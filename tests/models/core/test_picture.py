@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from models.core.picture import Planes, fit_size, parse_size
+from models.core.picture import Planes, fit_size, parse_size, reduce
 from models.core.types import Frame
 
 pytestmark = pytest.mark.unit
@@ -60,6 +60,29 @@ def test_the_view_matches_the_picture_scaled_after_conversion(fmt):
     assert view.shape == (90, 160, 3) and view.dtype == np.uint8
     assert np.abs(view.astype(int) - reference).mean() < 2.5
     assert np.array_equal(planes.view((320, 180)), full)  # its own size: the plain conversion
+    odd = planes.view((202, 114))                         # a fractional factor (--view-size of a window)
+    reference = cv2.resize(full, (202, 114), interpolation=cv2.INTER_AREA)
+    assert odd.shape == (114, 202, 3) and np.abs(odd.astype(int) - reference).mean() < 2.5
+
+
+@pytest.mark.parametrize("size, halvings", [((160, 90), 1), ((80, 44), 2), ((202, 114), 0), ((70, 40), 2)])
+def test_reduce_halves_by_area_then_scales_the_rest_bilinearly(size, halvings):
+    """Whole halvings by area averaging (OpenCV's fast path), then bilinear for less than 2x;
+    close to one area average of the whole factor on a soft picture."""
+    rgb = _scene()
+    out = reduce(rgb, *size)
+    assert out.shape == (size[1], size[0], 3)
+    expected = rgb
+    for _ in range(halvings):
+        expected = cv2.resize(expected, (expected.shape[1] // 2, expected.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    if expected.shape[:2] != (size[1], size[0]):
+        expected = cv2.resize(expected, size, interpolation=cv2.INTER_LINEAR)
+    assert np.array_equal(out, expected)
+    area = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    assert np.abs(out.astype(int) - area).mean() < 2.0
+    plane = rgb[..., 0].copy()                           # one plane, and packed cells (4 channels)
+    assert reduce(plane, *size).shape == (size[1], size[0])
+    assert reduce(np.dstack([rgb, plane]), *size).shape == (size[1], size[0], 4)
 
 
 def test_the_colour_conversion_agrees_with_ffmpegs():
