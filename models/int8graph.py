@@ -278,7 +278,10 @@ def quantize_before_space_to_depth(model) -> bool:
 
 
 def _drop_unused_initializers(graph) -> None:
+    """The replaced nodes' weights go; a name the graph lists as an input or output stays (older
+    exporters list initializers among the inputs)."""
     used = {name for node in graph.node for name in node.input}
-    keep = [t for t in graph.initializer if t.name in used or t.name in {o.name for o in graph.output}]
+    used |= {v.name for v in [*graph.input, *graph.output]}
+    keep = [t for t in graph.initializer if t.name in used]
     del graph.initializer[:]
     graph.initializer.extend(keep)

@@ -173,3 +173,16 @@ def test_the_networks_graph_is_rewritten_exactly(tmp_path):
     assert not {"ConvTranspose", "AveragePool"} & set(ops(rewritten))
     frames = RNG.standard_normal((3, 1, 3, 128, 128)).astype(np.float32)
     assert same_outputs(model, rewritten, frames) < 1e-5
+
+
+def test_replaced_weights_listed_as_inputs_stay():
+    """Older exporters list initializers among the graph's inputs: such a name is not dropped, so
+    the rewritten model needs no feed for it."""
+    w = RNG.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    conv = helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
+    model = one_node_model(conv, [1, 3, 8, 8], [1, 4, 4, 4], [("w", w)])
+    model.graph.input.append(helper.make_tensor_value_info("w", TensorProto.FLOAT, [4, 3, 3, 3]))
+    rewritten, counts = rewrite_for_int8(model)
+    assert counts["stem-space-to-depth"] == 1 and "w" in {t.name for t in rewritten.graph.initializer}
+    x = RNG.standard_normal((1, 3, 8, 8)).astype(np.float32)
+    np.testing.assert_allclose(run(rewritten, x), run(model, x), atol=2e-5)
