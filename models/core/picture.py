@@ -188,7 +188,7 @@ def _scaled_420(planes: list[np.ndarray], w: int, h: int) -> np.ndarray:
     """Planes of a 4:2:0 picture (Y, then U and V or the UV pairs of NV12) scaled to w x h
     (reduce()) into one small buffer of the same layout, (h * 3/2, w)."""
     out = np.empty((h * 3 // 2, w), np.uint8)
-    out[:h] = reduce(planes[0], w, h)
+    reduce(planes[0], w, h, dst=out[:h])
     if len(planes) == 2:  # NV12
         out[h:] = reduce(planes[1], w // 2, h // 2).reshape(h // 2, w)
         return out
@@ -198,19 +198,30 @@ def _scaled_420(planes: list[np.ndarray], w: int, h: int) -> np.ndarray:
     return out
 
 
-def reduce(image: np.ndarray, w: int, h: int) -> np.ndarray:
+def reduce(image: np.ndarray, w: int, h: int, dst: np.ndarray | None = None) -> np.ndarray:
     """`image` (a plane, or pixels of any channel count) made smaller, to w x h: halved by area
     averaging while it stays at least twice the size (OpenCV's whole-factor path), then
     bilinear for the rest (a reduction by less than 2, as the display does: models' and eyes'
-    pictures are soft). OpenCV's area averaging by a fractional factor was 10-20x slower
-    (one thread, a 1080p luma plane to 1202x676: 6.7 ms against 0.8 ms bilinear; 4K to
-    1600x900: 28 against 2.8 ms), which made the decoder child of a 1080p60 file with
-    `--view-size 1202x676` spend 13-18 ms per frame converting."""
-    while image.shape[1] >= 2 * w and image.shape[0] >= 2 * h and not (image.shape[0] % 2 or image.shape[1] % 2):
-        image = cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_AREA)
-    if image.shape[:2] == (h, w):
-        return image
-    return cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
+    pictures are soft); the last step written into `dst` when given. OpenCV's area averaging by
+    a fractional factor was 10-20x slower (one thread, a 1080p luma plane to 1202x676: 6.7 ms
+    against 0.8 ms bilinear; 4K to 1600x900: 28 against 2.8 ms), which made the decoder child
+    of a 1080p60 file with `--view-size 1202x676` spend 13-18 ms per frame converting."""
+    sizes = []
+    sh, sw = image.shape[:2]
+    while sw >= 2 * w and sh >= 2 * h and not (sh % 2 or sw % 2):
+        sw, sh = sw // 2, sh // 2
+        sizes.append(((sw, sh), cv2.INTER_AREA))
+    if (sw, sh) != (w, h):
+        sizes.append(((w, h), cv2.INTER_LINEAR))
+    if not sizes:                  # already w x h
+        if dst is None:
+            return image
+        dst[...] = image
+        return dst
+    for i, (size, interpolation) in enumerate(sizes):
+        last = i == len(sizes) - 1
+        image = cv2.resize(image, size, dst=dst if last else None, interpolation=interpolation)
+    return image
 
 
 def layout_shape(fmt: str, w: int, h: int) -> tuple[int, ...]:
