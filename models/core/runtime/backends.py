@@ -248,7 +248,10 @@ def onnx_session_options(settings: RuntimeSettings):
     operators left in FP32 stay FP32. Without `session.disable_quant_qdq` ONNX Runtime fuses each
     dequantize -> AveragePool -> quantize into QLinearAveragePool, a slow kernel (0.69 of 4.2 ms
     for the shipped model's 5 pools, against 0.14 ms in FP32); with it INT8 ran 1.28-1.30x FP32
-    instead of 1.21x, at the same validation mean IoU. No effect on a model without Q/DQ nodes."""
+    instead of 1.21x, at the same validation mean IoU. Since `quantize` rewrites the pools as
+    depthwise convolutions (models/int8graph.py) the shipped INT8 graphs have none left; the
+    setting stays for INT8 models made without the rewrites. No effect on a model without Q/DQ
+    nodes."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
