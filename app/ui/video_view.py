@@ -5,13 +5,13 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-import cv2
 import numpy as np
 from PyQt6.QtCore import QPoint, QPointF, QRectF, Qt
 from PyQt6.QtGui import QColor, QFont, QImage, QPainter
 from PyQt6.QtWidgets import QSizePolicy, QWidget
 
 from models.core.costs import STAGES
+from models.core.picture import scale_to
 from models.core.timing import DEFAULT_TIMING
 
 SNAP_PX = 4  # a frame within this many device pixels of the size it would be drawn at is drawn 1:1
@@ -171,9 +171,10 @@ class VideoView(QWidget):
         QPainter's smooth scaling cost 3.9 ms of CPU per paint (a 512-pixel mask onto 731
         pixels), OpenCV's bilinear resize of the premultiplied pixels 1.4 ms once per mask, and
         drawing 1:1 0.5 ms per paint. Whole device pixels: at a fractional place QPainter would
-        resample the image (smoothly, in its thread pool) on every paint. Bilinear for
-        magnification and mild reduction (an endoscope image is soft), area averaging below half
-        size, where bilinear would alias. Converting the frame to the backing store's 32-bit
+        resample the image (smoothly, in its thread pool) on every paint. Scaled as the decoder
+        scales views (models.core.picture.scale_to): bilinear for magnification and mild
+        reduction (an endoscope image is soft), halved by area averaging first below half size,
+        where bilinear alone would alias. Converting the frame to the backing store's 32-bit
         layout here was measured against leaving that to Qt (its thread pool): the same CPU for
         the display process at 1080p60 and a busier GUI thread (raw p99 38 against 33 ms), so Qt
         does it.
@@ -185,8 +186,7 @@ class VideoView(QWidget):
                 scaled = image
             else:
                 with STAGES.measure(stage):
-                    scaled = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if w < image.shape[1] / 2
-                                        else cv2.INTER_LINEAR)
+                    scaled = scale_to(image, w, h)
             q = QImage(scaled.data, w, h, scaled.strides[0], fmt)
             q.setDevicePixelRatio(dpr)
             cached = ((x0, y0, w, h), scaled, q)

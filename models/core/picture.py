@@ -119,20 +119,20 @@ class Planes:
 
     def view(self, size: tuple[int, int]) -> np.ndarray:
         """The picture at `size` (w, h; even sides) as HxWx3 uint8 RGB: every plane scaled in its
-        own layout (reduce()), then the small picture converted."""
+        own layout (scale_to()), then the small picture converted."""
         w, h = size
         if (w, h) == self.size:
             return self.rgb()
         code = _TO_RGB[self.fmt]
         if code is None:
-            return reduce(self.data, w, h)
+            return scale_to(self.data, w, h)
         return cv2.cvtColor(self._scaled(w, h), code)
 
     def _scaled(self, w: int, h: int) -> np.ndarray:
         sw, sh = self.size
         if self.fmt in _PACKED:  # a pixel pair is one 4-byte cell: scale the cells, w/2 of them
             cells = self.data.reshape(sh, sw // 2, 4)
-            return np.ascontiguousarray(reduce(cells, w // 2, h)).reshape(h, w, 2)
+            return np.ascontiguousarray(scale_to(cells, w // 2, h)).reshape(h, w, 2)
         chroma = self.data[sh:].reshape(-1)
         quarter = (sh // 2) * (sw // 2)
         if self.fmt == "nv12":  # one plane of UV pairs
@@ -186,41 +186,41 @@ def view_from_av(av_frame, size: tuple[int, int]) -> np.ndarray | None:
 
 def _scaled_420(planes: list[np.ndarray], w: int, h: int) -> np.ndarray:
     """Planes of a 4:2:0 picture (Y, then U and V or the UV pairs of NV12) scaled to w x h
-    (reduce()) into one small buffer of the same layout, (h * 3/2, w)."""
+    (scale_to()) into one small buffer of the same layout, (h * 3/2, w)."""
     out = np.empty((h * 3 // 2, w), np.uint8)
-    reduce(planes[0], w, h, dst=out[:h])
+    scale_to(planes[0], w, h, dst=out[:h])
     if len(planes) == 2:  # NV12
-        out[h:] = reduce(planes[1], w // 2, h // 2).reshape(h // 2, w)
+        out[h:] = scale_to(planes[1], w // 2, h // 2).reshape(h // 2, w)
         return out
     dst, cq = out[h:].reshape(-1), (h // 2) * (w // 2)
     for i, plane in enumerate(planes[1:]):
-        dst[i * cq:(i + 1) * cq] = reduce(plane, w // 2, h // 2).reshape(-1)
+        dst[i * cq:(i + 1) * cq] = scale_to(plane, w // 2, h // 2).reshape(-1)
     return out
 
 
-def reduce(image: np.ndarray, w: int, h: int, dst: np.ndarray | None = None) -> np.ndarray:
-    """`image` (a plane, or pixels of any channel count) made smaller, to w x h: halved by area
-    averaging while it stays at least twice the size (OpenCV's whole-factor path), then
-    bilinear for the rest (a reduction by less than 2, as the display does: models' and eyes'
-    pictures are soft); the last step written into `dst` when given. OpenCV's area averaging by
-    a fractional factor was 10-20x slower (one thread, a 1080p luma plane to 1202x676: 6.7 ms
-    against 0.8 ms bilinear; 4K to 1600x900: 28 against 2.8 ms), which made the decoder child
-    of a 1080p60 file with `--view-size 1202x676` spend 13-18 ms per frame converting."""
-    sizes = []
+def scale_to(image: np.ndarray, w: int, h: int, dst: np.ndarray | None = None) -> np.ndarray:
+    """`image` (a plane, or pixels of any channel count) at w x h, the last step written into
+    `dst` when given. Made smaller, it is halved by area averaging while it stays at least twice
+    the size (OpenCV's whole-factor path), then scaled bilinearly for the rest (a reduction by
+    less than 2: pictures here are soft); odd sides that stop the halving leave a last area
+    average. Made larger, it is bilinear. OpenCV's area averaging by a fractional factor was
+    10-20x slower than this (one thread, a 1080p luma plane to 1202x676: 6.7 ms against 0.8 ms
+    bilinear; 4K to 1600x900: 28 against 2.8 ms), which made the decoder child of a 1080p60
+    file with `--view-size 1202x676` spend 13-18 ms per frame converting."""
+    steps = []
     sh, sw = image.shape[:2]
     while sw >= 2 * w and sh >= 2 * h and not (sh % 2 or sw % 2):
         sw, sh = sw // 2, sh // 2
-        sizes.append(((sw, sh), cv2.INTER_AREA))
+        steps.append(((sw, sh), cv2.INTER_AREA))
     if (sw, sh) != (w, h):
-        sizes.append(((w, h), cv2.INTER_LINEAR))
-    if not sizes:                  # already w x h
+        steps.append(((w, h), cv2.INTER_AREA if sw >= 2 * w or sh >= 2 * h else cv2.INTER_LINEAR))
+    if not steps:                  # already w x h
         if dst is None:
             return image
         dst[...] = image
         return dst
-    for i, (size, interpolation) in enumerate(sizes):
-        last = i == len(sizes) - 1
-        image = cv2.resize(image, size, dst=dst if last else None, interpolation=interpolation)
+    for i, (size, interpolation) in enumerate(steps):
+        image = cv2.resize(image, size, dst=dst if i == len(steps) - 1 else None, interpolation=interpolation)
     return image
 
 

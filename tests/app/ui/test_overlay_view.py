@@ -255,21 +255,32 @@ def test_view_paints_no_tissue_over_the_instrument(qtbot, size):
     assert (diff[y0:y0 + h, x0:x0 + w] > 30).mean() > 0.3   # tissue is painted around it
 
 
-def test_the_overlay_is_scaled_once_per_mask_and_size_not_per_paint(qtbot):
+def _shown_view(qtbot):
+    """A VideoView of 320x240 on screen, showing a 160x120 grey frame."""
     from app.ui.video_view import VideoView
-    from models.core.costs import STAGES
 
-    def resizes():
-        return STAGES.snapshot().get("overlay_resize", (0, 0.0, 0.0))[0]
-
-    mask = np.zeros((64, 64), np.uint8)
-    mask[8:40, 8:40] = 1
     view = VideoView()
     qtbot.addWidget(view)
     view.resize(320, 240)
     view.show()
     qtbot.waitExposed(view)
     view.set_frame(np.full((120, 160, 3), 90, np.uint8))
+    return view
+
+
+def _calls(stage: str) -> int:
+    from models.core.costs import STAGES
+
+    return STAGES.snapshot().get(stage, (0, 0.0, 0.0))[0]
+
+
+def test_the_overlay_is_scaled_once_per_mask_and_size_not_per_paint(qtbot):
+    def resizes():
+        return _calls("overlay_resize")
+
+    mask = np.zeros((64, 64), np.uint8)
+    mask[8:40, 8:40] = 1
+    view = _shown_view(qtbot)
     view.set_overlay(render_overlay(mask, default_classes(), OverlayStyle()), (20, 0, 120, 120))
     before = resizes()
     for _ in range(5):
@@ -292,18 +303,10 @@ def test_the_overlay_is_scaled_once_per_mask_and_size_not_per_paint(qtbot):
 def test_a_frame_already_the_drawn_size_is_drawn_as_it_is(qtbot):
     """--view-size set to device_video_size(): the frame is not resized (no view_resize), and it
     is drawn pixel for pixel."""
-    from app.ui.video_view import VideoView
-    from models.core.costs import STAGES
-
     def resizes():
-        return STAGES.snapshot().get("view_resize", (0, 0.0, 0.0))[0]
+        return _calls("view_resize")
 
-    view = VideoView()
-    qtbot.addWidget(view)
-    view.resize(320, 240)
-    view.show()
-    qtbot.waitExposed(view)
-    view.set_frame(np.full((120, 160, 3), 90, np.uint8))
+    view = _shown_view(qtbot)
     view.grab()
     w, h = view.device_video_size()
     assert (w, h) == (round(320 * view.devicePixelRatioF()), round(240 * view.devicePixelRatioF()))

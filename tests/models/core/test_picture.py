@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from models.core.picture import Planes, fit_size, parse_size, reduce
+from models.core.picture import Planes, fit_size, parse_size, scale_to
 from models.core.types import Frame
 
 pytestmark = pytest.mark.unit
@@ -66,11 +66,11 @@ def test_the_view_matches_the_picture_scaled_after_conversion(fmt):
 
 
 @pytest.mark.parametrize("size, halvings", [((160, 90), 1), ((80, 44), 2), ((202, 114), 0), ((70, 40), 2)])
-def test_reduce_halves_by_area_then_scales_the_rest_bilinearly(size, halvings):
+def test_scale_to_halves_by_area_then_scales_the_rest_bilinearly(size, halvings):
     """Whole halvings by area averaging (OpenCV's fast path), then bilinear for less than 2x;
     close to one area average of the whole factor on a soft picture."""
     rgb = _scene()
-    out = reduce(rgb, *size)
+    out = scale_to(rgb, *size)
     assert out.shape == (size[1], size[0], 3)
     expected = rgb
     for _ in range(halvings):
@@ -81,8 +81,8 @@ def test_reduce_halves_by_area_then_scales_the_rest_bilinearly(size, halvings):
     area = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
     assert np.abs(out.astype(int) - area).mean() < 2.0
     plane = rgb[..., 0].copy()                           # one plane, and packed cells (4 channels)
-    assert reduce(plane, *size).shape == (size[1], size[0])
-    assert reduce(np.dstack([rgb, plane]), *size).shape == (size[1], size[0], 4)
+    assert scale_to(plane, *size).shape == (size[1], size[0])
+    assert scale_to(np.dstack([rgb, plane]), *size).shape == (size[1], size[0], 4)
 
 
 def test_the_colour_conversion_agrees_with_ffmpegs():
@@ -149,3 +149,12 @@ def test_the_kept_converter_gives_ffmpegs_pixels_frame_after_frame(w):
     assert not np.array_equal(got[0], got[1])
     assert convert.frame(frames[0], "yuv420p").format.name == "yuv420p"
     assert convert.frame(frames[0], "nv12").format.name == "nv12"
+
+
+def test_scale_to_keeps_area_averaging_when_odd_sides_stop_the_halving_and_enlarges_bilinearly():
+    odd = _scene(321, 181)
+    np.testing.assert_array_equal(scale_to(odd, 80, 45), cv2.resize(odd, (80, 45), interpolation=cv2.INTER_AREA))
+    small = _scene(80, 45)
+    np.testing.assert_array_equal(scale_to(small, 200, 110),
+                                  cv2.resize(small, (200, 110), interpolation=cv2.INTER_LINEAR))
+    assert scale_to(small, 80, 45) is small
