@@ -69,8 +69,14 @@ def test_an_encrypted_recording_is_unreadable_without_the_key(recordings):
         for clear in (b"ftyp", b"moov", b"moof", b"mdat", b"EndoSpine", b"model-x", b"frame_id", b"x264",
                       b"PNG", b"IHDR", b"classes"):
             assert clear not in blob, (path.name, clear)
-    with pytest.raises(av.FFmpegError):
-        av.open(str(rec.folder / "rec-0001_raw.mp4.enc"))
+    # FFmpeg cannot read it as the recording: it refuses the bytes, or (measured: 2 in 300 random
+    # files) mistakes them for a raw stream of another codec (VVC, H.263), never for MP4
+    try:
+        with av.open(str(rec.folder / "rec-0001_raw.mp4.enc")) as container:
+            probed = container.format.name
+    except av.FFmpegError:
+        probed = None
+    assert probed is None or not {"mov", "mp4"} & set(probed.split(","))
     with pytest.raises(EndoSpineError, match="encrypted \\(key id .*\\); give its key"):
         VideoSource(rec.folder / "rec-0001_raw.mp4.enc").open()
     with pytest.raises(EndoSpineError, match="another key"):
