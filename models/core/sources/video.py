@@ -276,11 +276,18 @@ class VideoSource(ReplaySource):
         if self._loop_passed:  # the frame a seek showed was the file's last: the clock starts again
             self._loop_passed = False
             self._restart_pacing()
+        restarted = False
         while True:
             try:
                 item = next(self._frames)
             except StopIteration:
-                return None
+                # looping switched on after the decoding thread had passed the file's end (it
+                # decides there, ahead of what is shown): start again from here, once
+                if restarted or not (self.loop and self._decoded_any):
+                    return None
+                self._seek_raw(0.0)
+                restarted = True
+                continue
             except av.FFmpegError:
                 self.corrupt_packets += 1
                 return None

@@ -139,3 +139,25 @@ def test_a_seek_past_the_last_frame_of_a_looping_file_shows_it_then_starts_again
         assert last.pts > first.pts + 1.0 and after.pts == pytest.approx(first.pts)
     finally:
         src.close()
+
+
+def test_loop_switched_on_after_the_decoding_thread_passed_the_end_still_loops(pattern_video):
+    """The decoding thread reached the file's end while looping was off, then looping was switched
+    on before those last frames were shown (the isolated decoder's test of the controls hit this
+    under load): the frames after the last one are the file's start again, not the end."""
+    import time
+
+    src = VideoSource(pattern_video(width=64, height=48, frames=20, fps=25.0), realtime=False)
+    src.open()
+    try:
+        first = src.read()
+        src.pause()
+        src.seek(0.64)                         # 3 frames left: they and the end fit in the queue
+        assert src.read().pts == pytest.approx(0.64)
+        time.sleep(0.3)                        # the decoding thread has reached the end meanwhile
+        src.pause(False)
+        src.loop = True
+        pts = [src.read().pts for _ in range(5)]
+        assert pts[:3] == pytest.approx([0.68, 0.72, 0.76]) and pts[3] == pytest.approx(first.pts)
+    finally:
+        src.close()
