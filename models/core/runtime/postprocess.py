@@ -29,6 +29,7 @@ unsure pixels marked; still images (predict, evaluate, reader study) want none o
 """
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Mapping
@@ -43,6 +44,7 @@ from models.core.runtime.gate import GateRule, GateState
 from models.core.types import UNSURE_BIT
 
 if TYPE_CHECKING:
+    from models.core.optics.fov import Circle
     from models.core.runtime.frameview import View
 
 Box = tuple[int, int, int, int]
@@ -198,24 +200,35 @@ def labels_at(probs: np.ndarray, size: tuple[int, int], thresholds: Mapping[int,
     """
     # class by class: each plane sampled at mask size and compared with the best so far (the first
     # of equal maxima wins, as argmax), instead of sampling all classes as one image and reducing
-    # over them (the same labels in half the time: 3.3 ms against 7.1 ms at 512x512, 7 classes)
+    # over them (the same labels in half the time: 3.3 ms against 7.1 ms at 512x512, 7 classes).
+    # Ids are written by uint8 arithmetic, not by boolean indexing: 0.02 against 0.3 ms a class.
     best = _plane(probs[0], size, grid).copy()  # a copy: an unsampled plane is the caller's memory
     labels = np.zeros(best.shape, np.uint8)
+    wins = np.empty(best.shape, np.uint8)       # per class: 1 where it beats every class before it
     kept = {0: best.copy()} if 0 in thresholds else {}
     for cid in range(1, probs.shape[0]):
         plane = _plane(probs[cid], size, grid)
         if cid in thresholds:
             kept[cid] = plane
-        wins = plane > best
-        labels[wins] = cid
+        np.greater(plane, best, out=wins.view(bool))
+        wins *= np.uint8(cid)
+        np.maximum(labels, wins, out=labels)    # cid is above every id written so far: set where it wins
         np.maximum(best, plane, out=best)
     for cid, t in thresholds.items():
         if cid in kept:
-            weak = (labels == cid) & (kept[cid] < t)
-            labels[weak] = 0
+            set_where(labels, (labels == cid) & (kept[cid] < t), 0)
     if unsure is not None:
         _mark_unsure(labels, probs, size, grid, unsure)
     return labels
+
+
+def set_where(labels: np.ndarray, where: np.ndarray, value: int) -> None:
+    """labels[where] = value for a uint8 label map and a bool mask of its shape, in place, by
+    uint8 arithmetic that wraps modulo 256 (labels + where * (value - labels)): the same result
+    as the boolean-indexed write at a fifth of its cost (0.06 against 0.3 ms at 512x512)."""
+    delta = np.subtract(np.uint8(value), labels)
+    delta *= where.view(np.uint8)
+    labels += delta
 
 
 def _mark_unsure(labels: np.ndarray, probs: np.ndarray, size, grid, unsure: UnsureMarks) -> None:
@@ -228,7 +241,7 @@ def _mark_unsure(labels: np.ndarray, probs: np.ndarray, size, grid, unsure: Unsu
     for pid, floor in unsure.protect:
         if probs[pid].max() >= floor:
             reach = _plane(probs[pid], size, grid) >= floor
-            np.putmask(labels, reach & ((labels & 0x7F) != pid), pid | UNSURE_BIT)
+            set_where(labels, reach & ((labels & 0x7F) != pid), pid | UNSURE_BIT)
 
 
 def _plane(plane: np.ndarray, size: tuple[int, int], grid) -> np.ndarray:
@@ -248,7 +261,7 @@ def view_labels(probs: np.ndarray, view: "View", size: tuple[int, int], threshol
     if view.lens is None:
         labels = labels_at(probs, size, thresholds, unsure=unsure)
         if view.circle is not None:
-            labels[view.circle.outside(view.box, size)] = ignore_index
+            set_where(labels, _outside(view.circle, view.box, size), ignore_index)
         return labels
     ux, uy = view.lens.grid_to_undistorted(view.box, size)        # undistorted position of each cell
     x, y, cw, ch = view.crop
@@ -260,8 +273,17 @@ def view_labels(probs: np.ndarray, view: "View", size: tuple[int, int], threshol
     if view.circle is not None:
         c = view.circle
         outside |= (ux - c.cx) ** 2 + (uy - c.cy) ** 2 > c.r ** 2
-    labels[outside] = ignore_index
+    set_where(labels, outside, ignore_index)
     return labels
+
+
+@functools.lru_cache(maxsize=4)
+def _outside(circle: "Circle", box: Box, size: tuple[int, int]) -> np.ndarray:
+    """circle.outside(box, size), kept while the field of view stays put (a tracked circle holds
+    still between its re-detections): read-only."""
+    out = circle.outside(box, size)
+    out.flags.writeable = False
+    return out
 
 
 def paste_into_frame(labels: np.ndarray, box: Box, frame_size: tuple[int, int], fill: int = 255) -> np.ndarray:

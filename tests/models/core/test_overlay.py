@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from models.core.classes import default_classes
-from models.core.overlay import OverlayStyle, composite, render_overlay, rgba_lut
+from models.core.overlay import OverlayStyle, composite, lookup_rgba, render_overlay, rgba_lut
 
 CLASSES = default_classes()
 
@@ -335,3 +335,14 @@ def test_reports_draw_an_unsure_pixel_as_its_class():
     shown = blend(image, labels, lut, 0.5, show=only_nerve)
     assert (shown[:, 2] != image[:, 2]).all() and np.array_equal(shown[:, 1], image[:, 1])
     assert np.array_equal(composite(np.zeros((2, 4, 3), np.uint8), None), np.zeros((2, 4, 3), np.uint8))
+
+
+@pytest.mark.unit
+def test_lookup_gives_each_id_its_table_row():
+    """The 32-bit-word lookup is the per-channel table lookup, byte for byte, on any mask (a
+    strided view included)."""
+    rng = np.random.default_rng(3)
+    lut = rng.integers(0, 256, (256, 4), np.uint8)
+    for mask in (rng.integers(0, 256, (64, 48), np.uint8), rng.integers(0, 256, (30, 40), np.uint8)[::2, 1::3]):
+        expected = cv2.LUT(cv2.merge([np.ascontiguousarray(mask)] * 4), lut.reshape(256, 1, 4))
+        assert np.array_equal(lookup_rgba(mask, lut), expected)

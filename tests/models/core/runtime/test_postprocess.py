@@ -1,6 +1,7 @@
 """The post-processing stage: smoothing, thresholds, mask size, field of view and output checks."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -11,11 +12,15 @@ from models.core.runtime.frameview import View
 from models.core.runtime.postprocess import (
     PostSettings,
     PostStage,
+    UnsureMarks,
     labels_at,
     mask_size,
     paste_into_frame,
     segment_frame,
+    set_where,
+    view_labels,
 )
+from models.core.types import UNSURE_BIT
 
 pytestmark = pytest.mark.unit
 
@@ -48,6 +53,61 @@ def test_labels_upsample_smoothly_and_thresholds():
     assert (labels[:, :6] == 0).all() and (labels[:, 10:] == 1).all()
     strict = labels_at(probs, (16, 16), {1: 0.6})
     assert (strict[:, 10:] == 0).all()  # class 1 under its threshold falls back to background
+
+
+def _labels_by_definition(probs, size, thresholds, unsure=None):
+    """labels_at's result as its docstring defines it, the slow obvious way: every plane
+    resized, numpy's argmax (the first of equal maxima), boolean-indexed writes."""
+    planes = np.stack([cv2.resize(np.ascontiguousarray(p), size, interpolation=cv2.INTER_LINEAR)
+                       for p in probs])
+    labels = planes.argmax(axis=0).astype(np.uint8)
+    for cid, t in thresholds.items():
+        labels[(labels == cid) & (planes[cid] < t)] = 0
+    if unsure is not None:
+        top = cv2.resize(np.ascontiguousarray(probs.max(axis=0)), size, interpolation=cv2.INTER_LINEAR)
+        labels[top < unsure.below] |= UNSURE_BIT
+        for pid, floor in unsure.protect:
+            labels[(planes[pid] >= floor) & ((labels & 0x7F) != pid)] = pid | UNSURE_BIT
+    return labels
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_labels_are_the_argmax_of_the_resized_planes(seed):
+    """The fast label writes (uint8 arithmetic) give exactly the obvious computation's labels,
+    ties included (coarse probability steps make equal maxima common), with thresholds,
+    unsure marks and a protected class."""
+    rng = np.random.default_rng(seed)
+    c, h, w = 7, int(rng.integers(3, 30)), int(rng.integers(3, 30))
+    probs = rng.dirichlet(np.full(c, 0.4), size=(h, w)).transpose(2, 0, 1).astype(np.float32)
+    if seed % 2:
+        probs = np.round(probs * 8) / 8  # many ties
+    size = (int(rng.integers(2, 80)), int(rng.integers(2, 80)))
+    thresholds = {int(k): float(rng.uniform(0.2, 0.7)) for k in rng.choice(c, 2, replace=False)}
+    marks = UnsureMarks(0.55, ((4, 0.2),))
+    for th, un in (({}, None), (thresholds, None), ({}, marks), (thresholds, marks)):
+        assert np.array_equal(labels_at(probs, size, th, unsure=un), _labels_by_definition(probs, size, th, un))
+
+
+@pytest.mark.parametrize("value", [0, 7, 132, 255])
+def test_set_where_is_a_boolean_indexed_write(value):
+    rng = np.random.default_rng(value)
+    labels = rng.integers(0, 256, (37, 53), np.uint8)
+    where = rng.random((37, 53)) < 0.4
+    expected = labels.copy()
+    expected[where] = value
+    set_where(labels, where, value)
+    assert np.array_equal(labels, expected)
+
+
+def test_the_field_of_view_is_ignore_at_every_frame_of_a_still_circle():
+    """The outside of a circle that stays put is worked out once (cached) and read-only: the
+    second frame's labels are as right as the first's, and later frames cannot change it."""
+    circle = Circle(24.0, 24.0, 20.0)
+    view = View(BOX, BOX, circle, None)
+    outside = circle.outside(BOX, (24, 24))
+    for cls in (1, 3):
+        labels = view_labels(_probs(cls), view, (24, 24), {}, 255)
+        assert (labels[outside] == 255).all() and (labels[~outside] == cls).all()
 
 
 def test_stage_thresholds_per_class():
