@@ -40,6 +40,11 @@ class Frame:
     full: the source's full-resolution picture in its own pixel layout (models.core.picture.Planes),
           when `image` is a reduced view of it (a 4K source on a smaller screen); None: `image`
           is the full picture. Recordings, snapshots and rendered videos use `full_rgb()`.
+    screen: `image` at the size the display draws it (Source.screen_size, device pixels, even
+          sides), made by the source when that is smaller than `image`, from its own planes where
+          it has them (cheaper than the display's resize of `image`, and off the GUI thread);
+          None: the display scales `image` itself. For the display only: the model, recordings
+          and snapshots never use it.
     A file's frames are lent from its decoder's shared memory (read-only, no copy; the slot goes
     back when the frame is dropped): whatever keeps frames for long keeps `own()` copies.
     """
@@ -49,11 +54,12 @@ class Frame:
     pts: float | None
     image: np.ndarray
     full: "Planes | None" = None
+    screen: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        img = self.image
-        if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
-            raise ValueError(f"Frame.image must be HxWx3 uint8 RGB, got {img.dtype} {img.shape}")
+        for name, img in (("image", self.image), ("screen", self.screen)):
+            if img is not None and (img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3):
+                raise ValueError(f"Frame.{name} must be HxWx3 uint8 RGB, got {img.dtype} {img.shape}")
 
     @property
     def size(self) -> tuple[int, int]:
@@ -74,10 +80,12 @@ class Frame:
         (models.core.child.Loan), which must go back soon; the frame itself when none are lent."""
         image_lent = _lent(self.image)
         full_lent = self.full is not None and _lent(self.full.data)
-        if not (image_lent or full_lent):
+        screen_lent = self.screen is not None and _lent(self.screen)
+        if not (image_lent or full_lent or screen_lent):
             return self
         return replace(self, image=self.image.copy() if image_lent else self.image,
-                       full=replace(self.full, data=self.full.data.copy()) if full_lent else self.full)
+                       full=replace(self.full, data=self.full.data.copy()) if full_lent else self.full,
+                       screen=self.screen.copy() if screen_lent else self.screen)
 
     def to_full(self, box: tuple[int, int, int, int] | None) -> tuple[int, int, int, int] | None:
         """A box in `image` pixels (a mask's) in full-resolution pixels."""

@@ -26,6 +26,9 @@ class Source(ABC):
     # keep a reduced frame's full-resolution planes (Frame.full); the display turns this off while
     # it neither records nor takes a snapshot (copying a 4K frame's planes costs CPU it needs)
     full_planes: bool = True
+    # the size (w, h, device pixels) the display draws this source's pictures at; sources that can
+    # make a cheaper copy at that size than the display's resize deliver one (Frame.screen)
+    screen_size: tuple[int, int] | None = None
 
     def __init__(self) -> None:
         self._next_id = 0
@@ -51,6 +54,10 @@ class Source(ABC):
         """Whether reduced frames carry their full-resolution planes from now on (any thread)."""
         self.full_planes = on
 
+    def show_at(self, size: tuple[int, int] | None) -> None:
+        """The size the display draws the pictures at from now on (any thread; None: unknown)."""
+        self.screen_size = None if size is None else (int(size[0]), int(size[1]))
+
     def interrupt(self) -> None:
         """Wake a read() that is waiting for its frame's due time (called from another thread)."""
         self._stop.set()
@@ -73,8 +80,8 @@ class Source(ABC):
         """How the source ended, in words, once read() has returned None ('' : a normal end)."""
         return ""
 
-    def _frame(self, image: np.ndarray, pts: float | None, full=None) -> Frame:
-        frame = Frame(self._next_id, time.monotonic(), pts, image, full)
+    def _frame(self, image: np.ndarray, pts: float | None, full=None, screen: np.ndarray | None = None) -> Frame:
+        frame = Frame(self._next_id, time.monotonic(), pts, image, full, screen)
         self._next_id += 1
         return frame
 

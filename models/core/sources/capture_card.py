@@ -4,7 +4,8 @@ The device delivers at its own rate; read() blocks in the driver until the next 
 arrive as BGR and leave as RGB; with `raw=1` and a YUV fourcc (UYVY, YUYV, NV12, I420) they arrive
 as the card's own bytes, and a frame larger than the source's `view_max` (a 4K card) leaves as a
 view scaled plane by plane before its colour conversion, its full-resolution planes kept beside
-it (Frame.full; models/core/picture.py), as files do. A driver that converts anyway (a BGR frame
+it (Frame.full; models/core/picture.py), as files do; the display's copy (Frame.screen) is made the
+same way. A driver that converts anyway (a BGR frame
 in raw mode) is taken as BGR. Devices are opened through a factory so that tests use fakes
 (app.diagnostics.fake_card.FakeCard).
 
@@ -33,7 +34,7 @@ import numpy as np
 from models.core.costs import STAGES
 from models.core.errors import EndoSpineError
 from models.core.optics.capture_settings import BACKENDS, CaptureSettings, configure, opencv_device, to_rgb
-from models.core.picture import Planes
+from models.core.picture import Planes, scale_to, screen_fit
 from models.core.sources.base import Source
 from models.core.timing import DEFAULT_TIMING, Timing
 from models.core.types import Frame
@@ -136,7 +137,11 @@ class CaptureSource(Source):
                 if planes is None:
                     planes = Planes("rgb24", to_rgb(bgr), self.size)
                 image, full = planes.picture(self.view_max)
-            return self._frame(image, pts, full if self.full_planes else None)
+            screen = None
+            if (size := screen_fit((image.shape[1], image.shape[0]), self.screen_size)) is not None:
+                with STAGES.measure("screen"):  # from the card's planes when the picture is all of them
+                    screen = planes.view(size) if full is None else scale_to(image, *size)
+            return self._frame(image, pts, full if self.full_planes else None, screen)
         return None
 
     def signal_note(self) -> str:

@@ -140,11 +140,12 @@ class IsolatedVideoSource(ReplaySource):
                 if msg.mark < self._valid_from:  # decoded before a seek or pause: not shown
                     self._send(Free(msg.slot))
                     continue
-                return self._delivered(*self._take(msg), msg.pts)
+                image, full, screen = self._take(msg)
+                return self._delivered(image, full, msg.pts, screen)
             elif isinstance(msg, InlineFrame):  # larger than a slot (the size changed mid-file), or no slot free
                 self.corrupt_packets, self.timestamp_repairs = msg.corrupt_packets, msg.timestamp_repairs
                 if msg.mark >= self._valid_from:
-                    return self._delivered(msg.image, msg.full, msg.pts)
+                    return self._delivered(msg.image, msg.full, msg.pts, msg.screen)
             elif isinstance(msg, Ended):
                 self._end_note, self.position = msg.note, msg.position
                 return None
@@ -161,6 +162,11 @@ class IsolatedVideoSource(ReplaySource):
         self.full_planes = on
         self._commands.put(("full", on))
 
+    def show_at(self, size: tuple[int, int] | None) -> None:
+        """Tell the decoder child the size the display draws at (it makes Frame.screen copies)."""
+        super().show_at(size)
+        self._commands.put(("screen", self.screen_size))
+
     def idle(self) -> bool:
         """Paused, or the child holds the next frame for its time (a still in the file)."""
         return self.paused or time.monotonic() < self._still_until
@@ -175,15 +181,21 @@ class IsolatedVideoSource(ReplaySource):
             self._slots = None
 
     # -- internals (capture thread) ---------------------------------------------------------
-    def _take(self, msg: SlotFrame) -> tuple[np.ndarray, Planes | None]:
-        """The picture in a slot and the planes after it, lent (the slot goes back once both are dropped)."""
+    def _take(self, msg: SlotFrame) -> tuple[np.ndarray, Planes | None, np.ndarray | None]:
+        """The picture in a slot, the planes and the display's copy after it, lent (the slot goes
+        back once all are dropped)."""
         with STAGES.measure("slot_read"):
             loan = self._slots.lend(msg.slot, self._returned.put)
             image = loan.array((msg.height, msg.width, 3))
-            if msg.full_fmt is None:
-                return image, None
-            shape = layout_shape(msg.full_fmt, *msg.full_size)
-            return image, Planes(msg.full_fmt, loan.array(shape, offset=image.nbytes), msg.full_size)
+            offset, full, screen = image.nbytes, None, None
+            if msg.full_fmt is not None:
+                full = Planes(msg.full_fmt, loan.array(layout_shape(msg.full_fmt, *msg.full_size), offset=offset),
+                              msg.full_size)
+                offset += full.nbytes
+            if msg.screen_size is not None:
+                sw, sh = msg.screen_size
+                screen = loan.array((sh, sw, 3), offset=offset)
+            return image, full, screen
 
     def _give_back(self) -> None:
         """Slots whose frames were dropped (in any thread) back to the child: only this thread talks on the pipe."""
@@ -195,9 +207,9 @@ class IsolatedVideoSource(ReplaySource):
             if self._child is not None:
                 self._send(Free(slot))
 
-    def _delivered(self, image: np.ndarray, full: Planes | None, pts: float) -> Frame:
+    def _delivered(self, image: np.ndarray, full: Planes | None, pts: float, screen: np.ndarray | None = None) -> Frame:
         self.position = pts
-        return self._frame(image, pts, full)
+        return self._frame(image, pts, full, screen)
 
     def _progressed(self, msg: Progress) -> None:
         """A heartbeat: more packets read, or a frame waiting for its time, is progress; the same
@@ -256,11 +268,11 @@ class IsolatedVideoSource(ReplaySource):
 # -- the child process ---------------------------------------------------------------------------
 def slot_bytes(size: tuple[int, int], view_max: tuple[int, int] | None) -> int:
     """Bytes of a frame slot for frames of `size`: the RGB picture, and when that is a reduced
-    view, room for the full-resolution planes after it (4:2:2 packed at most; a frame whose planes
-    do not fit goes inline)."""
+    view, room for the full-resolution planes after it (4:2:2 packed at most), then room for the
+    display's copy, smaller than the picture (a frame that does not fit goes inline)."""
     w, h = size
     vw, vh = fit_size(size, view_max)
-    return vw * vh * 3 + (w * h * 2 if (vw, vh) != (w, h) else 0)
+    return 2 * vw * vh * 3 + (w * h * 2 if (vw, vh) != (w, h) else 0)
 
 
 def decoder_main(conn, target: str, loop: bool, realtime: bool, heartbeat_s: float = HEARTBEAT_S,
@@ -294,9 +306,9 @@ def decoder_main(conn, target: str, loop: bool, realtime: bool, heartbeat_s: flo
                     conn.send(Ended(src.end_note(), src.position))
                 break
             h, w = frame.image.shape[:2]
-            full = frame.full
+            full, screen = frame.full, frame.screen
             slot = None
-            if frame.image.nbytes + (full.nbytes if full is not None else 0) <= slots.slot_bytes:
+            if frame.image.nbytes + sum(a.nbytes for a in (full, screen) if a is not None) <= slots.slot_bytes:
                 with free:
                     free.wait_for(lambda: idle or src.stopping, timeout=LEND_WAIT_S)
                     if src.stopping:
@@ -304,15 +316,20 @@ def decoder_main(conn, target: str, loop: bool, realtime: bool, heartbeat_s: flo
                     slot = idle.pop() if idle else None
             if slot is None:  # larger than a slot (the size changed mid-file), or the parent holds every slot
                 conn.send(InlineFrame(src.applied_mark, frame.image, frame.pts, src.corrupt_packets,
-                                      src.timestamp_repairs, full))
+                                      src.timestamp_repairs, full, screen))
                 beat.sent()
                 continue
             with STAGES.measure("slot_write"):
                 slots.write(slot, frame.image)
+                offset = frame.image.nbytes
                 if full is not None:
-                    slots.array(slot, full.data.shape, offset=frame.image.nbytes)[:] = full.data
+                    slots.array(slot, full.data.shape, offset=offset)[:] = full.data
+                    offset += full.nbytes
+                if screen is not None:
+                    slots.array(slot, screen.shape, offset=offset)[:] = screen
             conn.send(SlotFrame(src.applied_mark, slot, w, h, frame.pts, src.corrupt_packets, src.timestamp_repairs,
-                                full.fmt if full is not None else None, full.size if full is not None else None))
+                                full.fmt if full is not None else None, full.size if full is not None else None,
+                                (screen.shape[1], screen.shape[0]) if screen is not None else None))
             beat.sent()
             if time.monotonic() - reported > COSTS_EVERY_S:
                 reported = time.monotonic()
@@ -374,6 +391,8 @@ def _listen(conn, src: VideoSource, free: threading.Condition, idle: set) -> Non
                 src.loop = msg.value
             elif msg.command == "full":
                 src.full_planes = bool(msg.value)
+            elif msg.command == "screen":
+                src.show_at(msg.value)
             elif msg.command in ("pause", "step", "seek", "speed"):
                 getattr(src, "set_speed" if msg.command == "speed" else msg.command)(msg.value)  # VideoSource's own
             src.put_mark(msg.number)  # frames read after this carry the number

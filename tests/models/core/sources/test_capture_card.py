@@ -145,7 +145,14 @@ def test_a_raw_4_2_2_card_larger_than_the_view(converts):
     assert np.abs(frame.full_rgb()[:, 2:].astype(int) - picture[:, 2:]).mean() < 3
     src.view_max = None  # at its own size: no planes kept
     frame = src.read()
-    assert frame.full is None and frame.image.shape == (96, 128, 3)
+    assert frame.full is None and frame.image.shape == (96, 128, 3) and frame.screen is None
+    for view_max in (None, (64, 64)):  # the display's copy: from the card's planes, or from the view
+        src.view_max = view_max
+        src.show_at((41, 31))
+        frame = src.read()
+        assert frame.screen.shape == (30, 40, 3)
+        reference = cv2.resize(picture, (40, 30), interpolation=cv2.INTER_AREA)
+        assert np.abs(frame.screen[:, 1:].astype(int) - reference[:, 1:]).mean() < 4
     src.close()
 
 
