@@ -44,7 +44,7 @@ class Frame:
           sides), made by the source when that is smaller than `image`, from its own planes where
           it has them (cheaper than the display's resize of `image`, and off the GUI thread);
           None: the display scales `image` itself. For the display only: the model, recordings
-          and snapshots never use it.
+          and snapshots never use it. Never lent: made in the display's process.
     A file's frames are lent from its decoder's shared memory (read-only, no copy; the slot goes
     back when the frame is dropped): whatever keeps frames for long keeps `own()` copies.
     """
@@ -80,12 +80,10 @@ class Frame:
         (models.core.child.Loan), which must go back soon; the frame itself when none are lent."""
         image_lent = _lent(self.image)
         full_lent = self.full is not None and _lent(self.full.data)
-        screen_lent = self.screen is not None and _lent(self.screen)
-        if not (image_lent or full_lent or screen_lent):
+        if not (image_lent or full_lent):
             return self
         return replace(self, image=self.image.copy() if image_lent else self.image,
-                       full=replace(self.full, data=self.full.data.copy()) if full_lent else self.full,
-                       screen=self.screen.copy() if screen_lent else self.screen)
+                       full=replace(self.full, data=self.full.data.copy()) if full_lent else self.full)
 
     def to_full(self, box: tuple[int, int, int, int] | None) -> tuple[int, int, int, int] | None:
         """A box in `image` pixels (a mask's) in full-resolution pixels."""

@@ -56,7 +56,6 @@ class SlotFrame(Message):
     timestamp_repairs: int
     full_fmt: str | None = None            # the frame's full-resolution planes follow its picture in
     full_size: tuple[int, int] | None = None  # the slot (models.core.picture.Planes); None: none
-    screen_size: tuple[int, int] | None = None  # the display's copy (Frame.screen) follows them; None: none
 
 
 @dataclass(frozen=True)
@@ -67,7 +66,6 @@ class InlineFrame(Message):
     corrupt_packets: int
     timestamp_repairs: int
     full: Planes | None = None
-    screen: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -103,8 +101,7 @@ class Slots(Message):
 
 @dataclass(frozen=True)
 class Control(Message):
-    command: str                 # "pause", "step", "seek", "speed", "loop", "full" (ship full planes)
-                                 # or "screen" (the size the display draws at: Source.show_at)
+    command: str                 # "pause", "step", "seek", "speed", "loop" or "full" (ship full planes)
     value: object
     number: int
 

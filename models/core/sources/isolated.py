@@ -24,6 +24,12 @@ the full-resolution planes, lent with it (Frame.full: recordings and snapshots k
 The child reports what its stages cost (Costs, models/core/costs.py)
 about once a second; `stage_costs` holds the latest.
 
+The display's copy of a frame at the size it draws it (Frame.screen, Source.show_at) is made here,
+in the capture thread of the display's process, from the lent picture: made in the child from the
+decoder's 4:2:0 planes instead, it cost as much (2.6 against 2.7 ms of CPU a frame, 1080p to
+1202x676) plus a copy into the slot, and at 1080p60 the child then took 0.27 cores more while the
+display saved 0.18 (`endospine bench`, 4 rounds alternating).
+
 If the child dies, read() raises EndoSpineError naming the file, the position and the signal;
 the capture thread turns that into a message on the screen and the display stays up. A child
 that makes no progress while playing for Timing.decoder_hang_after(fps) is killed and reported
@@ -48,7 +54,7 @@ from models.core import sealed
 from models.core.child import Child, ChildGone, FrameSlots, Message, single_threaded_opencv, steady_memory
 from models.core.costs import STAGES
 from models.core.errors import EndoSpineError
-from models.core.picture import Planes, fit_size, layout_shape
+from models.core.picture import Planes, fit_size, layout_shape, scale_to, screen_fit
 from models.core.sources.decoder_protocol import (
     Control,
     Costs,
@@ -140,12 +146,11 @@ class IsolatedVideoSource(ReplaySource):
                 if msg.mark < self._valid_from:  # decoded before a seek or pause: not shown
                     self._send(Free(msg.slot))
                     continue
-                image, full, screen = self._take(msg)
-                return self._delivered(image, full, msg.pts, screen)
+                return self._delivered(*self._take(msg), msg.pts)
             elif isinstance(msg, InlineFrame):  # larger than a slot (the size changed mid-file), or no slot free
                 self.corrupt_packets, self.timestamp_repairs = msg.corrupt_packets, msg.timestamp_repairs
                 if msg.mark >= self._valid_from:
-                    return self._delivered(msg.image, msg.full, msg.pts, msg.screen)
+                    return self._delivered(msg.image, msg.full, msg.pts)
             elif isinstance(msg, Ended):
                 self._end_note, self.position = msg.note, msg.position
                 return None
@@ -162,11 +167,6 @@ class IsolatedVideoSource(ReplaySource):
         self.full_planes = on
         self._commands.put(("full", on))
 
-    def show_at(self, size: tuple[int, int] | None) -> None:
-        """Tell the decoder child the size the display draws at (it makes Frame.screen copies)."""
-        super().show_at(size)
-        self._commands.put(("screen", self.screen_size))
-
     def idle(self) -> bool:
         """Paused, or the child holds the next frame for its time (a still in the file)."""
         return self.paused or time.monotonic() < self._still_until
@@ -181,21 +181,15 @@ class IsolatedVideoSource(ReplaySource):
             self._slots = None
 
     # -- internals (capture thread) ---------------------------------------------------------
-    def _take(self, msg: SlotFrame) -> tuple[np.ndarray, Planes | None, np.ndarray | None]:
-        """The picture in a slot, the planes and the display's copy after it, lent (the slot goes
-        back once all are dropped)."""
+    def _take(self, msg: SlotFrame) -> tuple[np.ndarray, Planes | None]:
+        """The picture in a slot and the planes after it, lent (the slot goes back once both are dropped)."""
         with STAGES.measure("slot_read"):
             loan = self._slots.lend(msg.slot, self._returned.put)
             image = loan.array((msg.height, msg.width, 3))
-            offset, full, screen = image.nbytes, None, None
-            if msg.full_fmt is not None:
-                full = Planes(msg.full_fmt, loan.array(layout_shape(msg.full_fmt, *msg.full_size), offset=offset),
-                              msg.full_size)
-                offset += full.nbytes
-            if msg.screen_size is not None:
-                sw, sh = msg.screen_size
-                screen = loan.array((sh, sw, 3), offset=offset)
-            return image, full, screen
+            if msg.full_fmt is None:
+                return image, None
+            shape = layout_shape(msg.full_fmt, *msg.full_size)
+            return image, Planes(msg.full_fmt, loan.array(shape, offset=image.nbytes), msg.full_size)
 
     def _give_back(self) -> None:
         """Slots whose frames were dropped (in any thread) back to the child: only this thread talks on the pipe."""
@@ -207,8 +201,12 @@ class IsolatedVideoSource(ReplaySource):
             if self._child is not None:
                 self._send(Free(slot))
 
-    def _delivered(self, image: np.ndarray, full: Planes | None, pts: float, screen: np.ndarray | None = None) -> Frame:
+    def _delivered(self, image: np.ndarray, full: Planes | None, pts: float) -> Frame:
         self.position = pts
+        screen = None
+        if (size := screen_fit((image.shape[1], image.shape[0]), self.screen_size)) is not None:
+            with STAGES.measure("screen"):  # here, in the capture thread, from the lent picture
+                screen = scale_to(image, *size)
         return self._frame(image, pts, full, screen)
 
     def _progressed(self, msg: Progress) -> None:
@@ -268,11 +266,11 @@ class IsolatedVideoSource(ReplaySource):
 # -- the child process ---------------------------------------------------------------------------
 def slot_bytes(size: tuple[int, int], view_max: tuple[int, int] | None) -> int:
     """Bytes of a frame slot for frames of `size`: the RGB picture, and when that is a reduced
-    view, room for the full-resolution planes after it (4:2:2 packed at most), then room for the
-    display's copy, smaller than the picture (a frame that does not fit goes inline)."""
+    view, room for the full-resolution planes after it (4:2:2 packed at most; a frame whose planes
+    do not fit goes inline)."""
     w, h = size
     vw, vh = fit_size(size, view_max)
-    return 2 * vw * vh * 3 + (w * h * 2 if (vw, vh) != (w, h) else 0)
+    return vw * vh * 3 + (w * h * 2 if (vw, vh) != (w, h) else 0)
 
 
 def decoder_main(conn, target: str, loop: bool, realtime: bool, heartbeat_s: float = HEARTBEAT_S,
@@ -306,9 +304,9 @@ def decoder_main(conn, target: str, loop: bool, realtime: bool, heartbeat_s: flo
                     conn.send(Ended(src.end_note(), src.position))
                 break
             h, w = frame.image.shape[:2]
-            full, screen = frame.full, frame.screen
+            full = frame.full
             slot = None
-            if frame.image.nbytes + sum(a.nbytes for a in (full, screen) if a is not None) <= slots.slot_bytes:
+            if frame.image.nbytes + (full.nbytes if full is not None else 0) <= slots.slot_bytes:
                 with free:
                     free.wait_for(lambda: idle or src.stopping, timeout=LEND_WAIT_S)
                     if src.stopping:
@@ -316,20 +314,15 @@ def decoder_main(conn, target: str, loop: bool, realtime: bool, heartbeat_s: flo
                     slot = idle.pop() if idle else None
             if slot is None:  # larger than a slot (the size changed mid-file), or the parent holds every slot
                 conn.send(InlineFrame(src.applied_mark, frame.image, frame.pts, src.corrupt_packets,
-                                      src.timestamp_repairs, full, screen))
+                                      src.timestamp_repairs, full))
                 beat.sent()
                 continue
             with STAGES.measure("slot_write"):
                 slots.write(slot, frame.image)
-                offset = frame.image.nbytes
                 if full is not None:
-                    slots.array(slot, full.data.shape, offset=offset)[:] = full.data
-                    offset += full.nbytes
-                if screen is not None:
-                    slots.array(slot, screen.shape, offset=offset)[:] = screen
+                    slots.array(slot, full.data.shape, offset=frame.image.nbytes)[:] = full.data
             conn.send(SlotFrame(src.applied_mark, slot, w, h, frame.pts, src.corrupt_packets, src.timestamp_repairs,
-                                full.fmt if full is not None else None, full.size if full is not None else None,
-                                (screen.shape[1], screen.shape[0]) if screen is not None else None))
+                                full.fmt if full is not None else None, full.size if full is not None else None))
             beat.sent()
             if time.monotonic() - reported > COSTS_EVERY_S:
                 reported = time.monotonic()
@@ -391,8 +384,6 @@ def _listen(conn, src: VideoSource, free: threading.Condition, idle: set) -> Non
                 src.loop = msg.value
             elif msg.command == "full":
                 src.full_planes = bool(msg.value)
-            elif msg.command == "screen":
-                src.show_at(msg.value)
             elif msg.command in ("pause", "step", "seek", "speed"):
                 getattr(src, "set_speed" if msg.command == "speed" else msg.command)(msg.value)  # VideoSource's own
             src.put_mark(msg.number)  # frames read after this carry the number
