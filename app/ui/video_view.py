@@ -170,9 +170,10 @@ class VideoView(QWidget):
         per size, not on every paint. `ready`: the image already at about that size (the source's
         Frame.screen, even sides), used as it is, centred, when within SNAP_PX of it.
 
-        The source's copy: at 1080p60 the resize here cost the GUI thread 3.1 ms of CPU per
-        frame (1080p to 1202x676); the decoder child makes the copy from its YUV planes for less
-        (endospine bench's `screen` stage) and off the GUI thread.
+        The source's copy: at 1080p60 the resize here cost the GUI thread 3.1-3.6 ms of CPU a
+        frame (1080p to 1202x676). Made in the capture thread instead (bench's `screen` stage;
+        the same CPU), the GUI thread is free for painting: display 59.0-59.3 against 59.0 fps,
+        raw latency p99 20-21 against 33 ms (1080p60, `endospine bench`, 4 rounds alternating).
 
         Frame: letting QPainter scale the 1080p frame on every paint kept the GUI thread busy
         most of the time (raw latency p50 23 ms, p99 46-52 ms; `endospine bench`, old and new

@@ -4,9 +4,12 @@ from __future__ import annotations
 import threading
 import time
 from abc import ABC, abstractmethod
+from typing import Callable
 
 import numpy as np
 
+from models.core.costs import STAGES
+from models.core.picture import scale_to, screen_fit
 from models.core.timing import DEFAULT_TIMING, Timing
 from models.core.types import Frame
 
@@ -79,6 +82,19 @@ class Source(ABC):
     def end_note(self) -> str:
         """How the source ended, in words, once read() has returned None ('' : a normal end)."""
         return ""
+
+    def _screen(self, image: np.ndarray, from_planes: Callable[[tuple[int, int]], np.ndarray | None] | None = None
+                ) -> np.ndarray | None:
+        """The display's copy of `image` (Frame.screen) when the display draws it smaller
+        (screen_size): `from_planes(size)` when given and not None (the source's own planes:
+        cheaper than RGB), else `image` scaled. Made in the thread that reads the source: the
+        capture thread, off the GUI thread."""
+        size = screen_fit((image.shape[1], image.shape[0]), self.screen_size)
+        if size is None:
+            return None
+        with STAGES.measure("screen"):
+            screen = from_planes(size) if from_planes is not None else None
+            return screen if screen is not None else scale_to(image, *size)
 
     def _frame(self, image: np.ndarray, pts: float | None, full=None, screen: np.ndarray | None = None) -> Frame:
         frame = Frame(self._next_id, time.monotonic(), pts, image, full, screen)

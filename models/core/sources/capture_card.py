@@ -34,7 +34,7 @@ import numpy as np
 from models.core.costs import STAGES
 from models.core.errors import EndoSpineError
 from models.core.optics.capture_settings import BACKENDS, CaptureSettings, configure, opencv_device, to_rgb
-from models.core.picture import Planes, scale_to, screen_fit
+from models.core.picture import Planes
 from models.core.sources.base import Source
 from models.core.timing import DEFAULT_TIMING, Timing
 from models.core.types import Frame
@@ -137,10 +137,7 @@ class CaptureSource(Source):
                 if planes is None:
                     planes = Planes("rgb24", to_rgb(bgr), self.size)
                 image, full = planes.picture(self.view_max)
-            screen = None
-            if (size := screen_fit((image.shape[1], image.shape[0]), self.screen_size)) is not None:
-                with STAGES.measure("screen"):  # from the card's planes when the picture is all of them
-                    screen = planes.view(size) if full is None else scale_to(image, *size)
+            screen = self._screen(image, planes.view if full is None else None)  # the card's planes: all of the picture
             return self._frame(image, pts, full if self.full_planes else None, screen)
         return None
 

@@ -54,7 +54,7 @@ from models.core import sealed
 from models.core.child import Child, ChildGone, FrameSlots, Message, single_threaded_opencv, steady_memory
 from models.core.costs import STAGES
 from models.core.errors import EndoSpineError
-from models.core.picture import Planes, fit_size, layout_shape, scale_to, screen_fit
+from models.core.picture import Planes, fit_size, layout_shape
 from models.core.sources.decoder_protocol import (
     Control,
     Costs,
@@ -203,11 +203,7 @@ class IsolatedVideoSource(ReplaySource):
 
     def _delivered(self, image: np.ndarray, full: Planes | None, pts: float) -> Frame:
         self.position = pts
-        screen = None
-        if (size := screen_fit((image.shape[1], image.shape[0]), self.screen_size)) is not None:
-            with STAGES.measure("screen"):  # here, in the capture thread, from the lent picture
-                screen = scale_to(image, *size)
-        return self._frame(image, pts, full, screen)
+        return self._frame(image, pts, full, self._screen(image))  # here, from the lent picture
 
     def _progressed(self, msg: Progress) -> None:
         """A heartbeat: more packets read, or a frame waiting for its time, is progress; the same

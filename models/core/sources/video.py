@@ -36,7 +36,7 @@ from models.core import sealed
 from models.core.costs import STAGES
 from models.core.errors import EndoSpineError
 from models.core.imageio import check_image_file
-from models.core.picture import AvConverter, Planes, fit_size, scale_to, screen_fit, view_from_av
+from models.core.picture import AvConverter, Planes, fit_size, view_from_av
 from models.core.sources.ahead import DecodeAhead
 from models.core.sources.file_checks import clock, mp4_layout
 from models.core.sources.replay import SPEEDS, STREAM_SCHEMES, ReplaySource  # noqa: F401 - re-exported
@@ -306,22 +306,9 @@ class VideoSource(ReplaySource):
         pts = self._rising_pts(t)
         with STAGES.measure("convert"):
             image, full = self._picture(av_frame)
-        screen = None
-        if (size := screen_fit((image.shape[1], image.shape[0]), self.screen_size)) is not None:
-            with STAGES.measure("screen"):
-                screen = self._screen(av_frame, image, size)
+        whole = (av_frame.width, av_frame.height) == (image.shape[1], image.shape[0])  # not a reduced view
+        screen = self._screen(image, (lambda size: view_from_av(av_frame, size)) if whole else None)
         return image, pts, full, screen
-
-    @staticmethod
-    def _screen(av_frame, image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-        """The display's copy at `size`: from the decoder's 4:2:0 planes when the picture is the
-        frame itself (scaling 1.5 bytes a pixel and converting the small picture costs less than
-        scaling RGB), else (a reduced view, other layouts) from the picture."""
-        if (av_frame.width, av_frame.height) == (image.shape[1], image.shape[0]):
-            screen = view_from_av(av_frame, size)
-            if screen is not None:
-                return screen
-        return scale_to(image, *size)
 
     def _picture(self, av_frame) -> tuple[np.ndarray, Planes | None]:
         """The frame as the display and the model take it, and its full-resolution planes when
