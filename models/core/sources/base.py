@@ -96,8 +96,16 @@ class Source(ABC):
             screen = from_planes(size) if from_planes is not None else None
             return screen if screen is not None else scale_to(image, *size)
 
-    def _frame(self, image: np.ndarray, pts: float | None, full=None, screen: np.ndarray | None = None) -> Frame:
-        frame = Frame(self._next_id, time.monotonic(), pts, image, full, screen)
+    def _frame(self, image: np.ndarray, pts: float | None, full=None, screen: np.ndarray | None = None,
+               arrived: float | None = None) -> Frame:
+        """The next Frame. `arrived`: when the source had the picture (time.monotonic(); default
+        now), its capture time, so that latencies count the work done on it after that (the
+        display's copy included); `screen`: the display's copy if the source made it already
+        (from its planes), else it is made here when the display wants one."""
+        arrived = time.monotonic() if arrived is None else arrived
+        if screen is None:
+            screen = self._screen(image)
+        frame = Frame(self._next_id, arrived, pts, image, full, screen)
         self._next_id += 1
         return frame
 

@@ -109,6 +109,7 @@ class CaptureSource(Source):
             started = self._read_since = time.monotonic()
             ok, bgr = self._cap.read()
             self._read_since = None
+            arrived = time.monotonic()  # the frame's capture time: the conversions below count in its latency
             if self._stop.is_set():
                 return None
             if not ok or bgr is None:
@@ -138,7 +139,7 @@ class CaptureSource(Source):
                     planes = Planes("rgb24", to_rgb(bgr), self.size)
                 image, full = planes.picture(self.view_max)
             screen = self._screen(image, planes.view if full is None else None)  # the card's planes: all of the picture
-            return self._frame(image, pts, full if self.full_planes else None, screen)
+            return self._frame(image, pts, full if self.full_planes else None, screen, arrived)
         return None
 
     def signal_note(self) -> str:

@@ -203,7 +203,7 @@ class IsolatedVideoSource(ReplaySource):
 
     def _delivered(self, image: np.ndarray, full: Planes | None, pts: float) -> Frame:
         self.position = pts
-        return self._frame(image, pts, full, self._screen(image))  # here, from the lent picture
+        return self._frame(image, pts, full)  # the display's copy is made there, from the lent picture
 
     def _progressed(self, msg: Progress) -> None:
         """A heartbeat: more packets read, or a frame waiting for its time, is progress; the same
