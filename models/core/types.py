@@ -41,8 +41,8 @@ class Frame:
           when `image` is a reduced view of it (a 4K source on a smaller screen); None: `image`
           is the full picture. Recordings, snapshots and rendered videos use `full_rgb()`.
     screen: `image` at the size the display draws it (Source.screen_size, device pixels, even
-          sides), made by the source when that is smaller than `image`, from its own planes where
-          it has them (cheaper than the display's resize of `image`, and off the GUI thread);
+          sides), made by the source when that is smaller than `image`, in the thread that reads
+          the source (off the GUI thread), from its own YUV planes where it has them;
           None: the display scales `image` itself. For the display only: the model, recordings
           and snapshots never use it. Never lent: made in the display's process.
     A file's frames are lent from its decoder's shared memory (read-only, no copy; the slot goes

@@ -29,8 +29,8 @@ class Source(ABC):
     # keep a reduced frame's full-resolution planes (Frame.full); the display turns this off while
     # it neither records nor takes a snapshot (copying a 4K frame's planes costs CPU it needs)
     full_planes: bool = True
-    # the size (w, h, device pixels) the display draws this source's pictures at; sources that can
-    # make a cheaper copy at that size than the display's resize deliver one (Frame.screen)
+    # the size (w, h, device pixels) the display draws this source's pictures at (show_at); when it
+    # is smaller than a picture, the frame brings a copy at that size (Frame.screen, _frame())
     screen_size: tuple[int, int] | None = None
 
     def __init__(self) -> None:
