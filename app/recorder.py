@@ -42,7 +42,6 @@ import re
 import shutil
 import sys
 import threading
-from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -177,12 +176,8 @@ class Recorder:
         if self._queue.full():  # only this thread puts: no room now means none for this frame
             self.dropped += 1
             return
-        # own(): a file's frames are lent from its decoder's slots, which must not wait in this queue;
-        # the display's copy (Frame.screen) is not recorded: not kept either
-        kept = frame.own()
-        if kept.screen is not None:
-            kept = replace(kept, screen=None)
-        self._queue.put_nowait((kept, result, withheld, style))
+        # own(): a file's frames are lent from its decoder's slots, which must not wait in this queue
+        self._queue.put_nowait((frame.own(), result, withheld, style))
 
     @property
     def circle(self) -> Circle | None:

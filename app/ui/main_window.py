@@ -87,7 +87,6 @@ class MainWindow(QMainWindow):
         self.source_fps = 0.0
         self.skipped = 0                # frames the display never showed (it had no time for them)
         self._snapshot_wanted = False   # S pressed over a reduced frame: the next full-resolution one is saved
-        self._drawn_told: tuple | None = None  # (source, size) last told to the source (show_at)
 
         self.source_spec = getattr(source, "target", None) or source.name
         self.model_dir = worker.model_dir if worker else ""
@@ -289,15 +288,6 @@ class MainWindow(QMainWindow):
         except Exception as exc:  # noqa: BLE001
             self.statusBar().showMessage(f"cannot record: {exc}", 6000)
 
-    def _tell_drawn_size(self) -> None:
-        """The source learns the size its pictures are drawn at when that changes (a new window
-        size, a new source), so that the next frames bring a copy at that size (Frame.screen)."""
-        source = self.capture.source
-        told = (id(source), self.view.device_video_size())
-        if told != self._drawn_told:
-            self._drawn_told = told
-            source.show_at(told[1])
-
     def _keep_full(self) -> None:
         """A source larger than the view ships its full-resolution planes only while they are
         needed: recording, or a snapshot waiting for them."""
@@ -326,8 +316,7 @@ class MainWindow(QMainWindow):
     def _paint(self, d: Decision, now: float) -> None:
         self.skipped += d.skipped
         if d.frame is not None:
-            self.view.set_frame(d.frame.image, d.frame.frame_id, d.frame.capture_time, d.frame.screen)
-            self._tell_drawn_size()
+            self.view.set_frame(d.frame.image, d.frame.frame_id, d.frame.capture_time)
             self.display_rate.tick(now)
         if d.overlay is not None:
             self._paint_overlay(d.overlay)

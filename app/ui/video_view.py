@@ -26,7 +26,6 @@ class VideoView(QWidget):
         self._image: np.ndarray | None = None  # keeps the buffer the QImage points into alive
         self._qimage: QImage | None = None
         self._scaled: tuple | None = None  # the frame resized to the widget, once per frame and size
-        self._screen: np.ndarray | None = None  # the source's copy of the frame at the size drawn (Frame.screen)
         self._message = "NO SIGNAL"
         self._detail = ""
         self._overlay: np.ndarray | None = None
@@ -45,15 +44,12 @@ class VideoView(QWidget):
         self.lagged_paint_s = DEFAULT_TIMING.lagged_paint_s
         self._set_at = 0.0
 
-    def set_frame(self, image: np.ndarray, frame_id: int = -1, capture_time: float = 0.0,
-                  screen: np.ndarray | None = None) -> None:
-        """Show an HxWx3 uint8 RGB image. It must not be modified afterwards (frames are immutable).
-        `screen`: the same picture already scaled by the source to the size it is drawn at
-        (Frame.screen), drawn 1:1 instead of resizing `image` when it is within SNAP_PX of it."""
+    def set_frame(self, image: np.ndarray, frame_id: int = -1, capture_time: float = 0.0) -> None:
+        """Show an HxWx3 uint8 RGB image. It must not be modified afterwards (frames are immutable)."""
         h, w = image.shape[:2]
         self._frame_meta = (frame_id, capture_time)
         self._set_at = time.monotonic()
-        self._image, self._screen = image, screen
+        self._image = image
         self._qimage = QImage(image.data, w, h, image.strides[0], QImage.Format.Format_RGB888)
         self._scaled = None
         self._message = ""
@@ -62,7 +58,7 @@ class VideoView(QWidget):
     def set_message(self, message: str, detail: str = "") -> None:
         """Replace the picture with a message screen (NO SIGNAL, errors). Hides the overlay."""
         self._message, self._detail = message, detail
-        self._image = self._qimage = self._scaled = self._screen = None
+        self._image = self._qimage = self._scaled = None
         self.set_overlay(None)
         self.update()
 
@@ -146,7 +142,7 @@ class VideoView(QWidget):
             painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
             rect = self.video_rect()
             at, self._scaled = self._at_device_pixels(self._image, rect, QImage.Format.Format_RGB888,
-                                                      "view_resize", self._scaled, self._screen)
+                                                      "view_resize", self._scaled)
             painter.drawImage(at, self._scaled[2])
             if self._overlay_qimage is not None:
                 at, self._overlay_scaled = self._at_device_pixels(
@@ -163,17 +159,11 @@ class VideoView(QWidget):
             self.probe.on_paint(time.monotonic(), *self._frame_meta, *mask)
 
     def _at_device_pixels(self, image: np.ndarray, target: QRectF, fmt: QImage.Format, stage: str,
-                          cached: tuple | None, ready: np.ndarray | None = None) -> tuple[QPointF, tuple]:
+                          cached: tuple | None) -> tuple[QPointF, tuple]:
         """`image` resized to `target` rounded to whole device pixels, to be drawn 1:1 there:
         (where to draw it, (device rectangle, pixels, QImage)). `cached`, the last answer for this
         image, is reused while the device rectangle stays, so a frame or a mask is resized once
-        per size, not on every paint. `ready`: the image already at about that size (the source's
-        Frame.screen, even sides), used as it is, centred, when within SNAP_PX of it.
-
-        The source's copy: at 1080p60 the resize here cost the GUI thread 3.1-3.6 ms of CPU a
-        frame (1080p to 1202x676). Made in the capture thread instead (bench's `screen` stage;
-        the same CPU), the GUI thread is free for painting: display 59.0-59.3 against 59.0 fps,
-        raw latency p99 20-21 against 33 ms (1080p60, `endospine bench`, 4 rounds alternating).
+        per size, not on every paint.
 
         Frame: letting QPainter scale the 1080p frame on every paint kept the GUI thread busy
         most of the time (raw latency p50 23 ms, p99 46-52 ms; `endospine bench`, old and new
@@ -194,16 +184,13 @@ class VideoView(QWidget):
         if cached is None or cached[0] != (x0, y0, w, h):
             if image.shape[:2] == (h, w):   # already the size it is drawn at (--view-size): as it is
                 scaled = image
-            elif ready is not None and abs(ready.shape[1] - w) <= SNAP_PX and abs(ready.shape[0] - h) <= SNAP_PX:
-                scaled = ready
             else:
                 with STAGES.measure(stage):
                     scaled = scale_to(image, w, h)
-            q = QImage(scaled.data, scaled.shape[1], scaled.shape[0], scaled.strides[0], fmt)
+            q = QImage(scaled.data, w, h, scaled.strides[0], fmt)
             q.setDevicePixelRatio(dpr)
             cached = ((x0, y0, w, h), scaled, q)
-        sh, sw = cached[1].shape[:2]
-        return QPointF((x0 + (w - sw) // 2) / dpr, (y0 + (h - sh) // 2) / dpr), cached
+        return QPointF(x0 / dpr, y0 / dpr), cached
 
     def _frame_to_widget(self, rect: QRectF, box: tuple[int, int, int, int] | None) -> QRectF:
         if box is None:

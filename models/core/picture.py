@@ -51,18 +51,6 @@ def fit_size(size: tuple[int, int], limit: tuple[int, int] | None) -> tuple[int,
     return max(2, int(w * s) // 2 * 2), max(2, int(h * s) // 2 * 2)
 
 
-def screen_fit(size: tuple[int, int], drawn: tuple[int, int] | None) -> tuple[int, int] | None:
-    """The size of the display's copy (Frame.screen) of a picture of `size` (w, h) that the
-    display draws at `drawn` (w, h device pixels): `drawn` with even sides (what 4:2:0 chroma
-    needs; the display draws a copy up to SNAP_PX off its place 1:1), when that is smaller than
-    the picture both ways. None: nothing to make (no size known, or the picture is drawn at its
-    own size or enlarged, so the display draws it as it is)."""
-    if drawn is None:
-        return None
-    w, h = max(2, int(drawn[0]) // 2 * 2), max(2, int(drawn[1]) // 2 * 2)
-    return (w, h) if w < size[0] and h < size[1] else None
-
-
 def parse_size(text: str) -> tuple[int, int] | None:
     """'WxH' -> (W, H); 'source' -> None (no limit). ValueError for anything else."""
     if text.strip().lower() == "source":

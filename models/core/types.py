@@ -40,11 +40,6 @@ class Frame:
     full: the source's full-resolution picture in its own pixel layout (models.core.picture.Planes),
           when `image` is a reduced view of it (a 4K source on a smaller screen); None: `image`
           is the full picture. Recordings, snapshots and rendered videos use `full_rgb()`.
-    screen: `image` at the size the display draws it (Source.screen_size, device pixels, even
-          sides), made by the source when that is smaller than `image`, in the thread that reads
-          the source (off the GUI thread), from its own YUV planes where it has them;
-          None: the display scales `image` itself. For the display only: the model, recordings
-          and snapshots never use it. Never lent: made in the display's process.
     A file's frames are lent from its decoder's shared memory (read-only, no copy; the slot goes
     back when the frame is dropped): whatever keeps frames for long keeps `own()` copies.
     """
@@ -54,12 +49,11 @@ class Frame:
     pts: float | None
     image: np.ndarray
     full: "Planes | None" = None
-    screen: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        for name, img in (("image", self.image), ("screen", self.screen)):
-            if img is not None and (img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3):
-                raise ValueError(f"Frame.{name} must be HxWx3 uint8 RGB, got {img.dtype} {img.shape}")
+        img = self.image
+        if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
+            raise ValueError(f"Frame.image must be HxWx3 uint8 RGB, got {img.dtype} {img.shape}")
 
     @property
     def size(self) -> tuple[int, int]:

@@ -12,9 +12,8 @@ machine state.
 Where the time goes (`stages`): per-frame stages in the process and thread that runs them, mean
 wall and thread-CPU milliseconds per call (models/core/costs.py): the decoder's decode, convert
 (to RGB, scaled to the view) and slot_write (into shared memory); the display's slot_read (the
-copy out of it), screen (the display's copy of the frame at the size it is drawn, made in the
-capture thread: Frame.screen), tick (the decision), view_resize (the frame scaled to the widget
-on the GUI thread, when no such copy came), paint (the whole paint event), overlay_render (a new mask to RGBA), overlay_resize (a mask scaled to the
+copy out of it), tick (the decision), view_resize (the frame scaled to the widget), paint (the
+whole paint event), overlay_render (a new mask to RGBA), overlay_resize (a mask scaled to the
 widget, once per mask) and ai_send (the frame into the worker's
 shared memory); the worker's preprocess, predict and postprocess (from each result's timings).
 A stage's CPU is its own thread's: work a library hands to threads of its own (Qt's image pool,

@@ -4,12 +4,9 @@ from __future__ import annotations
 import threading
 import time
 from abc import ABC, abstractmethod
-from typing import Callable
 
 import numpy as np
 
-from models.core.costs import STAGES
-from models.core.picture import scale_to, screen_fit
 from models.core.timing import DEFAULT_TIMING, Timing
 from models.core.types import Frame
 
@@ -29,9 +26,6 @@ class Source(ABC):
     # keep a reduced frame's full-resolution planes (Frame.full); the display turns this off while
     # it neither records nor takes a snapshot (copying a 4K frame's planes costs CPU it needs)
     full_planes: bool = True
-    # the size (w, h, device pixels) the display draws this source's pictures at (show_at); when it
-    # is smaller than a picture, the frame brings a copy at that size (Frame.screen, _frame())
-    screen_size: tuple[int, int] | None = None
 
     def __init__(self) -> None:
         self._next_id = 0
@@ -57,10 +51,6 @@ class Source(ABC):
         """Whether reduced frames carry their full-resolution planes from now on (any thread)."""
         self.full_planes = on
 
-    def show_at(self, size: tuple[int, int] | None) -> None:
-        """The size the display draws the pictures at from now on (any thread; None: unknown)."""
-        self.screen_size = None if size is None else (int(size[0]), int(size[1]))
-
     def interrupt(self) -> None:
         """Wake a read() that is waiting for its frame's due time (called from another thread)."""
         self._stop.set()
@@ -83,29 +73,10 @@ class Source(ABC):
         """How the source ended, in words, once read() has returned None ('' : a normal end)."""
         return ""
 
-    def _screen(self, image: np.ndarray, from_planes: Callable[[tuple[int, int]], np.ndarray | None] | None = None
-                ) -> np.ndarray | None:
-        """The display's copy of `image` (Frame.screen) when the display draws it smaller
-        (screen_size): `from_planes(size)` when given and not None (the source's own planes:
-        cheaper than RGB), else `image` scaled. Made in the thread that reads the source: the
-        capture thread, off the GUI thread."""
-        size = screen_fit((image.shape[1], image.shape[0]), self.screen_size)
-        if size is None:
-            return None
-        with STAGES.measure("screen"):
-            screen = from_planes(size) if from_planes is not None else None
-            return screen if screen is not None else scale_to(image, *size)
-
-    def _frame(self, image: np.ndarray, pts: float | None, full=None, screen: np.ndarray | None = None,
-               arrived: float | None = None) -> Frame:
-        """The next Frame. `arrived`: when the source had the picture (time.monotonic(); default
-        now), its capture time, so that latencies count the work done on it after that (the
-        display's copy included); `screen`: the display's copy if the source made it already
-        (from its planes), else it is made here when the display wants one."""
-        arrived = time.monotonic() if arrived is None else arrived
-        if screen is None:
-            screen = self._screen(image)
-        frame = Frame(self._next_id, arrived, pts, image, full, screen)
+    def _frame(self, image: np.ndarray, pts: float | None, full=None, arrived: float | None = None) -> Frame:
+        """The next Frame; `arrived`: when the source had the picture (time.monotonic(); default
+        now), its capture time, so that latencies count the work done on it after that."""
+        frame = Frame(self._next_id, time.monotonic() if arrived is None else arrived, pts, image, full)
         self._next_id += 1
         return frame
 

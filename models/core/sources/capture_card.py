@@ -4,8 +4,7 @@ The device delivers at its own rate; read() blocks in the driver until the next 
 arrive as BGR and leave as RGB; with `raw=1` and a YUV fourcc (UYVY, YUYV, NV12, I420) they arrive
 as the card's own bytes, and a frame larger than the source's `view_max` (a 4K card) leaves as a
 view scaled plane by plane before its colour conversion, its full-resolution planes kept beside
-it (Frame.full; models/core/picture.py), as files do; the display's copy (Frame.screen) is made the
-same way. A driver that converts anyway (a BGR frame
+it (Frame.full; models/core/picture.py), as files do. A driver that converts anyway (a BGR frame
 in raw mode) is taken as BGR. Devices are opened through a factory so that tests use fakes
 (app.diagnostics.fake_card.FakeCard).
 
@@ -109,7 +108,7 @@ class CaptureSource(Source):
             started = self._read_since = time.monotonic()
             ok, bgr = self._cap.read()
             self._read_since = None
-            arrived = time.monotonic()  # the frame's capture time: the conversions below count in its latency
+            arrived = time.monotonic()  # the frame's capture time: its conversions below count in its latency
             if self._stop.is_set():
                 return None
             if not ok or bgr is None:
@@ -138,8 +137,7 @@ class CaptureSource(Source):
                 if planes is None:
                     planes = Planes("rgb24", to_rgb(bgr), self.size)
                 image, full = planes.picture(self.view_max)
-            screen = self._screen(image, planes.view if full is None else None)  # the card's planes: all of the picture
-            return self._frame(image, pts, full if self.full_planes else None, screen, arrived)
+            return self._frame(image, pts, full if self.full_planes else None, arrived)
         return None
 
     def signal_note(self) -> str:

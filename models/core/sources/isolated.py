@@ -24,12 +24,6 @@ the full-resolution planes, lent with it (Frame.full: recordings and snapshots k
 The child reports what its stages cost (Costs, models/core/costs.py)
 about once a second; `stage_costs` holds the latest.
 
-The display's copy of a frame at the size it draws it (Frame.screen, Source.show_at) is made here,
-in the capture thread of the display's process, from the lent picture: made in the child from the
-decoder's 4:2:0 planes instead, it cost as much (2.6 against 2.7 ms of CPU a frame, 1080p to
-1202x676) plus a copy into the slot, and at 1080p60 the child then took 0.27 cores more while the
-display saved 0.18 (`endospine bench`, 4 rounds alternating).
-
 If the child dies, read() raises EndoSpineError naming the file, the position and the signal;
 the capture thread turns that into a message on the screen and the display stays up. A child
 that makes no progress while playing for Timing.decoder_hang_after(fps) is killed and reported
@@ -203,7 +197,7 @@ class IsolatedVideoSource(ReplaySource):
 
     def _delivered(self, image: np.ndarray, full: Planes | None, pts: float) -> Frame:
         self.position = pts
-        return self._frame(image, pts, full)  # the display's copy is made there, from the lent picture
+        return self._frame(image, pts, full)
 
     def _progressed(self, msg: Progress) -> None:
         """A heartbeat: more packets read, or a frame waiting for its time, is progress; the same

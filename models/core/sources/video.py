@@ -48,8 +48,6 @@ STILL_S = 0.25  # a frame held longer than this for its time is a still in the f
 AHEAD_S = 0.15  # a file's frames are decoded this far ahead (models/core/sources/ahead.py), 2-8 frames
 _LOOPED = object()  # in the decoded frames: a looping file ended and starts again
 
-_Image = tuple[np.ndarray, float, Planes | None, np.ndarray | None]  # picture, pts, full planes, screen copy
-
 
 class VideoSource(ReplaySource):
     """A video file or stream decoded with PyAV in this process."""
@@ -65,7 +63,7 @@ class VideoSource(ReplaySource):
         self._frames = None      # (av_frame, place, from_start) items and _LOOPED: _frames_from_here()
         self._ref: tuple[float, float] | None = None  # (monotonic time, pts) that pacing counts from
         self._step = 0
-        self._pending: _Image | None = None  # decoded, not yet due
+        self._pending: tuple[np.ndarray, float, Planes | None] | None = None  # decoded, not yet due
         self._to_rgb = AvConverter()  # one swscale context for the whole file
         self._show_now = False  # a seek result: deliver at once, even while paused
         self._seekable = True   # False once the demuxer refused a seek: reopen instead
@@ -119,7 +117,7 @@ class VideoSource(ReplaySource):
                 self._pending = self._next_image()
                 if self._pending is None:
                     return None
-            image, pts, full, screen = self._pending
+            image, pts, full = self._pending
             if self.realtime and not self.paused and not self._show_now and self._ref is not None:
                 wait = self._ref[0] + (pts - self._ref[1]) / self.speed - time.monotonic()
                 if wait > 0:
@@ -137,7 +135,7 @@ class VideoSource(ReplaySource):
             if self._step > 0:
                 self._step -= 1
             self.position = pts
-            return self._frame(image, pts, full, screen)  # capture time = delivery time
+            return self._frame(image, pts, full)  # capture time = delivery time
         return None
 
     def idle(self) -> bool:
@@ -274,7 +272,7 @@ class VideoSource(ReplaySource):
             return float(av_frame.time)
         return index / self.fps if from_start else None
 
-    def _next_image(self) -> _Image | None:
+    def _next_image(self) -> tuple[np.ndarray, float, Planes | None] | None:
         if self._loop_passed:  # the frame a seek showed was the file's last: the clock starts again
             self._loop_passed = False
             self._restart_pacing()
@@ -298,7 +296,7 @@ class VideoSource(ReplaySource):
                 continue
             return self._to_image(*item)
 
-    def _to_image(self, av_frame, index: int, from_start: bool) -> _Image:
+    def _to_image(self, av_frame, index: int, from_start: bool) -> tuple[np.ndarray, float, Planes | None]:
         # missing, repeated or backward timestamps: paced by the frame rate, never out of order
         t = self._time(av_frame, index, from_start)
         if av_frame.time is None and t is not None:
@@ -306,9 +304,7 @@ class VideoSource(ReplaySource):
         pts = self._rising_pts(t)
         with STAGES.measure("convert"):
             image, full = self._picture(av_frame)
-        whole = (av_frame.width, av_frame.height) == (image.shape[1], image.shape[0])  # not a reduced view
-        screen = self._screen(image, (lambda size: view_from_av(av_frame, size)) if whole else None)
-        return image, pts, full, screen
+        return image, pts, full
 
     def _picture(self, av_frame) -> tuple[np.ndarray, Planes | None]:
         """The frame as the display and the model take it, and its full-resolution planes when

@@ -204,32 +204,3 @@ def test_a_reduced_sources_full_planes_come_only_for_recordings_and_snapshots(qt
             assert (c.streams.video[0].width, c.streams.video[0].height) == (320, 240)
     finally:
         win.close()
-
-
-def test_the_decoder_learns_the_drawn_size_and_its_copies_are_drawn(qtbot, pattern_video):
-    """The window tells the source the size it draws pictures at (and again after a resize); the
-    decoder child's copies at that size (Frame.screen) are then drawn as they are, not resized."""
-    from app.compose import open_source_stage
-    from app.ui.main_window import MainWindow
-
-    source = open_source_stage(str(pattern_video(width=640, height=480, frames=30)), loop=True, isolated=True)
-    win = MainWindow(source)
-    qtbot.addWidget(win)
-    win.resize(600, 500)
-    win.show()
-    win.start()
-    try:
-        def drawn_from_copy():
-            frame, drawn = win.frame, win.view.device_video_size()
-            return (frame is not None and frame.screen is not None and drawn is not None
-                    and abs(frame.screen.shape[1] - drawn[0]) <= 1 and abs(frame.screen.shape[0] - drawn[1]) <= 1
-                    and win.view.grab() is not None and win.view._scaled[1] is frame.screen)
-
-        qtbot.waitUntil(drawn_from_copy, timeout=10000)
-        assert source.screen_size == win.view.device_video_size()
-        first = source.screen_size
-        win.resize(420, 380)
-        qtbot.waitUntil(lambda: source.screen_size != first, timeout=5000)
-        qtbot.waitUntil(drawn_from_copy, timeout=10000)
-    finally:
-        win.close()

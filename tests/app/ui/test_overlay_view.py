@@ -325,27 +325,3 @@ def test_a_frame_already_the_drawn_size_is_drawn_as_it_is(qtbot):
     view.set_frame(np.zeros((h // 2, w // 2, 3), np.uint8))
     view.grab()
     assert resizes() == before + 1                  # any other size is resized once
-
-
-def test_the_source_copy_at_the_drawn_size_is_drawn_instead_of_a_resize(qtbot):
-    """Frame.screen: a copy the source made at the drawn size (even sides, within SNAP_PX) is
-    drawn pixel for pixel, centred, and the frame is not resized; a copy of another size is
-    ignored and the frame resized as before."""
-    def resizes():
-        return _calls("view_resize")
-
-    view = _shown_view(qtbot)             # a 160x120 frame drawn at the widget's full size
-    view.grab()
-    w, h = view.device_video_size()
-    frame = np.full((120, 160, 3), 90, np.uint8)
-    screen = np.zeros((h - 2, w - 2, 3), np.uint8)
-    screen[:, ::2] = (200, 40, 10)        # columns no resize of the grey frame could make
-    before = resizes()
-    view.set_frame(frame, screen=screen)
-    image = view.grab().toImage()
-    assert resizes() == before and view._scaled[1] is screen
-    x0 = round(view.video_rect().x()) + 1  # centred in the drawn rectangle: one pixel in
-    assert image.pixelColor(x0 + 10, 50).red() == 200 and image.pixelColor(x0 + 11, 50).red() == 0
-    view.set_frame(frame, screen=np.zeros((h // 2, w // 2, 3), np.uint8))
-    image = view.grab().toImage()
-    assert resizes() == before + 1 and image.pixelColor(x0 + 10, 50).red() == 90   # the frame, resized

@@ -11,7 +11,6 @@ import pytest
 
 from app.capture_thread import CaptureState
 from models.core.errors import EndoSpineError
-from models.core.picture import scale_to, screen_fit
 from models.core.sources.isolated import IsolatedVideoSource
 from models.core.sources.video import VideoSource
 from models.core.timing import Timing
@@ -366,47 +365,3 @@ def test_frames_are_lent_from_the_slots_and_a_holder_of_every_slot_does_not_stal
     assert len(held) == 27 and sum(lent) <= SLOTS and not all(lent)  # the rest came through the pipe
     ref = _all(VideoSource(small_video, realtime=False))
     assert all(np.array_equal(a.image, b.image) for a, b in zip(held, ref[3:]))
-
-
-def test_frames_bring_a_copy_at_the_size_the_display_draws_them(pattern_video):
-    """show_at(): frames read after it carry Frame.screen at that size (even sides), the same
-    picture as the frame scaled (in process from the decoder's planes or from a reduced view; a
-    child's frames from their lent picture), none when the display draws the frame at its own
-    size or larger, or after show_at(None)."""
-    path = pattern_video(width=320, height=240, frames=40, fps=25.0)
-    for cls in (VideoSource, IsolatedVideoSource):
-        for view_max in (None, (160, 160)):     # the frame itself, a reduced view of it
-            src = cls(path, realtime=False)
-            src.view_max = view_max
-            with src:
-                assert src.read().screen is None                    # nothing asked yet
-                src.show_at((101, 75))
-                last = _eighth(src)
-                assert last.screen.shape == (74, 100, 3)            # even sides
-                scaled = scale_to(last.image, 100, 74)
-                assert np.abs(last.screen.astype(int) - scaled).mean() < 2.0
-                if cls is IsolatedVideoSource:  # made in this process from the lent picture: never lent
-                    assert last.screen.flags.writeable and last.own().screen is last.screen
-                src.show_at(last.size)                              # drawn 1:1: no copy
-                assert _eighth(src).screen is None
-                src.show_at((64, 48))
-                assert _eighth(src).screen.shape == (48, 64, 3)
-                src.show_at(None)
-                assert _eighth(src).screen is None
-
-
-def _eighth(src):
-    """The eighth frame read from here (frames decoded ahead, before a change, are dropped on the
-    way; none is held, so a child's frames stay lent from its slots)."""
-    for _ in range(7):
-        src.read()
-    return src.read()
-
-
-def test_screen_fit_is_the_drawn_size_with_even_sides_when_smaller():
-    assert screen_fit((1920, 1080), (1202, 676)) == (1202, 676)
-    assert screen_fit((1920, 1080), (1203, 677)) == (1202, 676)
-    assert screen_fit((1920, 1080), None) is None
-    assert screen_fit((1920, 1080), (1920, 1080)) is None     # drawn as it is
-    assert screen_fit((1920, 1080), (2560, 1440)) is None     # enlarged by the display
-    assert screen_fit((1920, 1080), (1900, 1080)) is None     # as tall: not smaller both ways

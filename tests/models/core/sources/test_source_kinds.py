@@ -108,30 +108,3 @@ def test_kind_of_refuses_what_open_source_refuses():
     for spec in ("", "ftp://host/x"):
         with pytest.raises(EndoSpineError):
             kind_of(spec)
-
-
-def test_every_source_brings_the_displays_copy_made_after_its_capture_time(monkeypatch):
-    """Source._frame makes Frame.screen for any source once the display said its drawn size, and
-    the frame's capture time is taken before the copy is made, so the display's latencies count
-    the copy (as they counted the display's own resize before)."""
-    import time
-
-    import numpy as np
-
-    import models.core.sources.base as base
-    from tests.app.fakes import ListSource
-
-    slow = base.scale_to
-
-    def scale_slowly(image, w, h, dst=None):
-        time.sleep(0.05)
-        return slow(image, w, h, dst)
-
-    monkeypatch.setattr(base, "scale_to", scale_slowly)
-    src = ListSource([np.full((120, 160, 3), i, np.uint8) for i in range(3)])
-    src.open()
-    assert src.read().screen is None
-    src.show_at((81, 61))
-    frame = src.read()
-    assert frame.screen.shape == (60, 80, 3) and (frame.screen == 1).all()
-    assert time.monotonic() - frame.capture_time >= 0.05
