@@ -32,7 +32,7 @@ class _Raised:
 
 class DecodeAhead:
     def __init__(self, items: Iterator, depth: int, stop: threading.Event | None = None,
-                 waiting: Callable[[], None] | None = None, poll_s: float = 0.02):
+                 waiting: Callable[[], None] | None = None, poll_s: float = 0.02, nice: int = 0):
         if depth < 1:
             raise ValueError(f"depth must be at least 1, got {depth}")
         self._items = items
@@ -41,6 +41,8 @@ class DecodeAhead:
         self._stop = stop                   # the consumer's own stop: a waiting next() ends
         self._waiting = waiting
         self._poll_s = poll_s
+        self._nice = nice                   # the producer thread's CPU priority below its process's
+        self.niced = False                  # whether that took effect (Linux: a thread has its own nice)
         self._ended = False
         self._thread = threading.Thread(target=self._produce, name="decode-ahead", daemon=True)
         self._thread.start()
@@ -81,6 +83,8 @@ class DecodeAhead:
         return not self._thread.is_alive()
 
     def _produce(self) -> None:
+        if self._nice > 0:
+            self.niced = lower_priority(self._nice)
         try:
             for item in self._items:
                 if not self._put(item):
@@ -97,4 +101,20 @@ class DecodeAhead:
                 return True
             except queue.Full:
                 continue
+        return False
+
+
+def lower_priority(by: int) -> bool:
+    """The calling thread's nice value raised by `by` (Linux: each thread has its own; elsewhere
+    this would lower the whole process, so it is not done). True if it took effect."""
+    import os
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + by)
+        return True
+    except (OSError, AttributeError):
         return False

@@ -46,6 +46,8 @@ MAX_SIZE = (8192, 4352)  # wider or taller, or more pixels than this: refused be
 ONE_THREAD_PIXEL_RATE = 1920 * 1080 * 60.5  # pixels per second one decoding thread is asked for at most
 STILL_S = 0.25  # a frame held longer than this for its time is a still in the file: the source is idle()
 AHEAD_S = 0.15  # a file's frames are decoded this far ahead (models/core/sources/ahead.py), 2-8 frames
+AHEAD_NICE = 2  # ... on a thread below the display's priority (and above the AI worker's, +5): it has
+                # AHEAD_S of slack, the display's paint has none
 _LOOPED = object()  # in the decoded frames: a looping file ended and starts again
 
 
@@ -226,7 +228,8 @@ class VideoSource(ReplaySource):
         if self.is_stream:
             return self._decode(True, from_start)
         depth = max(2, min(8, math.ceil(AHEAD_S * self.fps)))
-        return DecodeAhead(self._decode(False, from_start), depth, stop=self._stop, waiting=self._waiting_for_frame)
+        return DecodeAhead(self._decode(False, from_start), depth, stop=self._stop, waiting=self._waiting_for_frame,
+                           nice=AHEAD_NICE)
 
     def _waiting_for_frame(self) -> None:
         if self.on_progress is not None:

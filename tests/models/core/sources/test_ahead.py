@@ -3,6 +3,8 @@ the producer's exception raised in the consumer, close() stops the producer, the
 ends a wait; a file source decodes ahead and still loops and seeks exactly."""
 from __future__ import annotations
 
+import os
+import sys
 import threading
 
 import pytest
@@ -161,3 +163,29 @@ def test_loop_switched_on_after_the_decoding_thread_passed_the_end_still_loops(p
         assert pts[:3] == pytest.approx([0.68, 0.72, 0.76]) and pts[3] == pytest.approx(first.pts)
     finally:
         src.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
+def test_the_producer_runs_below_the_consumers_priority_and_only_it():
+    """nice=N: the producer thread's nice value is its process's plus N; the consumer's thread
+    (and so the process's other threads) keep theirs. A file source decodes ahead that way."""
+    def own_nice():
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    def items():
+        yield own_nice()
+
+    mine = own_nice()
+    ahead = DecodeAhead(items(), depth=2, nice=2)
+    assert list(ahead) == [min(mine + 2, 19)] and ahead.niced
+    assert own_nice() == mine and ahead.close()
+    plain = DecodeAhead(items(), depth=2)
+    assert list(plain) == [mine] and not plain.niced and plain.close()
+
+
+def test_a_file_is_decoded_on_a_lower_priority_thread(pattern_video):
+    import models.core.sources.video as video
+
+    with VideoSource(pattern_video(frames=10), realtime=False) as src:
+        assert src.read() is not None
+        assert src._frames.niced == (sys.platform.startswith("linux") and video.AHEAD_NICE > 0)
