@@ -12,6 +12,12 @@ are decoded this way.
     for item in frames: ...        # the items in order; an exception the producer met, re-raised
     frames.close()                 # before anyone else touches what the producer reads
 
+With `nice` the producer thread runs below its process's priority (Linux gives each thread its
+own nice value). A file source uses +2 (video.AHEAD_NICE): below the display, above the AI worker
+(+5). Decoding has the queue's slack; the display's paint has none. At 1080p60 on two cores, 3
+rounds alternating against the same code without it: display 59.8 against 59.0 fps, raw latency
+p99 28 against 35 ms, overlay age p95 69 against 80 ms (`endospine bench`).
+
 The producer owns what it reads (the demuxer and decoder) until `close()` returns: a seek or a
 reopen stops it first. While the consumer waits for an item, `waiting()` is called every `poll_s`
 (the decoder child's heartbeat: its thread alone writes to the pipe).
