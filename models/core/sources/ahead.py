@@ -24,7 +24,9 @@ reopen stops it first. While the consumer waits for an item, `waiting()` is call
 """
 from __future__ import annotations
 
+import os
 import queue
+import sys
 import threading
 from typing import Callable, Iterator
 
@@ -113,9 +115,6 @@ class DecodeAhead:
 def lower_priority(by: int) -> bool:
     """The calling thread's nice value raised by `by` (Linux: each thread has its own; elsewhere
     this would lower the whole process, so it is not done). True if it took effect."""
-    import os
-    import sys
-
     if not sys.platform.startswith("linux"):
         return False
     try:
