@@ -50,6 +50,7 @@ from models.core.runtime.manifest import (
 )
 from models.dataset import Dataset, load_dataset
 from models.deployfile import listed, open_for_file, seal_with_file
+from models.int8ends import ENDS, bounded_softmax, picture_agreement, pixel_blocks_input
 from models.int8graph import REWRITES, quantize_before_space_to_depth, rewrite_for_int8, same_outputs
 
 INT8_FILE = "model.int8.onnx"
@@ -67,23 +68,32 @@ class QuantOptions:
     calibration: str = "MinMax"            # or "Entropy", "Percentile"
     op_types: tuple[str, ...] = ("Conv", "Relu", "Add", "Mul", "Concat", "Sigmoid", "GlobalAveragePool", "Resize")
     rewrites: tuple[str, ...] = REWRITES   # exact FP32 graph rewrites first (models/int8graph.py)
+    ends: tuple[str, ...] = ENDS           # then the quantized graph's ends (models/int8ends.py)
 
     def method(self, rewritten: dict[str, int] | None = None) -> str:
         """One line for the manifest; rewritten: how often each rewrite applied."""
         import onnxruntime
 
-        done = ", ".join(f"{name} x{n}" for name, n in (rewritten or {}).items() if n)
+        done = ", ".join(f"{name} x{n}" for name, n in (rewritten or {}).items() if n and name not in ENDS)
+        ends = ", ".join({"pixel-blocks": "reads the picture in 2x2 uint8 blocks",
+                          "bounded-softmax": "softmax as exp / sum"}[name]
+                         for name, n in (rewritten or {}).items() if n and name in ENDS)
         return (f"onnxruntime {onnxruntime.__version__} static quantization, {self.format}, {self.activations} "
                 f"activations, {self.weights} weights {'per channel' if self.per_channel else 'per tensor'}"
                 f"{', reduced range' if self.reduce_range else ''}, {self.calibration} calibration; "
                 f"quantized ops: {', '.join(self.op_types)} (the rest FP32)"
-                f"{f'; FP32 graph rewritten first (exact): {done}' if done else ''}")
+                f"{f'; FP32 graph rewritten first (exact): {done}' if done else ''}"
+                f"{f'; quantized graph: {ends}' if ends else ''}")
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "op_types": list(self.op_types), "rewrites": list(self.rewrites)}
+        return {**asdict(self), "op_types": list(self.op_types), "rewrites": list(self.rewrites),
+                "ends": list(self.ends)}
 
 
 OPTIONS = QuantOptions()
+PICTURE_AGREEMENT = 0.95   # least share of output cells whose top class the picture input leaves as it was: on
+                           # the shipped model 0.988 (FP32 against the float-input INT8 graph: 0.965); a wrong
+                           # channel order or bias would move far more
 
 
 def calibration_frames(dataset: Dataset, pre, profile: str | None = None, images: int = CALIBRATION_IMAGES,
@@ -103,10 +113,14 @@ def calibration_frames(dataset: Dataset, pre, profile: str | None = None, images
     return np.stack([prep(read_image(dataset.path(items[i].image)))[0] for i in picks])
 
 
-def quantize_onnx(src: Path, dst: Path, frames: np.ndarray, options: QuantOptions = OPTIONS) -> dict[str, int]:
+def quantize_onnx(src: Path, dst: Path, frames: np.ndarray, options: QuantOptions = OPTIONS,
+                  pre=None) -> dict[str, int]:
     """Write dst, the INT8 model of the FP32 ONNX model src, its activation ranges calibrated on
-    `frames` (calibration_frames), after options.rewrites (checked exact on up to 4 of the frames).
-    Written atomically; one line if ONNX Runtime refuses. Returns how often each rewrite applied."""
+    `frames` (calibration_frames, made with the Preprocess `pre`), after options.rewrites (checked
+    exact on up to 4 of the frames), with options.ends applied to the quantized graph (the
+    picture input needs `pre`'s mean and std, and is checked against the float input on up to 4
+    frames: at least PICTURE_AGREEMENT of the output cells keep their top class). Written
+    atomically; one line if ONNX Runtime refuses. Returns how often each rewrite applied."""
     try:
         from onnxruntime import quantization as q
         from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -150,7 +164,19 @@ def quantize_onnx(src: Path, dst: Path, frames: np.ndarray, options: QuantOption
                               reduce_range=options.reduce_range, activation_type=types[options.activations],
                               weight_type=types[options.weights], calibrate_method=methods[options.calibration])
             quantized = onnx.load(str(out))
-            if quantize_before_space_to_depth(quantized):
+            changed = quantize_before_space_to_depth(quantized)
+            float_input = onnx.ModelProto()
+            float_input.CopyFrom(quantized)
+            if "pixel-blocks" in options.ends and pre is not None:
+                counts["pixel-blocks"] = int(pixel_blocks_input(quantized, pre.mean, pre.std))
+            if "bounded-softmax" in options.ends:
+                counts["bounded-softmax"] = int(bounded_softmax(quantized))
+            if counts.get("pixel-blocks"):
+                agree, _ = picture_agreement(float_input, quantized, frames[:4], pre)
+                if agree < PICTURE_AGREEMENT:
+                    raise EndoSpineError(f"the picture-input graph keeps the top class of only {agree:.1%} of the "
+                                         f"output cells (at least {PICTURE_AGREEMENT:.0%} wanted)")
+            if changed or any(counts.get(name) for name in ENDS):
                 onnx.save(quantized, str(out))
         except EndoSpineError as exc:
             raise EndoSpineError(f"{src}: {exc}") from None
@@ -219,7 +245,7 @@ def make_int8(folder: Path, calibration_data: Path, test_data: Path, calibration
     dataset = load_dataset(calibration_data)
     frames = calibration_frames(dataset, manifest.preprocess, calibration_profile, images)
     dst = dst or folder / INT8_FILE
-    rewritten = quantize_onnx(manifest.path(folder, "onnx"), dst, frames, options)
+    rewritten = quantize_onnx(manifest.path(folder, "onnx"), dst, frames, options, manifest.preprocess)
     test = int8_accuracy(folder, dst, test_data, test_profile, progress, signer)
     return dst, {"method": options.method(rewritten), "options": options.to_dict(),
                  "calibration": {"dataset": str(calibration_data), "split": "train", "images": len(frames),

@@ -78,11 +78,14 @@ def test_int8_runs_and_agrees_with_fp32(int8_model, tiny_synth):
     assert int8.model_id == fp32.model_id + "+int8"
     dataset = load_dataset(tiny_synth)
     agree = []
+    assert (fp32.encoding, int8.encoding) == ("tensor", "blocks")   # INT8 reads the picture itself
     for item in dataset.items:
-        x, _ = fp32.prep(read_image(dataset.path(item.image)))
-        a, b = fp32.run_tensor(x), int8.run_tensor(x)
+        image = read_image(dataset.path(item.image))
+        (x, view), (blocks, int8_view) = fp32.prep(image), int8.prep(image)
+        assert view == int8_view and blocks.dtype == np.uint8
+        a, b = fp32.run_tensor(x), int8.run_tensor(blocks)
         assert a.shape == b.shape and np.abs(a - b).max() < 0.1
-        np.testing.assert_allclose(b.sum(axis=1), 1.0, atol=1e-3)  # the softmax stays FP32
+        np.testing.assert_allclose(b.sum(axis=1), 1.0, atol=1e-5)  # the softmax stays FP32 (exp / sum)
         agree.append(float((a.argmax(1) == b.argmax(1)).mean()))
         assert (fp32.features is None) == (int8.features is None)     # the gate's features, if any, too
     assert np.mean(agree) > 0.9
@@ -92,17 +95,23 @@ def test_int8_runs_and_agrees_with_fp32(int8_model, tiny_synth):
 
 def test_the_int8_graph_stays_uint8_from_input_to_softmax(int8_model):
     """After the exact rewrites (models/int8graph.py), no FP32 island is left in the network: the
-    input is quantized, then space-to-depth on uint8; no ConvTranspose, no AveragePool; the
-    up-samplings are uint8 Resize. The manifest says which rewrites applied."""
+    picture comes in as uint8 2x2 blocks straight into the first convolution (models/int8ends.py);
+    no ConvTranspose, no AveragePool; the up-samplings are uint8 Resize; the softmax is exp / sum.
+    The manifest says which rewrites applied."""
     import onnx
 
     folder, doc = int8_model
-    ops = [node.op_type for node in onnx.load(str(folder / INT8_FILE)).graph.node]
-    assert ops[:2] == ["QuantizeLinear", "SpaceToDepth"]
-    assert not {"ConvTranspose", "AveragePool"} & set(ops) and "Resize" in ops
+    graph = onnx.load(str(folder / INT8_FILE)).graph
+    ops = [node.op_type for node in graph.node]
+    assert graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    assert ops[:2] == ["Transpose", "QLinearConv"] and not {"QuantizeLinear", "SpaceToDepth"} & set(ops[:3])
+    assert not {"ConvTranspose", "AveragePool", "Softmax"} & set(ops) and "Resize" in ops
+    assert {"Exp", "ReduceSum", "Div"} <= set(ops)
     assert ops.count("DequantizeLinear") <= 5           # the softmax's input and the gate's features only
     assert "stem-space-to-depth x1, bilinear-resize x4, pool-conv x5" in doc["method"]
+    assert "reads the picture in 2x2 uint8 blocks, softmax as exp / sum" in doc["method"]
     assert doc["options"]["rewrites"] == ["stem-space-to-depth", "bilinear-resize", "pool-conv"]
+    assert doc["options"]["ends"] == ["pixel-blocks", "bounded-softmax"]
 
 
 def test_average_pools_left_in_fp32_stay_float(onnx_model, tiny_synth, tmp_path):
@@ -116,7 +125,7 @@ def test_average_pools_left_in_fp32_stay_float(onnx_model, tiny_synth, tmp_path)
 
     pre = SegmentationRuntime(onnx_model, RuntimeSettings(backend="onnxruntime")).pre
     frames = calibration_frames(load_dataset(tiny_synth), pre, images=4)
-    plain = replace(OPTIONS, rewrites=(), op_types=tuple(t for t in OPTIONS.op_types if t != "Resize"))
+    plain = replace(OPTIONS, rewrites=(), ends=(), op_types=tuple(t for t in OPTIONS.op_types if t != "Resize"))
     assert quantize_onnx(onnx_model / "model.onnx", tmp_path / "plain.onnx", frames, plain) == {}
 
     def ops(options, name):
@@ -284,3 +293,6 @@ def test_bench_times_fp32_and_int8_side_by_side(int8_model):
     assert result["onnxruntime_ms_median"] > 0 and result["onnxruntime_int8_ms_median"] > 0
     assert result["int8_speedup"] == pytest.approx(
         result["onnxruntime_ms_median"] / result["onnxruntime_int8_ms_median"], abs=0.01)
+    # each model fed its own input, made from the same picture, and that making timed too
+    assert result["onnxruntime_input_ms_median"] > 0 and result["onnxruntime_int8_input_ms_median"] > 0
+    assert result["int8_speedup_with_input"] > 0

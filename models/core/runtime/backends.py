@@ -27,6 +27,7 @@ from models.core.runtime.frameview import FramePrep, View
 from models.core.runtime.gate import FrameGate
 from models.core.runtime.manifest import INT8_ROLE, Manifest, load_manifest
 from models.core.runtime.postprocess import PostSettings, PostStage, segment_frame
+from models.core.runtime.preprocess import input_encoding
 
 DEVICES = ("cpu", "gpu", "tensorrt")
 BACKENDS = ("paddle", "onnxruntime")
@@ -156,20 +157,21 @@ class SegmentationRuntime:
         if problem:
             raise EndoSpineError(problem)
         self.model_id = self.manifest.model_id + ("+int8" if self.settings.precision == "int8" else "")
-        self.prep = FramePrep(self.profile, self.pre)
         self.view: View | None = None      # where the last frame's model input came from
         self.gate = FrameGate.load(self.root, self.manifest)  # None: exported before gates
         self.features: np.ndarray | None = None  # the last frame's pooled features (models with a gate)
         self.score: float | None = None    # the last frame's gate score (None: no gate)
         self._still = PostStage(self.classes, PostSettings.still())  # for segment()
         if self.settings.backend == "onnxruntime":
-            self._run = _onnx_runner(self.manifest, self.root, self.settings)
+            self._run, self.encoding = _onnx_runner(self.manifest, self.root, self.settings)
         else:
-            self._run = _paddle_runner(build_predictor(self.manifest, self.root, self.settings))
+            self._run, self.encoding = _paddle_runner(build_predictor(self.manifest, self.root, self.settings)), "tensor"
+        self._dtype = np.float32 if self.encoding == "tensor" else np.uint8
+        self.prep = FramePrep(self.profile, self.pre, encoding=self.encoding)
 
     def independent_frames(self) -> "SegmentationRuntime":
         """For datasets: find the field of view anew in every image (no tracking across images)."""
-        self.prep = FramePrep(self.profile, self.pre, independent=True)
+        self.prep = FramePrep(self.profile, self.pre, independent=True, encoding=self.encoding)
         return self
 
     @property
@@ -178,9 +180,10 @@ class SegmentationRuntime:
         return self.view.circle if self.view is not None else None
 
     def run_tensor(self, x: np.ndarray) -> np.ndarray:
-        """(1, 3, H, W) float32 -> (1, C, h, w) float32 class probabilities (and `features`, the
-        pooled features of a model with a gate)."""
-        outputs = self._run(np.ascontiguousarray(x, dtype=np.float32))
+        """The model's input (self.encoding: (1, 3, H, W) float32, or the picture's (1, H/2, W/2,
+        12) uint8 blocks) -> (1, C, h, w) float32 class probabilities (and `features`, the pooled
+        features of a model with a gate)."""
+        outputs = self._run(np.ascontiguousarray(x, dtype=self._dtype))
         probs = next((o for o in outputs if o.ndim == 4), None)
         self.features = next((o for o in outputs if o.ndim == 2), None)
         if probs is None:
@@ -223,6 +226,7 @@ def _paddle_runner(predictor):
 
 
 def _onnx_runner(manifest: Manifest, root: Path, settings: RuntimeSettings):
+    """(run, encoding): a function of the model's input, and the input it reads (its declared input)."""
     if "onnx" not in manifest.files:
         raise EndoSpineError(f"{root}: no model.onnx in this model folder (export with --onnx)")
     role = INT8_ROLE if settings.precision == "int8" else "onnx"
@@ -235,12 +239,17 @@ def _onnx_runner(manifest: Manifest, root: Path, settings: RuntimeSettings):
         session = ort.InferenceSession(str(manifest.path(root, role)), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
         raise EndoSpineError(f"{manifest.path(root, role)}: cannot load ({str(exc).splitlines()[0]})") from None
-    name = session.get_inputs()[0].name
+    declared = session.get_inputs()[0]
+    name = declared.name
+    try:
+        encoding = input_encoding(declared.type, declared.shape, manifest.preprocess)
+    except ValueError as exc:
+        raise EndoSpineError(f"{manifest.path(root, role)}: {exc}") from None
 
     def run(x: np.ndarray) -> list[np.ndarray]:
         return session.run(None, {name: x})
 
-    return run
+    return run, encoding
 
 
 def onnx_session_options(settings: RuntimeSettings):

@@ -12,7 +12,10 @@ was trained on:
    the View of each frame says where its input came from, and the post-processing stage
    (models/core/runtime/postprocess.py) maps the model's output back through it;
 4. color: the profile's correction, on the crop only (it is per pixel, so cropping first is
-   the same picture for less work).
+   the same picture for less work);
+5. encoding: resized to the model's input and made into what the model reads: the normalized
+   float tensor, or the picture's bytes in 2x2 blocks (an INT8 model that reads the picture
+   itself; Preprocess.blocks).
 """
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ import numpy as np
 from models.core.optics.fov import Circle, FovTracker
 from models.core.optics.lens import Undistorter
 from models.core.optics.profile import Profile, default_profile
-from models.core.runtime.preprocess import Preprocess
+from models.core.runtime.preprocess import ENCODINGS, Preprocess
 
 log = logging.getLogger("endospine.profile")
 Box = tuple[int, int, int, int]
@@ -44,9 +47,14 @@ class FramePrep:
     """A profile applied to frames. `independent=True` for datasets: the field of view is found
     anew in every image instead of being tracked (and smoothed) across frames."""
 
-    def __init__(self, profile: Profile | None, pre: Preprocess, independent: bool = False):
+    def __init__(self, profile: Profile | None, pre: Preprocess, independent: bool = False,
+                 encoding: str = "tensor"):
+        if encoding not in ENCODINGS:
+            raise ValueError(f"encoding must be one of {ENCODINGS}, got {encoding!r}")
         self.profile = profile or default_profile()
         self.pre = pre
+        self.encoding = encoding
+        self.encode = pre.normalize if encoding == "tensor" else pre.blocks   # input-size RGB -> model input
         self.color = self.profile.color.correction()
         lens = self.profile.lens
         self._lens = lens if lens is not None and lens.undistort else None
@@ -87,7 +95,7 @@ class FramePrep:
 
     # -- the model's input ---------------------------------------------------------------------
     def __call__(self, rgb: np.ndarray) -> tuple[np.ndarray, View]:
-        """A frame -> (1x3xHxW float32 model input, View)."""
+        """A frame -> (model input, View): 1x3xHxW float32, or 1x(H/2)x(W/2)x12 uint8 blocks."""
         h, w = rgb.shape[:2]
         und = self.undistorter((w, h))
         circle = self.circle((w, h), (lambda: und.frame(rgb)) if und is not None else (lambda: rgb))
@@ -96,7 +104,7 @@ class FramePrep:
         region = und.region(rgb, crop) if und is not None else rgb[y:y + ch, x:x + cw]
         if self.color is not None:
             region = self.color(region)
-        tensor = self.pre.normalize(self.pre.resize_to_input(region))
+        tensor = self.encode(self.pre.resize_to_input(region))
         box = und.raw_box(crop) if und is not None else crop
         return tensor, View(box, crop, circle, und)
 
