@@ -128,6 +128,8 @@ def quantize_onnx(src: Path, dst: Path, frames: np.ndarray, options: QuantOption
         raise EndoSpineError("INT8 needs onnxruntime: pip install -e '.[onnx]'") from None
     if len(frames) == 0:
         raise EndoSpineError(f"{src}: no calibration frames")
+    if set(options.ends) - set(ENDS):
+        raise ValueError(f"unknown INT8 graph ends {sorted(set(options.ends) - set(ENDS))}; known: {ENDS}")
     types = {"uint8": q.QuantType.QUInt8, "int8": q.QuantType.QInt8}
     methods = {"MinMax": q.CalibrationMethod.MinMax, "Entropy": q.CalibrationMethod.Entropy,
                "Percentile": q.CalibrationMethod.Percentile}

@@ -18,7 +18,9 @@ manifest that is not sealed:
   int8       optional: model.int8.onnx (role `onnx-int8`, made from model.onnx by
              `endospine-model quantize` or `export --int8`), listed and hashed like every file,
              and `metrics.int8`, how it was made and its accuracy against FP32; the one is never
-             listed without the other (checked on every load).
+             listed without the other (checked on every load). Its input is the float tensor
+             or, when `quantize` made it read the picture itself, the picture's uint8 2x2
+             blocks; the runtime reads which from the model's declared input.
 
 The seal catches careless edits and damage; anyone can recompute it. Only a signature says who
 approved the model.
