@@ -311,7 +311,8 @@ def test_bench_runs_5_reports_5_runs(monkeypatch, capsys, tmp_path):
 
     timed: list[int] = []
     monkeypatch.setattr(bench, "ProcessPoolExecutor", Inline)
-    monkeypatch.setattr(bench, "_time_config", lambda model, settings, runs, warmup: timed.append(runs) or [1.0] * runs)
+    monkeypatch.setattr(bench, "_time_config",
+                        lambda model, settings, runs, warmup: timed.append(runs) or ([1.0] * runs, [0.1] * runs))
     monkeypatch.setattr(bench, "load_manifest", lambda root: argparse.Namespace(
         files={"model": {}}, model_id="m", preprocess=argparse.Namespace(input_size=(128, 128))))
     assert main(["bench", "--model", str(tmp_path), "--runs", "5", "--onednn-only"]) == 0
