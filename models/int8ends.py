@@ -27,18 +27,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.int8graph import _array, _attrs, _drop_unused_initializers, _tensor
+from models.int8graph import _array, _attrs, _drop_unused_initializers, _tensor, _users
 
 ENDS = ("pixel-blocks", "bounded-softmax")
 EXP_BOUND = 80.0     # |x| below this: exp(x) and a sum of thousands of them stay finite and normal in float32
-
-
-def _users(graph) -> dict[str, list]:
-    users: dict[str, list] = {}
-    for node in graph.node:
-        for name in node.input:
-            users.setdefault(name, []).append(node)
-    return users
 
 
 def pixel_blocks_input(model, mean: tuple[float, float, float], std: tuple[float, float, float]) -> bool:
@@ -55,6 +47,9 @@ def pixel_blocks_input(model, mean: tuple[float, float, float], std: tuple[float
     if len(quant) != 1 or quant[0].op_type != "QuantizeLinear":
         return False
     quant = quant[0]
+    q_zero = _array(inits, quant.input[2]) if len(quant.input) > 2 else np.zeros((), np.uint8)
+    if q_zero is None or q_zero.dtype != np.uint8:
+        return False                                      # int8 activations: a picture's bytes are not their type
     s2d = users.get(quant.output[0], [])
     if len(s2d) != 1 or s2d[0].op_type != "SpaceToDepth" or _attrs(s2d[0]).get("blocksize") != 2:
         return False
@@ -81,7 +76,8 @@ def pixel_blocks_input(model, mean: tuple[float, float, float], std: tuple[float
     if np.abs(new_bias).max() >= 2 ** 31:
         return False
     name = "pixels"
-    tensors = [_tensor(np.array(scale, np.float32), f"{name}_scale"), _tensor(np.array(zero, np.uint8), f"{name}_zero_point"),
+    tensors = [_tensor(np.array(scale, np.float32), f"{name}_scale"),
+               _tensor(np.array(zero, np.uint8), f"{name}_zero_point"),
                _tensor(new_bias.astype(np.int32), f"{conv.name or conv.output[0]}_bias_from_pixels")]
     to_nchw = helper.make_node("Transpose", [name], [f"{name}_nchw"], name=f"{name}_nchw", perm=[0, 3, 1, 2])
     conv.input[0], conv.input[1], conv.input[2] = to_nchw.output[0], tensors[0].name, tensors[1].name
@@ -142,7 +138,8 @@ def picture_agreement(before, after, frames: np.ndarray, pre) -> tuple[float, fl
     calibration_frames makes them; the pictures are recovered from them exactly)."""
     import onnxruntime as ort
 
-    sessions = [ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]) for m in (before, after)]
+    sessions = [ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+                for m in (before, after)]
     mean, std = np.asarray(pre.mean, np.float64), np.asarray(pre.std, np.float64)
     same, cells, worst = 0, 0, 0.0
     for x in frames:

@@ -254,10 +254,7 @@ def quantize_before_space_to_depth(model) -> bool:
     quantization: the same bytes, a quarter of the memory moved). True if it was there."""
     graph = model.graph
     inputs = {i.name for i in graph.input}
-    users: dict[str, list] = {}
-    for node in graph.node:
-        for name in node.input:
-            users.setdefault(name, []).append(node)
+    users = _users(graph)
     for s2d in graph.node:
         after = users.get(s2d.output[0], [])
         if s2d.op_type != "SpaceToDepth" or s2d.input[0] not in inputs or len(after) != 1:
@@ -275,6 +272,15 @@ def quantize_before_space_to_depth(model) -> bool:
         graph.node.extend([quant, s2d, *order])
         return True
     return False
+
+
+def _users(graph) -> dict[str, list]:
+    """Each tensor name -> the nodes that read it."""
+    users: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            users.setdefault(name, []).append(node)
+    return users
 
 
 def _drop_unused_initializers(graph) -> None:

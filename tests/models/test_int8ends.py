@@ -102,6 +102,10 @@ def test_pixel_blocks_is_refused_where_it_does_not_fit():
     stem = _stem()
     assert not pixel_blocks_input(stem, MEAN, (0.2, 0.25, 0.25))    # one input scale cannot hold three stds
     assert [n.op_type for n in stem.graph.node][:2] == ["QuantizeLinear", "SpaceToDepth"]
+    signed = _stem()                                                  # int8 activations
+    signed.graph.initializer.remove(next(t for t in signed.graph.initializer if t.name == "x_zero"))
+    signed.graph.initializer.append(numpy_helper.from_array(np.array(0, np.int8), "x_zero"))
+    assert not pixel_blocks_input(signed, MEAN, STD)
     no_s2d = _stem()
     no_s2d.graph.node[2].input[0] = "q"
     del no_s2d.graph.node[1]
@@ -110,7 +114,8 @@ def test_pixel_blocks_is_refused_where_it_does_not_fit():
 
 
 def _softmax_of_dequantized(scale: float, zero: int):
-    t = [numpy_helper.from_array(np.array(scale, np.float32), "s"), numpy_helper.from_array(np.array(zero, np.uint8), "z")]
+    t = [numpy_helper.from_array(np.array(scale, np.float32), "s"),
+         numpy_helper.from_array(np.array(zero, np.uint8), "z")]
     nodes = [helper.make_node("DequantizeLinear", ["q", "s", "z"], ["logits"]),
              helper.make_node("Softmax", ["logits"], ["probs"], axis=1)]
     graph = helper.make_graph(nodes, "head", [helper.make_tensor_value_info("q", TensorProto.UINT8, [2, 7, 16, 16])],

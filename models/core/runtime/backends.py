@@ -164,8 +164,9 @@ class SegmentationRuntime:
         self._still = PostStage(self.classes, PostSettings.still())  # for segment()
         if self.settings.backend == "onnxruntime":
             self._run, self.encoding = _onnx_runner(self.manifest, self.root, self.settings)
-        else:
-            self._run, self.encoding = _paddle_runner(build_predictor(self.manifest, self.root, self.settings)), "tensor"
+        else:   # Paddle's models read the float tensor
+            self._run = _paddle_runner(build_predictor(self.manifest, self.root, self.settings))
+            self.encoding = "tensor"
         self._dtype = np.float32 if self.encoding == "tensor" else np.uint8
         self.prep = FramePrep(self.profile, self.pre, encoding=self.encoding)
 
