@@ -168,17 +168,16 @@ def quantize_onnx(src: Path, dst: Path, frames: np.ndarray, options: QuantOption
                               weight_type=types[options.weights], calibrate_method=methods[options.calibration])
             quantized = onnx.load(str(out))
             changed = quantize_before_space_to_depth(quantized)
-            float_input = onnx.ModelProto()
-            float_input.CopyFrom(quantized)
             if "pixel-blocks" in options.ends and pre is not None:
+                float_input = onnx.ModelProto()
+                float_input.CopyFrom(quantized)
                 counts["pixel-blocks"] = int(pixel_blocks_input(quantized, pre.mean, pre.std))
-            if "bounded-softmax" in options.ends:
-                counts["bounded-softmax"] = int(bounded_softmax(quantized))
-            if counts.get("pixel-blocks"):
-                agree, _ = picture_agreement(float_input, quantized, frames[:4], pre)
+                agree = picture_agreement(float_input, quantized, frames[:4], pre) if counts["pixel-blocks"] else 1.0
                 if agree < PICTURE_AGREEMENT:
                     raise EndoSpineError(f"the picture-input graph keeps the top class of only {agree:.1%} of the "
                                          f"output cells (at least {PICTURE_AGREEMENT:.0%} wanted)")
+            if "bounded-softmax" in options.ends:
+                counts["bounded-softmax"] = int(bounded_softmax(quantized))
             if changed or any(counts.get(name) for name in ENDS):
                 onnx.save(quantized, str(out))
         except EndoSpineError as exc:

@@ -27,7 +27,7 @@ from models.core.runtime.frameview import FramePrep, View
 from models.core.runtime.gate import FrameGate
 from models.core.runtime.manifest import INT8_ROLE, Manifest, load_manifest
 from models.core.runtime.postprocess import PostSettings, PostStage, segment_frame
-from models.core.runtime.preprocess import input_encoding
+from models.core.runtime.preprocess import ENCODINGS, input_encoding
 
 DEVICES = ("cpu", "gpu", "tensorrt")
 BACKENDS = ("paddle", "onnxruntime")
@@ -167,7 +167,6 @@ class SegmentationRuntime:
         else:   # Paddle's models read the float tensor
             self._run = _paddle_runner(build_predictor(self.manifest, self.root, self.settings))
             self.encoding = "tensor"
-        self._dtype = np.float32 if self.encoding == "tensor" else np.uint8
         self.prep = FramePrep(self.profile, self.pre, encoding=self.encoding)
 
     def independent_frames(self) -> "SegmentationRuntime":
@@ -184,7 +183,7 @@ class SegmentationRuntime:
         """The model's input (self.encoding: (1, 3, H, W) float32, or the picture's (1, H/2, W/2,
         12) uint8 blocks) -> (1, C, h, w) float32 class probabilities (and `features`, the pooled
         features of a model with a gate)."""
-        outputs = self._run(np.ascontiguousarray(x, dtype=self._dtype))
+        outputs = self._run(np.ascontiguousarray(x, dtype=ENCODINGS[self.encoding]))
         probs = next((o for o in outputs if o.ndim == 4), None)
         self.features = next((o for o in outputs if o.ndim == 2), None)
         if probs is None:

@@ -50,10 +50,9 @@ class FramePrep:
     def __init__(self, profile: Profile | None, pre: Preprocess, independent: bool = False,
                  encoding: str = "tensor"):
         if encoding not in ENCODINGS:
-            raise ValueError(f"encoding must be one of {ENCODINGS}, got {encoding!r}")
+            raise ValueError(f"encoding must be one of {tuple(ENCODINGS)}, got {encoding!r}")
         self.profile = profile or default_profile()
         self.pre = pre
-        self.encoding = encoding
         self.encode = pre.normalize if encoding == "tensor" else pre.blocks   # input-size RGB -> model input
         self.color = self.profile.color.correction()
         lens = self.profile.lens

@@ -33,7 +33,8 @@ INPUT_MULTIPLE = 128       # the networks downsample by up to 32 and upsample by
 MEAN_RANGE = (0.0, 1.0)    # pixel units of 0..1 (x / 255)
 STD_RANGE = (0.01, 1.0)    # below 0.01 a few grey levels of noise span the whole input range
 FIELDS = ("input_size", "crop", "mean", "std", "color_order")
-ENCODINGS = ("tensor", "blocks")   # normalized 1x3xHxW float32; the picture's bytes in 2x2 blocks
+ENCODINGS = {"tensor": np.float32,  # a model's input: normalized, 1x3xHxW float32
+             "blocks": np.uint8}    # or the picture's bytes in 2x2 blocks, 1x(H/2)x(W/2)x12 uint8
 
 
 @dataclass(frozen=True)
