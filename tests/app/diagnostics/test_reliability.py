@@ -123,7 +123,10 @@ def test_soak_reports_the_share_of_frames_gated(small_video, tiny_model_dir, qtb
     from tests.app.gated_runtime import GatedRuntime
 
     worker = worker_config(str(tiny_model_dir), runtime="tests.app.gated_runtime:GatedRuntime")
-    result = run_soak(str(small_video), worker, minutes=0.2, interval_s=1.0)
+    for minutes in (0.2, 1.0):  # a loaded machine (2 busy neighbours) took most of 12 s to start the
+        result = run_soak(str(small_video), worker, minutes=minutes, interval_s=1.0)  # worker: 2 results
+        if result["gate_results"] > len(GatedRuntime.SCORES):
+            break
     n = result["gate_results"]
     assert len(GatedRuntime.SCORES) < n <= result["ai_frames"], result
     unsure = sum(GatedRuntime.UNSURE)  # 3: all of them, unless the GUI stalled past a result (15 fps source)
