@@ -36,11 +36,9 @@ from __future__ import annotations
 
 import csv
 import errno
-import os
 import queue
 import re
 import shutil
-import sys
 import threading
 from pathlib import Path
 from typing import Callable
@@ -54,6 +52,7 @@ from models.core.deid import DeidPolicy
 from models.core.errors import EndoSpineError
 from models.core.optics.fov import Circle
 from models.core.overlay import OverlayStyle, composite, render_overlay
+from models.core.sched import background
 from models.core.types import Frame, Result
 
 
@@ -104,18 +103,6 @@ RESERVE_BYTES = 2 * 1024 ** 3   # free space a recording leaves on the disk (oth
 def free_bytes(folder: Path) -> int:
     return shutil.disk_usage(folder).free
 
-
-def lower_thread_priority(nice: int) -> bool:
-    """Lower the calling thread's CPU priority by `nice` (Linux: a thread's nice value is its own,
-    and threads it starts inherit it). Elsewhere, or refused: nothing changes, returns False."""
-    if nice <= 0 or not sys.platform.startswith("linux"):
-        return False
-    tid = threading.get_native_id()
-    try:
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
-        return True
-    except OSError:
-        return False
 
 
 class Recorder:
@@ -198,7 +185,7 @@ class Recorder:
         self._thread.join(timeout)
 
     def _run(self) -> None:
-        lower_thread_priority(self.nice)  # before the first frame: the encoder starts its threads then
+        background(self.nice)  # before the first frame: the encoder starts its threads then
         try:
             while (item := self._queue.get()) is not None:
                 frame, result, withheld, style = item

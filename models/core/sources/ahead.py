@@ -24,11 +24,11 @@ reopen stops it first. While the consumer waits for an item, `waiting()` is call
 """
 from __future__ import annotations
 
-import os
 import queue
-import sys
 import threading
 from typing import Callable, Iterator
+
+from models.core.sched import background
 
 _END = object()
 
@@ -92,7 +92,7 @@ class DecodeAhead:
 
     def _produce(self) -> None:
         if self._nice > 0:
-            self.niced = lower_priority(self._nice)
+            self.niced = background(self._nice)
         try:
             for item in self._items:
                 if not self._put(item):
@@ -109,17 +109,4 @@ class DecodeAhead:
                 return True
             except queue.Full:
                 continue
-        return False
-
-
-def lower_priority(by: int) -> bool:
-    """The calling thread's nice value raised by `by` (Linux: each thread has its own; elsewhere
-    this would lower the whole process, so it is not done). True if it took effect."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + by)
-        return True
-    except (OSError, AttributeError):
         return False
