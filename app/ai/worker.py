@@ -16,7 +16,6 @@ from app.ai.protocol import Failed, FrameError, Infer, MaskResult, Ready, Stop, 
 from models.core.child import FrameSlots, single_threaded_opencv, steady_memory
 from models.core.errors import one_line
 from models.core.runtime.postprocess import PostStage, segment_frame
-from models.core.sched import thread_slice
 
 
 def worker_main(conn, cfg: WorkerConfig) -> None:
@@ -26,7 +25,6 @@ def worker_main(conn, cfg: WorkerConfig) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the main process's to handle
     single_threaded_opencv()
     steady_memory()
-    thread_slice(None)  # the display's short slice is inherited: the model's threads take the default
     if cfg.nice:
         try:
             os.nice(cfg.nice)  # the raw video path first (WorkerConfig.nice)

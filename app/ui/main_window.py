@@ -26,7 +26,6 @@ from app.ui.replay import ReplayBar
 from app.ui.video_view import VideoView
 from models.core.costs import STAGES
 from models.core.overlay import OverlayStyle, render_overlay
-from models.core.sched import DISPLAY_SLICE_NS, thread_slice
 from models.core.sources.base import Source
 from models.core.sources.replay import ReplaySource
 from models.core.timing import Timing
@@ -195,7 +194,6 @@ class MainWindow(QMainWindow):
         self.pipeline.start()
         self._poll.start(4)
         self._status_timer.start(500)
-        thread_slice(DISPLAY_SLICE_NS)  # this (the GUI) thread runs first when it wakes (models/core/sched.py)
 
     def _remembered_style(self) -> OverlayStyle:
         """Opacity and mode as last used; the classes shown as last used only with the same class

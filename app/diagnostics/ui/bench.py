@@ -53,7 +53,6 @@ from models.core.costs import STAGES, per_call, process_cpu_s
 from models.core.overlay import OverlayStyle, composite, render_overlay
 from models.core.picture import DEFAULT_VIEW_MAX
 from models.core.runtime.backends import SegmentationRuntime
-from models.core.sched import slice_of
 from models.core.sources.base import Source
 from models.core.sources.replay import ReplaySource
 from models.core.timing import Timing
@@ -159,7 +158,6 @@ def _live(source: Source, worker: WorkerConfig, seconds: float, warmup: float, t
         **({"recording": recording} if recording is not None else {}),
         "stages": stages, "process_cpu": cpu,
         "view_drawn": "x".join(map(str, drawn)) if drawn else None,  # device pixels the frame was drawn at
-        "display_slice_ns": slice_of(),  # the GUI thread's time slice (models/core/sched.py); None: not kept
     }
 
 

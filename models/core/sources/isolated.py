@@ -49,7 +49,6 @@ from models.core.child import Child, ChildGone, FrameSlots, Message, single_thre
 from models.core.costs import STAGES
 from models.core.errors import EndoSpineError
 from models.core.picture import Planes, fit_size, layout_shape
-from models.core.sched import thread_slice
 from models.core.sources.decoder_protocol import (
     Control,
     Costs,
@@ -270,7 +269,6 @@ def decoder_main(conn, target: str, loop: bool, realtime: bool, heartbeat_s: flo
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the display's to handle
     single_threaded_opencv()
     steady_memory()
-    thread_slice(None)  # the display's short slice is inherited: the decoder's threads take the default
     src = VideoSource(target, loop=loop, realtime=realtime, key=key)
     src.view_max = view_max
     try:

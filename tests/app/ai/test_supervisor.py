@@ -182,22 +182,6 @@ def test_the_worker_runs_below_the_displays_priority():
         assert os.getpriority(os.PRIO_PROCESS, client.worker_pid) == os.getpriority(os.PRIO_PROCESS, 0)
 
 
-def test_the_worker_takes_the_default_slice_back_from_the_display():
-    """Started from the display's GUI thread (its short slice, models/core/sched.py), the worker
-    and so its model's threads run with the kernel's default slice."""
-    from models.core import sched
-
-    mine = sched.slice_of()
-    if not sched.thread_slice(sched.DISPLAY_SLICE_NS):
-        pytest.skip("no per-thread time slices here (Linux 6.12+)")
-    try:
-        with _running("mode=ok") as (client, _):
-            assert _wait(lambda: client.state is AIState.RUNNING)
-            assert sched.slice_of(client.worker_pid) not in (None, sched.DISPLAY_SLICE_NS)
-    finally:
-        sched.thread_slice(mine if mine != sched.DISPLAY_SLICE_NS else None)
-
-
 def test_a_frame_lent_from_a_decoders_slot_is_read_in_place_by_the_worker():
     from models.core.child import FrameSlots
 

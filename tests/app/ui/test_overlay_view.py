@@ -337,18 +337,3 @@ def test_a_frame_already_the_drawn_size_is_drawn_as_it_is(qtbot):
     view.set_frame(np.zeros((h // 2, w // 2, 3), np.uint8))
     view.grab()
     assert resizes() == before + 1                  # any other size is resized once
-
-
-@pytest.mark.gui
-def test_the_gui_thread_asks_for_the_displays_short_slice_when_started(qtbot):
-    from models.core import sched
-
-    if not sched.thread_slice(None) or not sched.slice_of():
-        pytest.skip("no per-thread time slices here (Linux 6.12+)")
-    assert sched.slice_of() != sched.DISPLAY_SLICE_NS
-    win = _window(qtbot)
-    try:
-        assert sched.slice_of() == sched.DISPLAY_SLICE_NS
-    finally:
-        win.close()
-        sched.thread_slice(None)
