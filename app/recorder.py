@@ -104,7 +104,6 @@ def free_bytes(folder: Path) -> int:
     return shutil.disk_usage(folder).free
 
 
-
 class Recorder:
     """Records the raw video of displayed frames, the masks painted over them and a CSV row per
     frame (app/recording.py). policy: what the files keep (default: de-identified, the field of

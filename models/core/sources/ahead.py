@@ -91,8 +91,7 @@ class DecodeAhead:
         return not self._thread.is_alive()
 
     def _produce(self) -> None:
-        if self._nice > 0:
-            self.niced = background(self._nice)
+        self.niced = background(self._nice)  # False for 0: nothing asked
         try:
             for item in self._items:
                 if not self._put(item):
